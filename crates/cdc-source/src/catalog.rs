@@ -1,0 +1,252 @@
+//! Reading the source's catalog: settings, privileges, publications, slots
+//! and table shapes, with errors that say how to fix what is missing.
+
+use changelog::{Column, Lsn, ReplicaIdentity, TableName, TableSchema};
+use tokio_postgres::Client;
+
+use crate::error::{CaptureError, Result};
+
+/// Quotes an identifier for SQL.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A schema-qualified, quoted table name.
+pub fn qualified(t: &TableName) -> String {
+    format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
+}
+
+/// Facts about the server and the connected role.
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    /// `server_version_num`.
+    pub version_num: i32,
+    /// Whether the role is a superuser (may create event triggers and
+    /// publications for all tables).
+    pub superuser: bool,
+    /// Database name.
+    pub database: String,
+}
+
+/// Checks `wal_level`, the server version and the REPLICATION privilege.
+pub async fn check_server(client: &Client) -> Result<ServerInfo> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('wal_level'), current_setting('server_version_num')::int, \
+                    r.rolsuper, r.rolreplication, current_database() \
+             FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await?;
+    let wal_level: String = row.get(0);
+    let version_num: i32 = row.get(1);
+    let superuser: bool = row.get(2);
+    let replication: bool = row.get(3);
+    let database: String = row.get(4);
+    if wal_level != "logical" {
+        return Err(CaptureError::Setup(format!(
+            "the server has wal_level={wal_level}; logical replication needs wal_level=logical \
+             (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)"
+        )));
+    }
+    if version_num < 140_000 {
+        return Err(CaptureError::Setup(format!(
+            "PostgreSQL {}.{} is too old; asof needs 14 or later",
+            version_num / 10_000,
+            version_num % 10_000
+        )));
+    }
+    if !superuser && !replication {
+        return Err(CaptureError::Setup(
+            "the role lacks the REPLICATION privilege (ALTER ROLE <role> WITH REPLICATION)".into(),
+        ));
+    }
+    Ok(ServerInfo { version_num, superuser, database })
+}
+
+/// A replication slot as `pg_replication_slots` shows it.
+#[derive(Clone, Debug)]
+pub struct SlotInfo {
+    /// Output plugin.
+    pub plugin: Option<String>,
+    /// Database it belongs to.
+    pub database: Option<String>,
+    /// Position the client confirmed.
+    pub confirmed_flush: Option<Lsn>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+    /// Whether a walsender is using it now.
+    pub active: bool,
+}
+
+/// Looks up a slot.
+pub async fn slot(client: &Client, name: &str) -> Result<Option<SlotInfo>> {
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, database::text, confirmed_flush_lsn::text, wal_status, active \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(row.map(|r| SlotInfo {
+        plugin: r.get(0),
+        database: r.get(1),
+        confirmed_flush: r.get::<_, Option<String>>(2).and_then(|s| s.parse().ok()),
+        wal_status: r.get(3),
+        active: r.get(4),
+    }))
+}
+
+/// Errors unless a new slot can be created.
+pub async fn check_free_slot(client: &Client) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int",
+            &[],
+        )
+        .await?;
+    let free: i32 = row.get(0);
+    if free <= 0 {
+        return Err(CaptureError::Setup(
+            "no free replication slot (raise max_replication_slots, or drop an unused slot)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The server's current WAL position.
+pub async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
+    let s: String = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
+    s.parse().map_err(|_| CaptureError::Protocol { lsn: Lsn::ZERO, message: format!("bad LSN {s}") })
+}
+
+/// Creates the publication when missing: for the given tables, or for all
+/// tables when none are given.
+pub async fn ensure_publication(client: &Client, name: &str, tables: &[TableName]) -> Result<()> {
+    let exists = client.query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name]).await?.is_some();
+    if exists {
+        return Ok(());
+    }
+    let target = if tables.is_empty() {
+        "FOR ALL TABLES".to_string()
+    } else {
+        format!("FOR TABLE {}", tables.iter().map(qualified).collect::<Vec<_>>().join(", "))
+    };
+    client
+        .batch_execute(&format!("CREATE PUBLICATION {} {target}", quote_ident(name)))
+        .await
+        .map_err(|e| match e.code().map(|c| c.code()) {
+            Some("42501") => CaptureError::Setup(format!(
+                "cannot create publication {name}: permission denied (a superuser can run \
+                 CREATE PUBLICATION {name} {target}, or pass --tables for tables the role owns)"
+            )),
+            Some("42P01") => CaptureError::Setup(format!("cannot create publication {name}: {}", db_message(&e))),
+            _ => CaptureError::Sql(e),
+        })?;
+    Ok(())
+}
+
+fn db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+}
+
+/// The tables a publication covers, with their OIDs.
+pub async fn published_tables(client: &Client, publication: &str) -> Result<Vec<(u32, TableName)>> {
+    let rows = client
+        .query(
+            "SELECT c.oid, t.schemaname::text, t.tablename::text FROM pg_publication_tables t \
+             JOIN pg_namespace n ON n.nspname = t.schemaname \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename \
+             WHERE t.pubname = $1 ORDER BY 2, 3",
+            &[&publication],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get::<_, u32>(0), TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)))).collect())
+}
+
+/// Reads a table's shape from the catalog (as of the client's snapshot).
+/// The key is the primary key, else the replica identity index, else every
+/// column under `REPLICA IDENTITY FULL`.
+pub async fn describe_table(client: &Client, oid: u32) -> Result<TableSchema> {
+    let head = client
+        .query_one(
+            "SELECT n.nspname::text, c.relname::text, c.relreplident::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[&oid],
+        )
+        .await?;
+    let name = TableName::new(head.get::<_, String>(0), head.get::<_, String>(1));
+    let ident = match head.get::<_, String>(2).as_str() {
+        "d" => ReplicaIdentity::Default,
+        "f" => ReplicaIdentity::Full,
+        "i" => ReplicaIdentity::Index,
+        _ => ReplicaIdentity::Nothing,
+    };
+    let rows = client
+        .query(
+            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.atttypmod, \
+                    coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary)::int2[]), false), \
+                    coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisreplident)::int2[]), false) \
+             FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await?;
+    let has_pk = rows.iter().any(|r| r.get::<_, bool>(4));
+    let has_ident_index = rows.iter().any(|r| r.get::<_, bool>(5));
+    let columns = rows
+        .iter()
+        .map(|r| {
+            let in_pk: bool = r.get(4);
+            let in_ident: bool = r.get(5);
+            let is_key = match ident {
+                ReplicaIdentity::Index if has_ident_index => in_ident,
+                _ if has_pk => in_pk,
+                ReplicaIdentity::Full => true,
+                _ => false,
+            };
+            Column {
+                name: r.get(0),
+                type_oid: r.get(1),
+                type_name: r.get(2),
+                type_modifier: r.get(3),
+                is_key,
+            }
+        })
+        .collect();
+    Ok(TableSchema { name, relation_oid: oid, columns, replica_identity: ident })
+}
+
+/// Errors when changes to the table could not be captured row by row.
+pub fn check_identity(schema: &TableSchema) -> Result<()> {
+    if schema.columns.iter().any(|c| c.is_key) {
+        return Ok(());
+    }
+    let t = qualified(&schema.name);
+    Err(CaptureError::Setup(format!(
+        "table {} has no primary key or usable replica identity, so its updates and deletes cannot be \
+         captured; add a primary key, or run: ALTER TABLE {t} REPLICA IDENTITY FULL",
+        schema.name
+    )))
+}
+
+/// Errors unless the role may read the table (needed for the initial copy).
+pub async fn check_select(client: &Client, oid: u32, name: &TableName) -> Result<()> {
+    let ok: bool = client.query_one("SELECT has_table_privilege($1::oid, 'SELECT')", &[&oid]).await?.get(0);
+    if !ok {
+        return Err(CaptureError::Setup(format!(
+            "the role may not read {name} (GRANT SELECT ON {} TO <role>)",
+            qualified(name)
+        )));
+    }
+    Ok(())
+}
+
+/// `format_type` for a type OID and modifier (names for Relation messages).
+pub async fn type_name(client: &Client, oid: u32, typmod: i32) -> Result<String> {
+    Ok(client.query_one("SELECT format_type($1::oid, $2::int)", &[&oid, &typmod]).await?.get(0))
+}

@@ -1,0 +1,67 @@
+//! A decoder for the `pgoutput` logical replication protocol, version 1.
+//!
+//! `pgoutput` is the output plugin built into PostgreSQL (10+). A walsender
+//! running it sends one message per `XLogData` payload: `Begin`, then the
+//! row changes of one committed transaction (`Insert`, `Update`, `Delete`,
+//! `Truncate`), `Relation`/`Type` descriptions before first use, and `Commit`.
+//! [`Message::parse`] turns one complete payload into a typed [`Message`].
+//!
+//! What this module is:
+//! - a pure function from bytes to values, in the style of
+//!   `postgres-protocol`'s backend message parser: no I/O, no tokio, no state
+//!   carried between messages;
+//! - zero-copy for column values: each [`TupleValue::Text`] or
+//!   [`TupleValue::Binary`] is a [`bytes::Bytes`] slice of the input, because
+//!   this runs once per row change on the capture's hot path;
+//! - total on untrusted input: any byte string gives `Ok` or a
+//!   [`DecodeError`] that names the byte offset and the field expected there,
+//!   never a panic, an unbounded allocation or a silently ignored trailing
+//!   byte. Every accepted payload re-encodes to exactly the same bytes.
+//!
+//! What it is not:
+//! - it does not interpret column values; text values stay in Postgres's own
+//!   text form, byte for byte (the change log stores them that way);
+//! - it does not track relations: resolving an `Insert`'s `rel_id` to the
+//!   latest `Relation` message is the caller's job;
+//! - it decodes protocol version 1 only. The version-2+ messages for
+//!   streamed in-progress transactions (`S`, `E`, `c`, `A`) and two-phase
+//!   commit are rejected as unknown tags, so a session must request
+//!   `proto_version '1'` without `streaming`.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::as_conversions
+)]
+
+mod error;
+mod message;
+mod parse;
+mod reader;
+
+#[cfg(any(test, feature = "fuzzing"))]
+mod encode;
+#[cfg(test)]
+mod tests;
+
+pub use error::DecodeError;
+pub use message::*;
+
+/// Fuzz entry point: parses arbitrary bytes and checks that every accepted
+/// payload re-encodes to the same bytes (the decoder is canonical).
+///
+/// Panics only when that property is violated, which is what a fuzzer
+/// looks for.
+#[cfg(feature = "fuzzing")]
+#[allow(clippy::panic)]
+pub fn fuzz_parse(data: &[u8]) {
+    let input = bytes::Bytes::copy_from_slice(data);
+    if let Ok(message) = Message::parse(&input) {
+        let mut out = Vec::new();
+        message.encode(&mut out);
+        if out != data {
+            panic!("re-encoding {message:?} gave different bytes");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The key layout: every column family, and how its keys are encoded.
+//!
+//! All integers are big-endian so that RocksDB's default bytewise comparator
+//! orders keys numerically; nothing needs a custom comparator.
+//!
+//! ```text
+//! cf "meta"      b"format" | b"watermark" | b"source" | b"horizon" | b"next_table"
+//! cf "tables"    table_id:u32                                  -> TableName
+//! cf "schemas"   table_id:u32 version:u32                      -> SchemaVersion
+//! cf "commits"   commit_lsn:u64                                -> CommitEntry
+//! cf "times"     commit_time:i64^signbit commit_lsn:u64        -> ()
+//! cf "log"       commit_lsn:u64 ordinal:u32                    -> ChangeRecord
+//! cf "resets"    table_id:u32 lsn:u64                          -> ResetKind
+//! cf "versions"  table_id:u32 user_key !commit_lsn:u64         -> tag schema_version row
+//! ```
+//!
+//! `user_key` is a memcomparable, prefix-free encoding of the row's key
+//! columns ([`encode_user_key`]). The version suffix is the bitwise NOT of
+//! the commit LSN, so the newest version of a key sorts first and "the
+//! version visible at cut c" is a single seek to `(key, !c)` (the layout of
+//! TiKV and CockroachDB's MVCC keys).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use crate::codec::CorruptEncoding;
+use crate::ids::TableId;
+use crate::lsn::Lsn;
+use crate::time::CommitTime;
+use crate::value::DatumRef;
+
+/// Column family names.
+pub mod cf {
+    /// Store-wide metadata.
+    pub const META: &str = "meta";
+    /// Table id to name.
+    pub const TABLES: &str = "tables";
+    /// Schema history.
+    pub const SCHEMAS: &str = "schemas";
+    /// One entry per committed transaction.
+    pub const COMMITS: &str = "commits";
+    /// Commit-time index.
+    pub const TIMES: &str = "times";
+    /// The change log itself.
+    pub const LOG: &str = "log";
+    /// Points where a table was emptied (truncate, full re-read, drop).
+    pub const RESETS: &str = "resets";
+    /// The MVCC version index.
+    pub const VERSIONS: &str = "versions";
+    /// Every family, in creation order.
+    pub const ALL: [&str; 8] = [META, TABLES, SCHEMAS, COMMITS, TIMES, LOG, RESETS, VERSIONS];
+}
+
+/// Keys of the `meta` family.
+pub mod meta {
+    /// The store format version (u32 BE).
+    pub const FORMAT: &[u8] = b"format";
+    /// The durable watermark.
+    pub const WATERMARK: &[u8] = b"watermark";
+    /// Source (server, slot, publication) metadata.
+    pub const SOURCE: &[u8] = b"source";
+    /// The retention horizon.
+    pub const HORIZON: &[u8] = b"horizon";
+    /// The next table id to assign.
+    pub const NEXT_TABLE: &[u8] = b"next_table";
+    /// How far the source has confirmed the log complete (may pass the
+    /// watermark on an idle server).
+    pub const SCANNED: &[u8] = b"scanned";
+    /// A spilled transaction in flight (removed on open after a crash).
+    pub const INFLIGHT: &[u8] = b"inflight";
+}
+
+fn take<const N: usize>(buf: &[u8], at: usize, what: &'static str) -> Result<[u8; N], CorruptEncoding> {
+    buf.get(at..at + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .ok_or(CorruptEncoding { offset: at, what })
+}
+
+/// `lsn` as 8 big-endian bytes.
+pub fn encode_lsn(lsn: Lsn) -> [u8; 8] {
+    lsn.0.to_be_bytes()
+}
+
+/// Reads an LSN from the first 8 bytes.
+pub fn decode_lsn(buf: &[u8]) -> Result<Lsn, CorruptEncoding> {
+    Ok(Lsn(u64::from_be_bytes(take::<8>(buf, 0, "lsn")?)))
+}
+
+/// `commits` key.
+pub fn encode_commit_key(lsn: Lsn) -> [u8; 8] {
+    encode_lsn(lsn)
+}
+
+/// `times` key: the time with its sign bit flipped (so negative times sort
+/// first), then the commit LSN.
+pub fn encode_time_key(t: CommitTime, lsn: Lsn) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    let (a, b) = k.split_at_mut(8);
+    a.copy_from_slice(&((t.unix_micros() as u64) ^ (1 << 63)).to_be_bytes());
+    b.copy_from_slice(&lsn.0.to_be_bytes());
+    k
+}
+
+/// Decodes a `times` key.
+pub fn decode_time_key(k: &[u8]) -> Result<(CommitTime, Lsn), CorruptEncoding> {
+    let t = u64::from_be_bytes(take::<8>(k, 0, "time")?) ^ (1 << 63);
+    let lsn = u64::from_be_bytes(take::<8>(k, 8, "lsn")?);
+    Ok((CommitTime::from_unix_micros(t as i64), Lsn(lsn)))
+}
+
+/// `log` key.
+pub fn encode_log_key(lsn: Lsn, ordinal: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    let (a, b) = k.split_at_mut(8);
+    a.copy_from_slice(&lsn.0.to_be_bytes());
+    b.copy_from_slice(&ordinal.to_be_bytes());
+    k
+}
+
+/// Decodes a `log` key.
+pub fn decode_log_key(k: &[u8]) -> Result<(Lsn, u32), CorruptEncoding> {
+    Ok((Lsn(u64::from_be_bytes(take::<8>(k, 0, "lsn")?)), u32::from_be_bytes(take::<4>(k, 8, "ordinal")?)))
+}
+
+/// `tables` key.
+pub fn encode_table_key(t: TableId) -> [u8; 4] {
+    t.0.to_be_bytes()
+}
+
+/// Decodes a `tables` key (also the first 4 bytes of other table-prefixed keys).
+pub fn decode_table_key(k: &[u8]) -> Result<TableId, CorruptEncoding> {
+    Ok(TableId(u32::from_be_bytes(take::<4>(k, 0, "table id")?)))
+}
+
+/// `schemas` key.
+pub fn encode_schema_key(t: TableId, version: u32) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    let (a, b) = k.split_at_mut(4);
+    a.copy_from_slice(&t.0.to_be_bytes());
+    b.copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// `resets` key.
+pub fn encode_reset_key(t: TableId, lsn: Lsn) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    let (a, b) = k.split_at_mut(4);
+    a.copy_from_slice(&t.0.to_be_bytes());
+    b.copy_from_slice(&lsn.0.to_be_bytes());
+    k
+}
+
+/// Decodes a `resets` key.
+pub fn decode_reset_key(k: &[u8]) -> Result<(TableId, Lsn), CorruptEncoding> {
+    Ok((decode_table_key(k)?, Lsn(u64::from_be_bytes(take::<8>(k, 4, "lsn")?))))
+}
+
+/// Type OIDs whose text form is an integer and that are encoded numerically
+/// in keys (int2, int4, int8, oid), so integer keys scan in numeric order.
+const INTEGER_TYPES: [u32; 4] = [21, 23, 20, 26];
+
+// Tags that start each key component; distinct tags keep components of
+// different kinds from ever comparing equal or being prefixes of each other.
+const TAG_NULL: u8 = 0x05;
+const TAG_MISSING: u8 = 0x06;
+const TAG_INT: u8 = 0x10;
+const TAG_BYTES: u8 = 0x20;
+
+/// A table id plus the encoded key columns of one row: identifies a row
+/// across its versions. Memcomparable and prefix-free.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct UserKey(pub Vec<u8>);
+
+/// A [`UserKey`] plus a version suffix: one key of the `versions` family.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct VersionKey(pub Vec<u8>);
+
+/// Encodes the key of a row: the table id, then each key column.
+///
+/// Integers (by type OID) become 8 sign-flipped big-endian bytes so `9` sorts
+/// before `10`; every other value is its text bytes with `0x00` escaped as
+/// `0x00 0xFF` and a `0x00 0x01` terminator, which keeps byte order and makes
+/// the encoding prefix-free (`"a"` and `"ab"` stay apart, and `("a","b")`
+/// never equals `("ab","")`).
+pub fn encode_user_key<'a>(
+    table: TableId,
+    key_types: &[u32],
+    key_values: impl IntoIterator<Item = DatumRef<'a>>,
+) -> UserKey {
+    let mut out = Vec::with_capacity(24);
+    encode_user_key_into(&mut out, table, key_types, key_values);
+    UserKey(out)
+}
+
+/// [`encode_user_key`] into a reused buffer (cleared first).
+pub fn encode_user_key_into<'a>(
+    out: &mut Vec<u8>,
+    table: TableId,
+    key_types: &[u32],
+    key_values: impl IntoIterator<Item = DatumRef<'a>>,
+) {
+    out.clear();
+    out.extend_from_slice(&table.0.to_be_bytes());
+    for (i, v) in key_values.into_iter().enumerate() {
+        let ty = key_types.get(i).copied().unwrap_or(0);
+        match v {
+            DatumRef::Null => out.push(TAG_NULL),
+            DatumRef::Missing => out.push(TAG_MISSING),
+            DatumRef::Text(b) => {
+                let int = if INTEGER_TYPES.contains(&ty) {
+                    std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok())
+                } else {
+                    None
+                };
+                match int {
+                    Some(n) => {
+                        out.push(TAG_INT);
+                        out.extend_from_slice(&((n as u64) ^ (1 << 63)).to_be_bytes());
+                    }
+                    None => {
+                        out.push(TAG_BYTES);
+                        for &byte in b {
+                            out.push(byte);
+                            if byte == 0 {
+                                out.push(0xFF);
+                            }
+                        }
+                        out.extend_from_slice(&[0x00, 0x01]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl UserKey {
+    /// The table this key belongs to.
+    pub fn table(&self) -> Result<TableId, CorruptEncoding> {
+        decode_table_key(&self.0)
+    }
+
+    /// The versioned key for the version committed at `lsn`.
+    pub fn at(&self, lsn: Lsn) -> VersionKey {
+        let mut k = Vec::with_capacity(self.0.len() + 8);
+        k.extend_from_slice(&self.0);
+        k.extend_from_slice(&(!lsn.0).to_be_bytes());
+        VersionKey(k)
+    }
+
+    /// The smallest key sorting after every version of this key.
+    pub fn after_all_versions(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.0.len() + 9);
+        k.extend_from_slice(&self.0);
+        k.extend_from_slice(&[0xFF; 9]);
+        k
+    }
+}
+
+/// Splits a `versions` key into its user-key bytes and commit LSN.
+pub fn split_version_key(k: &[u8]) -> Result<(&[u8], Lsn), CorruptEncoding> {
+    let cut = k.len().checked_sub(8).filter(|c| *c >= 4).ok_or(CorruptEncoding { offset: 0, what: "version key" })?;
+    let (user, suffix) = k.split_at(cut);
+    let inv = u64::from_be_bytes(take::<8>(suffix, 0, "version suffix")?);
+    Ok((user, Lsn(!inv)))
+}
+
+/// The first and one-past-last keys of a table's range in table-prefixed
+/// families.
+pub fn table_range(t: TableId) -> ([u8; 4], Vec<u8>) {
+    let lo = t.0.to_be_bytes();
+    let hi = match t.0.checked_add(1) {
+        Some(n) => n.to_be_bytes().to_vec(),
+        None => vec![0xFF; 5],
+    };
+    (lo, hi)
+}
+
+/// Version value tags.
+pub mod version_tag {
+    /// The row exists with the encoded image.
+    pub const PUT: u8 = 0;
+    /// The row was deleted.
+    pub const TOMBSTONE: u8 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum K {
+        Int(i64),
+        Text(Vec<u8>),
+        Null,
+    }
+
+    fn component() -> impl Strategy<Value = K> {
+        prop_oneof![
+            any::<i64>().prop_map(K::Int),
+            proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..6).prop_map(K::Text),
+            Just(K::Null),
+        ]
+    }
+
+    fn enc(keys: &[K], lsn: u64) -> Vec<u8> {
+        // Column i is an int column when its first value was an int, to mimic a fixed schema.
+        let types: Vec<u32> = keys.iter().map(|k| if matches!(k, K::Int(_)) { 20 } else { 25 }).collect();
+        let texts: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| match k {
+                K::Int(n) => n.to_string().into_bytes(),
+                K::Text(b) => b.clone(),
+                K::Null => vec![],
+            })
+            .collect();
+        let refs = keys.iter().zip(&texts).map(|(k, t)| match k {
+            K::Null => DatumRef::Null,
+            _ => DatumRef::Text(t),
+        });
+        encode_user_key(TableId(7), &types, refs).at(Lsn(lsn)).0
+    }
+
+    fn cmp_model(a: &[K], b: &[K]) -> std::cmp::Ordering {
+        fn rank(k: &K) -> u8 {
+            match k {
+                K::Null => 0,
+                K::Int(_) => 1,
+                K::Text(_) => 2,
+            }
+        }
+        for (x, y) in a.iter().zip(b) {
+            let o = rank(x).cmp(&rank(y)).then_with(|| match (x, y) {
+                (K::Int(p), K::Int(q)) => p.cmp(q),
+                (K::Text(p), K::Text(q)) => p.cmp(q),
+                _ => std::cmp::Ordering::Equal,
+            });
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        a.len().cmp(&b.len())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Comparing encoded version keys equals comparing (key, newest first).
+        #[test]
+        fn version_keys_order_like_the_model(
+            (a, b) in (1usize..4).prop_flat_map(|n| (
+                proptest::collection::vec(component(), n),
+                proptest::collection::vec(component(), n),
+            )),
+            la in any::<u64>(), lb in any::<u64>(),
+        ) {
+            let model = cmp_model(&a, &b).then_with(|| lb.cmp(&la));
+            prop_assert_eq!(enc(&a, la).cmp(&enc(&b, lb)), model);
+        }
+
+        #[test]
+        fn split_recovers_lsn(a in proptest::collection::vec(component(), 1..4), l in any::<u64>()) {
+            let k = enc(&a, l);
+            let (user, lsn) = split_version_key(&k).unwrap();
+            prop_assert_eq!(lsn, Lsn(l));
+            prop_assert_eq!(user.len() + 8, k.len());
+        }
+
+        #[test]
+        fn time_keys_round_trip_and_order(t1 in any::<i64>(), t2 in any::<i64>(), l in any::<u64>()) {
+            let (a, b) = (encode_time_key(CommitTime::from_unix_micros(t1), Lsn(l)), encode_time_key(CommitTime::from_unix_micros(t2), Lsn(l)));
+            prop_assert_eq!(a.cmp(&b), t1.cmp(&t2));
+            prop_assert_eq!(decode_time_key(&a).unwrap(), (CommitTime::from_unix_micros(t1), Lsn(l)));
+        }
+    }
+
+    #[test]
+    fn prefix_keys_stay_apart() {
+        let t = [25u32, 25];
+        let a = encode_user_key(TableId(1), &t, [DatumRef::Text(b"a"), DatumRef::Text(b"bc")]);
+        let b = encode_user_key(TableId(1), &t, [DatumRef::Text(b"ab"), DatumRef::Text(b"c")]);
+        assert_ne!(a, b);
+        assert!(!b.0.starts_with(&a.0) && !a.0.starts_with(&b.0));
+    }
+}

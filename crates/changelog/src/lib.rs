@@ -1,0 +1,56 @@
+//! `changelog`: the durable, append-only, indexed change log of `asof`.
+//!
+//! Every committed PostgreSQL transaction the capture sees is appended here
+//! as one [`Transaction`] of [`ChangeRecord`]s, atomically and durably, and
+//! indexed so that the state of any table at any past cut can be read back
+//! without replaying the log:
+//!
+//! - the **log** in commit-LSN order ([`Store::for_each_log_entry`]);
+//! - an MVCC **version index** ordered by (table, key, LSN descending), so
+//!   the version of one key at a cut is one seek ([`Store::version_at`]) and
+//!   a whole table at a cut is one pass ([`Store::scan_as_of`]);
+//! - a **commit-time index** that resolves a timestamp to the last commit at
+//!   or before it, with commit times made monotonic in LSN order;
+//! - **schema history** per table ([`SchemaHistory`]), so old rows are read
+//!   with the columns the table had at the cut;
+//! - a **watermark**: the last durable transaction, which is what the
+//!   capture may acknowledge to Postgres.
+//!
+//! Central types: [`Lsn`], [`CommitTime`], [`Xid`], [`TableId`],
+//! [`TableSchema`]/[`SchemaVersion`], [`Datum`]/[`RowImage`],
+//! [`ChangeRecord`], [`Transaction`], [`Store`].
+//!
+//! Not here: talking to Postgres (`cdc-source`), resolving user-facing time
+//! expressions and assembling answers (`materializer`), or formatting.
+//!
+//! ```no_run
+//! use changelog::{Store, StoreOptions};
+//! let store = Store::open("asof-data", &StoreOptions { create_if_missing: true, ..Default::default() })?;
+//! println!("log reaches {:?}", store.watermark());
+//! # Ok::<(), changelog::StoreError>(())
+//! ```
+
+pub mod codec;
+mod error;
+mod ids;
+pub mod keys;
+mod lsn;
+pub mod mvcc;
+mod record;
+pub mod schema;
+mod store;
+mod time;
+mod value;
+
+pub use error::{Result, StoreError};
+pub use ids::{TableId, TableName, Xid};
+pub use lsn::{Lsn, ParseLsnError};
+pub use mvcc::{DiffRow, ScanRow, ScanStats, SideVersion, SEEK_AFTER_NEXTS};
+pub use record::{ChangeRecord, CommitInfo, Transaction};
+pub use schema::{Column, Projection, ReplicaIdentity, SchemaChange, SchemaHistory, SchemaVersion, SchemaVersionNo, TableSchema};
+pub use store::{
+    Access, AppendOutcome, Catalog, CommitEntry, CompactStats, Durability, LogEntry, ResetKind, SourceInfo, SpillTxn, Store,
+    StoreOptions, StoredVersion, TableEntry, VersionState, Watermark, FORMAT_VERSION,
+};
+pub use time::CommitTime;
+pub use value::{Datum, DatumRef, RowImage};

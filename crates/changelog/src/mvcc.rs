@@ -1,0 +1,278 @@
+//! Whole-table scans of the version index at a cut (MVCC reads).
+//!
+//! The versions of one key sit together, newest first. A scan at cut `c`
+//! must land on the first version with LSN `<= c` and then leave the key's
+//! older versions behind. Stepping with `next()` is cheapest when a key has
+//! few versions, a `seek()` when it has many; like TiKV's forward scanner and
+//! CockroachDB's MVCC scanner, the scan tries [`SEEK_AFTER_NEXTS`] steps and
+//! then seeks, so deep history costs little more than shallow history.
+
+use rocksdb::{DBRawIterator, ReadOptions};
+
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::ids::TableId;
+use crate::keys::{self, cf, version_tag};
+use crate::lsn::Lsn;
+use crate::schema::SchemaVersionNo;
+use crate::store::Store;
+use crate::value::DatumRef;
+
+/// How many `next()` calls a scan makes inside one key before it `seek()`s.
+pub const SEEK_AFTER_NEXTS: usize = 8;
+
+/// Iterator work done by a scan, to tune [`SEEK_AFTER_NEXTS`] from benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// `next()` calls.
+    pub nexts: u64,
+    /// `seek()` calls.
+    pub seeks: u64,
+    /// Rows handed to the caller.
+    pub rows: u64,
+}
+
+/// A live row version found by a scan, borrowed from the engine's buffers.
+#[derive(Debug)]
+pub struct ScanRow<'a> {
+    /// The encoded user key (table id + key columns).
+    pub key: &'a [u8],
+    /// Commit LSN of the version.
+    pub lsn: Lsn,
+    /// Schema version the values are aligned to.
+    pub schema: SchemaVersionNo,
+    /// The values.
+    pub values: &'a [DatumRef<'a>],
+}
+
+/// One side of a [`DiffRow`]: the version visible at one cut, if a live row.
+#[derive(Debug)]
+pub struct SideVersion {
+    /// Commit LSN of the version.
+    pub lsn: Lsn,
+    /// Schema version of the values.
+    pub schema: SchemaVersionNo,
+    /// The values, owned (diffs are sparse, so copying is cheap overall).
+    pub values: Vec<crate::value::Datum>,
+}
+
+/// A key whose visible version differs between two cuts.
+#[derive(Debug)]
+pub struct DiffRow<'a> {
+    /// The encoded user key.
+    pub key: &'a [u8],
+    /// Visible live row at the earlier cut.
+    pub before: Option<SideVersion>,
+    /// Visible live row at the later cut.
+    pub after: Option<SideVersion>,
+}
+
+/// Moves the lifetime of an empty buffer so its allocation can be reused for
+/// borrows of the next engine value.
+fn recycle<'a>(mut v: Vec<DatumRef<'static>>) -> Vec<DatumRef<'a>> {
+    v.clear();
+    v.into_iter().collect()
+}
+
+fn park(mut v: Vec<DatumRef<'_>>) -> Vec<DatumRef<'static>> {
+    v.clear();
+    v.into_iter().map(|_| DatumRef::Null).collect()
+}
+
+struct Walker<'s> {
+    it: DBRawIterator<'s>,
+    stats: ScanStats,
+    key: Vec<u8>,
+}
+
+impl<'s> Walker<'s> {
+    fn new(store: &'s Store, table: TableId) -> Result<Self> {
+        let (lo, hi) = keys::table_range(table);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(hi);
+        ro.set_readahead_size(2 << 20);
+        ro.set_async_io(true);
+        let mut it = store.db().raw_iterator_cf_opt(store.cf_handle(cf::VERSIONS)?, ro);
+        it.seek(lo);
+        Ok(Walker { it, stats: ScanStats { seeks: 1, ..ScanStats::default() }, key: Vec::new() })
+    }
+
+    /// Loads the current entry's user key into `self.key`; `None` at the end.
+    fn current(&self) -> Result<Option<(&[u8], Lsn)>> {
+        match self.it.key() {
+            Some(k) => Ok(Some(keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?)),
+            None => {
+                self.it.status()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Positions on the first version of `self.key` with LSN `<= cut`, or
+    /// on the next key. Returns whether the iterator is on `self.key`.
+    fn skip_to_cut(&mut self, cut: Lsn) -> Result<bool> {
+        let mut steps = 0;
+        loop {
+            let Some((uk, lsn)) = self.current()? else { return Ok(false) };
+            if uk != self.key.as_slice() {
+                return Ok(false);
+            }
+            if lsn <= cut {
+                return Ok(true);
+            }
+            if steps == SEEK_AFTER_NEXTS {
+                let mut target = self.key.clone();
+                target.extend_from_slice(&(!cut.0).to_be_bytes());
+                self.it.seek(&target);
+                self.stats.seeks += 1;
+                steps = 0;
+                continue;
+            }
+            self.it.next();
+            self.stats.nexts += 1;
+            steps += 1;
+        }
+    }
+
+    /// Moves past every remaining version of `self.key`.
+    fn skip_key(&mut self) -> Result<()> {
+        for _ in 0..SEEK_AFTER_NEXTS {
+            self.it.next();
+            self.stats.nexts += 1;
+            match self.current()? {
+                Some((uk, _)) if uk == self.key.as_slice() => {}
+                _ => return Ok(()),
+            }
+        }
+        let mut target = self.key.clone();
+        target.extend_from_slice(&[0xFF; 9]);
+        self.it.seek(&target);
+        self.stats.seeks += 1;
+        Ok(())
+    }
+
+    /// Sets `self.key` from the current entry; false at the end.
+    fn begin_key(&mut self) -> Result<bool> {
+        let Some(k) = self.it.key() else {
+            self.it.status()?;
+            return Ok(false);
+        };
+        let (uk, _) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+        self.key.clear();
+        self.key.extend_from_slice(uk);
+        Ok(true)
+    }
+}
+
+fn decode_head(v: &[u8]) -> Result<Option<(SchemaVersionNo, usize)>> {
+    match v.first() {
+        Some(&version_tag::PUT) => {
+            let mut pos = 1;
+            let sv = codec::get_varint(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            let sv = u32::try_from(sv).map_err(|_| StoreError::Corrupt {
+                cf: cf::VERSIONS,
+                source: codec::CorruptEncoding { offset: 1, what: "schema version" },
+            })?;
+            Ok(Some((SchemaVersionNo(sv), pos)))
+        }
+        Some(&version_tag::TOMBSTONE) => Ok(None),
+        _ => Err(StoreError::Corrupt { cf: cf::VERSIONS, source: codec::CorruptEncoding { offset: 0, what: "tag" } }),
+    }
+}
+
+impl Store {
+    /// Streams the live rows of `table` as of `cut`, in key order. Versions
+    /// older than `dead_before` (the table's last reset at or before the
+    /// cut) are treated as gone. `f` returns `false` to stop early.
+    pub fn scan_as_of<E: From<StoreError>>(
+        &self,
+        table: TableId,
+        cut: Lsn,
+        dead_before: Option<Lsn>,
+        mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<bool, E>,
+    ) -> std::result::Result<ScanStats, E> {
+        let mut w = Walker::new(self, table)?;
+        let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
+        while w.begin_key()? {
+            if w.skip_to_cut(cut)? {
+                let (Some(k), Some(v)) = (w.it.key(), w.it.value()) else { break };
+                let lsn = Lsn(!u64::from_be_bytes(
+                    k.get(k.len().saturating_sub(8)..).and_then(|s| s.try_into().ok()).unwrap_or([0xFF; 8]),
+                ));
+                if dead_before.is_none_or(|r| lsn >= r) {
+                    if let Some((schema, mut pos)) = decode_head(v)? {
+                        let mut refs = recycle(std::mem::take(&mut spare));
+                        codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
+                        w.stats.rows += 1;
+                        let more = f(ScanRow { key: &w.key, lsn, schema, values: &refs })?;
+                        spare = park(refs);
+                        if !more {
+                            return Ok(w.stats);
+                        }
+                    }
+                }
+                w.skip_key()?;
+            }
+        }
+        Ok(w.stats)
+    }
+
+    /// Streams the keys of `table` whose visible version differs between
+    /// `from` and `to` (`from <= to`), with the live row at each side.
+    /// `dead_before_*` are the table's last resets at or before each cut.
+    pub fn scan_diff<E: From<StoreError>>(
+        &self,
+        table: TableId,
+        (from, dead_before_from): (Lsn, Option<Lsn>),
+        (to, dead_before_to): (Lsn, Option<Lsn>),
+        mut f: impl FnMut(DiffRow<'_>) -> std::result::Result<bool, E>,
+    ) -> std::result::Result<ScanStats, E> {
+        let mut w = Walker::new(self, table)?;
+        let side = |v: &[u8], lsn: Lsn, dead: Option<Lsn>| -> Result<Option<SideVersion>> {
+            if dead.is_some_and(|r| lsn < r) {
+                return Ok(None);
+            }
+            match decode_head(v)? {
+                Some((schema, mut pos)) => {
+                    let values = codec::decode_row_owned(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
+                    Ok(Some(SideVersion { lsn, schema, values }))
+                }
+                None => Ok(None),
+            }
+        };
+        while w.begin_key()? {
+            if !w.skip_to_cut(to)? {
+                continue;
+            }
+            let Some((_, after_lsn)) = w.current()? else { break };
+            let after_raw = w.it.value().map(<[u8]>::to_vec).unwrap_or_default();
+            let on_key = w.skip_to_cut(from)?;
+            let before_lsn = if on_key { w.current()?.map(|(_, l)| l) } else { None };
+            // Same version at both cuts and no reset in between: unchanged.
+            let after_dead = dead_before_to.is_some_and(|r| after_lsn < r);
+            let before_dead = before_lsn.is_none_or(|l| dead_before_from.is_some_and(|r| l < r));
+            if before_lsn == Some(after_lsn) && after_dead == before_dead {
+                if on_key {
+                    w.skip_key()?;
+                }
+                continue;
+            }
+            let after = side(&after_raw, after_lsn, dead_before_to)?;
+            let before = match (on_key, before_lsn, w.it.value()) {
+                (true, Some(l), Some(v)) => side(v, l, dead_before_from)?,
+                _ => None,
+            };
+            let key = w.key.clone();
+            if on_key {
+                w.skip_key()?;
+            }
+            if before.is_none() && after.is_none() {
+                continue;
+            }
+            if !f(DiffRow { key: &key, before, after })? {
+                break;
+            }
+        }
+        Ok(w.stats)
+    }
+}

@@ -1,0 +1,267 @@
+//! The RocksDB-backed store: opening, options and durability.
+
+mod append;
+pub mod catalog;
+mod compact;
+pub use compact::CompactStats;
+pub mod meta;
+mod open;
+mod read;
+mod spill;
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::DB;
+
+use crate::error::{Result, StoreError};
+use crate::ids::{TableId, TableName};
+use crate::lsn::Lsn;
+
+pub use append::AppendOutcome;
+pub use catalog::{Catalog, TableEntry};
+pub use meta::{CommitEntry, ResetKind, SourceInfo, Watermark, FORMAT_VERSION};
+pub use read::{LogEntry, StoredVersion, VersionState};
+pub use spill::SpillTxn;
+
+/// What an acknowledged append survives.
+///
+/// The capture acknowledges a transaction to Postgres only after its append
+/// returned, so this is exactly the guarantee the slot's confirmed position
+/// carries.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Durability {
+    /// The write-ahead log is fsynced before `append` returns: the
+    /// transaction survives a process crash and a power loss.
+    #[default]
+    Sync,
+    /// Written to the operating system before `append` returns: survives a
+    /// process crash, not a power loss or kernel crash. For tests and bulk
+    /// loads only.
+    Buffered,
+}
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Create the store when the directory does not hold one.
+    pub create_if_missing: bool,
+    /// Write durability.
+    pub durability: Durability,
+    /// Block cache size in bytes (shared by all families).
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { create_if_missing: false, durability: Durability::Sync, cache_bytes: 256 << 20 }
+    }
+}
+
+/// Whether this handle may write.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    /// The single writer (holds RocksDB's lock).
+    ReadWrite,
+    /// A reader beside a possibly running writer (a RocksDB secondary
+    /// instance); sees the state as of open or the last [`Store::refresh`].
+    ReadOnly,
+}
+
+/// The change log store. See the crate docs for what it guarantees.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    access: Access,
+    durability: Durability,
+    catalog: Catalog,
+    watermark: Option<Watermark>,
+    horizon: Option<Lsn>,
+    scanned: Lsn,
+    first_commit: Option<Lsn>,
+    poisoned: bool,
+    /// Keeps a secondary instance's scratch directory alive.
+    _secondary_dir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("access", &self.access)
+            .field("watermark", &self.watermark)
+            .field("horizon", &self.horizon)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or with `create_if_missing`, creates) the store for writing.
+    /// Fails with [`StoreError::InUse`] when another process writes it.
+    pub fn open(path: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store> {
+        open::open_writer(path.as_ref(), opts)
+    }
+
+    /// Opens an existing store for reading, alongside a writer that may be
+    /// running. Never blocks or disturbs the writer.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
+        open::open_reader(path.as_ref(), &StoreOptions::default())
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read-write or read-only.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The last durable transaction, or `None` for an empty store.
+    pub fn watermark(&self) -> Option<Watermark> {
+        self.watermark
+    }
+
+    /// The LSN up to which the source confirmed the log complete; at least
+    /// the watermark's end LSN, and further when the server was idle.
+    pub fn scanned_through(&self) -> Lsn {
+        self.scanned.max(self.watermark.map_or(Lsn::ZERO, |w| w.end_lsn))
+    }
+
+    /// The retention horizon: no answers before it.
+    pub fn horizon(&self) -> Option<Lsn> {
+        self.horizon
+    }
+
+    /// The first commit still in the store (at or after the horizon).
+    pub fn first_commit_lsn(&self) -> Option<Lsn> {
+        self.first_commit
+    }
+
+    /// The table catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The id of a live table by name, assigning a fresh one for a new name.
+    /// A fresh id is only persisted once a schema record for it is appended.
+    pub fn table_id_for(&mut self, name: &TableName) -> TableId {
+        if let Some(id) = self.catalog.live_table(name) {
+            return id;
+        }
+        let id = TableId(self.catalog.next_table);
+        self.catalog.next_table += 1;
+        // Reserve the name so a second call before the append agrees.
+        self.catalog.live_names.insert(name.clone(), id);
+        id
+    }
+
+    /// Source metadata, if the capture recorded any.
+    pub fn source_info(&self) -> Result<Option<SourceInfo>> {
+        let cf = self.cf(crate::keys::cf::META)?;
+        match self.db.get_cf(cf, crate::keys::meta::SOURCE)? {
+            Some(b) => Ok(Some(meta::decode(crate::keys::cf::META, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records source metadata (durably).
+    pub fn set_source_info(&mut self, info: &SourceInfo) -> Result<()> {
+        self.check_writable()?;
+        let cf = self.cf(crate::keys::cf::META)?;
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(cf, crate::keys::meta::SOURCE, meta::encode(info), &wo)?;
+        Ok(())
+    }
+
+    /// Records, durably, that the source confirmed the log complete up to
+    /// `lsn` (no transaction between the watermark and `lsn` touched a
+    /// captured table). Synced because the capture acknowledges `lsn` to
+    /// the server right after, and on restart a slot confirmed beyond what
+    /// the store knows would look like a gap.
+    pub fn note_scanned(&mut self, lsn: Lsn) -> Result<()> {
+        self.check_writable()?;
+        if lsn <= self.scanned {
+            return Ok(());
+        }
+        let cf = self.cf(crate::keys::cf::META)?;
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(cf, crate::keys::meta::SCANNED, crate::keys::encode_lsn(lsn), &wo)?;
+        self.scanned = lsn;
+        Ok(())
+    }
+
+    /// For a read-only handle: catch up with the writer and reload metadata.
+    pub fn refresh(&mut self) -> Result<()> {
+        if self.access == Access::ReadOnly {
+            self.db.try_catch_up_with_primary()?;
+        }
+        open::load_state(self)
+    }
+
+    /// Flushes memtables to disk (used before measuring size).
+    pub fn flush(&self) -> Result<()> {
+        for name in crate::keys::cf::ALL {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk (live SST files plus WAL).
+    pub fn disk_bytes(&self) -> Result<u64> {
+        dir_size(&self.path)
+    }
+
+    /// The engine's own estimate of live data per family, for `status`.
+    pub fn family_sizes(&self) -> Result<Vec<(&'static str, u64)>> {
+        let mut out = Vec::new();
+        for name in crate::keys::cf::ALL {
+            let cf = self.cf(name)?;
+            let sst = self.db.property_int_value_cf(cf, "rocksdb.total-sst-files-size")?.unwrap_or(0);
+            let mem = self.db.property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")?.unwrap_or(0);
+            out.push((name, sst + mem));
+        }
+        Ok(out)
+    }
+
+    /// Compacts the engine's files (not the history; see [`Store::compact`]).
+    pub fn compact_files(&self) -> Result<()> {
+        for name in crate::keys::cf::ALL {
+            self.db.compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::CorruptMeta { cf: name, message: "column family missing".into() })
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.access != Access::ReadWrite {
+            return Err(StoreError::ReadOnly);
+        }
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        Ok(())
+    }
+}
+
+fn dir_size(p: &Path) -> Result<u64> {
+    let io = |source| StoreError::Io { path: p.to_path_buf(), source };
+    let mut total = 0;
+    for e in std::fs::read_dir(p).map_err(io)? {
+        let e = e.map_err(io)?;
+        let md = e.metadata().map_err(io)?;
+        if md.is_dir() {
+            total += dir_size(&e.path())?;
+        } else {
+            total += md.len();
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,214 @@
+//! Opening a store: engine options, the format check, loading metadata.
+
+use std::path::Path;
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+
+use crate::error::{Result, StoreError};
+use crate::keys::{self, cf};
+use crate::schema::{SchemaHistory, SchemaVersion};
+use crate::store::catalog::{Catalog, TableEntry};
+use crate::store::meta::{self, ResetKind, Watermark, FORMAT_VERSION};
+use crate::store::{Access, Store, StoreOptions};
+
+fn db_options(opts: &StoreOptions) -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(opts.create_if_missing);
+    o.create_missing_column_families(opts.create_if_missing);
+    o.set_max_background_jobs(2);
+    o.set_bytes_per_sync(1 << 20);
+    // Many small sync writes: let RocksDB batch concurrent writers.
+    o.set_enable_pipelined_write(true);
+    o.set_keep_log_file_num(4);
+    o
+}
+
+fn cf_options(name: &str, cache: &Cache) -> Options {
+    let mut o = Options::default();
+    let mut t = BlockBasedOptions::default();
+    t.set_block_cache(cache);
+    t.set_block_size(16 << 10);
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_format_version(5);
+    if name == cf::VERSIONS || name == cf::LOG {
+        o.set_write_buffer_size(64 << 20);
+        o.set_target_file_size_base(64 << 20);
+        o.set_max_bytes_for_level_base(256 << 20);
+    }
+    if name == cf::VERSIONS {
+        // Point look-ups seek by key prefix; a whole-key bloom filter would
+        // never match (the suffix varies), so none is configured.
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    } else {
+        o.set_compression_type(DBCompressionType::Zstd);
+    }
+    o.set_block_based_table_factory(&t);
+    o
+}
+
+fn descriptors(opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
+    let cache = Cache::new_lru_cache(opts.cache_bytes);
+    cf::ALL.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache))).collect()
+}
+
+fn looks_like_rocksdb(path: &Path) -> bool {
+    path.join("CURRENT").is_file()
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
+}
+
+pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
+    let exists = looks_like_rocksdb(path);
+    if !exists {
+        if !opts.create_if_missing {
+            return Err(if path.exists() && !is_empty_dir(path) {
+                StoreError::NotAStore { path: path.to_path_buf() }
+            } else {
+                StoreError::NotFound { path: path.to_path_buf() }
+            });
+        }
+        if path.exists() && !is_empty_dir(path) {
+            return Err(StoreError::NotAStore { path: path.to_path_buf() });
+        }
+        std::fs::create_dir_all(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    }
+    let db = DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts)).map_err(|e| map_open_error(path, e))?;
+    let mut store = new_store(db, path, Access::ReadWrite, opts, None);
+    let fcf = store.cf(cf::META)?;
+    match store.db.get_cf(fcf, keys::meta::FORMAT)? {
+        Some(_) => {}
+        None if !exists => {
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            store.db.put_cf_opt(fcf, keys::meta::FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
+        }
+        None => return Err(StoreError::NotAStore { path: path.to_path_buf() }),
+    }
+    check_format(&store)?;
+    load_state(&mut store)?;
+    store.recover_inflight()?;
+    Ok(store)
+}
+
+pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
+    if !looks_like_rocksdb(path) {
+        return Err(if path.exists() && !is_empty_dir(path) {
+            StoreError::NotAStore { path: path.to_path_buf() }
+        } else {
+            StoreError::NotFound { path: path.to_path_buf() }
+        });
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("asof-reader")
+        .tempdir()
+        .map_err(|source| StoreError::Io { path: std::env::temp_dir(), source })?;
+    let mut o = db_options(opts);
+    o.create_if_missing(false);
+    o.create_missing_column_families(false);
+    // Required for secondary instances: keep every file open.
+    o.set_max_open_files(-1);
+    let db = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), descriptors(opts))
+        .map_err(|e| map_open_error(path, e))?;
+    let mut store = new_store(db, path, Access::ReadOnly, opts, Some(scratch));
+    if store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.is_none() {
+        return Err(StoreError::NotAStore { path: path.to_path_buf() });
+    }
+    check_format(&store)?;
+    load_state(&mut store)?;
+    Ok(store)
+}
+
+fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: Option<tempfile::TempDir>) -> Store {
+    Store {
+        db,
+        path: path.to_path_buf(),
+        access,
+        durability: opts.durability,
+        catalog: Catalog::default(),
+        watermark: None,
+        horizon: None,
+        scanned: crate::lsn::Lsn::ZERO,
+        first_commit: None,
+        poisoned: false,
+        _secondary_dir: scratch,
+    }
+}
+
+fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
+    let msg = e.to_string();
+    if msg.contains("lock") || msg.contains("LOCK") {
+        StoreError::InUse { path: path.to_path_buf() }
+    } else if msg.contains("Invalid argument: Column famil") || msg.contains("does not exist") {
+        StoreError::NotAStore { path: path.to_path_buf() }
+    } else {
+        StoreError::Engine(e)
+    }
+}
+
+fn check_format(store: &Store) -> Result<()> {
+    let raw = store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.unwrap_or_default();
+    let found = <[u8; 4]>::try_from(raw.as_slice())
+        .map(u32::from_be_bytes)
+        .map_err(|_| StoreError::CorruptMeta { cf: cf::META, message: "format version".into() })?;
+    if found != FORMAT_VERSION {
+        return Err(StoreError::UnsupportedFormat { path: store.path.clone(), found, supported: FORMAT_VERSION });
+    }
+    Ok(())
+}
+
+/// (Re)loads watermark, horizon and catalog from disk.
+pub(super) fn load_state(store: &mut Store) -> Result<()> {
+    let m = store.cf(cf::META)?;
+    let watermark = match store.db.get_cf(m, keys::meta::WATERMARK)? {
+        Some(b) => Some(meta::decode::<Watermark>(cf::META, &b)?),
+        None => None,
+    };
+    let horizon = match store.db.get_cf(m, keys::meta::HORIZON)? {
+        Some(b) => Some(keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?),
+        None => None,
+    };
+    let scanned = match store.db.get_cf(m, keys::meta::SCANNED)? {
+        Some(b) => keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?,
+        None => crate::lsn::Lsn::ZERO,
+    };
+    let next_table = match store.db.get_cf(m, keys::meta::NEXT_TABLE)? {
+        Some(b) => <[u8; 4]>::try_from(b.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::CorruptMeta { cf: cf::META, message: "next table id".into() })?,
+        None => 0,
+    };
+
+    let mut catalog = Catalog { next_table, ..Catalog::default() };
+    let mut histories: std::collections::BTreeMap<_, Vec<SchemaVersion>> = Default::default();
+    for item in store.db.iterator_cf(store.cf(cf::SCHEMAS)?, rocksdb::IteratorMode::Start) {
+        let (_, v) = item?;
+        let sv: SchemaVersion = meta::decode(cf::SCHEMAS, &v)?;
+        histories.entry(sv.table).or_default().push(sv);
+    }
+    for (t, versions) in histories {
+        catalog.tables.insert(t, TableEntry { history: SchemaHistory::new(versions), resets: Vec::new() });
+    }
+    for item in store.db.iterator_cf(store.cf(cf::RESETS)?, rocksdb::IteratorMode::Start) {
+        let (k, v) = item?;
+        let (t, lsn) = keys::decode_reset_key(&k).map_err(StoreError::corrupt(cf::RESETS))?;
+        let kind: ResetKind = meta::decode(cf::RESETS, &v)?;
+        catalog.tables.entry(t).or_default().resets.push((lsn, kind));
+    }
+    catalog.rebuild_names();
+    store.catalog = catalog;
+    store.watermark = watermark;
+    store.horizon = horizon;
+    store.scanned = scanned;
+
+    let mut it = store.db.raw_iterator_cf(store.cf(cf::COMMITS)?);
+    it.seek_to_first();
+    store.first_commit = match it.key() {
+        Some(k) => Some(keys::decode_lsn(k).map_err(StoreError::corrupt(cf::COMMITS))?),
+        None => None,
+    };
+    it.status()?;
+    Ok(())
+}

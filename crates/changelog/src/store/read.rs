@@ -1,0 +1,238 @@
+//! Reading the store: commits, the log, and single-key version look-ups.
+//! Whole-table scans live in [`crate::mvcc`].
+
+use rocksdb::{Direction, IteratorMode, ReadOptions};
+
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::ids::TableId;
+use crate::keys::{self, cf, version_tag, UserKey};
+use crate::lsn::Lsn;
+use crate::record::ChangeRecord;
+use crate::schema::SchemaVersionNo;
+use crate::store::meta::{self, CommitEntry};
+use crate::store::Store;
+use crate::time::CommitTime;
+use crate::value::Datum;
+
+/// Whether a stored version holds a row.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum VersionState {
+    /// The row, in the column order of `schema`.
+    Row {
+        /// Schema version the values are aligned to.
+        schema: SchemaVersionNo,
+        /// The values.
+        values: Vec<Datum>,
+    },
+    /// Deleted at this version.
+    Deleted,
+}
+
+/// One version of one key, owned.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StoredVersion {
+    /// Commit LSN of the transaction that wrote it.
+    pub lsn: Lsn,
+    /// The row or a deletion.
+    pub state: VersionState,
+}
+
+/// One record of the log with its position.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LogEntry {
+    /// Commit LSN of its transaction.
+    pub commit_lsn: Lsn,
+    /// Position within the transaction.
+    pub ordinal: u32,
+    /// The record (unchanged TOAST already resolved).
+    pub record: ChangeRecord,
+}
+
+/// Decodes a `versions` value into (tag, schema version, values).
+pub(crate) fn decode_version_owned(v: &[u8]) -> Result<(u8, SchemaVersionNo, Vec<Datum>)> {
+    let corrupt = StoreError::corrupt(cf::VERSIONS);
+    let tag = *v.first().ok_or(StoreError::Corrupt {
+        cf: cf::VERSIONS,
+        source: codec::CorruptEncoding { offset: 0, what: "version tag" },
+    })?;
+    if tag == version_tag::TOMBSTONE {
+        return Ok((tag, SchemaVersionNo(0), Vec::new()));
+    }
+    let mut pos = 1;
+    let sv = codec::get_varint(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
+    let sv = u32::try_from(sv).map_err(|_| corrupt(codec::CorruptEncoding { offset: 1, what: "schema version" }))?;
+    let row = codec::decode_row_owned(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
+    Ok((tag, SchemaVersionNo(sv), row))
+}
+
+fn to_stored(lsn: Lsn, v: &[u8]) -> Result<StoredVersion> {
+    let (tag, schema, values) = decode_version_owned(v)?;
+    let state = if tag == version_tag::PUT { VersionState::Row { schema, values } } else { VersionState::Deleted };
+    Ok(StoredVersion { lsn, state })
+}
+
+impl Store {
+    pub(crate) fn db(&self) -> &rocksdb::DB {
+        &self.db
+    }
+
+    pub(crate) fn cf_handle(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
+        self.cf(name)
+    }
+
+    /// The commit at exactly `lsn`.
+    pub fn commit(&self, lsn: Lsn) -> Result<Option<CommitEntry>> {
+        match self.db.get_cf(self.cf(cf::COMMITS)?, keys::encode_commit_key(lsn))? {
+            Some(v) => Ok(Some(meta::decode(cf::COMMITS, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The last commit with commit LSN `<= lsn` (and at or below the
+    /// watermark).
+    pub fn commit_at_or_before(&self, lsn: Lsn) -> Result<Option<CommitEntry>> {
+        let bound = self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn).min(lsn);
+        let mut it = self.db.raw_iterator_cf(self.cf(cf::COMMITS)?);
+        it.seek_for_prev(keys::encode_commit_key(bound));
+        match it.value() {
+            Some(v) => Ok(Some(meta::decode(cf::COMMITS, v)?)),
+            None => {
+                it.status()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The first commit with commit LSN `>= lsn`.
+    pub fn commit_at_or_after(&self, lsn: Lsn) -> Result<Option<CommitEntry>> {
+        let mut it = self.db.raw_iterator_cf(self.cf(cf::COMMITS)?);
+        it.seek(keys::encode_commit_key(lsn));
+        match it.value() {
+            Some(v) => {
+                let e: CommitEntry = meta::decode(cf::COMMITS, v)?;
+                Ok(self.watermark.filter(|w| e.commit_lsn <= w.commit_lsn).map(|_| e))
+            }
+            None => {
+                it.status()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The last commit whose (monotonic) commit time is `<= t`.
+    pub fn commit_at_or_before_time(&self, t: CommitTime) -> Result<Option<CommitEntry>> {
+        let mut it = self.db.raw_iterator_cf(self.cf(cf::TIMES)?);
+        it.seek_for_prev(keys::encode_time_key(t, Lsn::MAX));
+        let Some(k) = it.key() else {
+            it.status()?;
+            return Ok(None);
+        };
+        let (_, lsn) = keys::decode_time_key(k).map_err(StoreError::corrupt(cf::TIMES))?;
+        if self.watermark.is_none_or(|w| lsn > w.commit_lsn) {
+            // Only possible for an in-flight write seen by a reader; fall back
+            // to the watermark.
+            return self.commit_at_or_before(lsn);
+        }
+        self.commit(lsn)
+    }
+
+    /// Commits with `from <= commit_lsn <= to`, in order.
+    pub fn commits(&self, from: Lsn, to: Lsn) -> Result<Vec<CommitEntry>> {
+        let to = to.min(self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn));
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(
+            self.cf(cf::COMMITS)?,
+            IteratorMode::From(&keys::encode_commit_key(from), Direction::Forward),
+        );
+        for item in it {
+            let (_, v) = item?;
+            let e: CommitEntry = meta::decode(cf::COMMITS, &v)?;
+            if e.commit_lsn > to {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Log records of transactions with `from <= commit_lsn <= to`, in log
+    /// order, streamed through `f` (return `false` to stop).
+    pub fn for_each_log_entry(
+        &self,
+        from: Lsn,
+        to: Lsn,
+        mut f: impl FnMut(LogEntry) -> Result<bool>,
+    ) -> Result<()> {
+        let to = to.min(self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn));
+        if from > to {
+            return Ok(());
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::encode_log_key(to.next(), 0).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG)?, ro);
+        it.seek(keys::encode_log_key(from, 0));
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (commit_lsn, ordinal) = keys::decode_log_key(k).map_err(StoreError::corrupt(cf::LOG))?;
+            let record: ChangeRecord = meta::decode(cf::LOG, v)?;
+            if !f(LogEntry { commit_lsn, ordinal, record })? {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// The version of `key` visible at `cut`: the newest with LSN `<= cut`,
+    /// whether a row or a deletion. Resets are not applied here.
+    pub fn version_at(&self, key: &UserKey, cut: Lsn) -> Result<Option<StoredVersion>> {
+        let mut it = self.db.raw_iterator_cf(self.cf(cf::VERSIONS)?);
+        it.seek(key.at(cut).0);
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            it.status()?;
+            return Ok(None);
+        };
+        let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+        if uk != key.0.as_slice() {
+            return Ok(None);
+        }
+        Ok(Some(to_stored(lsn, v)?))
+    }
+
+    /// Every version of `key` up to the watermark, newest first.
+    pub fn versions_of(&self, key: &UserKey) -> Result<Vec<StoredVersion>> {
+        let top = self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(key.after_all_versions());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::VERSIONS)?, ro);
+        it.seek(key.at(top).0);
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            if uk != key.0.as_slice() {
+                break;
+            }
+            out.push(to_stored(lsn, v)?);
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Number of version entries of a table (for tests and statistics).
+    pub fn count_versions(&self, t: TableId) -> Result<u64> {
+        let (lo, hi) = keys::table_range(t);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(hi);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::VERSIONS)?, ro);
+        it.seek(lo);
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.next();
+        }
+        it.status()?;
+        Ok(n)
+    }
+}

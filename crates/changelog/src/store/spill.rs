@@ -1,0 +1,171 @@
+//! Transactions too large for memory: written in chunks, committed once.
+//!
+//! Chunks go into the engine at the transaction's commit LSN without a
+//! watermark move, so no reader can see them (every read is bounded by the
+//! watermark). The final batch adds the commit entry and the watermark and
+//! is synced; only then is the transaction visible or acknowledgeable. A
+//! marker in `meta` (written in the same batch as the first chunk) names the
+//! in-flight LSN and the tables it touched, so opening the store after a
+//! crash removes the partial transaction.
+
+use std::collections::BTreeSet;
+
+use rocksdb::{ReadOptions, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::ids::TableId;
+use crate::keys::{self, cf};
+use crate::lsn::Lsn;
+use crate::record::{ChangeRecord, CommitInfo};
+use crate::store::append::{AppendOutcome, Pending, TxnState};
+use crate::store::meta;
+use crate::store::Store;
+
+/// The `meta` marker of a spilled transaction in flight.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct InFlight {
+    lsn: Lsn,
+    tables: BTreeSet<TableId>,
+}
+
+/// A transaction being written in chunks. Created by
+/// [`Store::begin_spill`], fed by [`Store::spill`], ended by
+/// [`Store::finish_spill`] or [`Store::abort_spill`].
+pub struct SpillTxn {
+    lsn: Lsn,
+    next_ordinal: u32,
+    pending: Pending,
+    inflight: InFlight,
+    skip: bool,
+}
+
+impl SpillTxn {
+    /// The commit LSN the chunks are written at.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u32 {
+        self.next_ordinal
+    }
+}
+
+impl Store {
+    /// Starts a spilled transaction that will commit at `commit_lsn`. When
+    /// that is at or below the watermark the transaction is already stored,
+    /// and chunks are accepted and ignored.
+    pub fn begin_spill(&mut self, commit_lsn: Lsn) -> Result<SpillTxn> {
+        self.check_writable()?;
+        let skip = self.watermark.is_some_and(|w| commit_lsn <= w.commit_lsn);
+        Ok(SpillTxn {
+            lsn: commit_lsn,
+            next_ordinal: 0,
+            pending: Pending::default(),
+            inflight: InFlight { lsn: commit_lsn, tables: BTreeSet::new() },
+            skip,
+        })
+    }
+
+    /// Writes one chunk of records (not synced: nothing is acknowledged
+    /// before [`Store::finish_spill`]).
+    pub fn spill(&mut self, sp: &mut SpillTxn, records: &[ChangeRecord]) -> Result<()> {
+        self.check_writable()?;
+        if sp.skip || records.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        let mut state = TxnState::spilled();
+        self.write_records(&mut batch, &mut sp.pending, &mut state, sp.lsn, records, sp.next_ordinal)?;
+        sp.next_ordinal = sp.next_ordinal.saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
+        let before = sp.inflight.tables.len();
+        sp.inflight.tables.extend(records.iter().flat_map(|r| r.tables().iter().copied()));
+        if before != sp.inflight.tables.len() || sp.next_ordinal as usize == records.len() {
+            batch.put_cf(self.cf(cf::META)?, keys::meta::INFLIGHT, meta::encode(&sp.inflight));
+        }
+        if let Err(e) = self.db.write(batch) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Writes the last records and the commit, durably and atomically.
+    pub fn finish_spill(&mut self, mut sp: SpillTxn, commit: &CommitInfo, records: &[ChangeRecord]) -> Result<AppendOutcome> {
+        self.check_writable()?;
+        if sp.skip {
+            return Ok(AppendOutcome::AlreadyStored);
+        }
+        if commit.commit_lsn != sp.lsn {
+            return Err(StoreError::OutOfOrder { lsn: commit.commit_lsn });
+        }
+        let mut batch = WriteBatch::default();
+        let mut state = TxnState::spilled();
+        self.write_records(&mut batch, &mut sp.pending, &mut state, sp.lsn, records, sp.next_ordinal)?;
+        let n = sp.next_ordinal.saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
+        let mark = self.stage_commit(&mut batch, commit, n, self.watermark)?;
+        batch.delete_cf(self.cf(cf::META)?, keys::meta::INFLIGHT);
+        self.commit_batch(batch, mark, sp.pending)?;
+        self.first_commit = self.first_commit.or(Some(sp.lsn));
+        Ok(AppendOutcome::Appended)
+    }
+
+    /// Removes what a spilled transaction wrote (after a lost connection,
+    /// the source sends it again from the start).
+    pub fn abort_spill(&mut self, sp: SpillTxn) -> Result<()> {
+        self.check_writable()?;
+        if sp.skip {
+            return Ok(());
+        }
+        self.purge_inflight(&sp.inflight)
+    }
+
+    /// Called at open: removes a spilled transaction a crash interrupted.
+    pub(super) fn recover_inflight(&mut self) -> Result<()> {
+        let Some(raw) = self.db.get_cf(self.cf(cf::META)?, keys::meta::INFLIGHT)? else { return Ok(()) };
+        let inflight: InFlight = meta::decode(cf::META, &raw)?;
+        if self.watermark.is_some_and(|w| w.commit_lsn >= inflight.lsn) {
+            // Committed; the marker delete was part of the same batch, so
+            // this cannot happen, but never purge committed data.
+            return Ok(());
+        }
+        self.purge_inflight(&inflight)
+    }
+
+    fn purge_inflight(&mut self, inflight: &InFlight) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for t in &inflight.tables {
+            self.undo_spilled_versions(&mut batch, *t, inflight.lsn)?;
+        }
+        batch.delete_range_cf(
+            self.cf(cf::LOG)?,
+            keys::encode_log_key(inflight.lsn, 0),
+            keys::encode_log_key(inflight.lsn.next(), 0),
+        );
+        batch.delete_cf(self.cf(cf::META)?, keys::meta::INFLIGHT);
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Deletes every version of table `t` written at exactly `lsn`.
+    pub(super) fn undo_spilled_versions(&self, batch: &mut WriteBatch, t: TableId, lsn: Lsn) -> Result<()> {
+        let vcf = self.cf(cf::VERSIONS)?;
+        let (lo, hi) = keys::table_range(t);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(hi);
+        let mut it = self.db.raw_iterator_cf_opt(vcf, ro);
+        it.seek(lo);
+        while let Some(k) = it.key() {
+            let (_, vlsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            if vlsn == lsn {
+                batch.delete_cf(vcf, k);
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+}

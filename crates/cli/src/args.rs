@@ -1,0 +1,247 @@
+//! The command line as clap parses it (raw); `plan.rs`-style validation
+//! happens in each command before anything is opened.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+macro_rules! when_note {
+    () => {
+        "WHEN is an RFC 3339 timestamp (2026-11-20T09:00:00Z, '2026-11-20 09:00:00.123+09'; no offset means \
+UTC), an LSN (lsn:0/16B3748 or 0/16B3748), 'now', or a relative time (-10m, -2h, -1d). A timestamp \
+resolves to the last commit at or before it; every answer states the commit it used on stderr."
+    };
+}
+
+/// asof: ask what a PostgreSQL table looked like at any past moment.
+///
+/// `asof tail` keeps every committed change of a database as a durable,
+/// timestamped log; the other commands fold that log into the state of a
+/// table at any moment, the history of a row, or the difference between
+/// two moments. Data goes to stdout; the resolved moment, notes and
+/// progress go to stderr.
+#[derive(Parser, Debug)]
+#[command(name = "asof", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "ASOF_STORE", default_value = "./asof-data", value_name = "DIR")]
+    pub store: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Capture a database's changes into the store.
+    #[command(after_long_help = TAIL_EXAMPLES)]
+    Tail(TailArgs),
+    /// Print a table as of a moment.
+    #[command(after_long_help = SNAPSHOT_EXAMPLES)]
+    Snapshot(SnapshotArgs),
+    /// Print one row, by primary key, as of a moment.
+    #[command(after_long_help = GET_EXAMPLES)]
+    Get(GetArgs),
+    /// Print every version of one row.
+    #[command(after_long_help = HISTORY_EXAMPLES)]
+    History(HistoryArgs),
+    /// Print the rows that differ between two moments.
+    #[command(after_long_help = DIFF_EXAMPLES)]
+    Diff(DiffArgs),
+    /// Print the raw change log as Debezium-style JSON lines.
+    #[command(after_long_help = CHANGES_EXAMPLES)]
+    Changes(ChangesArgs),
+    /// List the tables as of a moment.
+    #[command(after_long_help = TABLES_EXAMPLES)]
+    Tables(TablesArgs),
+    /// Show how far the log reaches, the source, the horizon and sizes.
+    #[command(after_long_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
+    /// Drop history before a moment (answers from then on are unchanged).
+    #[command(after_long_help = COMPACT_EXAMPLES)]
+    Compact(CompactArgs),
+    /// Run the showcase on a private PostgreSQL (nothing is left running).
+    #[command(after_long_help = DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// libpq connection string or URI; PG* environment variables fill the gaps.
+    #[arg(value_name = "CONNINFO")]
+    pub conninfo: String,
+    /// Replication slot to use (created when missing).
+    #[arg(long, default_value = "asof")]
+    pub slot: String,
+    /// Publication to use (created when missing).
+    #[arg(long, default_value = "asof")]
+    pub publication: String,
+    /// Capture only these tables (schema.name, comma separated) when creating the publication.
+    #[arg(long, value_delimiter = ',', value_name = "TABLE,...")]
+    pub tables: Vec<String>,
+    /// Do not copy existing rows; history starts empty at the slot's creation.
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Stop at 'caught-up' (everything committed before the start is stored) or at an LSN.
+    #[arg(long, value_name = "caught-up|LSN")]
+    pub until: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AtArg {
+    /// The moment (default: now). See WHEN below.
+    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true)]
+    pub at: String,
+}
+
+#[derive(Args, Debug)]
+pub struct FormatArg {
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// Table name (schema.name; public when no schema is given).
+    pub table: String,
+    #[command(flatten)]
+    pub at: AtArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Table name.
+    pub table: String,
+    /// Primary-key value(s) in Postgres text form, in key-column order.
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    pub key: Vec<String>,
+    #[command(flatten)]
+    pub at: AtArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Table name.
+    pub table: String,
+    /// Primary-key value(s), in key-column order.
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    pub key: Vec<String>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// Table name.
+    pub table: String,
+    /// The earlier moment.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub from: String,
+    /// The later moment.
+    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true)]
+    pub to: String,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ChangesArgs {
+    /// Start after this moment (default: the beginning).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// End at this moment, inclusive (default: now).
+    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true)]
+    pub to: String,
+    /// Only these tables (repeatable).
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Output format (only jsonl).
+    #[arg(long, value_parser = ["jsonl"], default_value = "jsonl")]
+    pub format: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TablesArgs {
+    #[command(flatten)]
+    pub at: AtArg,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Also query the source database for lag and slot health.
+    #[arg(long, value_name = "CONNINFO")]
+    pub source: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    /// The new retention horizon: history before it is folded away.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub before: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Keep the demo's store in this directory instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub keep_store: Option<PathBuf>,
+}
+
+const TAIL_EXAMPLES: &str = "Examples:
+  asof tail 'postgres://capture@db.internal/shop' --until caught-up
+  asof tail 'host=db.internal dbname=shop user=capture' --tables public.orders,public.customers
+  PGPASSWORD=... asof --store /var/lib/asof tail 'host=db dbname=shop'
+
+The role needs REPLICATION (or superuser) and SELECT on the captured tables; the server needs
+wal_level=logical. Ctrl-C or SIGTERM finishes the transaction in hand, acknowledges it and exits 0.";
+
+const SNAPSHOT_EXAMPLES: &str = concat!("Examples:
+  asof snapshot orders --at 2026-11-20T09:00:00Z
+  asof snapshot shop.orders --at -2h --format csv > orders.csv
+  asof snapshot orders --at lsn:0/16B3748 --format jsonl
+
+  wrong: asof snapshot orders --at '20/11/2026 9am'
+  right: asof snapshot orders --at '2026-11-20 09:00:00+01'", "\n\n", when_note!());
+
+const GET_EXAMPLES: &str = concat!("Examples:
+  asof get orders 42 --at 2026-11-20T09:00:00Z
+  asof get order_lines 42 3 --at -1d     (composite key: values in key-column order)", "\n\n", when_note!());
+
+const HISTORY_EXAMPLES: &str = "Examples:
+  asof history orders 42
+  asof history orders 42 --format jsonl";
+
+const DIFF_EXAMPLES: &str = concat!("Examples:
+  asof diff orders --from 2026-11-20T09:00:00Z --to 2026-11-20T10:00:00Z
+  asof diff orders --from -1h --format jsonl", "\n\n", when_note!());
+
+const CHANGES_EXAMPLES: &str = concat!("Examples:
+  asof changes --from -10m
+  asof changes --table orders --from lsn:0/16B3748 --to now", "\n\n", when_note!());
+
+const TABLES_EXAMPLES: &str = concat!("Examples:
+  asof tables
+  asof tables --at 2026-11-01", "\n\n", when_note!());
+
+const STATUS_EXAMPLES: &str = "Examples:
+  asof status
+  asof status --source 'host=db dbname=shop user=capture'";
+
+const COMPACT_EXAMPLES: &str = concat!("Examples:
+  asof compact --before -30d
+  asof compact --before 2026-10-01T00:00:00Z
+
+Answers at or after the new horizon do not change; earlier moments are refused from then on.
+Stop `asof tail` first: compaction needs the store's write lock.", "\n\n", when_note!());
+
+const DEMO_EXAMPLES: &str = "Examples:
+  asof demo
+  asof demo --keep-store ./demo-data     (then: asof --store ./demo-data snapshot orders)";
+

@@ -1,0 +1,70 @@
+//! The `asof` binary: parses the command line, runs a command, and turns
+//! every failure into one line on stderr and an exit code (2 for usage, 1
+//! for runtime errors). A closed stdout (`asof snapshot t | head`) ends the
+//! program quietly.
+
+mod args;
+mod commands;
+mod output;
+mod when;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// An error in how the command was used (exit code 2), as opposed to a
+/// failure while running it (exit code 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG").unwrap_or_else(|_| "warn,asof=info,cdc_source=info".into()),
+        )
+        .with_writer(io::stderr)
+        .with_target(false)
+        .init();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn report(e: &anyhow::Error) -> ExitCode {
+    if e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)) {
+        return ExitCode::SUCCESS;
+    }
+    let mut line = String::new();
+    for (i, cause) in e.chain().enumerate() {
+        let text = cause.to_string();
+        // Skip causes that only repeat what the previous line said.
+        if i > 0 && line.contains(&text) {
+            continue;
+        }
+        if i > 0 {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    let _ = writeln!(io::stderr(), "asof: {line}");
+    let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
+    ExitCode::from(if usage { 2 } else { 1 })
+}

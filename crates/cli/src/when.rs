@@ -1,0 +1,27 @@
+//! Parsing WHEN arguments and telling the user which cut they resolved to.
+
+use anyhow::{Context, Result};
+use changelog::{CommitTime, Store};
+use materializer::{Resolved, When};
+
+use crate::UsageError;
+
+/// Parses a WHEN argument; a malformed one is a usage error.
+pub fn parse(flag: &str, s: &str) -> Result<When> {
+    s.parse::<When>().map_err(|e| UsageError(format!("{flag}: {e}")).into())
+}
+
+/// Resolves a WHEN against the store and reports the cut on stderr.
+pub fn resolve(store: &Store, when: When, label: &str) -> Result<Resolved> {
+    let r = materializer::resolve(store, when, CommitTime::now()).context("cannot answer")?;
+    note(label, &r);
+    Ok(r)
+}
+
+/// Prints `as of <time> (lsn X/Y, xid N)` and any edge note to stderr.
+pub fn note(label: &str, r: &Resolved) {
+    eprintln!("{label}{}", r.cut);
+    if let Some(reach) = r.beyond_log {
+        eprintln!("note: that is the latest captured state; the log is complete through lsn {reach}");
+    }
+}

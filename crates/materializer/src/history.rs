@@ -1,0 +1,198 @@
+//! Every version of one row, and the difference between two cuts.
+
+use changelog::keys::UserKey;
+use changelog::{Datum, Lsn, Store, VersionState};
+
+use crate::cut::Cut;
+use crate::error::{QueryError, Result};
+use crate::snapshot::Projector;
+use crate::table::TableAt;
+
+/// What a transaction did to a row.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HistoryOp {
+    /// The row came into existence (insert, or first read).
+    Insert,
+    /// The row existed before and after (its values may be equal).
+    Update,
+    /// The row ceased to exist (DELETE, TRUNCATE, DROP, or absence from a
+    /// re-read).
+    Delete,
+    /// The state at the retention horizon, where compacted history begins.
+    Base,
+}
+
+impl HistoryOp {
+    /// One-letter code as in Debezium (`c`, `u`, `d`; `r` for the base).
+    pub fn code(self) -> &'static str {
+        match self {
+            HistoryOp::Insert => "c",
+            HistoryOp::Update => "u",
+            HistoryOp::Delete => "d",
+            HistoryOp::Base => "r",
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HistoryOp::Insert => "insert",
+            HistoryOp::Update => "update",
+            HistoryOp::Delete => "delete",
+            HistoryOp::Base => "base",
+        }
+    }
+}
+
+/// One entry of a row's history: what one transaction left.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct HistoryEntry {
+    /// The transaction.
+    pub cut: Cut,
+    /// What it did.
+    pub op: HistoryOp,
+    /// The row after it, in the table's columns at that moment (`None`
+    /// after a delete).
+    pub row: Option<Vec<Datum>>,
+    /// The column names the row is in.
+    pub columns: Vec<String>,
+}
+
+/// Every transaction that touched the row with key `key`, oldest first.
+///
+/// A row is touched when a change wrote its key, or when a TRUNCATE, DROP or
+/// re-read removed it while it existed. Transactions that inserted and
+/// deleted the row within themselves leave no entry.
+pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<HistoryEntry>> {
+    let Some(entry) = store.catalog().table(table.id) else { return Ok(Vec::new()) };
+    let mut versions = store.versions_of(key)?;
+    versions.reverse();
+    let horizon = store.horizon();
+    let mut events: Vec<(Lsn, Option<changelog::StoredVersion>)> =
+        versions.into_iter().map(|v| (v.lsn, Some(v))).collect();
+    let first_lsn = events.first().map(|(l, _)| *l);
+    for (lsn, _) in &entry.resets {
+        // Resets before the key's first version cannot touch it.
+        if first_lsn.is_some_and(|f| *lsn > f) {
+            events.push((*lsn, None));
+        }
+    }
+    // At one LSN a reset comes before a version (the version is the
+    // transaction's net effect on the key, which includes the reset).
+    events.sort_by_key(|(l, v)| (*l, v.is_some()));
+
+    let mut out: Vec<HistoryEntry> = Vec::new();
+    let mut live = false;
+    let mut i = 0;
+    while i < events.len() {
+        let lsn = events.get(i).map(|(l, _)| *l).unwrap_or_default();
+        let before = live;
+        let mut after = live;
+        let mut row = None;
+        while let Some((l, ev)) = events.get(i) {
+            if *l != lsn {
+                break;
+            }
+            match ev {
+                None => after = false,
+                Some(v) => match &v.state {
+                    VersionState::Row { schema, values } => {
+                        after = true;
+                        row = Some((*schema, values.clone()));
+                    }
+                    VersionState::Deleted => {
+                        after = false;
+                        row = None;
+                    }
+                },
+            }
+            i += 1;
+        }
+        live = after;
+        let is_base = horizon.is_some_and(|h| lsn <= h);
+        let op = match (before, after) {
+            _ if is_base && after => HistoryOp::Base,
+            (false, true) => HistoryOp::Insert,
+            (true, true) => HistoryOp::Update,
+            (true, false) => HistoryOp::Delete,
+            (false, false) => continue,
+        };
+        let cut_lsn = if is_base { horizon.unwrap_or(lsn) } else { lsn };
+        let commit = store.commit(cut_lsn)?.ok_or(QueryError::EmptyStore)?;
+        // Rows read with the columns of their own moment (the horizon's,
+        // for a base version written earlier).
+        let version = entry.history.at(cut_lsn);
+        let columns: Vec<String> =
+            version.and_then(|v| v.schema()).map(|s| s.column_names().map(String::from).collect()).unwrap_or_default();
+        let row = match (row, version) {
+            (Some((schema, values)), Some(v)) if after => Some(Projector::new(&entry.history, v.version).owned(schema, &values)),
+            _ => None,
+        };
+        out.push(HistoryEntry { cut: Cut::from_commit(&commit), op, row, columns });
+    }
+    Ok(out)
+}
+
+/// How a row differs between two cuts.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum DiffKind {
+    /// Present only at the later cut.
+    Inserted,
+    /// Present only at the earlier cut.
+    Deleted,
+    /// Present at both, with different values.
+    Changed,
+}
+
+/// One differing row.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DiffEntry {
+    /// How it differs.
+    pub kind: DiffKind,
+    /// The row at the earlier cut, in the table's columns then.
+    pub before: Option<Vec<Datum>>,
+    /// The row at the later cut, in the table's columns then.
+    pub after: Option<Vec<Datum>>,
+}
+
+/// Streams the rows of a table that differ between `from` and `to`, in key
+/// order. `from_table` is the table at `from` (`None` when it did not exist
+/// yet), `to_table` at `to`. A row counts as changed when its earlier values,
+/// read with the later columns, differ from its later values, so a column
+/// added with a default does not make every row "changed".
+pub fn diff(
+    store: &Store,
+    from_table: Option<&TableAt<'_>>,
+    to_table: &TableAt<'_>,
+    from: Cut,
+    to: Cut,
+    mut f: impl FnMut(DiffEntry) -> Result<bool>,
+) -> Result<changelog::ScanStats> {
+    if from.lsn > to.lsn {
+        return Err(QueryError::ReversedRange { from, to });
+    }
+    let Some(entry) = store.catalog().table(to_table.id) else { return Ok(Default::default()) };
+    let dead_from = match from_table {
+        Some(t) if t.id == to_table.id => entry.last_reset_at(from.lsn),
+        // The table did not exist (as this table) at `from`: nothing before.
+        _ => Some(Lsn::MAX),
+    };
+    let dead_to = entry.last_reset_at(to.lsn);
+    let mut to_proj = Projector::new(&entry.history, to_table.version.version);
+    let mut from_proj = from_table.map(|t| Projector::new(&entry.history, t.version.version));
+    store.scan_diff(to_table.id, (from.lsn, dead_from), (to.lsn, dead_to), |row| {
+        let after = row.after.map(|a| to_proj.owned(a.schema, &a.values));
+        let (before, before_in_to) = match (&row.before, from_proj.as_mut()) {
+            (Some(b), Some(p)) => (Some(p.owned(b.schema, &b.values)), Some(to_proj.owned(b.schema, &b.values))),
+            _ => (None, None),
+        };
+        let kind = match (&before, &after) {
+            (None, Some(_)) => DiffKind::Inserted,
+            (Some(_), None) => DiffKind::Deleted,
+            (Some(_), Some(a)) if before_in_to.as_ref() == Some(a) => return Ok(true),
+            (Some(_), Some(_)) => DiffKind::Changed,
+            (None, None) => return Ok(true),
+        };
+        f(DiffEntry { kind, before, after })
+    })
+}

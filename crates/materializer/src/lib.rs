@@ -1,0 +1,53 @@
+//! `materializer`: folds the `asof` change log into point-in-time answers.
+//!
+//! Given a [`changelog::Store`], it resolves a user's [`When`] (timestamp,
+//! LSN, `now`, relative time) to a transaction-consistent [`Cut`], and
+//! answers at that cut:
+//!
+//! - [`snapshot`]: a whole table, streamed in key order, with the columns
+//!   the table had at the cut;
+//! - [`get`]: one row by key;
+//! - [`history`]: every version of one row;
+//! - [`diff`]: rows inserted, deleted and changed between two cuts;
+//! - [`tables_at`]: the tables that existed;
+//! - [`changes`]: the raw log as row-level change events.
+//!
+//! Results stream through callbacks; nothing builds a whole table in memory.
+//! Edges are explicit: a moment before history or before the retention
+//! horizon is a [`QueryError`] naming the earliest answerable cut, and a
+//! moment after the last captured commit resolves to the latest state with
+//! [`Resolved::beyond_log`] set.
+//!
+//! Not here: capturing changes (`cdc-source`), storage layout (`changelog`),
+//! or output formats (the `asof` binary).
+//!
+//! ```no_run
+//! use changelog::{CommitTime, Store, TableName};
+//! use materializer::{resolve, snapshot, table_at, When};
+//! let store = Store::open_read_only("asof-data")?;
+//! let at = resolve(&store, "2026-11-20T09:00:00Z".parse::<When>()?, CommitTime::now())?;
+//! let orders = table_at(&store, &TableName::parse("orders"), at.cut)?;
+//! snapshot(&store, &orders, at.cut, |row| {
+//!     println!("{row:?}");
+//!     Ok(true)
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod changes;
+mod cut;
+mod error;
+mod history;
+#[cfg(any(test, feature = "reference"))]
+pub mod reference;
+mod snapshot;
+mod table;
+mod when;
+
+pub use changes::{changes, ChangeEvent, ChangeOp};
+pub use cut::{resolve, Cut, Resolved};
+pub use error::{QueryError, Result};
+pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
+pub use snapshot::{get, snapshot};
+pub use table::{table_at, tables_at, user_key, TableAt};
+pub use when::{ParseWhenError, When};

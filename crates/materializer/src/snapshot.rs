@@ -1,0 +1,80 @@
+//! A table as of a cut, and one row as of a cut.
+
+use std::collections::HashMap;
+
+use changelog::{Datum, DatumRef, Projection, SchemaHistory, SchemaVersionNo, ScanStats, Store, VersionState};
+
+use crate::cut::Cut;
+use crate::error::Result;
+use crate::table::TableAt;
+
+/// Caches the projection from each stored row's schema version to the
+/// cut's, so a scan computes each mapping once.
+pub(crate) struct Projector<'h> {
+    history: &'h SchemaHistory,
+    target: SchemaVersionNo,
+    cache: HashMap<SchemaVersionNo, Projection>,
+}
+
+impl<'h> Projector<'h> {
+    pub(crate) fn new(history: &'h SchemaHistory, target: SchemaVersionNo) -> Self {
+        Projector { history, target, cache: HashMap::new() }
+    }
+
+    pub(crate) fn get(&mut self, from: SchemaVersionNo) -> &Projection {
+        let (history, target) = (self.history, self.target);
+        self.cache.entry(from).or_insert_with(|| history.projection(from, target))
+    }
+
+    /// Projects owned values.
+    pub(crate) fn owned(&mut self, from: SchemaVersionNo, values: &[Datum]) -> Vec<Datum> {
+        let refs: Vec<DatumRef<'_>> = values.iter().map(Datum::as_ref).collect();
+        let mut out = Vec::with_capacity(refs.len());
+        self.get(from).apply(&refs, &mut out);
+        out.into_iter().map(DatumRef::to_datum).collect()
+    }
+}
+
+/// Streams the rows of `table` as of `cut` in key order, each as values in
+/// the table's column order at the cut. `f` returns `false` to stop.
+pub fn snapshot(
+    store: &Store,
+    table: &TableAt<'_>,
+    cut: Cut,
+    mut f: impl FnMut(&[DatumRef<'_>]) -> Result<bool>,
+) -> Result<ScanStats> {
+    let Some(entry) = store.catalog().table(table.id) else {
+        return Ok(ScanStats::default());
+    };
+    let dead_before = entry.last_reset_at(cut.lsn);
+    let mut projector = Projector::new(&entry.history, table.version.version);
+    let mut out: Vec<DatumRef<'static>> = Vec::with_capacity(table.schema.columns.len());
+    store.scan_as_of(table.id, cut.lsn, dead_before, |row| {
+        if row.schema == table.version.version {
+            return f(row.values);
+        }
+        // Reuse one buffer across rows; its lifetime is re-bound per row.
+        let mut tmp: Vec<DatumRef<'_>> = std::mem::take(&mut out).into_iter().collect();
+        projector.get(row.schema).apply(row.values, &mut tmp);
+        let r = f(&tmp);
+        tmp.clear();
+        out = tmp.into_iter().map(|_| DatumRef::Null).collect();
+        r
+    })
+}
+
+/// The row with key `key` as of `cut`, in the table's column order at the
+/// cut; `None` when no such row existed then.
+pub fn get(store: &Store, table: &TableAt<'_>, key: &changelog::keys::UserKey, cut: Cut) -> Result<Option<Vec<Datum>>> {
+    let Some(entry) = store.catalog().table(table.id) else { return Ok(None) };
+    let Some(v) = store.version_at(key, cut.lsn)? else { return Ok(None) };
+    if !entry.survives_resets(v.lsn, cut.lsn) {
+        return Ok(None);
+    }
+    match v.state {
+        VersionState::Row { schema, values } => {
+            Ok(Some(Projector::new(&entry.history, table.version.version).owned(schema, &values)))
+        }
+        VersionState::Deleted => Ok(None),
+    }
+}

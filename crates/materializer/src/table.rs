@@ -1,0 +1,68 @@
+//! Finding tables by name at a cut, and building keys from user input.
+
+use changelog::keys::{self, UserKey};
+use changelog::{DatumRef, SchemaVersion, Store, TableId, TableName, TableSchema};
+
+use crate::cut::Cut;
+use crate::error::{QueryError, Result};
+
+/// A table as it was at a cut.
+#[derive(Clone, Debug)]
+pub struct TableAt<'s> {
+    /// The store's id.
+    pub id: TableId,
+    /// The schema version in effect at the cut.
+    pub version: &'s SchemaVersion,
+    /// Its shape.
+    pub schema: &'s TableSchema,
+}
+
+/// The tables that existed at `cut`, sorted by name.
+pub fn tables_at(store: &Store, cut: Cut) -> Vec<TableAt<'_>> {
+    let mut out: Vec<_> = store
+        .catalog()
+        .tables_at(cut.lsn)
+        .into_iter()
+        .filter_map(|(id, version)| version.schema().map(|schema| TableAt { id, version, schema }))
+        .collect();
+    out.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
+    out
+}
+
+/// The table named `name` at `cut`, or an error suggesting close names.
+pub fn table_at<'s>(store: &'s Store, name: &TableName, cut: Cut) -> Result<TableAt<'s>> {
+    if let Some((id, version)) = store.catalog().table_named_at(name, cut.lsn) {
+        if let Some(schema) = version.schema() {
+            return Ok(TableAt { id, version, schema });
+        }
+    }
+    let wanted = name.to_string();
+    let mut scored: Vec<(f64, String)> = store
+        .catalog()
+        .tables()
+        .filter_map(|(_, e)| e.history.latest().and_then(|v| v.schema()).map(|s| s.name.to_string()))
+        .chain(tables_at(store, cut).into_iter().map(|t| t.schema.name.to_string()))
+        .map(|n| (strsim::jaro_winkler(&wanted, &n), n))
+        .filter(|(score, _)| *score > 0.8)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut suggestions: Vec<String> = scored.into_iter().map(|(_, n)| n).collect();
+    suggestions.dedup();
+    suggestions.truncate(3);
+    Err(QueryError::UnknownTable { name: name.clone(), cut, suggestions })
+}
+
+/// Builds a row's key from key values in text form, in key-column order.
+pub fn user_key(table: &TableAt<'_>, values: &[&str]) -> Result<UserKey> {
+    let key_cols: Vec<_> = table.schema.columns.iter().filter(|c| c.is_key).collect();
+    if key_cols.len() != values.len() {
+        return Err(QueryError::KeyArity {
+            table: table.schema.name.clone(),
+            expected: key_cols.len(),
+            columns: key_cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+            got: values.len(),
+        });
+    }
+    let types: Vec<u32> = key_cols.iter().map(|c| c.type_oid).collect();
+    Ok(keys::encode_user_key(table.id, &types, values.iter().map(|v| DatumRef::Text(v.as_bytes()))))
+}

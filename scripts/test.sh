@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (unit, property, and end-to-end tests against a
+# private PostgreSQL) in release mode, which is also the benchmarks' profile,
+# so RocksDB is compiled once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+export PROPTEST_CASES="${PROPTEST_CASES:-256}"
+cargo test --release --workspace --locked "$@"
