@@ -2,7 +2,7 @@
 //! and table shapes, with errors that say how to fix what is missing.
 
 use changelog::{Column, Lsn, ReplicaIdentity, TableName, TableSchema};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{CaptureError, Result};
 
@@ -172,7 +172,7 @@ pub async fn published_tables(client: &Client, publication: &str) -> Result<Vec<
 /// Reads a table's shape from the catalog (as of the client's snapshot).
 /// The key is the primary key, else the replica identity index, else every
 /// column under `REPLICA IDENTITY FULL`.
-pub async fn describe_table(client: &Client, oid: u32) -> Result<TableSchema> {
+pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<TableSchema> {
     let head = client
         .query_one(
             "SELECT n.nspname::text, c.relname::text, c.relreplident::text FROM pg_class c \
@@ -235,7 +235,7 @@ pub fn check_identity(schema: &TableSchema) -> Result<()> {
 }
 
 /// Errors unless the role may read the table (needed for the initial copy).
-pub async fn check_select(client: &Client, oid: u32, name: &TableName) -> Result<()> {
+pub async fn check_select(client: &impl GenericClient, oid: u32, name: &TableName) -> Result<()> {
     let ok: bool = client.query_one("SELECT has_table_privilege($1::oid, 'SELECT')", &[&oid]).await?.get(0);
     if !ok {
         return Err(CaptureError::Setup(format!(

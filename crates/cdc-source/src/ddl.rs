@@ -75,10 +75,10 @@ BEGIN
         AND (p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_tables t
              WHERE t.pubname = p.pubname AND t.schemaname = n.nspname AND t.tablename = c.relname)));
     SELECT json_build_object(
-      'oid', c.oid, 'schema', n.nspname, 'name', c.relname, 'ident', c.relreplident::text,
+      'oid', c.oid::bigint, 'schema', n.nspname, 'name', c.relname, 'ident', c.relreplident::text,
       'rewrite', position(c.oid::text || ',' in ',' || rewritten) > 0,
       'columns', coalesce((SELECT json_agg(json_build_object(
-          'name', a.attname, 'type_oid', a.atttypid, 'type_name', format_type(a.atttypid, a.atttypmod),
+          'name', a.attname, 'type_oid', a.atttypid::bigint, 'type_name', format_type(a.atttypid, a.atttypmod),
           'typmod', a.atttypmod,
           'pk', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)::int2[]), false),
           'ri', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)::int2[]), false),
@@ -102,7 +102,7 @@ DECLARE
 BEGIN
   FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' AND NOT is_temporary LOOP
     PERFORM pg_logical_emit_message(true, '{DROP_PREFIX}',
-      json_build_object('oid', obj.objid, 'schema', obj.schema_name, 'name', obj.object_name)::text);
+      json_build_object('oid', obj.objid::bigint, 'schema', obj.schema_name, 'name', obj.object_name)::text);
   END LOOP;
 END $fn$;
 

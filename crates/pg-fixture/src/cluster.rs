@@ -7,7 +7,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::builder::PgClusterBuilder;
-use crate::client::{self, Rows};
+use crate::client;
 use crate::privileges::RunAs;
 use crate::process::{self, Launch, Postmaster, Shutdown, StartFailure};
 use crate::FixtureError;
@@ -183,12 +183,12 @@ impl PgCluster {
 
     /// Runs SQL in database `postgres` and returns the rows of all its
     /// statements, each value in Postgres's text form and `None` for NULL.
-    pub fn query_rows(&self, sql: &str) -> Result<Rows, FixtureError> {
+    pub fn query_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, FixtureError> {
         self.query_rows_in(DEFAULT_DBNAME, sql)
     }
 
     /// [`PgCluster::query_rows`] in another database.
-    pub fn query_rows_in(&self, dbname: &str, sql: &str) -> Result<Rows, FixtureError> {
+    pub fn query_rows_in(&self, dbname: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, FixtureError> {
         Ok(client::query(&self.socket_config(dbname)?, sql)?.rows)
     }
 

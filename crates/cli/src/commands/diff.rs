@@ -66,14 +66,17 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
                     // A changed row prints as its before (-) and after (+) lines;
                     // the before values are laid out in the later columns.
                     let mut lines: Vec<(&str, Vec<DatumRef<'_>>)> = Vec::new();
-                    let pick = |row: &Vec<Datum>, cols: &[String]| -> Vec<DatumRef<'_>> {
-                        to_cols.iter().map(|c| cols.iter().position(|n| n == c).and_then(|i| row.get(i)).map_or(DatumRef::Null, Datum::as_ref)).collect()
-                    };
+                    fn pick<'r>(row: &'r [Datum], cols: &[String], to_cols: &[String]) -> Vec<DatumRef<'r>> {
+                        to_cols
+                            .iter()
+                            .map(|c| cols.iter().position(|n| n == c).and_then(|i| row.get(i)).map_or(DatumRef::Null, Datum::as_ref))
+                            .collect()
+                    }
                     if let Some(b) = &e.before {
-                        lines.push((if e.kind == DiffKind::Changed { "-changed" } else { "deleted" }, pick(b, &from_cols)));
+                        lines.push((if e.kind == DiffKind::Changed { "-changed" } else { "deleted" }, pick(b, &from_cols, &to_cols)));
                     }
                     if let Some(af) = &e.after {
-                        lines.push((if e.kind == DiffKind::Changed { "+changed" } else { "inserted" }, pick(af, &to_cols)));
+                        lines.push((if e.kind == DiffKind::Changed { "+changed" } else { "inserted" }, pick(af, &to_cols, &to_cols)));
                     }
                     for (label, vals) in lines {
                         if format == Format::Csv {

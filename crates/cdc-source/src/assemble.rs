@@ -1,0 +1,386 @@
+//! Turning pgoutput messages into change-log transactions.
+//!
+//! The assembler keeps the capture's view of the published tables (relation
+//! OID to store table id and current shape) and builds one
+//! [`changelog::Transaction`] per Begin..Commit. Schema versions come from
+//! two places: `asof.ddl` logical messages (at the DDL's own position, with
+//! the values older rows take in added columns) and Relation messages (sent
+//! before a table's next change after its shape changed). A Relation whose
+//! shape equals the current one records nothing.
+//!
+//! Pure and synchronous: it never talks to the network or the store; type
+//! names for Relation-only schemas come from a cache the stream fills.
+
+use std::collections::HashMap;
+
+use changelog::{
+    Catalog, ChangeRecord, Column, CommitInfo, CommitTime, Datum, Lsn, RowImage, SchemaChange, TableId, TableName,
+    TableSchema, Transaction, Xid,
+};
+
+use crate::ddl;
+use crate::error::{CaptureError, Result};
+use crate::pgoutput::{Message, OldTuple, RelationBody, TupleData, TupleValue};
+
+/// What the capture knows about one published table.
+#[derive(Clone, Debug)]
+pub struct TableView {
+    /// The store's id.
+    pub id: TableId,
+    /// The shape last recorded in the log.
+    pub schema: TableSchema,
+}
+
+/// The open transaction.
+#[derive(Debug)]
+pub struct OpenTxn {
+    /// Commit LSN announced by Begin.
+    pub final_lsn: Lsn,
+    /// Commit time announced by Begin.
+    pub commit_time: CommitTime,
+    /// Transaction id.
+    pub xid: Xid,
+    /// Records so far (not yet handed to the store).
+    pub records: Vec<ChangeRecord>,
+    /// Records already spilled to the store.
+    pub spilled: u64,
+    /// Rows of an `asof.row` re-read being collected: table and whether its
+    /// ReadStart was emitted.
+    reread: Option<(u32, TableId)>,
+}
+
+/// What feeding one message produced.
+#[derive(Debug)]
+pub enum Fed {
+    /// Nothing to do yet.
+    Nothing,
+    /// A transaction committed.
+    Committed(Transaction),
+}
+
+/// Assembles transactions.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    by_oid: HashMap<u32, TableView>,
+    ids_by_name: HashMap<TableName, TableId>,
+    next_id: u32,
+    /// `format_type` names by (type OID, modifier).
+    pub type_names: HashMap<(u32, i32), String>,
+    open: Option<OpenTxn>,
+    /// Relation OIDs published (None: every table is).
+    published: Option<std::collections::HashSet<u32>>,
+}
+
+impl Assembler {
+    /// Starts from what the store already holds.
+    pub fn from_catalog(catalog: &Catalog, next_table: u32) -> Self {
+        let mut a = Assembler { next_id: next_table, ..Assembler::default() };
+        for (id, entry) in catalog.tables() {
+            if let Some(schema) = entry.current_schema() {
+                a.ids_by_name.insert(schema.name.clone(), id);
+                a.by_oid.insert(schema.relation_oid, TableView { id, schema: schema.clone() });
+                a.next_id = a.next_id.max(id.0 + 1);
+                for c in &schema.columns {
+                    a.type_names.insert((c.type_oid, c.type_modifier), c.type_name.clone());
+                }
+            }
+        }
+        a
+    }
+
+    /// Limits DDL capture to these relations (a publication for some tables).
+    pub fn set_published(&mut self, oids: Option<std::collections::HashSet<u32>>) {
+        self.published = oids;
+    }
+
+    /// The table for a relation, if known.
+    pub fn table(&self, oid: u32) -> Option<&TableView> {
+        self.by_oid.get(&oid)
+    }
+
+    /// Registers a table read by the initial copy; returns its id.
+    pub fn register(&mut self, schema: TableSchema) -> TableId {
+        let id = self.id_for(&schema.name);
+        self.by_oid.insert(schema.relation_oid, TableView { id, schema });
+        id
+    }
+
+    fn id_for(&mut self, name: &TableName) -> TableId {
+        if let Some(id) = self.ids_by_name.get(name) {
+            return *id;
+        }
+        let id = TableId(self.next_id);
+        self.next_id += 1;
+        self.ids_by_name.insert(name.clone(), id);
+        id
+    }
+
+    /// Type (OID, modifier) pairs of a Relation message not yet named.
+    pub fn unknown_types(&self, rel: &RelationBody) -> Vec<(u32, i32)> {
+        rel.columns
+            .iter()
+            .map(|c| (c.type_oid, c.type_modifier))
+            .filter(|k| !self.type_names.contains_key(k))
+            .collect()
+    }
+
+    /// Whether a transaction is open (between Begin and Commit).
+    pub fn in_transaction(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// The open transaction, for spilling.
+    pub fn open_mut(&mut self) -> Option<&mut OpenTxn> {
+        self.open.as_mut()
+    }
+
+    /// Drops a partly received transaction (the connection was lost; the
+    /// server sends it again).
+    pub fn reset(&mut self) {
+        self.open = None;
+    }
+
+    /// Feeds one decoded message.
+    pub fn feed(&mut self, msg: Message, at: Lsn) -> Result<Fed> {
+        match msg {
+            Message::Begin(b) => {
+                self.open = Some(OpenTxn {
+                    final_lsn: b.final_lsn,
+                    commit_time: CommitTime::from_pg_micros(b.commit_time_us),
+                    xid: Xid(b.xid),
+                    records: Vec::new(),
+                    spilled: 0,
+                    reread: None,
+                });
+                Ok(Fed::Nothing)
+            }
+            Message::Commit(c) => {
+                let open = self.open.take().ok_or_else(|| protocol(at, "Commit without Begin"))?;
+                if c.commit_lsn != open.final_lsn {
+                    return Err(protocol(at, "Commit LSN differs from Begin's final LSN"));
+                }
+                Ok(Fed::Committed(Transaction {
+                    commit: CommitInfo {
+                        commit_lsn: c.commit_lsn,
+                        end_lsn: c.end_lsn,
+                        commit_time: CommitTime::from_pg_micros(c.commit_time_us),
+                        xid: open.xid,
+                    },
+                    records: open.records,
+                }))
+            }
+            Message::Relation(r) => {
+                self.relation(r);
+                Ok(Fed::Nothing)
+            }
+            Message::Insert(i) => {
+                let t = self.known(i.rel_id, at)?;
+                let new = row(&i.new, at)?;
+                self.push(ChangeRecord::Insert { table: t, new }, at)
+            }
+            Message::Update(u) => {
+                let t = self.known(u.rel_id, at)?;
+                let new = row(&u.new, at)?;
+                let old = match &u.old {
+                    Some(OldTuple::Key(k)) => Some(key_image(k, at)?),
+                    Some(OldTuple::Full(f)) => Some(row(f, at)?),
+                    None => None,
+                };
+                self.push(ChangeRecord::Update { table: t, old, new }, at)
+            }
+            Message::Delete(d) => {
+                let t = self.known(d.rel_id, at)?;
+                let old = match &d.old {
+                    OldTuple::Key(k) => key_image(k, at)?,
+                    OldTuple::Full(f) => row(f, at)?,
+                };
+                self.push(ChangeRecord::Delete { table: t, old }, at)
+            }
+            Message::Truncate(tr) => {
+                let tables = tr.rel_ids.iter().map(|r| self.known(*r, at)).collect::<Result<Vec<_>>>()?;
+                self.push(ChangeRecord::Truncate { tables }, at)
+            }
+            Message::LogicalMessage(m) if m.transactional => self.logical_message(&m.prefix, &m.content, at),
+            _ => Ok(Fed::Nothing),
+        }
+    }
+
+    fn push(&mut self, rec: ChangeRecord, at: Lsn) -> Result<Fed> {
+        let open = self.open.as_mut().ok_or_else(|| protocol(at, "change outside a transaction"))?;
+        open.records.push(rec);
+        Ok(Fed::Nothing)
+    }
+
+    fn known(&self, oid: u32, at: Lsn) -> Result<TableId> {
+        self.by_oid.get(&oid).map(|t| t.id).ok_or_else(|| protocol(at, &format!("change for unknown relation {oid}")))
+    }
+
+    fn relation(&mut self, r: RelationBody) {
+        let name = TableName::new(r.namespace.clone(), r.name.clone());
+        let prev = self.by_oid.get(&r.rel_id).cloned();
+        let columns: Vec<Column> = r
+            .columns
+            .iter()
+            .map(|c| {
+                // Under REPLICA IDENTITY FULL pgoutput flags every column; keep
+                // the narrower key the table already had when it still fits.
+                let prev_key = prev.as_ref().and_then(|p| p.schema.columns.iter().find(|pc| pc.name == c.name)).map(|pc| pc.is_key);
+                let is_key = match (r.replica_identity, prev_key) {
+                    (crate::pgoutput::ReplicaIdentity::Full, Some(k)) if prev.as_ref().is_some_and(|p| p.schema.columns.iter().any(|pc| pc.is_key && r.columns.iter().any(|rc| rc.name == pc.name))) => k,
+                    _ => c.is_key,
+                };
+                Column {
+                    name: c.name.clone(),
+                    type_oid: c.type_oid,
+                    type_name: self.type_names.get(&(c.type_oid, c.type_modifier)).cloned().unwrap_or_else(|| c.type_oid.to_string()),
+                    type_modifier: c.type_modifier,
+                    is_key,
+                }
+            })
+            .collect();
+        let ident = match r.replica_identity {
+            crate::pgoutput::ReplicaIdentity::Default => changelog::ReplicaIdentity::Default,
+            crate::pgoutput::ReplicaIdentity::Full => changelog::ReplicaIdentity::Full,
+            crate::pgoutput::ReplicaIdentity::Index => changelog::ReplicaIdentity::Index,
+            crate::pgoutput::ReplicaIdentity::Nothing => changelog::ReplicaIdentity::Nothing,
+        };
+        let schema = TableSchema { name, relation_oid: r.rel_id, columns, replica_identity: ident };
+        let id = match &prev {
+            Some(p) => p.id,
+            None => self.id_for(&schema.name),
+        };
+        if prev.as_ref().is_some_and(|p| same_shape(&p.schema, &schema)) {
+            return;
+        }
+        if let Some(p) = &prev {
+            if p.schema.name != schema.name {
+                self.ids_by_name.remove(&p.schema.name);
+                self.ids_by_name.insert(schema.name.clone(), id);
+            }
+        }
+        self.by_oid.insert(r.rel_id, TableView { id, schema: schema.clone() });
+        if let Some(open) = self.open.as_mut() {
+            open.records.push(ChangeRecord::Schema { table: id, change: SchemaChange::Define { schema, backfill: Vec::new() } });
+        }
+    }
+
+    fn logical_message(&mut self, prefix: &str, content: &[u8], at: Lsn) -> Result<Fed> {
+        match prefix {
+            ddl::DDL_PREFIX => {
+                let ev = ddl::parse_ddl(content).map_err(|e| at_lsn(e, at))?;
+                if self.published.as_ref().is_some_and(|p| !p.contains(&ev.schema.relation_oid)) {
+                    return Ok(Fed::Nothing);
+                }
+                let oid = ev.schema.relation_oid;
+                for c in &ev.schema.columns {
+                    self.type_names.insert((c.type_oid, c.type_modifier), c.type_name.clone());
+                }
+                let prev = self.by_oid.get(&oid).cloned();
+                let id = match &prev {
+                    Some(p) => p.id,
+                    None => self.id_for(&ev.schema.name),
+                };
+                if let Some(p) = &prev {
+                    if p.schema.name != ev.schema.name {
+                        self.ids_by_name.remove(&p.schema.name);
+                        self.ids_by_name.insert(ev.schema.name.clone(), id);
+                    }
+                }
+                // Columns this change adds: older rows take attmissingval.
+                let backfill: Vec<(String, Datum)> = ev
+                    .missing
+                    .iter()
+                    .filter(|(n, _)| prev.as_ref().is_none_or(|p| p.schema.column_index(n).is_none()))
+                    .cloned()
+                    .collect();
+                let changed = prev.as_ref().is_none_or(|p| !same_shape(&p.schema, &ev.schema)) || !backfill.is_empty();
+                self.by_oid.insert(oid, TableView { id, schema: ev.schema.clone() });
+                let open = self.open.as_mut().ok_or_else(|| protocol(at, "DDL message outside a transaction"))?;
+                if changed {
+                    open.records.push(ChangeRecord::Schema {
+                        table: id,
+                        change: SchemaChange::Define { schema: ev.schema, backfill },
+                    });
+                }
+                if ev.rewrite {
+                    open.records.push(ChangeRecord::ReadStart { table: id });
+                    open.reread = Some((oid, id));
+                }
+                Ok(Fed::Nothing)
+            }
+            ddl::ROW_PREFIX => {
+                let (oid, values) = ddl::parse_row(content).map_err(|e| at_lsn(e, at))?;
+                let open = self.open.as_mut().ok_or_else(|| protocol(at, "row message outside a transaction"))?;
+                let Some((roid, id)) = open.reread else { return Ok(Fed::Nothing) };
+                if roid != oid {
+                    return Ok(Fed::Nothing);
+                }
+                let width = self.by_oid.get(&oid).map_or(0, |t| t.schema.columns.len());
+                // A one-column table's NULL prints as "()", like zero columns.
+                let values = if values.len() != width && width == 0 { Vec::new() } else { values };
+                if values.len() != width {
+                    return Err(protocol(at, "re-read row does not match the table's columns"));
+                }
+                open.records.push(ChangeRecord::Read { table: id, row: RowImage(values) });
+                Ok(Fed::Nothing)
+            }
+            ddl::DROP_PREFIX => {
+                let oid = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
+                let Some(view) = self.by_oid.remove(&oid) else { return Ok(Fed::Nothing) };
+                self.ids_by_name.remove(&view.schema.name);
+                let open = self.open.as_mut().ok_or_else(|| protocol(at, "drop message outside a transaction"))?;
+                open.records.push(ChangeRecord::Schema { table: view.id, change: SchemaChange::Drop });
+                Ok(Fed::Nothing)
+            }
+            _ => Ok(Fed::Nothing),
+        }
+    }
+}
+
+/// Equal for the log's purposes: names, types and keys of the columns.
+fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
+    a.name == b.name
+        && a.columns.len() == b.columns.len()
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| {
+            x.name == y.name && x.type_oid == y.type_oid && x.type_modifier == y.type_modifier && x.is_key == y.is_key
+        })
+}
+
+fn protocol(at: Lsn, msg: &str) -> CaptureError {
+    CaptureError::Protocol { lsn: at, message: msg.to_owned() }
+}
+
+fn at_lsn(e: CaptureError, at: Lsn) -> CaptureError {
+    match e {
+        CaptureError::Protocol { message, .. } => CaptureError::Protocol { lsn: at, message },
+        other => other,
+    }
+}
+
+fn value(v: &TupleValue, at: Lsn) -> Result<Datum> {
+    Ok(match v {
+        TupleValue::Null => Datum::Null,
+        TupleValue::UnchangedToast => Datum::UnchangedToast,
+        TupleValue::Text(b) => Datum::Text(b.to_vec()),
+        TupleValue::Binary(_) => return Err(protocol(at, "binary tuple values are not requested and not supported")),
+    })
+}
+
+fn row(t: &TupleData, at: Lsn) -> Result<RowImage> {
+    t.values.iter().map(|v| value(v, at)).collect::<Result<Vec<_>>>().map(RowImage)
+}
+
+/// A key-only old tuple: pgoutput sends the non-key columns as NULL; they
+/// are not known, so they become `Missing`, never NULL.
+fn key_image(t: &TupleData, at: Lsn) -> Result<RowImage> {
+    // The caller maps columns by position; which are keys is decided by
+    // the store from the schema, so every non-sent value is marked missing.
+    t.values
+        .iter()
+        .map(|v| match v {
+            TupleValue::Null => Ok(Datum::Missing),
+            other => value(other, at),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(RowImage)
+}

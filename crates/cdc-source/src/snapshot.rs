@@ -1,0 +1,133 @@
+//! The initial copy: every published table, read in the slot's exported
+//! snapshot and stored as the base state at the slot's consistent point.
+//!
+//! Why the copy and the stream meet exactly: `CREATE_REPLICATION_SLOT ...
+//! (SNAPSHOT 'export')` returns a consistent point C and a snapshot that
+//! sees exactly the transactions committed before C. The copy runs in a
+//! REPEATABLE READ transaction that imports that snapshot, so it reads the
+//! database as of C. Streaming starts at C, and the slot decodes exactly
+//! the transactions that commit after C. Nothing is seen twice and nothing
+//! is missed. The copy is stored as one transaction just below C (every
+//! streamed commit LSN is at or above C), and the store's watermark end LSN
+//! is C, so the first acknowledgement is C.
+
+use changelog::{ChangeRecord, CommitInfo, CommitTime, Lsn, RowImage, SchemaChange, Store, Xid};
+use futures_util::{pin_mut, TryStreamExt};
+use tokio_postgres::Client;
+
+use crate::assemble::Assembler;
+use crate::catalog::{self, qualified};
+use crate::error::{CaptureError, Result};
+use crate::text_formats::parse_copy_line;
+
+/// Rows per chunk written to the store while copying.
+const CHUNK_ROWS: usize = 20_000;
+
+/// Progress of the copy, reported after each chunk and table.
+#[derive(Clone, Debug, Default)]
+pub struct CopyProgress {
+    /// Table being copied.
+    pub table: String,
+    /// Rows copied so far (all tables).
+    pub rows: u64,
+    /// Bytes of COPY data read so far.
+    pub bytes: u64,
+    /// Tables done.
+    pub tables_done: usize,
+    /// Tables in all.
+    pub tables_total: usize,
+}
+
+/// Copies `tables` (OIDs) in the snapshot `snapshot_name` into the store as
+/// one transaction committing at `base_lsn`, ending at `end_lsn`.
+pub async fn copy_tables(
+    client: &mut Client,
+    store: &mut Store,
+    assembler: &mut Assembler,
+    snapshot_name: &str,
+    tables: &[u32],
+    base_lsn: Lsn,
+    end_lsn: Lsn,
+    mut progress: impl FnMut(&CopyProgress),
+) -> Result<u64> {
+    let txn = client.transaction().await?;
+    txn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+    txn.batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", catalog::quote_literal(snapshot_name))).await?;
+    let mut sp = store.begin_spill(base_lsn)?;
+    let mut chunk: Vec<ChangeRecord> = Vec::with_capacity(CHUNK_ROWS + 2);
+    let mut p = CopyProgress { tables_total: tables.len(), ..CopyProgress::default() };
+    let mut values = Vec::new();
+    for &oid in tables {
+        let schema = catalog::describe_table(&txn, oid).await?;
+        catalog::check_identity(&schema)?;
+        catalog::check_select(&txn, oid, &schema.name).await?;
+        p.table = schema.name.to_string();
+        let cols: Vec<String> = schema.columns.iter().map(|c| catalog::quote_ident(&c.name)).collect();
+        let width = schema.columns.len();
+        let sql = format!("COPY {} ({}) TO STDOUT", qualified(&schema.name), cols.join(", "));
+        let table = assembler.register(schema.clone());
+        chunk.push(ChangeRecord::Schema { table, change: SchemaChange::Define { schema, backfill: Vec::new() } });
+        chunk.push(ChangeRecord::ReadStart { table });
+        let stream = txn.copy_out(&sql).await?;
+        pin_mut!(stream);
+        let mut carry: Vec<u8> = Vec::new();
+        while let Some(buf) = stream.try_next().await? {
+            p.bytes += buf.len() as u64;
+            // COPY data arrives in chunks that need not end on a row.
+            let mut data: &[u8] = &buf;
+            if !carry.is_empty() {
+                match data.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        carry.extend_from_slice(data.get(..i).unwrap_or_default());
+                        push_row(&carry, width, table, &mut values, &mut chunk)?;
+                        p.rows += 1;
+                        carry.clear();
+                        data = data.get(i + 1..).unwrap_or_default();
+                    }
+                    None => {
+                        carry.extend_from_slice(data);
+                        continue;
+                    }
+                }
+            }
+            while let Some(i) = data.iter().position(|b| *b == b'\n') {
+                push_row(data.get(..i).unwrap_or_default(), width, table, &mut values, &mut chunk)?;
+                data = data.get(i + 1..).unwrap_or_default();
+                p.rows += 1;
+            }
+            carry.extend_from_slice(data);
+            if chunk.len() >= CHUNK_ROWS {
+                store.spill(&mut sp, &chunk)?;
+                chunk.clear();
+                progress(&p);
+            }
+        }
+        if !carry.is_empty() {
+            return Err(CaptureError::Protocol { lsn: base_lsn, message: "COPY data ended inside a row".into() });
+        }
+        p.tables_done += 1;
+        progress(&p);
+    }
+    let commit = CommitInfo { commit_lsn: base_lsn, end_lsn, commit_time: CommitTime::now(), xid: Xid(0) };
+    store.finish_spill(sp, &commit, &chunk)?;
+    txn.commit().await?;
+    Ok(p.rows)
+}
+
+fn push_row(
+    line: &[u8],
+    width: usize,
+    table: changelog::TableId,
+    values: &mut Vec<changelog::Datum>,
+    chunk: &mut Vec<ChangeRecord>,
+) -> Result<()> {
+    parse_copy_line(line, values).map_err(|e| CaptureError::Protocol { lsn: Lsn::ZERO, message: e.to_string() })?;
+    if values.len() != width && !(width == 0 && values.len() == 1) {
+        return Err(CaptureError::Protocol { lsn: Lsn::ZERO, message: "COPY row has the wrong number of columns".into() });
+    }
+    if width == 0 {
+        values.clear();
+    }
+    chunk.push(ChangeRecord::Read { table, row: RowImage(std::mem::take(values)) });
+    Ok(())
+}

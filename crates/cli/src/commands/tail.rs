@@ -1,0 +1,188 @@
+//! `asof tail`: capture into the store.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cdc_source::conninfo::{parse_conninfo, ConnInfo};
+use cdc_source::{CaptureEvent, CaptureOptions, Until};
+use changelog::{CommitTime, Store, StoreOptions, TableName};
+
+use crate::args::TailArgs;
+use crate::UsageError;
+
+pub fn parse_source(s: &str) -> Result<ConnInfo> {
+    parse_conninfo(s).map_err(|e| UsageError(format!("invalid connection string: {e}")).into())
+}
+
+fn parse_until(s: &str) -> Result<Until> {
+    if s == "caught-up" {
+        return Ok(Until::CaughtUp);
+    }
+    let l = s.strip_prefix("lsn:").unwrap_or(s);
+    l.parse()
+        .map(Until::Lsn)
+        .map_err(|_| UsageError(format!("--until: expected 'caught-up' or an LSN like 0/16B3748, got {s:?}")).into())
+}
+
+pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
+    let conninfo = parse_source(&a.conninfo)?;
+    let until = match &a.until {
+        Some(u) => parse_until(u)?,
+        None => Until::Forever,
+    };
+    let tables: Vec<TableName> = a.tables.iter().filter(|t| !t.is_empty()).map(|t| TableName::parse(t)).collect();
+    let store = Store::open(store_path, &StoreOptions { create_if_missing: true, ..StoreOptions::default() })
+        .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
+    let opts = CaptureOptions {
+        conninfo: conninfo.clone(),
+        slot: a.slot,
+        publication: a.publication,
+        tables,
+        snapshot: !a.no_snapshot,
+        until,
+    };
+    eprintln!("capturing {} into {}", conninfo, store_path.display());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let summary = rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("\nstopping after the transaction in hand...");
+            let _ = tx.send(true);
+        });
+        let mut reporter = Reporter::new();
+        cdc_source::capture(store, opts, rx, move |ev| reporter.report(ev)).await
+    });
+    let summary = summary.context("capture stopped")?;
+    eprintln!(
+        "{} transactions ({} changes) stored{}; acknowledged up to {}",
+        summary.txns,
+        summary.records,
+        if summary.copied_rows > 0 { format!(", {} rows copied", summary.copied_rows) } else { String::new() },
+        summary.confirmed
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Shows progress: a live status line on a terminal, a log line every ten
+/// seconds otherwise.
+struct Reporter {
+    tty: bool,
+    last_line: Instant,
+    last_records: u64,
+    last_at: Instant,
+}
+
+impl Reporter {
+    fn new() -> Self {
+        Reporter { tty: std::io::stderr().is_terminal(), last_line: Instant::now(), last_records: 0, last_at: Instant::now() }
+    }
+
+    fn report(&mut self, ev: CaptureEvent) {
+        match ev {
+            CaptureEvent::Notice(n) => {
+                if self.tty {
+                    eprint!("\r\x1b[K");
+                }
+                eprintln!("{n}");
+            }
+            CaptureEvent::Copy(p) => {
+                if self.tty || self.last_line.elapsed() >= Duration::from_secs(10) {
+                    self.last_line = Instant::now();
+                    let line = format!(
+                        "copying {} ({}/{} tables): {} rows, {:.1} MiB",
+                        p.table,
+                        p.tables_done,
+                        p.tables_total,
+                        p.rows,
+                        p.bytes as f64 / 1048576.0
+                    );
+                    self.emit(&line);
+                }
+            }
+            CaptureEvent::Stream(p) => {
+                let interval = if self.tty { Duration::from_millis(500) } else { Duration::from_secs(10) };
+                if self.last_line.elapsed() < interval {
+                    return;
+                }
+                let dt = self.last_at.elapsed().as_secs_f64().max(0.001);
+                let rate = (p.records.saturating_sub(self.last_records)) as f64 / dt;
+                self.last_records = p.records;
+                self.last_at = Instant::now();
+                self.last_line = Instant::now();
+                let mark = p.watermark.map_or("none".to_string(), |w| w.commit_time.to_string());
+                let lag_s = p
+                    .watermark
+                    .filter(|_| p.lag_bytes() > 0)
+                    .map(|w| (CommitTime::now().unix_micros() - w.commit_time.unix_micros()).max(0) as f64 / 1e6)
+                    .unwrap_or(0.0);
+                let line = format!(
+                    "{:.0} changes/s, {} stored, acknowledged {}, last commit {mark}, lag {} bytes / {lag_s:.1}s",
+                    rate, p.records, p.confirmed, p.lag_bytes()
+                );
+                self.emit(&line);
+            }
+        }
+    }
+
+    fn emit(&self, line: &str) {
+        if self.tty {
+            eprint!("\r\x1b[K{line}");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// `status --source`: lag and slot health as the server sees them.
+pub fn source_lag(conninfo: &str, store: &Store) -> Result<String> {
+    let info = parse_source(conninfo)?;
+    let slot_name = store.source_info()?.map(|s| s.slot).unwrap_or_else(|| "asof".into());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = cdc_source::sql::connect(&info).await.context("cannot connect to the source")?;
+        let current = cdc_source::catalog::current_wal_lsn(&client).await?;
+        let slot = cdc_source::catalog::slot(&client, &slot_name).await?;
+        let reach = store.scanned_through();
+        let lag = current.0.saturating_sub(reach.0);
+        let secs = match store.watermark() {
+            Some(w) if lag > 0 => (CommitTime::now().unix_micros() - w.commit_time.unix_micros()).max(0) as f64 / 1e6,
+            _ => 0.0,
+        };
+        let slot_line = match slot {
+            Some(s) => format!(
+                "slot {slot_name}: confirmed {}, wal {}, {}",
+                s.confirmed_flush.map_or("-".into(), |l| l.to_string()),
+                s.wal_status.unwrap_or_default(),
+                if s.active { "active" } else { "inactive" }
+            ),
+            None => format!("slot {slot_name}: MISSING"),
+        };
+        Ok(format!("server wal:   {current}\nlag:          {lag} bytes, {secs:.1} s\n{slot_line}"))
+    })
+}
