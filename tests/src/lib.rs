@@ -1,1 +1,112 @@
-//! placeholder
+//! Support for asof's end-to-end tests: a captured Postgres workload and
+//! what Postgres itself showed after each commit.
+//!
+//! Not a library for users.
+
+use std::collections::BTreeMap;
+
+use cdc_source::text_formats::parse_copy_line;
+use changelog::{CommitTime, Datum, Lsn, Store, StoreOptions, TableName};
+use futures_util::{pin_mut, TryStreamExt};
+use materializer::When;
+use pg_fixture::PgCluster;
+use tokio_postgres::{Client, NoTls};
+
+/// What Postgres showed right after one commit.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    /// `pg_current_wal_lsn()` after the commit.
+    pub lsn: Lsn,
+    /// `clock_timestamp()` after the commit.
+    pub time: CommitTime,
+    /// Each table's column names and rows (COPY text values, key order).
+    pub tables: BTreeMap<String, (Vec<String>, Vec<Vec<Datum>>)>,
+}
+
+/// Connects to a database of the cluster.
+pub async fn connect(pg: &PgCluster, db: &str) -> Client {
+    let mut cfg = pg.config();
+    cfg.dbname(db);
+    let (client, conn) = cfg.connect(NoTls).await.expect("connect");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// The conninfo string for a database of the cluster.
+pub fn conninfo(pg: &PgCluster, db: &str) -> String {
+    format!("host={} port={} user={} dbname={db} sslmode=disable", pg.host(), pg.port(), pg.user())
+}
+
+/// Reads what Postgres shows now for `tables` (name, ORDER BY clause).
+pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
+    let row = client.query_one("SELECT pg_current_wal_lsn()::text, (extract(epoch from clock_timestamp()) * 1000000)::int8", &[]).await.expect("observe");
+    let lsn: String = row.get(0);
+    let us: i64 = row.get(1);
+    let mut out = BTreeMap::new();
+    for (t, order) in tables {
+        let cols: Option<String> = client
+            .query_one(
+                "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
+                &[&t],
+            )
+            .await
+            .expect("columns")
+            .get(0);
+        let cols: Vec<String> = cols.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+        let stream = client.copy_out(&format!("COPY (SELECT * FROM {t} ORDER BY {order}) TO STDOUT")).await.expect("copy");
+        pin_mut!(stream);
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.try_next().await.expect("copy data") {
+            data.extend_from_slice(&chunk);
+        }
+        let mut rows = Vec::new();
+        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let mut values = Vec::new();
+            parse_copy_line(line, &mut values).expect("copy line");
+            if cols.is_empty() {
+                values.clear();
+            }
+            rows.push(values);
+        }
+        out.insert((*t).to_string(), (cols, rows));
+    }
+    Observation { lsn: lsn.parse().expect("lsn"), time: CommitTime::from_unix_micros(us), tables: out }
+}
+
+/// Opens (creating) a store for writing.
+pub fn open_store(path: &std::path::Path) -> Store {
+    Store::open(path, &StoreOptions { create_if_missing: true, ..StoreOptions::default() }).expect("open store")
+}
+
+/// A table's column names and rows as of a moment, from the store.
+pub fn store_table(store: &Store, when: When, table: &str) -> Option<(Vec<String>, Vec<Vec<Datum>>)> {
+    let r = materializer::resolve(store, when, CommitTime::now()).expect("resolve");
+    let t = materializer::table_at(store, &TableName::parse(table), r.cut).ok()?;
+    let cols = t.schema.column_names().map(String::from).collect();
+    let mut rows = Vec::new();
+    materializer::snapshot(store, &t, r.cut, |row| {
+        rows.push(row.iter().map(|d| d.to_datum()).collect());
+        Ok(true)
+    })
+    .expect("snapshot");
+    Some((cols, rows))
+}
+
+/// Asserts the store answers, at every observation's LSN and time,
+/// exactly what Postgres showed then.
+pub fn assert_matches(store: &Store, observations: &[Observation]) {
+    for (i, o) in observations.iter().enumerate() {
+        for when in [When::Lsn(o.lsn), When::Time(o.time)] {
+            for (t, expected) in &o.tables {
+                let got = store_table(store, when, t);
+                let expected = Some(expected.clone());
+                if got != expected {
+                    let (g, e) = (format!("{got:?}"), format!("{expected:?}"));
+                    panic!("table {t} at observation {i} ({when}, {}):\n store:    {g}\n postgres: {e}", o.lsn);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! End-to-end comparisons of `asof` with PostgreSQL's own tools, each on a
+//! private cluster started by `pg-fixture`.
+//!
+//! Every step runs the reference and `asof` interleaved (reference, ours,
+//! reference, ours, ...) on the same data in the same run, and prints the
+//! raw seconds of every repetition, the medians and their ratio. The
+//! machine is small and shared, so only ratios are meaningful.
+//!
+//! ```text
+//! cargo build --release -p asof-cli --bin asof
+//! cargo run --release -p asof-benches --bin e2e -- all
+//! cargo run --release -p asof-benches --bin e2e -- capture --reps 5
+//! cargo run --release -p asof-benches --bin e2e -- asof-snapshot --scale 0.1
+//! ```
+//!
+//! `asof` is run as a process (the binary next to this one, or `--asof`),
+//! so every figure includes start-up, opening the store and closing it, as
+//! a user would see it. See BENCHMARKS.md for results.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use asof_benches::{dir_size, median, percentile};
+use changelog::{CommitTime, Store, StoreOptions, TableName};
+use clap::{Parser, Subcommand};
+use materializer::When;
+use pg_fixture::PgCluster;
+
+#[derive(Parser)]
+#[command(name = "e2e", about = "End-to-end comparisons of asof with PostgreSQL's own tools")]
+struct Cli {
+    #[command(subcommand)]
+    step: Step,
+    /// Timed repetitions of each command (interleaved with the reference).
+    #[arg(long, global = true, default_value_t = 3)]
+    reps: usize,
+    /// Scales every row count (e.g. 0.05 for a quick smoke run).
+    #[arg(long, global = true, default_value_t = 1.0)]
+    scale: f64,
+    /// The asof binary (default: `asof` next to this binary).
+    #[arg(long, global = true)]
+    asof: Option<PathBuf>,
+    /// Keep stores and logs here instead of in a temporary directory.
+    #[arg(long, global = true)]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Step {
+    /// 1. Catch up a backlog of ~1.7M row changes vs pg_recvlogical -f /dev/null; storage per change.
+    Capture,
+    /// 2. Initial snapshot of a 1M-row table vs COPY (FORMAT binary) to /dev/null.
+    InitialSnapshot,
+    /// 3. As-of snapshot of an 800k-row table (1 and 20 versions per key) vs COPY (FORMAT csv).
+    AsofSnapshot {
+        /// Versions per key of the deep table.
+        #[arg(long, default_value_t = 20)]
+        versions: u32,
+    },
+    /// 4. Commit-to-queryable latency under steady load.
+    Freshness {
+        /// Single-row transactions per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// All four steps, one after the other.
+    All,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let asof = match cli.asof {
+        Some(p) => p,
+        None => std::env::current_exe()?.parent().ok_or_else(|| anyhow!("no parent dir"))?.join("asof"),
+    };
+    if !asof.is_file() {
+        bail!("{} not found: build it first (cargo build --release -p asof-cli --bin asof) or pass --asof", asof.display());
+    }
+    let tmp;
+    let work = match cli.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            d
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("asof-e2e").tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let ctx = Ctx { asof, work, reps: cli.reps.max(1), scale: cli.scale };
+    println!(
+        "# asof e2e benchmarks: {} repetitions, scale {}, asof = {}, {} cores",
+        ctx.reps,
+        ctx.scale,
+        ctx.asof.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    match cli.step {
+        Step::Capture => capture(&ctx),
+        Step::InitialSnapshot => initial_snapshot(&ctx),
+        Step::AsofSnapshot { versions } => asof_snapshot(&ctx, versions),
+        Step::Freshness { rate, seconds } => freshness(&ctx, rate, seconds),
+        Step::All => {
+            capture(&ctx)?;
+            initial_snapshot(&ctx)?;
+            asof_snapshot(&ctx, 20)?;
+            freshness(&ctx, 500, 20)
+        }
+    }
+}
+
+struct Ctx {
+    asof: PathBuf,
+    work: PathBuf,
+    reps: usize,
+    scale: f64,
+}
+
+impl Ctx {
+    /// `base` scaled, at least `min`.
+    fn n(&self, base: u64, min: u64) -> u64 {
+        ((base as f64 * self.scale).round() as u64).max(min)
+    }
+
+    /// A fresh sub-directory of the work directory.
+    fn dir(&self, name: &str) -> Result<PathBuf> {
+        let d = self.work.join(name);
+        if d.exists() {
+            std::fs::remove_dir_all(&d)?;
+        }
+        std::fs::create_dir_all(&d)?;
+        Ok(d)
+    }
+
+    fn asof(&self, store: &Path) -> Command {
+        let mut c = Command::new(&self.asof);
+        c.arg("--store").arg(store);
+        c
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// A cluster configured so a large backlog causes no checkpoint.
+fn cluster() -> Result<PgCluster> {
+    let c = PgCluster::builder()
+        .setting("max_wal_size", "4GB")
+        .setting("checkpoint_timeout", "1h")
+        .start()
+        .context("starting a private PostgreSQL cluster")?;
+    let v = c.query_one_value("SHOW server_version")?.unwrap_or_default();
+    println!("PostgreSQL {v} at {}", c.conninfo());
+    Ok(c)
+}
+
+fn one(c: &PgCluster, sql: &str) -> Result<String> {
+    c.query_one_value(sql)?.ok_or_else(|| anyhow!("NULL from {sql}"))
+}
+
+fn current_lsn(c: &PgCluster) -> Result<String> {
+    one(c, "SELECT pg_current_wal_lsn()::text")
+}
+
+/// Runs `cmd` with stdout discarded and stderr into `log`; returns wall seconds.
+fn timed(cmd: &mut Command, log: &Path) -> Result<f64> {
+    let err = File::create(log)?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+    let t = Instant::now();
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    let s = t.elapsed().as_secs_f64();
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        bail!("{cmd:?} failed ({status}); stderr:\n{text}");
+    }
+    Ok(s)
+}
+
+/// Runs `cmd` and returns (bytes on stdout, lines on stdout).
+fn count_stdout(cmd: &mut Command) -> Result<(u64, u64)> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
+    let mut out = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = out.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok((bytes, lines))
+}
+
+fn psql(c: &PgCluster, sql: &str) -> Command {
+    let mut cmd = Command::new(c.pg_bin("psql"));
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]).arg(c.conninfo()).arg("-c").arg(sql);
+    cmd
+}
+
+/// Prints interleaved pairs as a markdown table; returns the ratio of the medians.
+fn report_pairs(title: &str, ref_name: &str, ours_name: &str, refs: &[f64], ours: &[f64]) -> f64 {
+    println!("\n### {title}\n");
+    println!("| rep | {ref_name} (s) | {ours_name} (s) | ratio |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (i, (r, o)) in refs.iter().zip(ours).enumerate() {
+        println!("| {} | {r:.3} | {o:.3} | {:.2} |", i + 1, o / r);
+    }
+    let (mr, mo) = (median(refs), median(ours));
+    let ratio = mo / mr;
+    println!("| **median** | **{mr:.3}** | **{mo:.3}** | **{ratio:.2}** |");
+    ratio
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1048576.0
+}
+
+/// `asof tail` prints "N transactions (M changes) stored[, K rows copied]".
+fn tail_summary(log: &Path) -> Result<(u64, u64, u64)> {
+    let text = std::fs::read_to_string(log)?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("transactions (") && l.contains("stored"))
+        .ok_or_else(|| anyhow!("no summary in {}:\n{text}", log.display()))?;
+    let num = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
+    let txns = num(line.split(" transactions").next().unwrap_or(""));
+    let changes = num(line.split('(').nth(1).and_then(|s| s.split(" changes").next()).unwrap_or(""));
+    let copied = line.split(", ").nth(1).and_then(|s| s.split(" rows copied").next()).map_or(0, num);
+    Ok((txns, changes, copied))
+}
+
+/// The benchmark tables' shape: 6 columns, like `orders` in the criterion benches.
+fn orders_ddl(name: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (id bigint PRIMARY KEY, customer int NOT NULL, status text NOT NULL, \
+         amount numeric(12,2) NOT NULL, note text, created timestamptz NOT NULL)"
+    )
+}
+
+/// Inserts ids `from..=to` into `name`.
+fn insert_sql(name: &str, from: &str, to: &str) -> String {
+    format!(
+        "INSERT INTO {name} SELECT g, (g % 10007)::int, (ARRAY['new','paid','shipped','delivered'])[1 + (g % 4)::int], \
+         round(((g * 7) % 100000) + (g % 100) / 100.0, 2), 'order ' || g || ' revision 0', \
+         timestamptz '2026-11-01 00:00:00+00' + g * interval '1 second' FROM generate_series({from}, {to}) g"
+    )
+}
+
+// ---------------------------------------------------------------- 1. capture
+
+fn capture(ctx: &Ctx) -> Result<()> {
+    println!("\n## 1. Capture of a backlog (TCP)");
+    let cl = cluster()?;
+    let conn = cl.conninfo();
+    let dir = ctx.dir("capture")?;
+    cl.execute(&orders_ddl("orders"))?;
+    let (ins, upd, del) = (ctx.n(1000, 1), ctx.n(500, 1), ctx.n(200, 1));
+    let expected = (ins + upd + del) * 1000;
+
+    // One store and slot per repetition, plus one slot per reference run and
+    // one for the byte count, all created before the backlog.
+    let stores: Vec<PathBuf> = (1..=ctx.reps).map(|i| dir.join(format!("store_{i}"))).collect();
+    for (i, s) in stores.iter().enumerate() {
+        let log = dir.join(format!("setup_{}.log", i + 1));
+        timed(
+            ctx.asof(s).args(["tail", &conn, "--slot", &format!("asof_{}", i + 1), "--no-snapshot", "--until", "caught-up"]),
+            &log,
+        )?;
+    }
+    for i in 1..=ctx.reps {
+        cl.execute(&format!("SELECT pg_create_logical_replication_slot('pgrecv_{i}', 'pgoutput')"))?;
+    }
+    cl.execute("SELECT pg_create_logical_replication_slot('pgrecv_bytes', 'pgoutput')")?;
+    let start = current_lsn(&cl)?;
+
+    let t = Instant::now();
+    for (n, body) in [
+        (ins, insert_sql("orders", "i::bigint * 1000 + 1", "(i + 1)::bigint * 1000")),
+        (upd, "UPDATE orders SET status = 'paid', amount = amount + 1, note = note || ' updated' \
+               WHERE id BETWEEN i::bigint * 1000 + 1 AND (i + 1)::bigint * 1000"
+            .to_string()),
+        (del, format!("DELETE FROM orders WHERE id BETWEEN {upd}000 + i::bigint * 1000 + 1 AND {upd}000 + (i + 1)::bigint * 1000")),
+    ] {
+        cl.execute(&format!("DO $$ BEGIN FOR i IN 0..{} LOOP {body}; COMMIT; END LOOP; END $$", n - 1))?;
+    }
+    let gen = t.elapsed().as_secs_f64();
+    let end = current_lsn(&cl)?;
+    cl.execute("CHECKPOINT")?;
+    let wal = one(&cl, &format!("SELECT pg_wal_lsn_diff('{end}', '{start}')::bigint"))?;
+    println!(
+        "backlog: {} transactions, {expected} row changes ({} inserts, {} updates, {} deletes), \
+         WAL {start} .. {end} ({:.1} MiB), generated in {gen:.1} s",
+        ins + upd + del,
+        ins * 1000,
+        upd * 1000,
+        del * 1000,
+        mib(wal.parse()?)
+    );
+
+    let (mut refs, mut ours) = (Vec::new(), Vec::new());
+    let mut summary = (0, 0, 0);
+    for i in 1..=ctx.reps {
+        refs.push(timed(
+            Command::new(cl.pg_bin("pg_recvlogical"))
+                .args(["-d", &conn, "--slot", &format!("pgrecv_{i}"), "--start", "--endpos", &end, "-f", "/dev/null"])
+                .args(["-o", "proto_version=1", "-o", "publication_names=asof", "--no-loop"]),
+            &dir.join(format!("pgrecv_{i}.log")),
+        )?);
+        let log = dir.join(format!("tail_{i}.log"));
+        ours.push(timed(
+            ctx.asof(&stores[i - 1]).args(["tail", &conn, "--slot", &format!("asof_{i}"), "--until", "caught-up"]),
+            &log,
+        )?);
+        summary = tail_summary(&log)?;
+        println!("  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes)", refs[i - 1], ours[i - 1], summary.0, summary.1);
+        if summary.1 != expected {
+            println!("  WARNING: asof stored {} changes, expected {expected}", summary.1);
+        }
+    }
+    let ratio = report_pairs(
+        &format!("capture of {expected} changes over TCP"),
+        "pg_recvlogical -f /dev/null",
+        "asof tail --until caught-up",
+        &refs,
+        &ours,
+    );
+    println!(
+        "\nthroughput: pg_recvlogical {:.0} changes/s, asof {:.0} changes/s; ratio asof/pg_recvlogical = {ratio:.2} (bar: <= 1.00)",
+        expected as f64 / median(&refs),
+        expected as f64 / median(&ours)
+    );
+
+    // Bytes: the pgoutput stream once into a file (pg_recvlogical writes each
+    // message's payload followed by a newline), and the store on disk.
+    let file = dir.join("pgoutput.bin");
+    timed(
+        Command::new(cl.pg_bin("pg_recvlogical"))
+            .args(["-d", &conn, "--slot", "pgrecv_bytes", "--start", "--endpos", &end])
+            .arg("-f")
+            .arg(&file)
+            .args(["-o", "proto_version=1", "-o", "publication_names=asof", "--no-loop"]),
+        &dir.join("pgrecv_bytes.log"),
+    )?;
+    let file_bytes = std::fs::metadata(&file)?.len();
+    // Messages: one per row change, BEGIN and COMMIT per transaction, one RELATION.
+    let messages = summary.1 + 2 * summary.0 + 1;
+    let payload = file_bytes.saturating_sub(messages);
+    let as_left = dir_size(&stores[0])?;
+    {
+        let store = Store::open(&stores[0], &StoreOptions::default())?;
+        store.flush()?;
+        store.compact_files()?;
+    }
+    let compacted = dir_size(&stores[0])?;
+    let per = |b: u64| b as f64 / expected as f64;
+    println!("\n### bytes per change ({expected} changes)\n");
+    println!("| what | bytes | MiB | bytes/change |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!("| pg_recvlogical -f file (payloads + 1 newline per message) | {file_bytes} | {:.1} | {:.1} |", mib(file_bytes), per(file_bytes));
+    println!("| pgoutput payload (file minus {messages} newlines) | {payload} | {:.1} | {:.1} |", mib(payload), per(payload));
+    println!("| WAL of the backlog (pg_wal_lsn_diff) | {wal} | {:.1} | {:.1} |", mib(wal.parse()?), per(wal.parse()?));
+    println!("| asof store as left by tail (du of dir) | {as_left} | {:.1} | {:.1} |", mib(as_left), per(as_left));
+    println!("| asof store after flush + compact_files | {compacted} | {:.1} | {:.1} |", mib(compacted), per(compacted));
+    println!(
+        "\nstorage ratio store/pgoutput payload: {:.2} as left, {:.2} compacted (bar: <= 1.00)",
+        as_left as f64 / payload as f64,
+        compacted as f64 / payload as f64
+    );
+    for s in &stores {
+        std::fs::remove_dir_all(s)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 2. initial snapshot
+
+fn initial_snapshot(ctx: &Ctx) -> Result<()> {
+    println!("\n## 2. Initial snapshot (TCP)");
+    let cl = cluster()?;
+    let conn = cl.conninfo();
+    let dir = ctx.dir("initial")?;
+    let rows = ctx.n(1_000_000, 1000);
+    cl.execute(&orders_ddl("snap"))?;
+    cl.execute(&insert_sql("snap", "1", &rows.to_string()))?;
+    cl.execute("VACUUM ANALYZE snap")?;
+    let size = one(&cl, "SELECT pg_total_relation_size('snap')")?;
+    let copy = "COPY snap TO STDOUT (FORMAT binary)";
+    let (bin_bytes, _) = count_stdout(&mut psql(&cl, copy))?; // also warms the cache
+    println!("table snap: {rows} rows, {:.1} MiB on disk, COPY binary {:.1} MiB", mib(size.parse()?), mib(bin_bytes));
+
+    let run_ours = |slot: &str, store: &Path, log: &Path| -> Result<f64> {
+        let s = timed(ctx.asof(store).args(["tail", &conn, "--slot", slot, "--until", "caught-up"]), log)?;
+        cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
+        Ok(s)
+    };
+    // Warm-up: creates the publication and the DDL triggers once.
+    let warm = run_ours("snap_0", &dir.join("store_0"), &dir.join("tail_0.log"))?;
+    println!("  warm-up asof tail: {warm:.2} s");
+    std::fs::remove_dir_all(dir.join("store_0"))?;
+    let (mut refs, mut ours) = (Vec::new(), Vec::new());
+    for i in 1..=ctx.reps {
+        refs.push(timed(&mut psql(&cl, copy), &dir.join(format!("copy_{i}.log")))?);
+        let store = dir.join(format!("store_{i}"));
+        let log = dir.join(format!("tail_{i}.log"));
+        ours.push(run_ours(&format!("snap_{i}"), &store, &log)?);
+        let (_, _, copied) = tail_summary(&log)?;
+        if copied != rows {
+            println!("  WARNING: asof copied {copied} rows, expected {rows}");
+        }
+        if i == 1 {
+            println!("  store after the initial copy: {:.1} MiB", mib(dir_size(&store)?));
+        }
+        std::fs::remove_dir_all(&store)?;
+    }
+    let ratio = report_pairs(
+        &format!("initial snapshot of {rows} rows"),
+        "psql COPY (FORMAT binary) > /dev/null",
+        "asof tail --until caught-up (fresh store + slot)",
+        &refs,
+        &ours,
+    );
+    println!("\nratio asof/COPY binary = {ratio:.2} (bar: <= 1.50)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 3. as-of snapshot
+
+fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
+    println!("\n## 3. As-of snapshot, 1 and {versions} versions per key");
+    let cl = cluster()?;
+    let conn = cl.conninfo();
+    let dir = ctx.dir("asof_snapshot")?;
+    let rows = ctx.n(800_000, 10_000);
+    let deep = format!("t{versions}");
+    for t in ["t1", deep.as_str()] {
+        cl.execute(&orders_ddl(t))?;
+        cl.execute(&insert_sql(t, "1", &rows.to_string()))?;
+    }
+    let store = dir.join("store");
+    let s = timed(ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]), &dir.join("tail_copy.log"))?;
+    println!("initial copy of 2 x {rows} rows: {s:.1} s");
+
+    // Updates in transactions of 10,000 rows, every row once per round.
+    let t = Instant::now();
+    let chunks = rows.div_ceil(10_000);
+    cl.execute(&format!(
+        "DO $$ BEGIN FOR r IN 1..{} LOOP FOR i IN 0..{} LOOP \
+         UPDATE {deep} SET status = (ARRAY['new','paid','shipped','delivered'])[1 + ((id + r) % 4)::int], \
+         amount = amount + 1, note = 'order ' || id || ' revision ' || r \
+         WHERE id BETWEEN i::bigint * 10000 + 1 AND (i + 1)::bigint * 10000; COMMIT; END LOOP; END LOOP; END $$",
+        versions - 1,
+        chunks - 1
+    ))?;
+    let upd = u64::from(versions - 1) * rows;
+    println!("{upd} updates on {deep} in {:.1} s", t.elapsed().as_secs_f64());
+    let log = dir.join("tail_updates.log");
+    let s = timed(ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]), &log)?;
+    let (txns, changes, _) = tail_summary(&log)?;
+    println!("asof tail captured {changes} changes in {txns} transactions in {s:.1} s ({:.0} changes/s)", changes as f64 / s);
+    println!("store: {:.1} MiB as left by tail", mib(dir_size(&store)?));
+    cl.execute(&format!("VACUUM FULL t1; VACUUM FULL {deep}; ANALYZE"))?;
+
+    // Sanity: row counts, and warm every cache once.
+    for t in ["t1", deep.as_str()] {
+        let (bytes, lines) = count_stdout(ctx.asof(&store).args(["snapshot", t, "--at", "now", "--format", "csv"]).stderr(Stdio::null()))?;
+        let (pbytes, plines) = count_stdout(&mut psql(&cl, &format!("COPY {t} TO STDOUT (FORMAT csv)")))?;
+        println!("{t}: asof csv {lines} lines / {:.1} MiB; COPY csv {plines} lines / {:.1} MiB", mib(bytes), mib(pbytes));
+        if lines != rows + 1 {
+            println!("  WARNING: expected {} lines (header + rows)", rows + 1);
+        }
+    }
+
+    let run = |ctx: &Ctx, label: &str| -> Result<[Vec<f64>; 4]> {
+        let mut r: [Vec<f64>; 4] = Default::default();
+        for i in 1..=ctx.reps {
+            for (k, t) in ["t1", deep.as_str()].into_iter().enumerate() {
+                r[2 * k].push(timed(
+                    &mut psql(&cl, &format!("COPY {t} TO STDOUT (FORMAT csv)")),
+                    &dir.join(format!("copy_{t}_{i}.log")),
+                )?);
+                r[2 * k + 1].push(timed(
+                    ctx.asof(&store).args(["snapshot", t, "--at", "now", "--format", "csv"]),
+                    &dir.join(format!("snap_{label}_{t}_{i}.log")),
+                )?);
+            }
+        }
+        Ok(r)
+    };
+    let summarize = |r: &[Vec<f64>; 4], label: &str| {
+        let r1 = report_pairs(
+            &format!("as-of snapshot, 1 version per key, {rows} rows, store {label}"),
+            "psql COPY t1 (FORMAT csv) > /dev/null",
+            "asof snapshot t1 --at now --format csv > /dev/null",
+            &r[0],
+            &r[1],
+        );
+        let r20 = report_pairs(
+            &format!("as-of snapshot, {versions} versions per key, {rows} rows, store {label}"),
+            &format!("psql COPY {deep} (FORMAT csv) > /dev/null"),
+            &format!("asof snapshot {deep} --at now --format csv > /dev/null"),
+            &r[2],
+            &r[3],
+        );
+        let depth = median(&r[3]) / median(&r[1]);
+        println!(
+            "\nstore {label}: asof/COPY = {r1:.2} (1 version), {r20:.2} ({versions} versions) (bar: <= 1.50); \
+             {versions} vs 1 versions per key = {depth:.2} (bar: <= 1.50)"
+        );
+    };
+    let r = run(ctx, "as-left")?;
+    summarize(&r, "as left by tail");
+
+    // The same after the engine has flushed and compacted its files.
+    let t = Instant::now();
+    {
+        let s = Store::open(&store, &StoreOptions::default())?;
+        s.flush()?;
+        s.compact_files()?;
+    }
+    println!("\nflush + compact_files took {:.1} s; store now {:.1} MiB", t.elapsed().as_secs_f64(), mib(dir_size(&store)?));
+    let r = run(ctx, "compacted")?;
+    summarize(&r, "after flush + compact_files");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 4. freshness
+
+/// Stops a child we started (SIGTERM, then wait).
+fn terminate(child: &mut Child) -> Result<()> {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}
+
+fn freshness(ctx: &Ctx, rate: u32, seconds: u64) -> Result<()> {
+    println!("\n## 4. Freshness: commit -> queryable under {rate} txn/s for {seconds} s");
+    let cl = cluster()?;
+    let conn = cl.conninfo();
+    let dir = ctx.dir("freshness")?;
+    cl.execute("CREATE TABLE fresh (id bigint PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now())")?;
+    let store_path = dir.join("store");
+    let log = dir.join("tail.log");
+    let mut tail = ctx
+        .asof(&store_path)
+        .args(["tail", &conn])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log)?)
+        .spawn()?;
+    let result = freshness_inner(ctx, &cl, &store_path, rate, seconds);
+    terminate(&mut tail)?;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    if let Some(l) = text.lines().rev().find(|l| l.contains("transactions (")) {
+        println!("asof tail: {l}");
+    }
+    result
+}
+
+fn freshness_inner(_ctx: &Ctx, cl: &PgCluster, store_path: &Path, rate: u32, seconds: u64) -> Result<()> {
+    let name = TableName::new("public", "fresh");
+    // Wait until the capture has defined the table.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut store = loop {
+        if let Ok(s) = Store::open_read_only(store_path) {
+            let ok = materializer::resolve(&s, When::Now, CommitTime::now())
+                .map(|r| materializer::table_at(&s, &name, r.cut).is_ok())
+                .unwrap_or(false);
+            if ok {
+                break s;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the capture did not start within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    let total = (u64::from(rate) * seconds) as usize;
+    let acked: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; total]));
+    let config = cl.config();
+    let acked_w = Arc::clone(&acked);
+    let load = std::thread::spawn(move || -> Result<f64> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            let stmt = client.prepare("INSERT INTO fresh (id, payload) VALUES ($1, $2)").await?;
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let t = Instant::now();
+            for id in 0..total {
+                tick.tick().await;
+                client.execute(&stmt, &[&(id as i64), &format!("payload of row {id}")]).await?;
+                let now = Instant::now();
+                acked_w.lock().map_err(|_| anyhow!("poisoned"))?[id] = Some(now);
+            }
+            Ok(t.elapsed().as_secs_f64())
+        })
+    });
+
+    let mut visible: Vec<Option<Instant>> = vec![None; total];
+    let mut refresh_ms = Vec::new();
+    let mut next = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(seconds + 60);
+    while next < total && Instant::now() < deadline {
+        let t = Instant::now();
+        store.refresh()?;
+        refresh_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if let Ok(r) = materializer::resolve(&store, When::Now, CommitTime::now()) {
+            let table = materializer::table_at(&store, &name, r.cut)?;
+            while next < total {
+                let id = next.to_string();
+                let key = materializer::user_key(&table, &[id.as_str()])?;
+                if materializer::get(&store, &table, &key, r.cut)?.is_none() {
+                    break;
+                }
+                visible[next] = Some(Instant::now());
+                next += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let load_s = load.join().map_err(|_| anyhow!("load thread panicked"))??;
+    if next < total {
+        println!("WARNING: only {next} of {total} rows became visible within {} s after the load", 60);
+    }
+    let acked = acked.lock().map_err(|_| anyhow!("poisoned"))?;
+    let mut lat = Vec::new();
+    let mut before_ack = 0;
+    for (a, v) in acked.iter().zip(&visible) {
+        if let (Some(a), Some(v)) = (a, v) {
+            if v < a {
+                before_ack += 1;
+            }
+            lat.push(v.saturating_duration_since(*a).as_secs_f64() * 1e3);
+        }
+    }
+    println!(
+        "load: {total} single-row transactions in {load_s:.1} s ({:.0} txn/s achieved)",
+        total as f64 / load_s
+    );
+    println!("\n### commit acknowledged -> visible to a read-only store (refresh + get), ms\n");
+    println!("| samples | p50 | p90 | p99 | max | mean |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        lat.len(),
+        percentile(&lat, 50.0),
+        percentile(&lat, 90.0),
+        percentile(&lat, 99.0),
+        percentile(&lat, 100.0),
+        lat.iter().sum::<f64>() / lat.len().max(1) as f64
+    );
+    println!(
+        "\nrefresh(): {} calls, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {before_ack} rows were visible before the client saw the ack",
+        refresh_ms.len(),
+        percentile(&refresh_ms, 50.0),
+        percentile(&refresh_ms, 99.0),
+        percentile(&refresh_ms, 100.0)
+    );
+    println!("p99 commit->visible = {:.1} ms (bar: <= 100 ms)", percentile(&lat, 99.0));
+    Ok(())
+}
