@@ -169,18 +169,97 @@ fn current_lsn(c: &PgCluster) -> Result<String> {
     one(c, "SELECT pg_current_wal_lsn()::text")
 }
 
-/// Runs `cmd` with stdout discarded and stderr into `log`; returns wall seconds.
-fn timed(cmd: &mut Command, log: &Path) -> Result<f64> {
+/// One timed process: wall seconds, its own CPU seconds (user + sys), and
+/// the CPU seconds of the server processes serving TCP clients meanwhile
+/// (backends and walsenders; sampled from /proc every 50 ms).
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    wall: f64,
+    cpu: f64,
+    server: f64,
+}
+
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU ticks (user + sys) of every PostgreSQL process serving a TCP client.
+fn server_ticks() -> std::collections::HashMap<u32, u64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if !cmd.starts_with(b"postgres: ") || !cmd.windows(10).any(|w| w == b"127.0.0.1(") {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the command: state is field 3; utime and stime are 14 and 15.
+        if let (Some(u), Some(s)) = (f.get(11).and_then(|v| v.parse::<u64>().ok()), f.get(12).and_then(|v| v.parse::<u64>().ok())) {
+            out.insert(pid, u + s);
+        }
+    }
+    out
+}
+
+/// Samples server CPU in the background until stopped.
+struct ServerSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<f64>,
+}
+
+impl ServerSampler {
+    fn start() -> ServerSampler {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let before = server_ticks();
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut last = before.clone();
+            loop {
+                let done = flag.load(std::sync::atomic::Ordering::Relaxed);
+                for (pid, t) in server_ticks() {
+                    last.insert(pid, t);
+                }
+                if done {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+            last.iter().map(|(pid, t)| t - before.get(pid).copied().unwrap_or(0)).sum::<u64>() as f64 / hz
+        });
+        ServerSampler { stop, handle }
+    }
+
+    fn finish(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or(f64::NAN)
+    }
+}
+
+/// Runs `cmd` with stdout discarded and stderr into `log`.
+fn timed(cmd: &mut Command, log: &Path) -> Result<Run> {
     let err = File::create(log)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+    let sampler = ServerSampler::start();
+    let cpu0 = children_cpu();
     let t = Instant::now();
     let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
-    let s = t.elapsed().as_secs_f64();
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = children_cpu() - cpu0;
+    let server = sampler.finish();
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         bail!("{cmd:?} failed ({status}); stderr:\n{text}");
     }
-    Ok(s)
+    Ok(Run { wall, cpu, server })
 }
 
 /// Runs `cmd` and returns (bytes on stdout, lines on stdout).
@@ -210,18 +289,42 @@ fn psql(c: &PgCluster, sql: &str) -> Command {
     cmd
 }
 
-/// Prints interleaved pairs as a markdown table; returns the ratio of the medians.
-fn report_pairs(title: &str, ref_name: &str, ours_name: &str, refs: &[f64], ours: &[f64]) -> f64 {
+/// Prints interleaved pairs as a markdown table (wall seconds, and the CPU
+/// seconds of the client process and of the server processes serving it);
+/// returns the ratio of the median wall times.
+fn report_pairs(title: &str, ref_name: &str, ours_name: &str, refs: &[Run], ours: &[Run]) -> f64 {
     println!("\n### {title}\n");
-    println!("| rep | {ref_name} (s) | {ours_name} (s) | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
+    println!("reference = `{ref_name}`, ours = `{ours_name}`\n");
+    println!("| rep | reference wall s | ours wall s | ratio | ref client CPU s | ours client CPU s | ref server CPU s | ours server CPU s |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (i, (r, o)) in refs.iter().zip(ours).enumerate() {
-        println!("| {} | {r:.3} | {o:.3} | {:.2} |", i + 1, o / r);
+        println!(
+            "| {} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            i + 1,
+            r.wall,
+            o.wall,
+            o.wall / r.wall,
+            r.cpu,
+            o.cpu,
+            r.server,
+            o.server
+        );
     }
-    let (mr, mo) = (median(refs), median(ours));
+    let m = |xs: &[Run], f: fn(&Run) -> f64| median(&xs.iter().map(f).collect::<Vec<_>>());
+    let (mr, mo) = (m(refs, |r| r.wall), m(ours, |r| r.wall));
     let ratio = mo / mr;
-    println!("| **median** | **{mr:.3}** | **{mo:.3}** | **{ratio:.2}** |");
+    println!(
+        "| **median** | **{mr:.3}** | **{mo:.3}** | **{ratio:.2}** | {:.2} | {:.2} | {:.2} | {:.2} |",
+        m(refs, |r| r.cpu),
+        m(ours, |r| r.cpu),
+        m(refs, |r| r.server),
+        m(ours, |r| r.server)
+    );
     ratio
+}
+
+fn walls(runs: &[Run]) -> Vec<f64> {
+    runs.iter().map(|r| r.wall).collect()
 }
 
 fn mib(b: u64) -> f64 {
@@ -326,7 +429,7 @@ fn capture(ctx: &Ctx) -> Result<()> {
             &log,
         )?);
         summary = tail_summary(&log)?;
-        println!("  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes)", refs[i - 1], ours[i - 1], summary.0, summary.1);
+        println!("  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes)", refs[i - 1].wall, ours[i - 1].wall, summary.0, summary.1);
         if summary.1 != expected {
             println!("  WARNING: asof stored {} changes, expected {expected}", summary.1);
         }
@@ -340,8 +443,8 @@ fn capture(ctx: &Ctx) -> Result<()> {
     );
     println!(
         "\nthroughput: pg_recvlogical {:.0} changes/s, asof {:.0} changes/s; ratio asof/pg_recvlogical = {ratio:.2} (bar: <= 1.00)",
-        expected as f64 / median(&refs),
-        expected as f64 / median(&ours)
+        expected as f64 / median(&walls(&refs)),
+        expected as f64 / median(&walls(&ours))
     );
 
     // Bytes: the pgoutput stream once into a file (pg_recvlogical writes each
@@ -402,14 +505,14 @@ fn initial_snapshot(ctx: &Ctx) -> Result<()> {
     let (bin_bytes, _) = count_stdout(&mut psql(&cl, copy))?; // also warms the cache
     println!("table snap: {rows} rows, {:.1} MiB on disk, COPY binary {:.1} MiB", mib(size.parse()?), mib(bin_bytes));
 
-    let run_ours = |slot: &str, store: &Path, log: &Path| -> Result<f64> {
+    let run_ours = |slot: &str, store: &Path, log: &Path| -> Result<Run> {
         let s = timed(ctx.asof(store).args(["tail", &conn, "--slot", slot, "--until", "caught-up"]), log)?;
         cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
         Ok(s)
     };
     // Warm-up: creates the publication and the DDL triggers once.
     let warm = run_ours("snap_0", &dir.join("store_0"), &dir.join("tail_0.log"))?;
-    println!("  warm-up asof tail: {warm:.2} s");
+    println!("  warm-up asof tail: {:.2} s", warm.wall);
     std::fs::remove_dir_all(dir.join("store_0"))?;
     let (mut refs, mut ours) = (Vec::new(), Vec::new());
     for i in 1..=ctx.reps {
@@ -452,7 +555,7 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
     }
     let store = dir.join("store");
     let s = timed(ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]), &dir.join("tail_copy.log"))?;
-    println!("initial copy of 2 x {rows} rows: {s:.1} s");
+    println!("initial copy of 2 x {rows} rows: {:.1} s (asof CPU {:.1} s, server CPU {:.1} s)", s.wall, s.cpu, s.server);
 
     // Updates in transactions of 10,000 rows, every row once per round.
     let t = Instant::now();
@@ -470,9 +573,17 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
     let log = dir.join("tail_updates.log");
     let s = timed(ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]), &log)?;
     let (txns, changes, _) = tail_summary(&log)?;
-    println!("asof tail captured {changes} changes in {txns} transactions in {s:.1} s ({:.0} changes/s)", changes as f64 / s);
+    println!(
+        "asof tail captured {changes} changes in {txns} transactions in {:.1} s ({:.0} changes/s; asof CPU {:.1} s, server CPU {:.1} s)",
+        s.wall,
+        changes as f64 / s.wall,
+        s.cpu,
+        s.server
+    );
     println!("store: {:.1} MiB as left by tail", mib(dir_size(&store)?));
-    cl.execute(&format!("VACUUM FULL t1; VACUUM FULL {deep}; ANALYZE"))?;
+    for sql in ["VACUUM FULL t1".to_string(), format!("VACUUM FULL {deep}"), "ANALYZE".to_string()] {
+        cl.execute(&sql)?;
+    }
 
     // Sanity: row counts, and warm every cache once.
     for t in ["t1", deep.as_str()] {
@@ -484,8 +595,8 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
         }
     }
 
-    let run = |ctx: &Ctx, label: &str| -> Result<[Vec<f64>; 4]> {
-        let mut r: [Vec<f64>; 4] = Default::default();
+    let run = |ctx: &Ctx, label: &str| -> Result<[Vec<Run>; 4]> {
+        let mut r: [Vec<Run>; 4] = Default::default();
         for i in 1..=ctx.reps {
             for (k, t) in ["t1", deep.as_str()].into_iter().enumerate() {
                 r[2 * k].push(timed(
@@ -500,7 +611,7 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
         }
         Ok(r)
     };
-    let summarize = |r: &[Vec<f64>; 4], label: &str| {
+    let summarize = |r: &[Vec<Run>; 4], label: &str| {
         let r1 = report_pairs(
             &format!("as-of snapshot, 1 version per key, {rows} rows, store {label}"),
             "psql COPY t1 (FORMAT csv) > /dev/null",
@@ -515,7 +626,7 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
             &r[2],
             &r[3],
         );
-        let depth = median(&r[3]) / median(&r[1]);
+        let depth = median(&walls(&r[3])) / median(&walls(&r[1]));
         println!(
             "\nstore {label}: asof/COPY = {r1:.2} (1 version), {r20:.2} ({versions} versions) (bar: <= 1.50); \
              {versions} vs 1 versions per key = {depth:.2} (bar: <= 1.50)"

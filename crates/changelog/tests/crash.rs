@@ -124,8 +124,8 @@ fn flatten(steps: &[Step]) -> Vec<Transaction> {
 }
 
 /// The writer: appends the whole sequence from the start, printing
-/// `ACK <index>` for every transaction once the call that stored it (or
-/// found it stored) returned, and `CHUNK <index>` after each spilled chunk.
+/// `@ACK <index>` for every transaction once the call that stored it (or
+/// found it stored) returned, and `@CHUNK <index>` after each spilled chunk.
 fn write_sequence(dir: &Path, seed: u64) {
     let steps = sequence(seed);
     let mut store = open(dir, Durability::Sync);
@@ -135,14 +135,14 @@ fn write_sequence(dir: &Path, seed: u64) {
         match step {
             Step::One(t) => {
                 store.append(std::slice::from_ref(t)).unwrap();
-                writeln!(out, "ACK {index}").unwrap();
+                writeln!(out, "@ACK {index}").unwrap();
                 index += 1;
             }
             Step::Group(ts) => {
                 let outcomes = store.append(ts).unwrap();
                 assert_eq!(outcomes.len(), ts.len());
                 for _ in ts {
-                    writeln!(out, "ACK {index}").unwrap();
+                    writeln!(out, "@ACK {index}").unwrap();
                     index += 1;
                 }
             }
@@ -152,28 +152,28 @@ fn write_sequence(dir: &Path, seed: u64) {
                 let mut sp = store.begin_spill(t.commit.commit_lsn).unwrap();
                 for c in first {
                     store.spill(&mut sp, c).unwrap();
-                    writeln!(out, "CHUNK {index}").unwrap();
+                    writeln!(out, "@CHUNK {index}").unwrap();
                 }
                 store.finish_spill(sp, &t.commit, last).unwrap();
-                writeln!(out, "ACK {index}").unwrap();
+                writeln!(out, "@ACK {index}").unwrap();
                 index += 1;
             }
         }
         out.flush().unwrap();
     }
-    writeln!(out, "DONE").unwrap();
+    writeln!(out, "@DONE").unwrap();
 }
 
 /// Appends the scenario's base transactions, writes every chunk of its
-/// spilled transaction without finishing it, says `PAUSED` and waits to be
+/// spilled transaction without finishing it, says `@PAUSED` and waits to be
 /// killed.
 fn spill_and_wait(dir: &Path, ddl: bool) {
     let s = spill_scenario(ddl);
     let mut store = open(dir, Durability::Sync);
     store.append(&s.base).unwrap();
     let _sp = s.spill_without_finish(&mut store);
-    println!("PAUSED");
-    std::thread::sleep(Duration::from_secs(120));
+    println!("@PAUSED");
+    std::thread::sleep(Duration::from_secs(30));
     panic!("the parent never killed this writer");
 }
 
@@ -186,7 +186,7 @@ enum Kill {
     /// This long after starting it (often while it opens the store).
     After(Duration),
     /// `delay` after it printed a line for transaction `index` or later;
-    /// with `chunk`, only a `CHUNK` line counts.
+    /// with `chunk`, only a `@CHUNK` line counts.
     AtLine { index: usize, chunk: bool, delay: Duration },
     /// Never: let it finish.
     Never,
@@ -200,8 +200,14 @@ struct Run {
     killed: bool,
 }
 
+/// The writer's own part of a line of its output (the test harness may
+/// have printed something before it on the same line).
+fn message(line: &str) -> &str {
+    line.find('@').map_or("", |i| &line[i + 1..])
+}
+
 fn parse_index(line: &str, tag: &str) -> Option<usize> {
-    line.strip_prefix(tag).and_then(|r| r.trim().parse().ok())
+    message(line).strip_prefix(tag).and_then(|r| r.trim().parse().ok())
 }
 
 fn run_writer(dir: &Path, kill: Kill) -> Run {
@@ -218,7 +224,7 @@ fn run_writer(dir: &Path, kill: Kill) -> Run {
         if let Some(i) = parse_index(&line, "ACK ") {
             run.acked = Some(run.acked.map_or(i, |a| a.max(i)));
         }
-        run.done |= line == "DONE";
+        run.done |= message(&line) == "DONE";
         if let Kill::AtLine { index, chunk, delay } = kill {
             let at = if chunk { parse_index(&line, "CHUNK ") } else { parse_index(&line, "ACK ") };
             if !run.killed && at.is_some_and(|i| i >= index) {
@@ -303,7 +309,8 @@ fn kill_at_random_moments_loses_nothing_and_doubles_nothing() {
     let mut rng = Rng::new(seed);
     let mut stored = 0usize;
     let mut acked: Option<usize> = None;
-    let span = (total / 12).max(1);
+    // Targets spread over the sequence: on average one kill per 1/KILLS of it.
+    let span = (2 * total / KILLS).max(1);
     let mut kills = Vec::new();
     for round in 0..KILLS {
         let target = stored + rng.below(span);
@@ -387,7 +394,7 @@ fn drop_spill_in_process(ddl: bool) -> Vec<String> {
     store.append(&s.base).unwrap();
     let sp = s.spill_without_finish(&mut store);
     // Readers see nothing of it while it is in flight.
-    let mut problems: Vec<String> = differences(&store, &Model::of(&s.base), s.base.len())
+    let mut problems: Vec<String> = support::visible_differences(&store, &Model::of(&s.base), s.base.len())
         .into_iter()
         .map(|p| format!("while in flight: {p}"))
         .collect();
@@ -405,7 +412,7 @@ fn kill_spill_child(ddl: bool) -> Vec<String> {
     let mut problems = Vec::new();
     loop {
         match lines.next() {
-            Some(Ok(l)) if l == "PAUSED" => break,
+            Some(Ok(l)) if message(&l) == "PAUSED" => break,
             Some(Ok(_)) => {}
             _ => {
                 let mut err = String::new();
@@ -417,7 +424,9 @@ fn kill_spill_child(ddl: bool) -> Vec<String> {
     // A reader beside the writer sees nothing of the open transaction.
     let reader = Store::open_read_only(dir.path()).unwrap();
     problems.extend(
-        differences(&reader, &Model::of(&s.base), s.base.len()).into_iter().map(|p| format!("reader while in flight: {p}")),
+        support::visible_differences(&reader, &Model::of(&s.base), s.base.len())
+            .into_iter()
+            .map(|p| format!("reader while in flight: {p}")),
     );
     drop(reader);
     child.kill().unwrap();

@@ -52,6 +52,10 @@ fn row_values(v: &StoredVersion) -> &[Datum] {
     }
 }
 
+fn assert_datum(got: &Datum, expected: &Datum, what: &str) {
+    assert!(got == expected, "{what}: stored {}, expected {}", support::brief(&format!("{got:?}")), support::brief(&format!("{expected:?}")));
+}
+
 fn check_equal_to_whole(ddl: bool) {
     let s = spill_scenario(ddl);
     let txns = s.txns(true);
@@ -96,13 +100,13 @@ fn unchanged_toast_resolves_against_an_earlier_chunk() {
         assert_eq!(v6.len(), 1, "one version per transaction: {v6:?}");
         assert_eq!(v6[0].lsn, at);
         assert_eq!(row_values(&v6[0])[1], Datum::text("done"));
-        assert_eq!(row_values(&v6[0])[2], support::big(6), "ddl {ddl}");
+        assert_datum(&row_values(&v6[0])[2], &support::big(6), &format!("note of order 6, ddl {ddl}"));
         // Order 4 became 40 in chunk 2 (note from the stored version at
         // 1000), then 40 was updated again in chunk 3.
         let v40 = store.versions_of(&key(ORDERS, 0, &["40"])).unwrap();
         assert_eq!(v40.len(), 1);
         assert_eq!(row_values(&v40[0])[1], Datum::text("moved again"));
-        assert_eq!(row_values(&v40[0])[2], support::big(4), "ddl {ddl}");
+        assert_datum(&row_values(&v40[0])[2], &support::big(4), &format!("note of order 40, ddl {ddl}"));
         let v4 = store.versions_of(&key(ORDERS, 0, &["4"])).unwrap();
         assert_eq!(v4.iter().map(|v| (v.lsn, &v.state)).collect::<Vec<_>>()[0], (at, &VersionState::Deleted));
         // The log holds the resolved values too.
@@ -115,8 +119,46 @@ fn unchanged_toast_resolves_against_an_earlier_chunk() {
                 Ok(true)
             })
             .unwrap();
-        assert_eq!(notes, vec![support::big(1), support::big(6), support::big(4), support::big(4), support::big(6)]);
+        let expected = vec![support::big(1), support::big(6), support::big(4), support::big(4), support::big(6)];
+        assert!(notes == expected, "notes in the log: {}", support::brief(&format!("{notes:?}")));
     }
+}
+
+/// Unchanged TOAST in a later chunk resolves against an earlier chunk's row
+/// also when the spilled transaction itself created the table (as a large
+/// transaction that runs CREATE TABLE and then fills and updates it does):
+/// the table is not in the committed catalog while the chunks are written.
+#[test]
+fn unchanged_toast_resolves_in_a_table_the_spilled_transaction_created() {
+    use changelog::{ChangeRecord, RowImage, SchemaChange};
+    let s = spill_scenario(false);
+    let fresh = changelog::TableId(2);
+    let created = Transaction {
+        commit: support::commit_info(0x2000, 3_000, 3),
+        records: vec![
+            ChangeRecord::Schema {
+                table: fresh,
+                change: SchemaChange::Define { schema: support::initial_schema(0), backfill: vec![] },
+            },
+            ChangeRecord::Insert { table: fresh, new: RowImage(vec![Datum::text("1"), Datum::text("new"), support::big(9)]) },
+            ChangeRecord::Update {
+                table: fresh,
+                old: None,
+                new: RowImage(vec![Datum::text("1"), Datum::text("paid"), Datum::UnchangedToast]),
+            },
+        ],
+    };
+    let mut txns = s.base.clone();
+    txns.push(created.clone());
+    let model = Model::of(&txns);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_in(&dir);
+    store.append(&s.base).unwrap();
+    // The table and its row in the first chunk, the update in the second.
+    assert_eq!(spill_txn(&mut store, &created, &[2]).unwrap(), AppendOutcome::Appended);
+    let v = store.versions_of(&key(fresh, 0, &["1"])).unwrap();
+    assert_datum(&row_values(&v[0])[2], &support::big(9), "the unchanged note was not carried forward");
+    assert_matches(&store, &model, txns.len(), "spilled");
 }
 
 /// A truncate in a later chunk removes what earlier chunks of the same

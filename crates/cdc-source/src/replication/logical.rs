@@ -140,6 +140,9 @@ impl LogicalStream {
             match self.conn.read_frame().await? {
                 Frame::CopyData(body) => return parse_copy_data(body).map(Some),
                 Frame::CopyDone => self.server_done = true,
+                // A walsender shutting down (server stop) may end the copy
+                // with CommandComplete without a CopyDone first.
+                Frame::Message(Message::CommandComplete(_) | Message::ReadyForQuery(_)) => self.server_done = true,
                 Frame::Message(Message::NoticeResponse(body)) => frame::log_notice(&body),
                 Frame::Message(Message::ParameterStatus(_)) => {}
                 Frame::Message(Message::ErrorResponse(body)) => return Err(frame::server_error(&body)),

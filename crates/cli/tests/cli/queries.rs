@@ -1,0 +1,342 @@
+//! `get`, `history`, `diff`, `changes`, `tables`, `status`, `compact` and the
+//! table format, on the small shop (see `support::Shop`).
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+#[test]
+fn get_single_and_composite_keys() {
+    let shop = Shop::build();
+    let a = &shop.asof;
+    let m = &shop.m;
+
+    // Single key, csv (the default when piped) and jsonl.
+    let out = a.run(&["get", "orders", "1", "--at", &m[0].at_lsn()]).ok();
+    assert_eq!(out.text(), "id,status,amount,note\n1,new,10.00,\n");
+    assert!(out.stderr.starts_with("as of "), "the cut is stated: {}", out.stderr);
+    for (i, status, note) in [(1, "paid", Value::Null), (2, "shipped", json!("fast")), (5, "shipped", json!("fast"))] {
+        let rows = json_lines(&a.run(&["get", "orders", "1", "--at", &m[i].at_lsn(), "--format", "jsonl"]).ok());
+        assert_eq!(rows, [json!({"id": "1", "status": status, "amount": "10.00", "note": note})], "orders 1 at m{i}");
+    }
+    // NULL is null, the empty string is "".
+    let rows = json_lines(&a.run(&["get", "orders", "3", "--at", &m[1].rfc3339, "--format", "jsonl"]).ok());
+    assert_eq!(rows, [json!({"id": "3", "status": "new", "amount": "5.25", "note": ""})]);
+    let rows = json_lines(&a.run(&["get", "orders", "2", "--at", &m[3].at_lsn(), "--format", "jsonl"]).ok());
+    assert_eq!(rows, [json!({"id": "2", "status": "reborn", "amount": "1.00", "note": null})]);
+
+    // A key with no row at that moment: no data, a note on stderr.
+    let out = a.run(&["get", "orders", "2", "--at", &m[2].at_lsn(), "--format", "jsonl"]).ok();
+    assert!(out.stdout.is_empty(), "{}", out.text());
+    assert!(out.stderr.contains("no row"), "{}", out.stderr);
+    let out = a.run(&["get", "orders", "2", "--at", &m[2].at_lsn(), "--format", "csv"]).ok();
+    assert_eq!(out.text(), "id,status,amount,note\n");
+
+    // Options may come before the key values.
+    let out = a.run(&["get", "--format", "jsonl", "--at", &m[1].at_lsn(), "order_lines", "1", "1"]).ok();
+    assert_eq!(json_lines(&out), [json!({"order_id": "1", "line_no": "1", "sku": "apple", "qty": "4"})]);
+    // Composite key, values in key-column order, options after the key
+    // values as in the help's own examples (`asof get orders 42 --at ...`).
+    let out = a.run(&["get", "order_lines", "1", "1", "--at", &m[0].at_lsn(), "--format", "jsonl"]).ok();
+    assert_eq!(json_lines(&out), [json!({"order_id": "1", "line_no": "1", "sku": "apple", "qty": "3"})]);
+    let out = a.run(&["get", "order_lines", "1", "2", "--at", &m[3].at_lsn()]).ok();
+    assert_eq!(out.text(), "order_id,line_no,sku,qty\n1,2,pear,1\n");
+    // Gone after the TRUNCATE.
+    let out = a.run(&["get", "order_lines", "1", "2", "--at", &m[4].at_lsn()]).ok();
+    assert_eq!(out.text(), "order_id,line_no,sku,qty\n");
+
+    // Wrong number of key values: a usage error naming the key columns.
+    for args in [&["get", "order_lines", "1"][..], &["get", "order_lines", "1", "2", "3"], &["get", "orders", "1", "2"]] {
+        let e = a.run(args).usage_error();
+        assert!(e.contains("key"), "{args:?}: {e}");
+    }
+    let e = a.run(&["get", "order_lines", "1"]).usage_error();
+    assert!(e.contains("order_id") && e.contains("line_no"), "the key columns are named: {e}");
+    let e = a.run(&["history", "order_lines", "1"]).usage_error();
+    assert!(e.contains("order_id") && e.contains("line_no"), "{e}");
+}
+
+#[test]
+fn history_lists_every_version() {
+    let shop = Shop::build();
+    let a = &shop.asof;
+    let m = &shop.m;
+
+    let entries = json_lines(&a.run(&["history", "orders", "1", "--format", "jsonl"]).ok());
+    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().expect("op")).collect();
+    assert_eq!(ops, ["insert", "update", "update"]);
+    let statuses: Vec<&Value> = entries.iter().map(|e| &e["row"]["status"]).collect();
+    assert_eq!(statuses, [&json!("new"), &json!("paid"), &json!("shipped")]);
+    assert_eq!(entries[0]["row"], json!({"id": "1", "status": "new", "amount": "10.00", "note": null}));
+    for e in &entries {
+        for field in ["lsn", "commit_time", "xid", "op", "row"] {
+            assert!(e.get(field).is_some(), "history entry lacks {field}: {e}");
+        }
+        assert!(e["commit_time"].as_str().expect("commit_time").ends_with('Z'), "{e}");
+        assert!(e["xid"].is_u64(), "{e}");
+    }
+    // Each version's LSN is the commit that made it, within the recorded moments.
+    let lsns: Vec<String> = entries.iter().map(|e| e["lsn"].as_str().expect("lsn").to_string()).collect();
+    for (i, l) in lsns.iter().enumerate() {
+        let at = a.run(&["get", "orders", "1", "--at", &format!("lsn:{l}"), "--format", "jsonl"]).ok();
+        assert_eq!(json_lines(&at)[0], entries[i]["row"], "history entry {i} is the state as of its own lsn");
+        assert!(at.stderr.contains(&format!("(lsn {l},")), "resolves to exactly that commit: {}", at.stderr);
+    }
+
+    // Inserted, deleted, inserted again.
+    let entries = json_lines(&a.run(&["history", "orders", "2", "--format", "jsonl"]).ok());
+    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().expect("op")).collect();
+    assert_eq!(ops, ["insert", "delete", "insert"]);
+    assert_eq!(entries[1]["row"], Value::Null, "a deleted row has no image");
+    assert_eq!(entries[2]["row"]["status"], "reborn");
+
+    // Composite key; the TRUNCATE removes the row.
+    let entries = json_lines(&a.run(&["history", "order_lines", "1", "1", "--format", "jsonl"]).ok());
+    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().expect("op")).collect();
+    assert_eq!(ops, ["insert", "update", "delete"]);
+    assert_eq!(entries[1]["row"]["qty"], "4");
+
+    // csv: one line per version with commit_time, lsn, xid, op first.
+    let out = a.run(&["history", "orders", "2", "--format", "csv"]).ok();
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "commit_time,lsn,xid,op,id,status,amount,note");
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[1].ends_with(",insert,2,new,20.50,gift"), "{text}");
+    assert!(lines[2].ends_with(",delete,,,,"), "{text}");
+    assert!(lines[3].ends_with(",insert,2,reborn,1.00,"), "{text}");
+
+    // A key that never existed: nothing, and a note.
+    let out = a.run(&["history", "orders", "424242", "--format", "jsonl"]).ok();
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("no history"), "{}", out.stderr);
+    let _ = m;
+}
+
+#[test]
+fn diff_between_two_moments() {
+    let shop = Shop::build();
+    let a = &shop.asof;
+    let m = &shop.m;
+
+    let out = a.run(&["diff", "orders", "--from", &m[0].at_lsn(), "--to", &m[3].at_lsn(), "--format", "jsonl"]).ok();
+    assert!(out.stderr.contains("1 inserted, 0 deleted, 2 changed"), "{}", out.stderr);
+    let d = json_lines(&out);
+    assert_eq!(
+        d,
+        [
+            json!({"change": "changed",
+                   "before": {"id": "1", "status": "new", "amount": "10.00", "note": null},
+                   "after": {"id": "1", "status": "shipped", "amount": "10.00", "note": "fast"}}),
+            json!({"change": "changed",
+                   "before": {"id": "2", "status": "new", "amount": "20.50", "note": "gift"},
+                   "after": {"id": "2", "status": "reborn", "amount": "1.00", "note": null}}),
+            json!({"change": "inserted", "before": null,
+                   "after": {"id": "3", "status": "new", "amount": "99.99", "note": ""}}),
+        ]
+    );
+
+    let out = a.run(&["diff", "orders", "--from", &m[1].rfc3339, "--to", &m[2].rfc3339, "--format", "jsonl"]).ok();
+    assert!(out.stderr.contains("0 inserted, 1 deleted, 1 changed"), "{}", out.stderr);
+    let d = json_lines(&out);
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1], json!({"change": "deleted", "before": {"id": "2", "status": "new", "amount": "20.50", "note": "gift"}, "after": null}));
+
+    // The TRUNCATE deletes every row.
+    let out = a.run(&["diff", "order_lines", "--from", &m[1].at_lsn(), "--to", &m[4].at_lsn(), "--format", "csv"]).ok();
+    assert!(out.stderr.contains("0 inserted, 3 deleted, 0 changed"), "{}", out.stderr);
+    assert_eq!(out.text(), "change,order_id,line_no,sku,qty\ndeleted,1,1,apple,4\ndeleted,1,2,pear,1\ndeleted,2,1,fig,7\n");
+
+    // No difference between a moment and itself; --to defaults to now.
+    let out = a.run(&["diff", "orders", "--from", &m[2].at_lsn(), "--to", &m[2].at_lsn(), "--format", "jsonl"]).ok();
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("0 inserted, 0 deleted, 0 changed"), "{}", out.stderr);
+    let out = a.run(&["diff", "order_lines", "--from", &m[4].at_lsn(), "--format", "jsonl"]).ok();
+    assert_eq!(json_lines(&out), [json!({"change": "inserted", "before": null, "after": {"order_id": "3", "line_no": "1", "sku": "kiwi", "qty": "2"}})]);
+}
+
+#[test]
+fn changes_are_debezium_style_envelopes() {
+    let shop = Shop::build();
+    let a = &shop.asof;
+    let m = &shop.m;
+
+    let out = a.run(&["changes", "--from", &m[0].at_lsn(), "--to", &m[5].at_lsn(), "--table", "order_lines"]).ok();
+    let ev = json_lines(&out);
+    let ops: Vec<&str> = ev.iter().map(|e| e["op"].as_str().expect("op")).collect();
+    assert_eq!(ops, ["u", "d", "t", "c"], "{ev:#?}");
+    assert!(out.stderr.contains("4 changes"), "{}", out.stderr);
+    assert_eq!(ev[0]["before"], json!({"order_id": "1", "line_no": "1", "sku": "apple", "qty": "3"}));
+    assert_eq!(ev[0]["after"], json!({"order_id": "1", "line_no": "1", "sku": "apple", "qty": "4"}));
+    assert_eq!(ev[1]["before"], json!({"order_id": "2", "line_no": "1", "sku": "fig", "qty": "7"}));
+    assert_eq!(ev[1]["after"], Value::Null);
+    assert_eq!(ev[3]["before"], Value::Null);
+    assert_eq!(ev[3]["after"], json!({"order_id": "3", "line_no": "1", "sku": "kiwi", "qty": "2"}));
+    let mut last_lsn = String::new();
+    for e in &ev {
+        let s = &e["source"];
+        assert_eq!(s["schema"], "public", "{e}");
+        assert_eq!(s["table"], "order_lines", "{e}");
+        for f in ["lsn", "commit_time", "xid", "ordinal"] {
+            assert!(s.get(f).is_some(), "source.{f} missing: {e}");
+        }
+        assert!(e["ts_us"].is_i64() || e["ts_us"].is_u64(), "{e}");
+        let lsn = s["lsn"].as_str().expect("lsn").to_string();
+        assert!(lsn_value(&lsn) >= lsn_value(&last_lsn), "changes come in log order: {ev:#?}");
+        assert!(lsn_value(&lsn) > lsn_value(&m[0].lsn) && lsn_value(&lsn) <= lsn_value(&m[5].lsn), "{e}");
+        last_lsn = lsn;
+    }
+
+    // --from is exclusive, --to inclusive; all tables by default, in commit order.
+    let ev = json_lines(&a.run(&["changes", "--from", &m[1].at_lsn(), "--to", &m[3].at_lsn()]).ok());
+    let got: Vec<(String, String)> = ev
+        .iter()
+        .map(|e| (e["source"]["table"].as_str().expect("table").to_string(), e["op"].as_str().expect("op").to_string()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("orders", "u"),
+        ("orders", "d"),
+        ("order_lines", "d"),
+        ("refunds", "c"),
+        ("orders", "c"),
+        ("orders", "u"),
+    ]
+    .iter()
+    .map(|(t, o)| (t.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(got, want, "{ev:#?}");
+    // Ordinals number the changes within a transaction.
+    let ordinals: Vec<u64> = ev.iter().map(|e| e["source"]["ordinal"].as_u64().expect("ordinal")).collect();
+    assert_eq!(ordinals, [0, 1, 2, 0, 1, 2]);
+
+    // From the beginning: the initial copy's rows are reads (r).
+    let ev = json_lines(&a.run(&["changes", "--to", &m[0].at_lsn(), "--table", "orders"]).ok());
+    assert_eq!(ev.len(), 2, "{ev:#?}");
+    assert!(ev.iter().all(|e| e["op"] == "r" && e["before"].is_null()), "{ev:#?}");
+
+    // An unknown table is refused with a suggestion.
+    let e = a.run(&["changes", "--table", "ordrs"]).runtime_error();
+    assert!(e.contains("orders"), "{e}");
+}
+
+fn lsn_value(s: &str) -> u64 {
+    if s.is_empty() {
+        return 0;
+    }
+    let (hi, lo) = s.split_once('/').unwrap_or_else(|| panic!("not an LSN: {s}"));
+    (u64::from_str_radix(hi, 16).expect("hex") << 32) | u64::from_str_radix(lo, 16).expect("hex")
+}
+
+#[test]
+fn tables_status_compact_and_the_table_format() {
+    let shop = Shop::build();
+    let a = &shop.asof;
+    let m = &shop.m;
+
+    // tables: refunds appears at m3.
+    let before = a.run(&["tables", "--at", &m[2].at_lsn()]).ok().text();
+    assert!(before.contains("public.orders") && before.contains("public.order_lines"), "{before}");
+    assert!(!before.contains("refunds"), "{before}");
+    assert_aligned(&before);
+    let after = a.run(&["tables", "--at", &m[3].at_lsn()]).ok().text();
+    assert!(after.contains("public.refunds"), "{after}");
+    assert!(after.contains("id bigint, status text, amount numeric(10,2), note text"), "{after}");
+    assert!(after.contains("order_id, line_no"), "the composite key is listed: {after}");
+    assert!(after.trim_end().ends_with("(3 rows)"), "{after}");
+
+    // status.
+    let status = a.run(&["status"]).ok().text();
+    for label in ["store:", "watermark:", "complete to:", "first commit:", "horizon:", "source:", "slot:", "tables:", "size:"] {
+        assert!(status.lines().any(|l| l.starts_with(label)), "status lacks {label}:\n{status}");
+    }
+    assert!(status.contains("horizon:      none"), "{status}");
+    assert!(status.contains(&format!("port={}", shop.pg.port())), "{status}");
+    assert!(status.contains("tables:       3"), "{status}");
+    let first_commit = field(&status, "first commit:");
+
+    // The table format is aligned.
+    let table = a.run(&["snapshot", "orders", "--at", &m[3].at_lsn(), "--format", "table"]).ok().text();
+    assert_aligned(&table);
+    assert!(table.lines().next().expect("header").split('|').map(str::trim).eq(["id", "status", "amount", "note"]), "{table}");
+    assert!(table.trim_end().ends_with("(3 rows)"), "{table}");
+    let hist = a.run(&["history", "orders", "1", "--format", "table"]).ok().text();
+    assert_aligned(&hist);
+    let diff = a.run(&["diff", "orders", "--from", &m[0].at_lsn(), "--format", "table"]).ok().text();
+    assert_aligned(&diff);
+
+    // Before the start of history: the earliest moment is named.
+    let e = a.run(&["snapshot", "orders", "--at", "2000-01-01T00:00:00Z"]).runtime_error();
+    assert!(e.contains("earliest answerable moment"), "{e}");
+    assert!(e.contains(first_commit.split(' ').next().expect("time")), "names the first commit ({first_commit}): {e}");
+
+    // Compaction: answers from the horizon on do not change.
+    let answers = |asof: &Asof| -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        for mm in &m[2..] {
+            for t in ["orders", "order_lines"] {
+                v.push(asof.snapshot_csv(t, &mm.at_lsn()).stdout);
+            }
+            v.push(asof.run(&["get", "orders", "1", "--at", &mm.at_lsn()]).ok().stdout);
+        }
+        v
+    };
+    let kept = answers(a);
+    let horizon_lsn = {
+        let r = a.run(&["get", "orders", "1", "--at", &m[2].at_lsn()]).ok();
+        r.stderr.split("(lsn ").nth(1).and_then(|s| s.split(',').next()).expect("lsn in stderr").to_string()
+    };
+    let out = a.run(&["compact", "--before", &m[2].at_lsn()]).ok();
+    assert!(out.stdout.is_empty(), "compact prints notes on stderr only");
+    assert!(out.stderr.contains("removed"), "{}", out.stderr);
+    assert_eq!(answers(a), kept, "answers at or after the horizon changed");
+    let e = a.run(&["snapshot", "orders", "--at", &m[1].at_lsn()]).runtime_error();
+    assert!(e.contains("horizon") && e.contains("earliest answerable moment"), "{e}");
+    assert!(e.contains(&format!("lsn {horizon_lsn}")), "names the horizon commit (lsn {horizon_lsn}): {e}");
+    let e = a.run(&["get", "orders", "1", "--at", &m[0].rfc3339]).runtime_error();
+    assert!(e.contains("earliest answerable moment"), "{e}");
+    let status = a.run(&["status"]).ok().text();
+    assert!(status.contains(&format!("horizon:      lsn {horizon_lsn}")), "{status}");
+    // History now starts at the horizon.
+    let entries = json_lines(&a.run(&["history", "orders", "1", "--format", "jsonl"]).ok());
+    assert_eq!(entries.last().expect("entries")["row"]["status"], "shipped");
+    assert!(entries.len() < 3, "history before the horizon is gone: {entries:?}");
+}
+
+/// The value after a `label:` line of `status`.
+fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+        .trim()
+        .to_string()
+}
+
+/// psql-style table: every `|` of the header lines up with those of every
+/// row, the separator has `+` there, and a row count closes it.
+#[track_caller]
+pub fn assert_aligned(text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 3, "too short for a table:\n{text}");
+    let bars = |l: &str| -> Vec<usize> {
+        let mut col = 0;
+        let mut v = Vec::new();
+        for ch in l.chars() {
+            if ch == '|' || ch == '+' {
+                v.push(col);
+            }
+            col += 1;
+        }
+        v
+    };
+    let header = bars(lines[0]);
+    assert_eq!(bars(lines[1]), header, "separator misaligned:\n{text}");
+    assert!(lines[1].chars().all(|c| c == '-' || c == '+'), "separator:\n{text}");
+    let width = lines[1].chars().count();
+    let last = lines.len() - 1;
+    assert!(lines[last].starts_with('(') && lines[last].ends_with(')'), "row count at the end:\n{text}");
+    for l in &lines[2..last] {
+        let b = bars(l);
+        assert!(header.iter().all(|p| b.contains(p)), "row misaligned:\n{l}\nin\n{text}");
+        assert!(l.chars().count() <= width, "row wider than the separator:\n{l}\nin\n{text}");
+    }
+}
