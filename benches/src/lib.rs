@@ -134,7 +134,8 @@ pub fn pgoutput_tuple_message_bytes(row: &RowImage) -> usize {
 
 /// Size of a pgoutput DELETE carrying only the key (`id`).
 pub fn pgoutput_delete_message_bytes(id: u64) -> usize {
-    1 + 4 + 1 + 2 + 6 * 1 + 4 + id.to_string().len()
+    // Header, then one kind byte per column, then the key value.
+    1 + 4 + 1 + 2 + 6 + 4 + id.to_string().len()
 }
 
 /// The median of a sample (the mean of the middle two for an even count);

@@ -233,11 +233,11 @@ async fn prepare(
             let oids: Vec<u32> = published.iter().map(|(o, _)| *o).collect();
             if opts.snapshot {
                 let name = created.snapshot_name.clone().unwrap_or_default();
-                summary.copied_rows =
-                    snapshot::copy_tables(&mut client, store, &mut assembler, &name, &oids, base, cp, |p| {
-                        on_event(CaptureEvent::Copy(p.clone()))
-                    })
-                    .await?;
+                let plan = snapshot::CopyPlan { snapshot_name: &name, tables: &oids, base_lsn: base, end_lsn: cp };
+                summary.copied_rows = snapshot::copy_tables(&mut client, store, &mut assembler, &plan, |p| {
+                    on_event(CaptureEvent::Copy(p.clone()))
+                })
+                .await?;
             } else {
                 // History starts empty at the slot: record the shapes only.
                 let mut records = Vec::new();
@@ -420,9 +420,7 @@ async fn run_stream(
                                         if !spilling {
                                             // Keep the writer's order: earlier transactions first.
                                             if !batch.is_empty() {
-                                                writer.tx.send(WriterCmd::Append(std::mem::take(&mut batch))).await.map_err(|_| writer_gone())?;
-                                                batch_records = 0;
-                                                in_flight += 1;
+                                                dispatch(writer, &mut batch, &mut batch_records, &mut in_flight).await?;
                                             }
                                             writer.tx.send(WriterCmd::SpillBegin(open.final_lsn)).await.map_err(|_| writer_gone())?;
                                             spilling = true;
@@ -452,15 +450,21 @@ async fn run_stream(
         // Group commit: hand the batch over when the writer is idle, or when
         // it has grown large (then wait for room in the writer's queue).
         if !batch.is_empty() && (in_flight == 0 || batch_records >= MAX_BATCH_RECORDS) {
-            writer.tx.send(WriterCmd::Append(std::mem::take(&mut batch))).await.map_err(|_| writer_gone())?;
-            batch_records = 0;
-            in_flight += 1;
+            dispatch(writer, &mut batch, &mut batch_records, &mut in_flight).await?;
         }
         if last_report.elapsed() >= Duration::from_millis(500) {
             last_report = Instant::now();
             on_event(CaptureEvent::Stream(progress));
         }
     }
+}
+
+/// Hands the collected transactions to the writer as one batch.
+async fn dispatch(writer: &Writer, batch: &mut Vec<Transaction>, records: &mut usize, in_flight: &mut usize) -> Result<()> {
+    writer.tx.send(WriterCmd::Append(std::mem::take(batch))).await.map_err(|_| writer_gone())?;
+    *records = 0;
+    *in_flight += 1;
+    Ok(())
 }
 
 fn writer_gone() -> CaptureError {

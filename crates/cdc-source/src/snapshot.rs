@@ -38,18 +38,29 @@ pub struct CopyProgress {
     pub tables_total: usize,
 }
 
-/// Copies `tables` (OIDs) in the snapshot `snapshot_name` into the store as
-/// one transaction committing at `base_lsn`, ending at `end_lsn`.
+/// What to copy and where it goes in the log.
+#[derive(Clone, Debug)]
+pub struct CopyPlan<'a> {
+    /// The exported snapshot to read in.
+    pub snapshot_name: &'a str,
+    /// Tables (OIDs) to copy.
+    pub tables: &'a [u32],
+    /// Commit LSN of the stored base transaction.
+    pub base_lsn: Lsn,
+    /// Its end LSN (the slot's consistent point).
+    pub end_lsn: Lsn,
+}
+
+/// Copies the plan's tables in its snapshot into the store as one
+/// transaction. Returns the number of rows copied.
 pub async fn copy_tables(
     client: &mut Client,
     store: &mut Store,
     assembler: &mut Assembler,
-    snapshot_name: &str,
-    tables: &[u32],
-    base_lsn: Lsn,
-    end_lsn: Lsn,
+    plan: &CopyPlan<'_>,
     mut progress: impl FnMut(&CopyProgress),
 ) -> Result<u64> {
+    let CopyPlan { snapshot_name, tables, base_lsn, end_lsn } = *plan;
     let txn = client.transaction().await?;
     txn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
     txn.batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", catalog::quote_literal(snapshot_name))).await?;

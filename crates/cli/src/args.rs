@@ -118,7 +118,7 @@ pub struct GetArgs {
     /// Table name.
     pub table: String,
     /// Primary-key value(s) in Postgres text form, in key-column order.
-    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
     pub key: Vec<String>,
     #[command(flatten)]
     pub at: AtArg,
@@ -131,7 +131,7 @@ pub struct HistoryArgs {
     /// Table name.
     pub table: String,
     /// Primary-key value(s), in key-column order.
-    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
     pub key: Vec<String>,
     #[command(flatten)]
     pub format: FormatArg,

@@ -28,6 +28,12 @@ impl Rng {
     }
 }
 
+/// Runs `asof tail --until caught-up` to completion.
+fn catch_up(asof: &std::path::Path, store: &std::path::Path, conn: &str) {
+    let ok = Command::new(asof).arg("--store").arg(store).args(["tail", conn, "--until", "caught-up"]).status().expect("tail");
+    assert!(ok.success());
+}
+
 #[test]
 fn killed_tail_loses_and_doubles_nothing() {
     let seed = std::env::var("ASOF_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -50,13 +56,7 @@ fn killed_tail_loses_and_doubles_nothing() {
     let asof = assert_cmd::cargo::cargo_bin("asof");
 
     // Start history (slot + initial copy) before the workload.
-    let ok = Command::new(&asof)
-        .arg("--store")
-        .arg(&store)
-        .args(["tail", &conn, "--until", "caught-up"])
-        .status()
-        .expect("tail");
-    assert!(ok.success());
+    catch_up(&asof, &store, &conn);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let client = rt.block_on(connect(&pg, "postgres"));
@@ -125,13 +125,7 @@ fn killed_tail_loses_and_doubles_nothing() {
     }
     eprintln!("killed the capture {kills} times");
     let start = Instant::now();
-    let ok = Command::new(&asof)
-        .arg("--store")
-        .arg(&store)
-        .args(["tail", &conn, "--until", "caught-up"])
-        .status()
-        .expect("tail");
-    assert!(ok.success());
+    catch_up(&asof, &store, &conn);
     eprintln!("final catch-up took {:?}", start.elapsed());
 
     let store = changelog::Store::open_read_only(&store).expect("open store");

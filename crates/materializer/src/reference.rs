@@ -14,6 +14,9 @@ use changelog::{ChangeRecord, Datum, Lsn, RowImage, SchemaChange, TableId, Table
 
 use crate::history::{DiffKind, HistoryOp};
 
+/// One differing row: (kind, before, after).
+pub type ModelDiff = (DiffKind, Option<Vec<Datum>>, Option<Vec<Datum>>);
+
 /// One table in one state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableState {
@@ -222,7 +225,7 @@ impl Reference {
     /// (kind, before, after). A row differs when some transaction in between
     /// touched it and its earlier values, carried through the schema changes
     /// in between, are not its later values.
-    pub fn diff(&self, t: TableId, from: Lsn, to: Lsn) -> Vec<(DiffKind, Option<Vec<Datum>>, Option<Vec<Datum>>)> {
+    pub fn diff(&self, t: TableId, from: Lsn, to: Lsn) -> Vec<ModelDiff> {
         let (Some(i), Some(j)) = (self.step_index_at(from), self.step_index_at(to)) else { return Vec::new() };
         let empty = TableState::default();
         let steps = self.steps.get(i + 1..=j).unwrap_or_default();

@@ -36,13 +36,21 @@ pub fn table_at<'s>(store: &'s Store, name: &TableName, cut: Cut) -> Result<Tabl
             return Ok(TableAt { id, version, schema });
         }
     }
-    let wanted = name.to_string();
+    // Compare bare names when the schema matches, so a shared `public.`
+    // prefix does not make every table look close.
+    let score = |n: &TableName| {
+        if n.schema == name.schema {
+            strsim::jaro_winkler(&name.name, &n.name)
+        } else {
+            strsim::jaro_winkler(&name.to_string(), &n.to_string())
+        }
+    };
     let mut scored: Vec<(f64, String)> = store
         .catalog()
         .tables()
-        .filter_map(|(_, e)| e.history.latest().and_then(|v| v.schema()).map(|s| s.name.to_string()))
-        .chain(tables_at(store, cut).into_iter().map(|t| t.schema.name.to_string()))
-        .map(|n| (strsim::jaro_winkler(&wanted, &n), n))
+        .filter_map(|(_, e)| e.history.latest().and_then(|v| v.schema()).map(|s| s.name.clone()))
+        .chain(tables_at(store, cut).into_iter().map(|t| t.schema.name.clone()))
+        .map(|n| (score(&n), n.to_string()))
         .filter(|(score, _)| *score > 0.8)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));

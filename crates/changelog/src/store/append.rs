@@ -209,22 +209,16 @@ impl Store {
                     self.write_reset(batch, pending, state, *table, lsn, ResetKind::Read)?;
                     rec
                 }
-                ChangeRecord::Insert { table, new } | ChangeRecord::Read { table, row: new } => {
+                ChangeRecord::Insert { table, new }
+                | ChangeRecord::Read { table, row: new }
+                | ChangeRecord::Update { table, new, .. } => {
+                    let old = match rec {
+                        ChangeRecord::Update { old, .. } => old.as_ref(),
+                        _ => None,
+                    };
                     let (sv, schema) = self.schema_for(pending, *table, new)?;
-                    let row = self.resolve_toast(pending, state, *table, sv, schema, new, new, lsn, &mut key_buf)?;
-                    let written = self.put_version(batch, state, *table, schema, sv, row.as_ref().unwrap_or(new), new, lsn, &mut key_buf, &mut val_buf)?;
-                    match row {
-                        Some(row) => {
-                            resolved = with_row(rec, row.clone());
-                            state.keep_resolved(written, row);
-                            &resolved
-                        }
-                        None => rec,
-                    }
-                }
-                ChangeRecord::Update { table, old, new } => {
-                    let (sv, schema) = self.schema_for(pending, *table, new)?;
-                    let key_row = old.as_ref().unwrap_or(new);
+                    // The previous version lives under the old key when the key changed.
+                    let key_row = old.unwrap_or(new);
                     let row = self.resolve_toast(pending, state, *table, sv, schema, new, key_row, lsn, &mut key_buf)?;
                     let image = row.as_ref().unwrap_or(new);
                     if let Some(old) = old {
@@ -235,11 +229,11 @@ impl Store {
                             self.put_tombstone(batch, state, *table, &old_key.0, lsn, &mut val_buf)?;
                         }
                     }
-                    let written = self.put_version(batch, state, *table, schema, sv, image, new, lsn, &mut key_buf, &mut val_buf)?;
+                    self.put_version(batch, state, *table, schema, sv, image, new, lsn, &mut key_buf, &mut val_buf)?;
                     match row {
                         Some(row) => {
                             resolved = with_row(rec, row.clone());
-                            state.keep_resolved(written, row);
+                            state.keep_resolved(&key_buf, row);
                             &resolved
                         }
                         None => rec,
@@ -341,7 +335,7 @@ impl Store {
         lsn: Lsn,
         key_buf: &mut Vec<u8>,
         val_buf: &mut Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<()> {
         keys::encode_user_key_into(key_buf, t, &key_types(schema), key_values(schema, row));
         val_buf.clear();
         val_buf.push(version_tag::PUT);
@@ -352,7 +346,7 @@ impl Store {
         vk.extend_from_slice(&(!lsn.0).to_be_bytes());
         batch.put_cf(self.cf(cf::VERSIONS)?, &vk, &*val_buf);
         state.written.insert(key_buf.clone(), (t, lsn, Written::Record(record_row, sv)));
-        Ok(key_buf.clone())
+        Ok(())
     }
 
     fn put_tombstone(
@@ -466,8 +460,8 @@ impl TxnState<'_> {
     }
 
     /// Points the key just written at its resolved row.
-    fn keep_resolved(&mut self, user_key: Vec<u8>, row: RowImage) {
-        if let Some((_, _, w)) = self.written.get_mut(&user_key) {
+    fn keep_resolved(&mut self, user_key: &[u8], row: RowImage) {
+        if let Some((_, _, w)) = self.written.get_mut(user_key) {
             if let Written::Record(_, sv) = *w {
                 *w = Written::Resolved(self.resolved.len(), sv);
                 self.resolved.push(row);
