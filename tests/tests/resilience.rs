@@ -128,3 +128,36 @@ fn an_idle_slot_still_advances() {
     let store = changelog::Store::open_read_only(dir.path()).expect("open");
     assert!(store.scanned_through() >= target, "the store records how far the log is known complete");
 }
+
+#[test]
+fn a_transaction_too_large_for_memory_is_spilled_and_exact() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE u (id int PRIMARY KEY)").expect("setup");
+    let conn = conninfo(&pg, "postgres");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let mut opts = options(&conn, "s4", Until::CaughtUp);
+    opts.tables = Vec::new();
+    rt.block_on(cdc_source::capture(open_store(dir.path()), opts.clone(), rx.clone(), |_| {})).expect("start");
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let n = cdc_source::SPILL_RECORDS as i64 * 5 / 2;
+    // One transaction: more rows than the in-memory limit, then an update of
+    // rows written by an earlier chunk, a truncate of another table in the
+    // middle, and more rows after it.
+    rt.block_on(client.batch_execute(&format!(
+        "BEGIN;
+         INSERT INTO u SELECT generate_series(1, 1000);
+         INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, {n}) i;
+         UPDATE t SET v = v || '!' WHERE id % 1000 = 0;
+         TRUNCATE u;
+         INSERT INTO u VALUES (7);
+         DELETE FROM t WHERE id % 3 = 0;
+         COMMIT"
+    )))
+    .expect("big transaction");
+    let observations = vec![rt.block_on(observe(&client, &[("t", "id"), ("u", "id")]))];
+    rt.block_on(cdc_source::capture(open_store(dir.path()), opts, rx, |_| {})).expect("capture");
+    let store = changelog::Store::open_read_only(dir.path()).expect("open");
+    assert_matches(&store, &observations);
+}

@@ -73,8 +73,8 @@ pub struct Assembler {
 
 impl Assembler {
     /// Starts from what the store already holds.
-    pub fn from_catalog(catalog: &Catalog, next_table: u32) -> Self {
-        let mut a = Assembler { next_id: next_table, ..Assembler::default() };
+    pub fn from_catalog(catalog: &Catalog) -> Self {
+        let mut a = Assembler { next_id: catalog.next_table_id(), ..Assembler::default() };
         for (id, entry) in catalog.tables() {
             if let Some(schema) = entry.current_schema() {
                 a.ids_by_name.insert(schema.name.clone(), id);

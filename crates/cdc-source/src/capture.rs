@@ -219,7 +219,7 @@ async fn prepare(
     let mut repl = ReplicationClient::connect(opts.conninfo.config()).await?;
     let ident = repl.identify_system().await?;
     let slot = catalog::slot(&client, &opts.slot).await?;
-    let mut assembler = Assembler::from_catalog(store.catalog(), 0);
+    let mut assembler = Assembler::from_catalog(store.catalog());
     if !all_tables {
         assembler.set_published(Some(published.iter().map(|(o, _)| *o).collect::<HashSet<u32>>()));
     }

@@ -59,6 +59,11 @@ impl Catalog {
         self.tables.iter().map(|(k, v)| (*k, v))
     }
 
+    /// The smallest table id never used (dropped tables keep theirs).
+    pub fn next_table_id(&self) -> u32 {
+        self.tables.keys().map(|t| t.0 + 1).max().unwrap_or(0).max(self.next_table)
+    }
+
     /// The id of the live (not dropped) table with this name.
     pub fn live_table(&self, name: &TableName) -> Option<TableId> {
         self.live_names.get(name).copied()

@@ -149,8 +149,8 @@ impl Store {
         if let Some(id) = self.catalog.live_table(name) {
             return id;
         }
-        let id = TableId(self.catalog.next_table);
-        self.catalog.next_table += 1;
+        let id = TableId(self.catalog.next_table_id());
+        self.catalog.next_table = id.0 + 1;
         // Reserve the name so a second call before the append agrees.
         self.catalog.live_names.insert(name.clone(), id);
         id
