@@ -59,6 +59,8 @@ pub mod meta {
     pub const SOURCE: &[u8] = b"source";
     /// The retention horizon.
     pub const HORIZON: &[u8] = b"horizon";
+    /// The horizon up to which compaction finished (re-run when below).
+    pub const COMPACTED: &[u8] = b"compacted";
     /// The next table id to assign.
     pub const NEXT_TABLE: &[u8] = b"next_table";
     /// How far the source has confirmed the log complete (may pass the

@@ -133,6 +133,19 @@ impl Store {
     /// Writes the final batch of one or more transactions durably, then
     /// publishes the new watermark and catalog changes in memory.
     pub(super) fn commit_batch(&mut self, mut batch: WriteBatch, mark: Watermark, pending: Pending) -> Result<()> {
+        // Catalog changes go into the same batch as the commit entry and
+        // watermark: they exist on disk exactly when the transaction does.
+        for versions in pending.schemas.values() {
+            for sv in versions {
+                batch.put_cf(self.cf(cf::SCHEMAS)?, keys::encode_schema_key(sv.table, sv.version.0), meta::encode(sv));
+                if let SchemaChange::Define { schema, .. } = &sv.change {
+                    batch.put_cf(self.cf(cf::TABLES)?, keys::encode_table_key(sv.table), meta::encode(&schema.name));
+                }
+            }
+        }
+        for (t, lsn, kind) in &pending.resets {
+            batch.put_cf(self.cf(cf::RESETS)?, keys::encode_reset_key(*t, *lsn), meta::encode(kind));
+        }
         batch.put_cf(self.cf(cf::META)?, keys::meta::WATERMARK, meta::encode(&mark));
         if let Some(max) = pending.max_table {
             let next = max.saturating_add(1).max(self.catalog.next_table);
@@ -277,10 +290,8 @@ impl Store {
     ) -> Result<()> {
         let next_no = self.current_version(pending, t).map_or(0, |v| v.version.0 + 1);
         let sv = SchemaVersion { table: t, version: SchemaVersionNo(next_no), valid_from: lsn, change: change.clone() };
-        batch.put_cf(self.cf(cf::SCHEMAS)?, keys::encode_schema_key(t, next_no), meta::encode(&sv));
-        if let SchemaChange::Define { schema, .. } = change {
-            batch.put_cf(self.cf(cf::TABLES)?, keys::encode_table_key(t), meta::encode(&schema.name));
-        }
+        // Written to disk with the commit (see `commit_batch`), so a spilled
+        // transaction cut short leaves no schema behind.
         pending.schemas.entry(t).or_default().push(sv);
         pending.max_table = Some(pending.max_table.unwrap_or(0).max(t.0));
         if matches!(change, SchemaChange::Drop) {
@@ -301,7 +312,6 @@ impl Store {
         lsn: Lsn,
         kind: ResetKind,
     ) -> Result<()> {
-        batch.put_cf(self.cf(cf::RESETS)?, keys::encode_reset_key(t, lsn), meta::encode(&kind));
         let vcf = self.cf(cf::VERSIONS)?;
         state.written.retain(|user_key, (table, wlsn, _)| {
             if *table == t {
@@ -436,7 +446,9 @@ impl Store {
         if uk != user_key {
             return Ok(None);
         }
-        if !self.catalog.table(t).is_some_and(|e| e.survives_resets(vlsn, lsn)) {
+        // A table created by this (uncommitted) transaction has no
+        // committed resets; versions at `lsn` survive resets at `lsn`.
+        if !self.catalog.table(t).is_none_or(|e| e.survives_resets(vlsn, lsn)) {
             return Ok(None);
         }
         let (tag, sv, row) = crate::store::read::decode_version_owned(v)?;

@@ -41,7 +41,9 @@ impl Store {
             cf: cf::COMMITS,
             message: format!("compaction horizon {horizon} is not a stored commit"),
         })?;
-        if self.horizon.is_some_and(|h| horizon <= h) {
+        // A finished compaction at this horizon (or a later one) has
+        // nothing left to do; an interrupted one is simply run again.
+        if self.horizon.is_some_and(|h| horizon < h) || self.compacted.is_some_and(|c| horizon <= c) {
             return Ok(CompactStats::default());
         }
         let mut wo = WriteOptions::default();
@@ -79,6 +81,12 @@ impl Store {
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
             if uk != cur.as_slice() {
+                // Flush only between keys: each key's versions are compacted
+                // atomically, so a crash midway never leaves a key with its
+                // tombstone gone but an older row still there.
+                if batch.len() >= BATCH_LIMIT {
+                    self.db.write(std::mem::take(&mut batch))?;
+                }
                 cur.clear();
                 cur.extend_from_slice(uk);
                 base_seen = false;
@@ -92,9 +100,6 @@ impl Store {
                     stats.versions_removed += 1;
                 }
                 base_seen = true;
-            }
-            if batch.len() >= BATCH_LIMIT {
-                self.db.write(std::mem::take(&mut batch))?;
             }
             it.next();
         }
@@ -128,9 +133,11 @@ impl Store {
             keys::encode_time_key(CommitTime::MIN, Lsn::ZERO),
             keys::encode_time_key(horizon_time, horizon),
         );
+        batch.put_cf(self.cf(cf::META)?, keys::meta::COMPACTED, keys::encode_lsn(horizon));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
+        self.compacted = Some(horizon);
         for t in tables {
             if let Some(e) = self.catalog.tables.get_mut(&t) {
                 e.resets.retain(|(l, _)| *l > horizon);

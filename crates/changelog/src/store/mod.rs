@@ -76,6 +76,7 @@ pub struct Store {
     catalog: Catalog,
     watermark: Option<Watermark>,
     horizon: Option<Lsn>,
+    compacted: Option<Lsn>,
     scanned: Lsn,
     first_commit: Option<Lsn>,
     poisoned: bool,

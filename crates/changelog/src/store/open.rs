@@ -130,6 +130,7 @@ fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: 
         catalog: Catalog::default(),
         watermark: None,
         horizon: None,
+        compacted: None,
         scanned: crate::lsn::Lsn::ZERO,
         first_commit: None,
         poisoned: false,
@@ -170,6 +171,10 @@ pub(super) fn load_state(store: &mut Store) -> Result<()> {
         Some(b) => Some(keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?),
         None => None,
     };
+    let compacted = match store.db.get_cf(m, keys::meta::COMPACTED)? {
+        Some(b) => Some(keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?),
+        None => None,
+    };
     let scanned = match store.db.get_cf(m, keys::meta::SCANNED)? {
         Some(b) => keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?,
         None => crate::lsn::Lsn::ZERO,
@@ -201,6 +206,7 @@ pub(super) fn load_state(store: &mut Store) -> Result<()> {
     store.catalog = catalog;
     store.watermark = watermark;
     store.horizon = horizon;
+    store.compacted = compacted;
     store.scanned = scanned;
 
     let mut it = store.db.raw_iterator_cf(store.cf(cf::COMMITS)?);

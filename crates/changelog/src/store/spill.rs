@@ -100,6 +100,12 @@ impl Store {
         if commit.commit_lsn != sp.lsn {
             return Err(StoreError::OutOfOrder { lsn: commit.commit_lsn });
         }
+        // Something at or after this LSN was appended while the spill was
+        // open: committing now would move the watermark back.
+        if self.watermark.is_some_and(|w| w.commit_lsn >= sp.lsn) {
+            self.purge_inflight(&sp.inflight)?;
+            return Err(StoreError::OutOfOrder { lsn: sp.lsn });
+        }
         let mut batch = WriteBatch::default();
         let mut state = TxnState::spilled();
         self.write_records(&mut batch, &mut sp.pending, &mut state, sp.lsn, records, sp.next_ordinal)?;

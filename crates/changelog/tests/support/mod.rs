@@ -63,15 +63,27 @@ pub fn col(name: &str, oid: u32, is_key: bool) -> Column {
         23 => "int4",
         _ => "text",
     };
-    Column { name: name.into(), type_oid: oid, type_name: type_name.into(), type_modifier: -1, is_key }
+    Column {
+        name: name.into(),
+        type_oid: oid,
+        type_name: type_name.into(),
+        type_modifier: -1,
+        is_key,
+    }
 }
 
 /// The three table shapes the generator uses: an integer key, a composite
 /// (text, int) key, and a prefix-heavy text key.
 pub fn initial_schema(kind: usize) -> TableSchema {
     let (name, columns) = match kind {
-        0 => ("orders", vec![col("id", 20, true), col("status", 25, false), col("note", 25, false)]),
-        1 => ("lines", vec![col("k1", 25, true), col("k2", 23, true), col("qty", 25, false)]),
+        0 => (
+            "orders",
+            vec![col("id", 20, true), col("status", 25, false), col("note", 25, false)],
+        ),
+        1 => (
+            "lines",
+            vec![col("k1", 25, true), col("k2", 23, true), col("qty", 25, false)],
+        ),
         _ => ("tags", vec![col("name", 25, true), col("v", 25, false)]),
     };
     TableSchema {
@@ -100,14 +112,24 @@ pub fn big(seed: usize) -> Datum {
 /// The encoded key of `row` (values in the columns of `schema`).
 pub fn key_of(t: TableId, schema: &TableSchema, row: &[Datum]) -> Vec<u8> {
     let types: Vec<u32> = schema.columns.iter().filter(|c| c.is_key).map(|c| c.type_oid).collect();
-    let vals = schema.columns.iter().zip(row).filter(|(c, _)| c.is_key).map(|(_, d)| d.as_ref());
+    let vals = schema
+        .columns
+        .iter()
+        .zip(row)
+        .filter(|(c, _)| c.is_key)
+        .map(|(_, d)| d.as_ref());
     keys::encode_user_key(t, &types, vals).0
 }
 
 /// A before-image with only the key columns set.
 pub fn key_image(schema: &TableSchema, row: &[Datum]) -> RowImage {
     RowImage(
-        schema.columns.iter().zip(row).map(|(c, d)| if c.is_key { d.clone() } else { Datum::Missing }).collect(),
+        schema
+            .columns
+            .iter()
+            .zip(row)
+            .map(|(c, d)| if c.is_key { d.clone() } else { Datum::Missing })
+            .collect(),
     )
 }
 
@@ -143,7 +165,10 @@ fn apply_schema(ts: &mut TableState, change: &SchemaChange) {
         SchemaChange::Drop => *ts = TableState::default(),
         SchemaChange::Define { schema, backfill } => {
             let Some(old) = ts.schema.take() else {
-                *ts = TableState { schema: Some(schema.clone()), rows: BTreeMap::new() };
+                *ts = TableState {
+                    schema: Some(schema.clone()),
+                    rows: BTreeMap::new(),
+                };
                 return;
             };
             for row in ts.rows.values_mut() {
@@ -152,7 +177,10 @@ fn apply_schema(ts: &mut TableState, change: &SchemaChange) {
                     .iter()
                     .map(|c| match old.column_index(&c.name) {
                         Some(i) => row.get(i).cloned().unwrap_or(Datum::Missing),
-                        None => backfill.iter().find(|(n, _)| *n == c.name).map_or(Datum::Null, |(_, d)| d.clone()),
+                        None => backfill
+                            .iter()
+                            .find(|(n, _)| *n == c.name)
+                            .map_or(Datum::Null, |(_, d)| d.clone()),
                     })
                     .collect();
             }
@@ -208,8 +236,14 @@ impl State {
                 ts.rows.insert(k.clone(), row.clone());
                 written.entry(*table).or_default().insert(k);
                 match rec {
-                    ChangeRecord::Insert { .. } => ChangeRecord::Insert { table: *table, new: RowImage(row) },
-                    _ => ChangeRecord::Read { table: *table, row: RowImage(row) },
+                    ChangeRecord::Insert { .. } => ChangeRecord::Insert {
+                        table: *table,
+                        new: RowImage(row),
+                    },
+                    _ => ChangeRecord::Read {
+                        table: *table,
+                        row: RowImage(row),
+                    },
                 }
             }
             ChangeRecord::Update { table, old, new } => {
@@ -225,7 +259,11 @@ impl State {
                 if old.is_some() && old_k != new_k {
                     w.insert(old_k);
                 }
-                ChangeRecord::Update { table: *table, old: old.clone(), new: RowImage(row) }
+                ChangeRecord::Update {
+                    table: *table,
+                    old: old.clone(),
+                    new: RowImage(row),
+                }
             }
             ChangeRecord::Delete { table, old } => {
                 let ts = self.tables.entry(*table).or_default();
@@ -271,7 +309,10 @@ impl Model {
 
     pub fn apply(&mut self, txn: &Transaction) {
         let mut state = self.steps.last().map(|s| s.state.clone()).unwrap_or_default();
-        let mono_time = self.steps.last().map_or(txn.commit.commit_time, |s| s.mono_time.max(txn.commit.commit_time));
+        let mono_time = self
+            .steps
+            .last()
+            .map_or(txn.commit.commit_time, |s| s.mono_time.max(txn.commit.commit_time));
         let mut written = Written::new();
         let mut log = Vec::new();
         let mut schema_changes = Vec::new();
@@ -316,7 +357,10 @@ impl Model {
 
     /// Every table id the first `k` transactions mention.
     pub fn table_ids(&self, k: usize) -> BTreeSet<TableId> {
-        self.steps[..k].iter().flat_map(|s| s.state.tables.keys().copied()).collect()
+        self.steps[..k]
+            .iter()
+            .flat_map(|s| s.state.tables.keys().copied())
+            .collect()
     }
 }
 
@@ -357,8 +401,14 @@ impl Gen {
             col_seq: 0,
         };
         for kind in 0..3 {
-            let change = SchemaChange::Define { schema: initial_schema(kind), backfill: Vec::new() };
-            g.push(ChangeRecord::Schema { table: g.ids[kind], change });
+            let change = SchemaChange::Define {
+                schema: initial_schema(kind),
+                backfill: Vec::new(),
+            };
+            g.push(ChangeRecord::Schema {
+                table: g.ids[kind],
+                change,
+            });
         }
         g
     }
@@ -369,11 +419,18 @@ impl Gen {
     }
 
     fn schema(&self, kind: usize) -> &TableSchema {
-        self.work.tables[&self.ids[kind]].schema.as_ref().expect("generated tables always exist")
+        self.work.tables[&self.ids[kind]]
+            .schema
+            .as_ref()
+            .expect("generated tables always exist")
     }
 
     fn rows(&self, kind: usize) -> Vec<(Vec<u8>, Vec<Datum>)> {
-        self.work.tables[&self.ids[kind]].rows.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.work.tables[&self.ids[kind]]
+            .rows
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     fn val(&mut self) -> Datum {
@@ -393,7 +450,17 @@ impl Gen {
         let schema = self.schema(kind).clone();
         let mut key = key.iter();
         RowImage(
-            schema.columns.iter().map(|c| if c.is_key { key.next().cloned().unwrap() } else { self.val() }).collect(),
+            schema
+                .columns
+                .iter()
+                .map(|c| {
+                    if c.is_key {
+                        key.next().cloned().unwrap()
+                    } else {
+                        self.val()
+                    }
+                })
+                .collect(),
         )
     }
 
@@ -406,7 +473,13 @@ impl Gen {
             let probe: Vec<Datum> = schema
                 .columns
                 .iter()
-                .map(|c| if c.is_key { it.next().cloned().unwrap() } else { Datum::Null })
+                .map(|c| {
+                    if c.is_key {
+                        it.next().cloned().unwrap()
+                    } else {
+                        Datum::Null
+                    }
+                })
                 .collect();
             if !self.work.tables[&id].rows.contains_key(&key_of(id, schema, &probe)) {
                 return Some(kv);
@@ -416,13 +489,22 @@ impl Gen {
     }
 
     fn key_cols(&self, kind: usize, row: &[Datum]) -> Vec<Datum> {
-        self.schema(kind).columns.iter().zip(row).filter(|(c, _)| c.is_key).map(|(_, d)| d.clone()).collect()
+        self.schema(kind)
+            .columns
+            .iter()
+            .zip(row)
+            .filter(|(c, _)| c.is_key)
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     fn insert(&mut self, kind: usize) -> bool {
         let Some(k) = self.free_key(kind) else { return false };
         let new = self.row_with_key(kind, &k);
-        self.push(ChangeRecord::Insert { table: self.ids[kind], new });
+        self.push(ChangeRecord::Insert {
+            table: self.ids[kind],
+            new,
+        });
         true
     }
 
@@ -451,7 +533,11 @@ impl Gen {
                 new.0[i] = Datum::UnchangedToast;
             }
         }
-        self.push(ChangeRecord::Update { table: self.ids[kind], old, new });
+        self.push(ChangeRecord::Update {
+            table: self.ids[kind],
+            old,
+            new,
+        });
         true
     }
 
@@ -461,13 +547,23 @@ impl Gen {
             return false;
         }
         let (_, row) = rows[self.rng.below(rows.len())].clone();
-        let old = if self.rng.chance(20) { RowImage(row) } else { key_image(self.schema(kind), &row) };
-        self.push(ChangeRecord::Delete { table: self.ids[kind], old });
+        let old = if self.rng.chance(20) {
+            RowImage(row)
+        } else {
+            key_image(self.schema(kind), &row)
+        };
+        self.push(ChangeRecord::Delete {
+            table: self.ids[kind],
+            old,
+        });
         true
     }
 
     fn define(&mut self, kind: usize, schema: TableSchema, backfill: Vec<(String, Datum)>) {
-        self.push(ChangeRecord::Schema { table: self.ids[kind], change: SchemaChange::Define { schema, backfill } });
+        self.push(ChangeRecord::Schema {
+            table: self.ids[kind],
+            change: SchemaChange::Define { schema, backfill },
+        });
     }
 
     fn ddl(&mut self, kind: usize) -> bool {
@@ -488,13 +584,22 @@ impl Gen {
                     return false;
                 }
                 schema.columns.push(col(&name, 25, false));
-                let backfill = if self.rng.chance(50) { vec![(name, self.val())] } else { Vec::new() };
+                let backfill = if self.rng.chance(50) {
+                    vec![(name, self.val())]
+                } else {
+                    Vec::new()
+                };
                 self.define(kind, schema, backfill);
             }
             5 | 6 => {
                 let mut schema = self.schema(kind).clone();
-                let non_key: Vec<usize> =
-                    schema.columns.iter().enumerate().filter(|(_, c)| !c.is_key).map(|(i, _)| i).collect();
+                let non_key: Vec<usize> = schema
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !c.is_key)
+                    .map(|(i, _)| i)
+                    .collect();
                 if non_key.len() < 2 {
                     return false;
                 }
@@ -517,11 +622,17 @@ impl Gen {
                     if i == change && !last_is_key {
                         *row.last_mut().unwrap() = Datum::text("rewritten");
                     }
-                    self.push(ChangeRecord::Read { table, row: RowImage(row) });
+                    self.push(ChangeRecord::Read {
+                        table,
+                        row: RowImage(row),
+                    });
                 }
             }
             _ => {
-                self.push(ChangeRecord::Schema { table: self.ids[kind], change: SchemaChange::Drop });
+                self.push(ChangeRecord::Schema {
+                    table: self.ids[kind],
+                    change: SchemaChange::Drop,
+                });
                 // The name comes back as a new table with a new id.
                 self.ids[kind] = TableId(self.next_id);
                 self.next_id += 1;
@@ -608,13 +719,23 @@ pub fn spill_txn(store: &mut Store, txn: &Transaction, cuts: &[usize]) -> change
 // Opening and observing a store
 
 pub fn open(dir: &Path, durability: Durability) -> Store {
-    Store::open(dir, &changelog::StoreOptions { create_if_missing: true, durability, cache_bytes: 8 << 20 })
-        .unwrap_or_else(|e| panic!("opening {}: {e:?}", dir.display()))
+    Store::open(
+        dir,
+        &changelog::StoreOptions {
+            create_if_missing: true,
+            durability,
+            cache_bytes: 8 << 20,
+        },
+    )
+    .unwrap_or_else(|e| panic!("opening {}: {e:?}", dir.display()))
 }
+
+/// Rows of a table in key order: (encoded key, values).
+pub type Rows = Vec<(Vec<u8>, Vec<Datum>)>;
 
 /// A table's live rows at `cut`, projected to its shape at the cut, by key;
 /// `None` when the table did not exist at the cut.
-pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Vec<(Vec<u8>, Vec<Datum>)>> {
+pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Rows> {
     let entry = store.catalog().table(t)?;
     let target = entry.history.at(cut)?;
     target.schema()?;
@@ -622,7 +743,9 @@ pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Vec<(Vec<u8>, Vec
     let mut out = Vec::new();
     store
         .scan_as_of::<StoreError>(t, cut, entry.last_reset_at(cut), |row| {
-            let p = projections.entry(row.schema).or_insert_with(|| entry.history.projection(row.schema, target.version));
+            let p = projections
+                .entry(row.schema)
+                .or_insert_with(|| entry.history.projection(row.schema, target.version));
             let mut values = Vec::new();
             p.apply(row.values, &mut values);
             out.push((row.key.to_vec(), values.into_iter().map(|d| d.to_datum()).collect()));
@@ -642,7 +765,7 @@ pub struct Dump {
     pub resets: Vec<(TableId, Vec<(Lsn, ResetKind)>)>,
     pub version_counts: Vec<(TableId, u64)>,
     pub versions: Vec<(Vec<u8>, Vec<StoredVersion>)>,
-    pub snapshots: Vec<(Lsn, TableId, Option<Vec<(Vec<u8>, Vec<Datum>)>>)>,
+    pub snapshots: Vec<(Lsn, TableId, Option<Rows>)>,
 }
 
 pub fn log_of(store: &Store) -> Vec<changelog::LogEntry> {
@@ -669,10 +792,17 @@ pub fn dump(store: &Store, keys: &BTreeSet<Vec<u8>>) -> Dump {
     Dump {
         watermark: store.watermark(),
         log: log_of(store),
-        schemas: store.catalog().tables().flat_map(|(_, e)| e.history.versions().to_vec()).collect(),
+        schemas: store
+            .catalog()
+            .tables()
+            .flat_map(|(_, e)| e.history.versions().to_vec())
+            .collect(),
         resets: store.catalog().tables().map(|(t, e)| (t, e.resets.clone())).collect(),
         version_counts: tables.iter().map(|t| (*t, store.count_versions(*t).unwrap())).collect(),
-        versions: keys.iter().map(|k| (k.clone(), store.versions_of(&UserKey(k.clone())).unwrap())).collect(),
+        versions: keys
+            .iter()
+            .map(|k| (k.clone(), store.versions_of(&UserKey(k.clone())).unwrap()))
+            .collect(),
         snapshots,
         commits,
     }
@@ -680,7 +810,10 @@ pub fn dump(store: &Store, keys: &BTreeSet<Vec<u8>>) -> Dump {
 
 /// Every key the first `k` transactions of `model` wrote.
 pub fn model_keys(model: &Model, k: usize) -> BTreeSet<Vec<u8>> {
-    model.steps[..k].iter().flat_map(|s| s.written.values().flatten().cloned()).collect()
+    model.steps[..k]
+        .iter()
+        .flat_map(|s| s.written.values().flatten().cloned())
+        .collect()
 }
 
 /// Shortens a message: runs of one repeated character (the large values)
@@ -730,8 +863,12 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
 
     // The watermark names the last transaction, and the commit index holds
     // exactly the transactions up to it.
-    let expected_mark = steps.last().map(|s| (s.commit.commit_lsn, s.commit.end_lsn, s.mono_time, s.commit.xid));
-    let got_mark = store.watermark().map(|w| (w.commit_lsn, w.end_lsn, w.commit_time, w.xid));
+    let expected_mark = steps
+        .last()
+        .map(|s| (s.commit.commit_lsn, s.commit.end_lsn, s.mono_time, s.commit.xid));
+    let got_mark = store
+        .watermark()
+        .map(|w| (w.commit_lsn, w.end_lsn, w.commit_time, w.xid));
     if got_mark != expected_mark {
         diff(format!("watermark {got_mark:?}, expected {expected_mark:?}"));
     }
@@ -739,25 +876,58 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
         .commits(Lsn::ZERO, Lsn::MAX)
         .unwrap()
         .into_iter()
-        .map(|c| (c.commit_lsn, c.end_lsn, c.commit_time, c.reported_time, c.xid, c.records))
+        .map(|c| {
+            (
+                c.commit_lsn,
+                c.end_lsn,
+                c.commit_time,
+                c.reported_time,
+                c.xid,
+                c.records,
+            )
+        })
         .collect();
     let expected: Vec<_> = steps
         .iter()
-        .map(|s| (s.commit.commit_lsn, s.commit.end_lsn, s.mono_time, s.commit.commit_time, s.commit.xid, s.records))
+        .map(|s| {
+            (
+                s.commit.commit_lsn,
+                s.commit.end_lsn,
+                s.mono_time,
+                s.commit.commit_time,
+                s.commit.xid,
+                s.records,
+            )
+        })
         .collect();
     if commits != expected {
-        diff(format!("commits differ: {} stored, {} expected", commits.len(), expected.len()));
+        diff(format!(
+            "commits differ: {} stored, {} expected",
+            commits.len(),
+            expected.len()
+        ));
     }
 
     // The log: every record once, in order, unchanged TOAST resolved.
-    let log: Vec<(Lsn, u32, ChangeRecord)> =
-        log_of(store).into_iter().map(|e| (e.commit_lsn, e.ordinal, e.record)).collect();
+    let log: Vec<(Lsn, u32, ChangeRecord)> = log_of(store)
+        .into_iter()
+        .map(|e| (e.commit_lsn, e.ordinal, e.record))
+        .collect();
     let expected: Vec<(Lsn, u32, ChangeRecord)> = steps
         .iter()
-        .flat_map(|s| s.log.iter().enumerate().map(|(i, r)| (s.commit.commit_lsn, i as u32, r.clone())))
+        .flat_map(|s| {
+            s.log
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (s.commit.commit_lsn, i as u32, r.clone()))
+        })
         .collect();
     if log != expected {
-        let first = log.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(log.len().min(expected.len()));
+        let first = log
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(log.len().min(expected.len()));
         diff(format!(
             "log differs at entry {first} ({} stored, {} expected): stored {:?}, expected {:?}",
             log.len(),
@@ -774,28 +944,46 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
         let got: Vec<(u32, Lsn, SchemaChange)> = store
             .catalog()
             .table(*t)
-            .map(|e| e.history.versions().iter().map(|v| (v.version.0, v.valid_from, v.change.clone())).collect())
+            .map(|e| {
+                e.history
+                    .versions()
+                    .iter()
+                    .map(|v| (v.version.0, v.valid_from, v.change.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let expected: Vec<(u32, Lsn, SchemaChange)> = steps
             .iter()
-            .flat_map(|s| s.schema_changes.iter().filter(|(tt, _)| tt == t).map(|(_, c)| (s.commit.commit_lsn, c.clone())))
+            .flat_map(|s| {
+                s.schema_changes
+                    .iter()
+                    .filter(|(tt, _)| tt == t)
+                    .map(|(_, c)| (s.commit.commit_lsn, c.clone()))
+            })
             .enumerate()
             .map(|(i, (l, c))| (i as u32, l, c))
             .collect();
         if got != expected {
             let got_lsns: Vec<_> = got.iter().map(|(n, l, _)| (n, l)).collect();
             let exp_lsns: Vec<_> = expected.iter().map(|(n, l, _)| (n, l)).collect();
-            diff(format!("schema history of {t}: stored {got_lsns:?}, expected {exp_lsns:?}"));
+            diff(format!(
+                "schema history of {t}: stored {got_lsns:?}, expected {exp_lsns:?}"
+            ));
         }
         let got = store.catalog().table(*t).map(|e| e.resets.clone()).unwrap_or_default();
-        let expected: Vec<(Lsn, ResetKind)> =
-            steps.iter().filter_map(|s| s.resets.get(t).map(|k| (s.commit.commit_lsn, *k))).collect();
+        let expected: Vec<(Lsn, ResetKind)> = steps
+            .iter()
+            .filter_map(|s| s.resets.get(t).map(|k| (s.commit.commit_lsn, *k)))
+            .collect();
         if got != expected {
             diff(format!("resets of {t}: stored {got:?}, expected {expected:?}"));
         }
         // Version entries: one per key a transaction left written.
         let got = store.count_versions(*t).unwrap();
-        let expected: u64 = steps.iter().map(|s| s.written.get(t).map_or(0, |w| w.len() as u64)).sum();
+        let expected: u64 = steps
+            .iter()
+            .map(|s| s.written.get(t).map_or(0, |w| w.len() as u64))
+            .sum();
         if count_entries && got != expected {
             diff(format!("{t} has {got} version entries, expected {expected}"));
         }
@@ -810,7 +998,12 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
             .iter()
             .rev()
             .filter(|s| s.written.get(&t).is_some_and(|w| w.contains(&key)))
-            .map(|s| (s.commit.commit_lsn, s.state.tables.get(&t).and_then(|ts| ts.rows.get(&key)).cloned()))
+            .map(|s| {
+                (
+                    s.commit.commit_lsn,
+                    s.state.tables.get(&t).and_then(|ts| ts.rows.get(&key)).cloned(),
+                )
+            })
             .collect();
         let got: Vec<(Lsn, Option<Vec<Datum>>)> = got
             .into_iter()
@@ -833,7 +1026,9 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
             })
             .collect();
         if got != expected {
-            diff(format!("versions of key {key:?} in {t}: stored {got:?}, expected {expected:?}"));
+            diff(format!(
+                "versions of key {key:?} in {t}: stored {got:?}, expected {expected:?}"
+            ));
         }
     }
 
@@ -841,8 +1036,13 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
     for s in steps {
         let cut = s.commit.commit_lsn;
         let got: BTreeSet<TableId> = store.catalog().tables_at(cut).into_iter().map(|(t, _)| t).collect();
-        let expected: BTreeSet<TableId> =
-            s.state.tables.iter().filter(|(_, ts)| ts.schema.is_some()).map(|(t, _)| *t).collect();
+        let expected: BTreeSet<TableId> = s
+            .state
+            .tables
+            .iter()
+            .filter(|(_, ts)| ts.schema.is_some())
+            .map(|(t, _)| *t)
+            .collect();
         if got != expected {
             diff(format!("tables at {cut}: stored {got:?}, expected {expected:?}"));
         }
@@ -855,7 +1055,9 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
                 .filter(|ts| ts.schema.is_some())
                 .map(|ts| ts.rows.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>());
             if got != expected {
-                diff(format!("snapshot of {t} at {cut}: stored {got:?}, expected {expected:?}"));
+                diff(format!(
+                    "snapshot of {t} at {cut}: stored {got:?}, expected {expected:?}"
+                ));
             }
         }
     }
@@ -866,7 +1068,11 @@ fn compare(store: &Store, model: &Model, k: usize, count_entries: bool) -> Vec<S
 /// first `k` transactions.
 pub fn assert_matches(store: &Store, model: &Model, k: usize, context: &str) {
     let errs = differences(store, model, k);
-    assert!(errs.is_empty(), "{context}: the store differs from the fold of its first {k} transactions:\n  {}", errs.join("\n  "));
+    assert!(
+        errs.is_empty(),
+        "{context}: the store differs from the fold of its first {k} transactions:\n  {}",
+        errs.join("\n  ")
+    );
 }
 
 /// Entries on disk that belong to no committed transaction: anything in
@@ -881,7 +1087,10 @@ pub fn leftovers(dir: &Path, store_catalog: &changelog::Catalog, watermark: Opti
     for (t, e) in store_catalog.tables() {
         for v in e.history.versions() {
             if v.valid_from > top {
-                out.push(format!("schema version {} of {t} at {} (watermark {top})", v.version.0, v.valid_from));
+                out.push(format!(
+                    "schema version {} of {t} at {} (watermark {top})",
+                    v.version.0, v.valid_from
+                ));
             }
         }
         for (l, k) in &e.resets {
@@ -908,7 +1117,11 @@ pub fn leftovers(dir: &Path, store_catalog: &changelog::Catalog, watermark: Opti
     count_beyond(cf::COMMITS, &|k| keys::decode_lsn(k).unwrap());
     count_beyond(cf::TIMES, &|k| keys::decode_time_key(k).unwrap().1);
     count_beyond(cf::RESETS, &|k| keys::decode_reset_key(k).unwrap().1);
-    if db.get_cf(db.cf_handle(cf::META).unwrap(), keys::meta::INFLIGHT).unwrap().is_some() {
+    if db
+        .get_cf(db.cf_handle(cf::META).unwrap(), keys::meta::INFLIGHT)
+        .unwrap()
+        .is_some()
+    {
         out.push("an in-flight spill marker is still in `meta`".into());
     }
     out
@@ -965,33 +1178,69 @@ pub fn spill_scenario(ddl: bool) -> SpillScenario {
     };
 
     let mut first = vec![
-        ChangeRecord::Schema { table: ORDERS, change: SchemaChange::Define { schema: orders.clone(), backfill: vec![] } },
-        ChangeRecord::Schema { table: TAGS, change: SchemaChange::Define { schema: tags.clone(), backfill: vec![] } },
+        ChangeRecord::Schema {
+            table: ORDERS,
+            change: SchemaChange::Define {
+                schema: orders.clone(),
+                backfill: vec![],
+            },
+        },
+        ChangeRecord::Schema {
+            table: TAGS,
+            change: SchemaChange::Define {
+                schema: tags.clone(),
+                backfill: vec![],
+            },
+        },
     ];
-    first.extend((1..=5).map(|i| ChangeRecord::Insert { table: ORDERS, new: base_order(i) }));
-    first.push(ChangeRecord::Insert { table: TAGS, new: RowImage(texts(&["a", "1"])) });
-    first.push(ChangeRecord::Insert { table: TAGS, new: RowImage(texts(&["b", "2"])) });
+    first.extend((1..=5).map(|i| ChangeRecord::Insert {
+        table: ORDERS,
+        new: base_order(i),
+    }));
+    first.push(ChangeRecord::Insert {
+        table: TAGS,
+        new: RowImage(texts(&["a", "1"])),
+    });
+    first.push(ChangeRecord::Insert {
+        table: TAGS,
+        new: RowImage(texts(&["b", "2"])),
+    });
     let second = vec![ChangeRecord::Update {
         table: ORDERS,
         old: None,
         new: RowImage(vec![Datum::text("2"), Datum::text("paid"), Datum::UnchangedToast]),
     }];
-    let base = vec![Transaction { commit: commit_info(0x1000, 1_000, 1), records: first }, Transaction {
-        commit: commit_info(0x1100, 2_000, 2),
-        records: second,
-    }];
+    let base = vec![
+        Transaction {
+            commit: commit_info(0x1000, 1_000, 1),
+            records: first,
+        },
+        Transaction {
+            commit: commit_info(0x1100, 2_000, 2),
+            records: second,
+        },
+    ];
 
     let mut records = Vec::new();
     let mut cuts = Vec::new();
     // Chunk 1: rows of the old shape.
-    records.push(ChangeRecord::Insert { table: ORDERS, new: base_order(6) });
+    records.push(ChangeRecord::Insert {
+        table: ORDERS,
+        new: base_order(6),
+    });
     records.push(ChangeRecord::Update {
         table: ORDERS,
         old: None,
         new: RowImage(vec![Datum::text("1"), Datum::text("shipped"), Datum::UnchangedToast]),
     });
-    records.push(ChangeRecord::Delete { table: ORDERS, old: key("3") });
-    records.push(ChangeRecord::Insert { table: TAGS, new: RowImage(texts(&["c", "3"])) });
+    records.push(ChangeRecord::Delete {
+        table: ORDERS,
+        old: key("3"),
+    });
+    records.push(ChangeRecord::Insert {
+        table: TAGS,
+        new: RowImage(texts(&["c", "3"])),
+    });
     cuts.push(records.len());
     // Chunk 2: maybe a new column; TOAST against chunk 1; a key change.
     if ddl {
@@ -999,10 +1248,17 @@ pub fn spill_scenario(ddl: bool) -> SpillScenario {
         wider.columns.push(col("region", 25, false));
         records.push(ChangeRecord::Schema {
             table: ORDERS,
-            change: SchemaChange::Define { schema: wider, backfill: vec![("region".into(), Datum::text("eu"))] },
+            change: SchemaChange::Define {
+                schema: wider,
+                backfill: vec![("region".into(), Datum::text("eu"))],
+            },
         });
     }
-    records.push(ChangeRecord::Update { table: ORDERS, old: None, new: order("6", "packed", Datum::UnchangedToast) });
+    records.push(ChangeRecord::Update {
+        table: ORDERS,
+        old: None,
+        new: order("6", "packed", Datum::UnchangedToast),
+    });
     records.push(ChangeRecord::Update {
         table: ORDERS,
         old: Some(key4("4")),
@@ -1013,22 +1269,50 @@ pub fn spill_scenario(ddl: bool) -> SpillScenario {
     if ddl {
         records.push(ChangeRecord::Truncate { tables: vec![TAGS] });
     }
-    records.push(ChangeRecord::Insert { table: TAGS, new: RowImage(texts(&["d", "4"])) });
-    records.push(ChangeRecord::Update { table: ORDERS, old: None, new: order("40", "moved again", Datum::UnchangedToast) });
+    records.push(ChangeRecord::Insert {
+        table: TAGS,
+        new: RowImage(texts(&["d", "4"])),
+    });
+    records.push(ChangeRecord::Update {
+        table: ORDERS,
+        old: None,
+        new: order("40", "moved again", Datum::UnchangedToast),
+    });
     cuts.push(records.len());
     // Final records, written with the commit.
-    records.push(ChangeRecord::Update { table: ORDERS, old: None, new: order("6", "done", Datum::UnchangedToast) });
-    records.push(ChangeRecord::Delete { table: ORDERS, old: key4("5") });
-    let spilled = Transaction { commit: commit_info(0x2000, 3_000, 3), records };
+    records.push(ChangeRecord::Update {
+        table: ORDERS,
+        old: None,
+        new: order("6", "done", Datum::UnchangedToast),
+    });
+    records.push(ChangeRecord::Delete {
+        table: ORDERS,
+        old: key4("5"),
+    });
+    let spilled = Transaction {
+        commit: commit_info(0x2000, 3_000, 3),
+        records,
+    };
 
     let after = Transaction {
         commit: commit_info(0x3000, 4_000, 4),
         records: vec![
-            ChangeRecord::Insert { table: TAGS, new: RowImage(texts(&["e", "5"])) },
-            ChangeRecord::Insert { table: TAGS, new: RowImage(texts(&["f", "6"])) },
+            ChangeRecord::Insert {
+                table: TAGS,
+                new: RowImage(texts(&["e", "5"])),
+            },
+            ChangeRecord::Insert {
+                table: TAGS,
+                new: RowImage(texts(&["f", "6"])),
+            },
         ],
     };
-    SpillScenario { base, spilled, cuts, after }
+    SpillScenario {
+        base,
+        spilled,
+        cuts,
+        after,
+    }
 }
 
 impl SpillScenario {
