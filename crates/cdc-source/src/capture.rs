@@ -130,12 +130,15 @@ pub async fn capture(
         _ => None,
     };
     let mut backoff = Duration::from_millis(500);
+    // Reconnecting makes sense once the source was reached; a source that
+    // is unreachable from the start is a configuration error to report.
+    let mut streamed_once = false;
     while let Some(s) = store.take() {
-        let (s, result) = session(s, &opts, &mut target, &mut shutdown, &mut on_event, &mut summary).await;
+        let (s, result) = session(s, &opts, &mut target, &mut shutdown, &mut on_event, &mut summary, &mut streamed_once).await;
         store = s;
         match result {
             Ok(()) => return Ok(summary),
-            Err(e) if e.is_transient() && !*shutdown.borrow() => {
+            Err(e) if streamed_once && e.is_transient() && !*shutdown.borrow() => {
                 on_event(CaptureEvent::Notice(format!("connection lost ({}); reconnecting in {:?}", chain(&e), backoff)));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -170,12 +173,14 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
     on_event: &mut (impl FnMut(CaptureEvent) + Send),
     summary: &mut CaptureSummary,
+    streamed_once: &mut bool,
 ) -> (Option<Store>, Result<()>) {
     let prepared = prepare(&mut store, opts, target, on_event, summary).await;
     let (client, repl, assembler) = match prepared {
         Ok(p) => p,
         Err(e) => return (Some(store), Err(e)),
     };
+    *streamed_once = true;
     let start = store.scanned_through();
     let writer = match Writer::spawn(store) {
         Ok(w) => w,
@@ -222,6 +227,14 @@ async fn prepare(
     let mut assembler = Assembler::from_catalog(store.catalog());
     if !all_tables {
         assembler.set_published(Some(published.iter().map(|(o, _)| *o).collect::<HashSet<u32>>()));
+    }
+    if let Some(src) = store.source_info()? {
+        if src.system_id != ident.system_id || src.database != server.database {
+            return Err(CaptureError::WrongSource(format!(
+                "this store holds the history of database {} on system {}, not {} on {}",
+                src.database, src.system_id, server.database, ident.system_id
+            )));
+        }
     }
     match (store.watermark(), slot) {
         (None, None) => {
@@ -273,14 +286,6 @@ async fn prepare(
             )))
         }
         (Some(_), Some(slot)) => {
-            if let Some(src) = store.source_info()? {
-                if src.system_id != ident.system_id || src.database != server.database {
-                    return Err(CaptureError::WrongSource(format!(
-                        "this store holds the history of database {} on system {}, not {} on {}",
-                        src.database, src.system_id, server.database, ident.system_id
-                    )));
-                }
-            }
             if slot.plugin.as_deref() != Some("pgoutput") {
                 return Err(CaptureError::Setup(format!("replication slot {} does not use pgoutput", opts.slot)));
             }
@@ -347,6 +352,12 @@ async fn run_stream(
     let mut in_flight = 0usize;
     let mut spilling = false;
     let mut stopping = *shutdown.borrow();
+    // With a stop LSN, a transaction committing past it is not stored.
+    let stop_lsn = match opts.until {
+        Until::Lsn(l) => Some(l),
+        _ => None,
+    };
+    let mut past_stop = false;
     let mut last_report = Instant::now();
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -354,7 +365,7 @@ async fn run_stream(
     loop {
         // Stop when asked (between transactions) or when the target is durable.
         let idle = !assembler.in_transaction() && batch.is_empty() && in_flight == 0;
-        let reached = target.is_some_and(|t| progress.confirmed >= t);
+        let reached = past_stop || target.is_some_and(|t| progress.confirmed >= t);
         if idle && (stopping || reached) {
             stream.send_status(progress.confirmed, progress.confirmed, progress.confirmed, false).await?;
             summary.confirmed = progress.confirmed;
@@ -404,6 +415,13 @@ async fn run_stream(
                             }
                         }
                         match assembler.feed(msg, wal_start)? {
+                            Fed::Committed(txn) if stop_lsn.is_some_and(|l| txn.commit.commit_lsn > l) => {
+                                if spilling {
+                                    // Dropping the writer's open spill removes it.
+                                    spilling = false;
+                                }
+                                past_stop = true;
+                            }
                             Fed::Committed(txn) => {
                                 if spilling {
                                     spilling = false;

@@ -1,21 +1,21 @@
 //! `cdc-source`: captures a PostgreSQL database's changes into the `asof`
 //! change log, exactly once, through logical replication.
 //!
-//! Point [`capture`] at a database ([`CaptureOptions`]): it checks the
+//! Point [`capture()`] at a database ([`CaptureOptions`]): it checks the
 //! server's settings and the role's privileges (with errors that say what
 //! to change), creates or reuses a publication and a replication slot,
 //! copies the existing rows in the slot's exported snapshot, and then
 //! streams every committed transaction (`pgoutput`, decoded by
 //! [`pgoutput`]) into a [`changelog::Store`]. The slot's flush position is
 //! acknowledged only after the store made the data durable (see the
-//! [`capture`](capture/index.html) module docs for the argument), and
+//! [`mod@capture`] module docs for the argument), and
 //! transient failures reconnect with backoff. DDL is captured through
 //! event triggers ([`ddl`]).
 //!
 //! Central pieces: [`conninfo`] (libpq connection strings), [`replication`]
 //! (the streaming replication protocol), [`pgoutput`] (the wire decoder),
 //! [`assemble`] (messages to transactions), [`snapshot`] (the initial copy),
-//! [`capture`] (the session loop).
+//! [`mod@capture`] (the session loop).
 //!
 //! Not here: answering questions about the past (`materializer`), or the
 //! storage format (`changelog`).

@@ -125,6 +125,7 @@ pub fn decode_row_owned(buf: &[u8], pos: &mut usize) -> Result<Vec<Datum>, Corru
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

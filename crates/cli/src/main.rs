@@ -49,7 +49,12 @@ fn main() -> ExitCode {
 }
 
 fn report(e: &anyhow::Error) -> ExitCode {
-    if e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)) {
+    let broken_pipe = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind)
+                == Some(io::ErrorKind::BrokenPipe)
+    };
+    if e.chain().any(broken_pipe) {
         return ExitCode::SUCCESS;
     }
     let mut line = String::new();

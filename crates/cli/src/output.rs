@@ -87,6 +87,25 @@ pub fn json_row<'a>(columns: &[String], values: impl IntoIterator<Item = DatumRe
     columns.iter().cloned().zip(values.into_iter().map(json_value)).collect()
 }
 
+/// A value as one table cell: control characters (newline, tab, ...) are
+/// shown escaped so that every row stays on one line.
+fn cell(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Collects rows and prints them aligned, psql style.
 #[derive(Default)]
 pub struct TableWriter {
@@ -102,12 +121,12 @@ impl TableWriter {
 
     /// Adds a row; NULL shows as an empty cell, like psql.
     pub fn push<'a>(&mut self, values: impl IntoIterator<Item = DatumRef<'a>>) {
-        self.rows.push(values.into_iter().map(|d| text(d).replace('\n', "\\n")).collect());
+        self.rows.push(values.into_iter().map(|d| cell(&text(d))).collect());
     }
 
     /// Adds a row of display strings.
     pub fn push_strings(&mut self, values: Vec<String>) {
-        self.rows.push(values);
+        self.rows.push(values.iter().map(|v| cell(v)).collect());
     }
 
     /// Prints the table and a row count.

@@ -49,6 +49,16 @@ pub enum QueryError {
         /// Values given.
         got: usize,
     },
+    /// A key value does not fit its column's type.
+    #[error("key column {column} is {type_name}, and {value:?} is not a valid value for it")]
+    BadKey {
+        /// The key column.
+        column: String,
+        /// The value given.
+        value: String,
+        /// Its type.
+        type_name: String,
+    },
     /// `from` is after `to` in a diff or range.
     #[error("the start {from} is after the end {to}")]
     ReversedRange {

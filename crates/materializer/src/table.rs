@@ -6,6 +6,9 @@ use changelog::{DatumRef, SchemaVersion, Store, TableId, TableName, TableSchema}
 use crate::cut::Cut;
 use crate::error::{QueryError, Result};
 
+/// int2, int4, int8 and oid: key types encoded as numbers.
+const INTEGER_TYPE_OIDS: [u32; 4] = [21, 23, 20, 26];
+
 /// A table as it was at a cut.
 #[derive(Clone, Debug)]
 pub struct TableAt<'s> {
@@ -60,6 +63,24 @@ pub fn table_at<'s>(store: &'s Store, name: &TableName, cut: Cut) -> Result<Tabl
     Err(QueryError::UnknownTable { name: name.clone(), cut, suggestions })
 }
 
+/// The last cut at which a table of this name existed (for tables dropped
+/// since), if its defining commit is still stored.
+pub fn last_moment_of(store: &Store, name: &TableName) -> Result<Option<Cut>> {
+    let mut best: Option<changelog::Lsn> = None;
+    for (_, entry) in store.catalog().tables() {
+        let versions = entry.history.versions();
+        for (i, v) in versions.iter().enumerate() {
+            if v.schema().is_some_and(|s| &s.name == name) {
+                // It existed until the next version (a drop or a rename).
+                let end = versions.get(i + 1).map_or(v.valid_from, |n| changelog::Lsn(n.valid_from.0.saturating_sub(1)));
+                best = best.max(Some(end));
+            }
+        }
+    }
+    let Some(lsn) = best else { return Ok(None) };
+    Ok(store.commit_at_or_before(lsn)?.map(|c| Cut::from_commit(&c)))
+}
+
 /// Builds a row's key from key values in text form, in key-column order.
 pub fn user_key(table: &TableAt<'_>, values: &[&str]) -> Result<UserKey> {
     let key_cols: Vec<_> = table.schema.columns.iter().filter(|c| c.is_key).collect();
@@ -70,6 +91,14 @@ pub fn user_key(table: &TableAt<'_>, values: &[&str]) -> Result<UserKey> {
             columns: key_cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
             got: values.len(),
         });
+    }
+    // Integer keys are stored numerically: a value that is not an integer
+    // cannot match any row, which is worth saying rather than answering
+    // "no such row".
+    for (c, v) in key_cols.iter().zip(values) {
+        if INTEGER_TYPE_OIDS.contains(&c.type_oid) && v.trim().parse::<i64>().is_err() {
+            return Err(QueryError::BadKey { column: c.name.clone(), value: (*v).to_owned(), type_name: c.type_name.clone() });
+        }
     }
     let types: Vec<u32> = key_cols.iter().map(|c| c.type_oid).collect();
     Ok(keys::encode_user_key(table.id, &types, values.iter().map(|v| DatumRef::Text(v.as_bytes()))))

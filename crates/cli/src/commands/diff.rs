@@ -27,6 +27,9 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
     let store = open_reader(store_path)?;
     let from = when::resolve(&store, from_w, "from ")?;
     let to = when::resolve(&store, to_w, "to   ")?;
+    if from.cut.lsn > to.cut.lsn {
+        return Err(materializer::QueryError::ReversedRange { from: from.cut, to: to.cut }.into());
+    }
     let name = TableName::parse(&a.table);
     let to_t = materializer::table_at(&store, &name, to.cut)?;
     let from_t = materializer::table_at(&store, &name, from.cut).ok();

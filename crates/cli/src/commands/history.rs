@@ -17,7 +17,13 @@ pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
     let now = materializer::resolve(&store, When::Now, CommitTime::now())?;
     // The row's table as it is now; a dropped table is found at its last moment.
     let name = TableName::parse(&a.table);
-    let table = materializer::table_at(&store, &name, now.cut)?;
+    let table = match materializer::table_at(&store, &name, now.cut) {
+        Ok(t) => t,
+        Err(e) => match materializer::last_moment_of(&store, &name)? {
+            Some(cut) => materializer::table_at(&store, &name, cut)?,
+            None => return Err(e.into()),
+        },
+    };
     let keys: Vec<&str> = a.key.iter().map(String::as_str).collect();
     let key = materializer::user_key(&table, &keys).map_err(|e| crate::UsageError(e.to_string()))?;
     let entries = materializer::history(&store, &table, &key)?;

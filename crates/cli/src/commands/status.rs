@@ -23,6 +23,9 @@ fn human(bytes: u64) -> String {
 }
 
 pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
+    if let Some(c) = &a.source {
+        crate::commands::tail::parse_source(c)?;
+    }
     let store = open_reader(store_path)?;
     println!("store:        {}", store.path().display());
     match store.watermark() {

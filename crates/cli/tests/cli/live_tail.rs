@@ -16,7 +16,9 @@ impl Tail {
         let stderr_path = log_dir.join("tail.stderr");
         let stdout_path = log_dir.join("tail.stdout");
         let mut cmd = Command::new(BIN);
-        cmd.env_remove("ASOF_STORE").env_remove("RUST_BACKTRACE").env_remove("PGPASSWORD");
+        cmd.env_remove("ASOF_STORE")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("PGPASSWORD");
         let child = cmd
             .arg("--store")
             .arg(store)
@@ -26,7 +28,10 @@ impl Tail {
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
             .spawn()
             .expect("spawn asof tail");
-        Tail { child: Some(child), stderr_path }
+        Tail {
+            child: Some(child),
+            stderr_path,
+        }
     }
 
     fn stderr(&self) -> String {
@@ -65,7 +70,10 @@ impl Drop for Tail {
 #[test]
 fn snapshots_while_tail_runs_then_sigterm_exits_zero() {
     let pg = cluster();
-    sql(&pg, "CREATE TABLE events (id int PRIMARY KEY, payload text); INSERT INTO events VALUES (0, 'seed');");
+    sql(
+        &pg,
+        "CREATE TABLE events (id int PRIMARY KEY, payload text); INSERT INTO events VALUES (0, 'seed');",
+    );
     let dir = scratch();
     let store = store_in(dir.path());
     let asof = Asof::new(&store);
@@ -82,8 +90,9 @@ fn snapshots_while_tail_runs_then_sigterm_exits_zero() {
         sql(&pg, &format!("INSERT INTO events VALUES ({i}, 'row {i}')"));
         // Several readers at once, while the tail writes.
         std::thread::scope(|s| {
-            let handles: Vec<_> =
-                (0..3).map(|_| s.spawn(|| asof.run(&["snapshot", "events", "--format", "csv"]).ok())).collect();
+            let handles: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| asof.run(&["snapshot", "events", "--format", "csv"]).ok()))
+                .collect();
             for h in handles {
                 let out = h.join().expect("reader thread");
                 assert!(out.text().starts_with("id,payload\n0,seed\n"), "{}", out.text());
@@ -91,12 +100,18 @@ fn snapshots_while_tail_runs_then_sigterm_exits_zero() {
         });
         let want = format!("{i},row {i}\n");
         eventually(&format!("row {i} to be readable"), Duration::from_secs(30), || {
-            asof.run(&["snapshot", "events", "--format", "csv"]).ok().text().ends_with(&want)
+            asof.run(&["snapshot", "events", "--format", "csv"])
+                .ok()
+                .text()
+                .ends_with(&want)
         });
     }
 
     // A second writer on the same store is refused, in one line.
-    let second = asof.run_timeout(&["tail", &pg.conninfo(), "--until", "caught-up"], Duration::from_secs(30));
+    let second = asof.run_timeout(
+        &["tail", &pg.conninfo(), "--until", "caught-up"],
+        Duration::from_secs(30),
+    );
     let e = second.runtime_error();
     assert!(e.contains("in use"), "{e}");
     let e = asof.run(&["compact", "--before", "now"]).runtime_error();
@@ -105,16 +120,30 @@ fn snapshots_while_tail_runs_then_sigterm_exits_zero() {
     let code = tail.terminate(Duration::from_secs(20));
     let stderr = tail.stderr();
     assert_eq!(code, Some(0), "asof tail after SIGTERM:\n{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
-    assert!(!stderr.lines().any(|l| l.starts_with("asof: ")), "an error at shutdown:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("asof: ")),
+        "an error at shutdown:\n{stderr}"
+    );
 
     // Everything committed is there, exactly.
     let want = copy_csv(&pg, "SELECT * FROM events ORDER BY id");
-    assert_bytes_eq(&asof.snapshot_csv("events", "now").stdout, &want, "events after the tail stopped");
+    assert_bytes_eq(
+        &asof.snapshot_csv("events", "now").stdout,
+        &want,
+        "events after the tail stopped",
+    );
 
     // Once stopped, the store can be written again: a new tail resumes.
     sql(&pg, "UPDATE events SET payload = 'changed' WHERE id = 3");
     asof.catch_up(&pg.conninfo());
     let want = copy_csv(&pg, "SELECT * FROM events ORDER BY id");
-    assert_bytes_eq(&asof.snapshot_csv("events", "now").stdout, &want, "events after resuming");
+    assert_bytes_eq(
+        &asof.snapshot_csv("events", "now").stdout,
+        &want,
+        "events after resuming",
+    );
 }

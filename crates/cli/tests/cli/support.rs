@@ -91,7 +91,11 @@ impl Out {
     pub fn ok(self) -> Out {
         self.assert_no_panic();
         assert_eq!(self.code, Some(0), "expected success:\n{}", self.describe());
-        assert!(!self.stderr.lines().any(|l| l.starts_with("asof: ")), "an error line on success:\n{}", self.describe());
+        assert!(
+            !self.stderr.lines().any(|l| l.starts_with("asof: ")),
+            "an error line on success:\n{}",
+            self.describe()
+        );
         self
     }
 
@@ -99,7 +103,12 @@ impl Out {
     #[track_caller]
     pub fn usage_error(self) -> String {
         self.assert_no_panic();
-        assert_eq!(self.code, Some(2), "expected a usage error (exit 2):\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            Some(2),
+            "expected a usage error (exit 2):\n{}",
+            self.describe()
+        );
         self.error_line()
     }
 
@@ -107,7 +116,12 @@ impl Out {
     #[track_caller]
     pub fn runtime_error(self) -> String {
         self.assert_no_panic();
-        assert_eq!(self.code, Some(1), "expected a runtime error (exit 1):\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected a runtime error (exit 1):\n{}",
+            self.describe()
+        );
         self.error_line()
     }
 
@@ -115,9 +129,22 @@ impl Out {
     #[track_caller]
     pub fn clap_error(self) -> String {
         self.assert_no_panic();
-        assert_eq!(self.code, Some(2), "expected a usage error (exit 2):\n{}", self.describe());
-        assert!(self.stdout.is_empty(), "data on stdout with an error:\n{}", self.describe());
-        assert!(self.stderr.starts_with("error: "), "not a clap error:\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            Some(2),
+            "expected a usage error (exit 2):\n{}",
+            self.describe()
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "data on stdout with an error:\n{}",
+            self.describe()
+        );
+        assert!(
+            self.stderr.starts_with("error: "),
+            "not a clap error:\n{}",
+            self.describe()
+        );
         self.stderr
     }
 
@@ -125,12 +152,30 @@ impl Out {
     /// `asof: `; nothing went to stdout.
     #[track_caller]
     fn error_line(&self) -> String {
-        assert!(self.stdout.is_empty(), "data on stdout with an error:\n{}", self.describe());
+        assert!(
+            self.stdout.is_empty(),
+            "data on stdout with an error:\n{}",
+            self.describe()
+        );
         let errors: Vec<&str> = self.stderr.lines().filter(|l| l.starts_with("asof: ")).collect();
-        assert_eq!(errors.len(), 1, "expected exactly one `asof: ` line:\n{}", self.describe());
-        let last = self.stderr.lines().filter(|l| !l.trim().is_empty()).next_back().unwrap_or_default();
-        assert_eq!(last, errors[0], "the error is not the last line of stderr (a multi-line error?):\n{}", self.describe());
-        assert!(!self.stderr.contains("Caused by") && !self.stderr.contains("Error {"), "{}", self.describe());
+        assert_eq!(
+            errors.len(),
+            1,
+            "expected exactly one `asof: ` line:\n{}",
+            self.describe()
+        );
+        let last = self.stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+        assert_eq!(
+            last,
+            errors[0],
+            "the error is not the last line of stderr (a multi-line error?):\n{}",
+            self.describe()
+        );
+        assert!(
+            !self.stderr.contains("Caused by") && !self.stderr.contains("Error {"),
+            "{}",
+            self.describe()
+        );
         errors[0]["asof: ".len()..].to_string()
     }
 }
@@ -143,7 +188,10 @@ pub fn asof_raw<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Out {
 /// Runs `asof` with arguments, extra environment and a time limit.
 pub fn asof_with<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>, env: &[(&str, &str)], timeout: Duration) -> Out {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
-    let what = format!("asof {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+    let what = format!(
+        "asof {}",
+        args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
     let mut cmd = assert_cmd::Command::new(BIN);
     for v in SCRUBBED_ENV {
         cmd.env_remove(v);
@@ -183,6 +231,17 @@ impl Asof {
     /// `asof tail <conninfo> --until caught-up`, which must succeed.
     pub fn catch_up(&self, conninfo: &str) -> Out {
         self.run(&["tail", conninfo, "--until", "caught-up"]).ok()
+    }
+
+    /// The commit LSN a WHEN resolves to (as `tables` states it on stderr).
+    pub fn cut_lsn(&self, when: &str) -> String {
+        let out = self.run(&["tables", "--at", when]).ok();
+        out.stderr
+            .split("(lsn ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or_else(|| panic!("no cut in {}", out.stderr))
+            .to_string()
     }
 
     /// `snapshot <table> --at <when> --format csv`, which must succeed.
@@ -225,7 +284,12 @@ pub fn moment(pg: &PgCluster) -> Moment {
         .expect("read the moment");
     let r = &rows[0];
     let v = |i: usize| r[i].clone().expect("non-null");
-    Moment { lsn: v(0), rfc3339: v(1), offset_form: v(2), naive_utc: v(3) }
+    Moment {
+        lsn: v(0),
+        rfc3339: v(1),
+        offset_form: v(2),
+        naive_utc: v(3),
+    }
 }
 
 /// Runs SQL through `psql` (TCP, the fixture's conninfo) and returns stdout
@@ -240,7 +304,11 @@ pub fn psql(pg: &PgCluster, sql: &str) -> Vec<u8> {
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &pg.conninfo(), "-c", sql])
         .output()
         .expect("run psql");
-    assert!(o.status.success(), "psql failed on {sql}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "psql failed on {sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o.stdout
 }
 
@@ -263,7 +331,11 @@ pub fn show(b: &[u8]) -> String {
 #[track_caller]
 pub fn assert_bytes_eq(got: &[u8], want: &[u8], context: &str) {
     if got != want {
-        panic!("{context}: output differs from Postgres\n--- asof ---\n{}\n--- postgres ---\n{}", show(got), show(want));
+        panic!(
+            "{context}: output differs from Postgres\n--- asof ---\n{}\n--- postgres ---\n{}",
+            show(got),
+            show(want)
+        );
     }
 }
 
@@ -279,7 +351,10 @@ pub fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 /// A fresh scratch directory.
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("asof-cli-test").tempdir().expect("tempdir")
+    tempfile::Builder::new()
+        .prefix("asof-cli-test")
+        .tempdir()
+        .expect("tempdir")
 }
 
 /// A store path inside `dir` (not yet created).
@@ -304,7 +379,7 @@ pub fn cluster() -> PgCluster {
 /// a store, with the moments after each step.
 pub struct Shop {
     pub pg: PgCluster,
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
     pub asof: Asof,
     /// m[0]: after the initial copy; m[1..]: after each later transaction.
     pub m: Vec<Moment>,
@@ -360,12 +435,88 @@ impl Shop {
             m.push(moment(&pg));
         }
         asof.catch_up(&pg.conninfo());
-        Shop { pg, dir, asof, m }
+        Shop { pg, _dir: dir, asof, m }
     }
 
     /// Postgres's CSV of a shop table now.
     pub fn pg_csv(&self, table: &str) -> Vec<u8> {
-        let order = if table == "order_lines" { "order_id, line_no" } else { "id" };
+        let order = if table == "order_lines" {
+            "order_id, line_no"
+        } else {
+            "id"
+        };
         copy_csv(&self.pg, &format!("SELECT * FROM {table} ORDER BY {order}"))
     }
+}
+
+/// An LSN's numeric value (`0/16B3748` -> 0x16B3748; empty -> 0).
+pub fn lsn_value(s: &str) -> u64 {
+    if s.is_empty() {
+        return 0;
+    }
+    let s = s.strip_prefix("lsn:").unwrap_or(s);
+    let (hi, lo) = s.split_once('/').unwrap_or_else(|| panic!("not an LSN: {s}"));
+    (u64::from_str_radix(hi, 16).expect("hex") << 32) | u64::from_str_radix(lo, 16).expect("hex")
+}
+
+/// psql-style table: every `|` of the header lines up with those of every
+/// row, the separator has `+` there, and a row count closes it.
+#[track_caller]
+pub fn assert_aligned(text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 3, "too short for a table:\n{text}");
+    let bars = |l: &str| -> Vec<usize> {
+        l.chars()
+            .enumerate()
+            .filter(|(_, ch)| *ch == '|' || *ch == '+')
+            .map(|(i, _)| i)
+            .collect()
+    };
+    for l in &lines {
+        assert!(
+            !l.chars().any(char::is_control),
+            "a raw control character breaks the layout: {l:?}\nin\n{text}"
+        );
+    }
+    let header = bars(lines[0]);
+    assert_eq!(bars(lines[1]), header, "separator misaligned:\n{text}");
+    assert!(lines[1].chars().all(|c| c == '-' || c == '+'), "separator:\n{text}");
+    let width = lines[1].chars().count();
+    let last = lines.len() - 1;
+    assert!(
+        lines[last].starts_with('(') && lines[last].ends_with(')'),
+        "row count at the end:\n{text}"
+    );
+    for l in &lines[2..last] {
+        let b = bars(l);
+        assert!(header.iter().all(|p| b.contains(p)), "row misaligned:\n{l}\nin\n{text}");
+        assert!(
+            l.chars().count() <= width,
+            "row wider than the separator:\n{l}\nin\n{text}"
+        );
+    }
+}
+
+/// Runs a group of checks, recording a failure instead of stopping, so that
+/// one failing group does not hide the others; see [`assert_no_problems`].
+pub fn check(problems: &mut Vec<String>, what: &str, f: impl FnOnce()) {
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        problems.push(format!("{what}: {msg}"));
+    }
+}
+
+/// Fails with every recorded problem.
+#[track_caller]
+pub fn assert_no_problems(problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "{} failed group(s):\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
 }

@@ -1,0 +1,23 @@
+//! The `asof` binary as a real process: output bytes against PostgreSQL's
+//! own COPY, every subcommand, reads beside a running `tail`, and the error
+//! cases (exit codes, one-line messages, no panics, no passwords).
+//!
+//! Each test starts its own throwaway PostgreSQL (pg-fixture) and store.
+
+#[path = "cli/support.rs"]
+mod support;
+
+#[path = "cli/end_to_end.rs"]
+mod end_to_end;
+#[path = "cli/errors.rs"]
+mod errors;
+#[path = "cli/live_tail.rs"]
+mod live_tail;
+#[path = "cli/misc.rs"]
+mod misc;
+#[path = "cli/pipes.rs"]
+mod pipes;
+#[path = "cli/queries.rs"]
+mod queries;
+#[path = "cli/tail_options.rs"]
+mod tail_options;
