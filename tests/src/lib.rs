@@ -36,12 +36,23 @@ pub async fn connect(pg: &PgCluster, db: &str) -> Client {
 
 /// The conninfo string for a database of the cluster.
 pub fn conninfo(pg: &PgCluster, db: &str) -> String {
-    format!("host={} port={} user={} dbname={db} sslmode=disable", pg.host(), pg.port(), pg.user())
+    format!(
+        "host={} port={} user={} dbname={db} sslmode=disable",
+        pg.host(),
+        pg.port(),
+        pg.user()
+    )
 }
 
 /// Reads what Postgres shows now for `tables` (name, ORDER BY clause).
 pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
-    let row = client.query_one("SELECT pg_current_wal_lsn()::text, (extract(epoch from clock_timestamp()) * 1000000)::int8", &[]).await.expect("observe");
+    let row = client
+        .query_one(
+            "SELECT pg_current_wal_lsn()::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
+            &[],
+        )
+        .await
+        .expect("observe");
     let lsn: String = row.get(0);
     let us: i64 = row.get(1);
     let mut out = BTreeMap::new();
@@ -54,8 +65,16 @@ pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
             .await
             .expect("columns")
             .get(0);
-        let cols: Vec<String> = cols.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect();
-        let stream = client.copy_out(&format!("COPY (SELECT * FROM {t} ORDER BY {order}) TO STDOUT")).await.expect("copy");
+        let cols: Vec<String> = cols
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let stream = client
+            .copy_out(&format!("COPY (SELECT * FROM {t} ORDER BY {order}) TO STDOUT"))
+            .await
+            .expect("copy");
         pin_mut!(stream);
         let mut data = Vec::new();
         while let Some(chunk) = stream.try_next().await.expect("copy data") {
@@ -72,12 +91,23 @@ pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
         }
         out.insert((*t).to_string(), (cols, rows));
     }
-    Observation { lsn: lsn.parse().expect("lsn"), time: CommitTime::from_unix_micros(us), tables: out }
+    Observation {
+        lsn: lsn.parse().expect("lsn"),
+        time: CommitTime::from_unix_micros(us),
+        tables: out,
+    }
 }
 
 /// Opens (creating) a store for writing.
 pub fn open_store(path: &std::path::Path) -> Store {
-    Store::open(path, &StoreOptions { create_if_missing: true, ..StoreOptions::default() }).expect("open store")
+    Store::open(
+        path,
+        &StoreOptions {
+            create_if_missing: true,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("open store")
 }
 
 /// A table's column names and rows as of a moment, from the store.
@@ -104,7 +134,10 @@ pub fn assert_matches(store: &Store, observations: &[Observation]) {
                 let expected = Some(expected.clone());
                 if got != expected {
                     let (g, e) = (format!("{got:?}"), format!("{expected:?}"));
-                    panic!("table {t} at observation {i} ({when}, {}):\n store:    {g}\n postgres: {e}", o.lsn);
+                    panic!(
+                        "table {t} at observation {i} ({when}, {}):\n store:    {g}\n postgres: {e}",
+                        o.lsn
+                    );
                 }
             }
         }

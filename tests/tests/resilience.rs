@@ -21,7 +21,11 @@ fn options(conn: &str, slot: &str, until: Until) -> CaptureOptions {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Waits for `cond`, failing after a generous bound (a liveness check, not
@@ -37,33 +41,48 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn survives_a_postgres_restart_mid_stream() {
     let mut pg = PgCluster::start().expect("postgres");
-    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')").expect("setup");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+        .expect("setup");
     let conn = conninfo(&pg, "postgres");
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let live = rt.spawn(cdc_source::capture(open_store(dir.path()), options(&conn, "s1", Until::Forever), stop_rx, |e| {
-        if let cdc_source::CaptureEvent::Notice(n) = e {
-            eprintln!("capture: {n}");
-        }
-    }));
+    let live = rt.spawn(cdc_source::capture(
+        open_store(dir.path()),
+        options(&conn, "s1", Until::Forever),
+        stop_rx,
+        |e| {
+            if let cdc_source::CaptureEvent::Notice(n) = e {
+                eprintln!("capture: {n}");
+            }
+        },
+    ));
     eventually("the slot to exist", || {
-        pg.query_one_value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 's1' AND active").ok().flatten().as_deref()
+        pg.query_one_value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 's1' AND active")
+            .ok()
+            .flatten()
+            .as_deref()
             == Some("1")
     });
     let mut observations = Vec::new();
     let client = rt.block_on(connect(&pg, "postgres"));
     for i in 2..20 {
-        rt.block_on(client.batch_execute(&format!("INSERT INTO t VALUES ({i}, 'v{i}'); UPDATE t SET v = v || '+' WHERE id = {}", i - 1)))
-            .expect("write");
+        rt.block_on(client.batch_execute(&format!(
+            "INSERT INTO t VALUES ({i}, 'v{i}'); UPDATE t SET v = v || '+' WHERE id = {}",
+            i - 1
+        )))
+        .expect("write");
         observations.push(rt.block_on(observe(&client, &[("t", "id")])));
     }
     drop(client);
     pg.restart().expect("restart");
     let client = rt.block_on(connect(&pg, "postgres"));
     for i in 20..40 {
-        rt.block_on(client.batch_execute(&format!("INSERT INTO t VALUES ({i}, 'w{i}'); DELETE FROM t WHERE id = {}", i - 15)))
-            .expect("write");
+        rt.block_on(client.batch_execute(&format!(
+            "INSERT INTO t VALUES ({i}, 'w{i}'); DELETE FROM t WHERE id = {}",
+            i - 15
+        )))
+        .expect("write");
         observations.push(rt.block_on(observe(&client, &[("t", "id")])));
     }
     let last = observations.last().map(|o| o.lsn).expect("observations");
@@ -75,7 +94,9 @@ fn survives_a_postgres_restart_mid_stream() {
             .and_then(|s| s.parse::<Lsn>().ok())
             .is_some_and(|l| l >= last)
     };
-    eventually("the capture to reconnect and catch up", || slot_confirmed() || live.is_finished());
+    eventually("the capture to reconnect and catch up", || {
+        slot_confirmed() || live.is_finished()
+    });
     let _ = stop.send(true);
     rt.block_on(live).expect("join").expect("capture");
     let store = changelog::Store::open_read_only(dir.path()).expect("open");
@@ -85,16 +106,28 @@ fn survives_a_postgres_restart_mid_stream() {
 #[test]
 fn a_dropped_slot_is_a_gap_not_a_silent_restart() {
     let pg = PgCluster::start().expect("postgres");
-    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')").expect("setup");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+        .expect("setup");
     let conn = conninfo(&pg, "postgres");
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_stop, rx) = tokio::sync::watch::channel(false);
-    rt.block_on(cdc_source::capture(open_store(dir.path()), options(&conn, "s2", Until::CaughtUp), rx.clone(), |_| {}))
-        .expect("first capture");
-    pg.execute("SELECT pg_drop_replication_slot('s2'); INSERT INTO t VALUES (2, 'lost')").expect("drop slot");
+    rt.block_on(cdc_source::capture(
+        open_store(dir.path()),
+        options(&conn, "s2", Until::CaughtUp),
+        rx.clone(),
+        |_| {},
+    ))
+    .expect("first capture");
+    pg.execute("SELECT pg_drop_replication_slot('s2'); INSERT INTO t VALUES (2, 'lost')")
+        .expect("drop slot");
     let err = rt
-        .block_on(cdc_source::capture(open_store(dir.path()), options(&conn, "s2", Until::CaughtUp), rx, |_| {}))
+        .block_on(cdc_source::capture(
+            open_store(dir.path()),
+            options(&conn, "s2", Until::CaughtUp),
+            rx,
+            |_| {},
+        ))
         .expect_err("must refuse to continue");
     assert!(matches!(err, CaptureError::Gap(_)), "{err:?}");
     assert!(err.to_string().contains("no longer exists"), "{err}");
@@ -103,19 +136,34 @@ fn a_dropped_slot_is_a_gap_not_a_silent_restart() {
 #[test]
 fn an_idle_slot_still_advances() {
     let pg = PgCluster::start().expect("postgres");
-    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE other (id int PRIMARY KEY)").expect("setup");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE other (id int PRIMARY KEY)")
+        .expect("setup");
     let conn = conninfo(&pg, "postgres");
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let live = rt.spawn(cdc_source::capture(open_store(dir.path()), options(&conn, "s3", Until::Forever), rx, |_| {}));
+    let live = rt.spawn(cdc_source::capture(
+        open_store(dir.path()),
+        options(&conn, "s3", Until::Forever),
+        rx,
+        |_| {},
+    ));
     eventually("the slot to exist", || {
-        pg.query_one_value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 's3' AND active").ok().flatten().as_deref()
+        pg.query_one_value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 's3' AND active")
+            .ok()
+            .flatten()
+            .as_deref()
             == Some("1")
     });
     // Busy only with a table outside the publication.
-    pg.execute("INSERT INTO other SELECT generate_series(1, 10000)").expect("unpublished writes");
-    let target: Lsn = pg.query_one_value("SELECT pg_current_wal_lsn()::text").expect("lsn").expect("lsn").parse().expect("lsn");
+    pg.execute("INSERT INTO other SELECT generate_series(1, 10000)")
+        .expect("unpublished writes");
+    let target: Lsn = pg
+        .query_one_value("SELECT pg_current_wal_lsn()::text")
+        .expect("lsn")
+        .expect("lsn")
+        .parse()
+        .expect("lsn");
     eventually("the slot's confirmed position to pass the unpublished writes", || {
         pg.query_one_value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 's3'")
             .ok()
@@ -126,20 +174,30 @@ fn an_idle_slot_still_advances() {
     let _ = stop.send(true);
     rt.block_on(live).expect("join").expect("capture");
     let store = changelog::Store::open_read_only(dir.path()).expect("open");
-    assert!(store.scanned_through() >= target, "the store records how far the log is known complete");
+    assert!(
+        store.scanned_through() >= target,
+        "the store records how far the log is known complete"
+    );
 }
 
 #[test]
 fn a_transaction_too_large_for_memory_is_spilled_and_exact() {
     let pg = PgCluster::start().expect("postgres");
-    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE u (id int PRIMARY KEY)").expect("setup");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE u (id int PRIMARY KEY)")
+        .expect("setup");
     let conn = conninfo(&pg, "postgres");
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let mut opts = options(&conn, "s4", Until::CaughtUp);
     opts.tables = Vec::new();
-    rt.block_on(cdc_source::capture(open_store(dir.path()), opts.clone(), rx.clone(), |_| {})).expect("start");
+    rt.block_on(cdc_source::capture(
+        open_store(dir.path()),
+        opts.clone(),
+        rx.clone(),
+        |_| {},
+    ))
+    .expect("start");
     let client = rt.block_on(connect(&pg, "postgres"));
     let n = cdc_source::SPILL_RECORDS as i64 * 5 / 2;
     // One transaction: more rows than the in-memory limit, then an update of
@@ -157,7 +215,8 @@ fn a_transaction_too_large_for_memory_is_spilled_and_exact() {
     )))
     .expect("big transaction");
     let observations = vec![rt.block_on(observe(&client, &[("t", "id"), ("u", "id")]))];
-    rt.block_on(cdc_source::capture(open_store(dir.path()), opts, rx, |_| {})).expect("capture");
+    rt.block_on(cdc_source::capture(open_store(dir.path()), opts, rx, |_| {}))
+        .expect("capture");
     let store = changelog::Store::open_read_only(dir.path()).expect("open");
     assert_matches(&store, &observations);
 }

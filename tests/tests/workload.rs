@@ -33,20 +33,73 @@ fn typed_value(col: usize) -> BoxedStrategy<String> {
     match col {
         0 => (-32768i32..32768).prop_map(|n| format!("{n}::int2")).boxed(),
         1 => any::<i32>().prop_map(|n| format!("{n}::int4")).boxed(),
-        2 => pick(&["0", "-1.5", "NaN", "12345678901234567890.123456789012345678901", "0.00000000000000000001", "1e10"], "numeric"),
-        3 => pick(&["0", "-0", "Infinity", "-Infinity", "NaN", "1.5e300", "3.14159", "1e-310"], "float8"),
+        2 => pick(
+            &[
+                "0",
+                "-1.5",
+                "NaN",
+                "12345678901234567890.123456789012345678901",
+                "0.00000000000000000001",
+                "1e10",
+            ],
+            "numeric",
+        ),
+        3 => pick(
+            &[
+                "0",
+                "-0",
+                "Infinity",
+                "-Infinity",
+                "NaN",
+                "1.5e300",
+                "3.14159",
+                "1e-310",
+            ],
+            "float8",
+        ),
         4 => pick(&["true", "false"], "bool"),
         5 => "[a-c,\"'\\\\\n\t é]{0,12}".prop_map(move |s| lit(&s, "text")).boxed(),
         6 => "[a-z ,]{0,20}".prop_map(move |s| lit(&s, "varchar(20)")).boxed(),
         7 => pick(&["\\x", "\\x00ff10", "\\x5c27"], "bytea"),
-        8 => pick(&["{\"a\": [1, 2, {\"b\": null}]}", "[]", "\"x\\u0041\"", "{\"k\":1,  \"k\":2}"], "json"),
-        9 => pick(&["{\"a\": [1, 2, {\"b\": null}]}", "{}", "{\"k\":1,  \"k\":2}", "3.50"], "jsonb"),
-        10 => pick(&["00000000-0000-0000-0000-000000000000", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"], "uuid"),
+        8 => pick(
+            &[
+                "{\"a\": [1, 2, {\"b\": null}]}",
+                "[]",
+                "\"x\\u0041\"",
+                "{\"k\":1,  \"k\":2}",
+            ],
+            "json",
+        ),
+        9 => pick(
+            &["{\"a\": [1, 2, {\"b\": null}]}", "{}", "{\"k\":1,  \"k\":2}", "3.50"],
+            "jsonb",
+        ),
+        10 => pick(
+            &[
+                "00000000-0000-0000-0000-000000000000",
+                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            ],
+            "uuid",
+        ),
         11 => pick(&["2026-11-20", "4713-01-01 BC", "infinity", "2000-02-29"], "date"),
         12 => pick(&["00:00:00", "23:59:59.999999", "12:34:56.5"], "time"),
-        13 => pick(&["2026-11-20 09:00:00.123456", "infinity", "-infinity", "1999-12-31 23:59:59"], "timestamp"),
-        14 => pick(&["2026-11-20 09:00:00+09", "2026-11-20 09:00:00.5-03:30", "epoch"], "timestamptz"),
-        15 => pick(&["1 year 2 mons 3 days 04:05:06.789", "-1 day", "0", "PT1M"], "interval"),
+        13 => pick(
+            &[
+                "2026-11-20 09:00:00.123456",
+                "infinity",
+                "-infinity",
+                "1999-12-31 23:59:59",
+            ],
+            "timestamp",
+        ),
+        14 => pick(
+            &["2026-11-20 09:00:00+09", "2026-11-20 09:00:00.5-03:30", "epoch"],
+            "timestamptz",
+        ),
+        15 => pick(
+            &["1 year 2 mons 3 days 04:05:06.789", "-1 day", "0", "PT1M"],
+            "interval",
+        ),
         16 => pick(&["{1,NULL,3}", "{}", "{{1,2},{3,4}}"], "int4[]"),
         17 => pick(&["{\"a,b\",\"c\\\"d\",NULL}", "{\"\"}", "{x}"], "text[]"),
         _ => pick(&["sad", "ok", "happy"], "mood"),
@@ -82,7 +135,9 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let typed_row = (0..19usize).map(|c| proptest::option::weighted(0.8, typed_value(c))).collect::<Vec<_>>();
+    let typed_row = (0..19usize)
+        .map(|c| proptest::option::weighted(0.8, typed_value(c)))
+        .collect::<Vec<_>>();
     prop_oneof![
         4 => (0..20i64, typed_row).prop_map(|(id, vals)| Op::InsertTyped(id, vals)),
         4 => (0..20i64, 0..19usize).prop_flat_map(|(id, c)| (Just(id), Just(c), proptest::option::weighted(0.8, typed_value(c))))
@@ -113,13 +168,26 @@ fn lit(s: &Option<String>) -> String {
 fn sql(op: &Op, added: &mut Vec<String>, next_col: &mut u32, n_is_big: &mut bool) -> Option<String> {
     Some(match op {
         Op::InsertTyped(id, vals) => {
-            let v: Vec<String> = vals.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect();
-            format!("INSERT INTO typed (id, {}) VALUES ({id}, {}) ON CONFLICT (id) DO NOTHING", TYPED_COLS.join(", "), v.join(", "))
+            let v: Vec<String> = vals
+                .iter()
+                .map(|v| v.clone().unwrap_or_else(|| "NULL".into()))
+                .collect();
+            format!(
+                "INSERT INTO typed (id, {}) VALUES ({id}, {}) ON CONFLICT (id) DO NOTHING",
+                TYPED_COLS.join(", "),
+                v.join(", ")
+            )
         }
         Op::UpdateTyped(id, c, v) => {
-            format!("UPDATE typed SET {} = {} WHERE id = {id}", TYPED_COLS[*c], v.clone().unwrap_or_else(|| "NULL".into()))
+            format!(
+                "UPDATE typed SET {} = {} WHERE id = {id}",
+                TYPED_COLS[*c],
+                v.clone().unwrap_or_else(|| "NULL".into())
+            )
         }
-        Op::MoveTyped(a, b) => format!("UPDATE typed SET id = {b} WHERE id = {a} AND NOT EXISTS (SELECT 1 FROM typed WHERE id = {b})"),
+        Op::MoveTyped(a, b) => {
+            format!("UPDATE typed SET id = {b} WHERE id = {a} AND NOT EXISTS (SELECT 1 FROM typed WHERE id = {b})")
+        }
         Op::DeleteTyped(id) => format!("DELETE FROM typed WHERE id = {id}"),
         Op::InsertComp(a, b, v, big) => format!(
             "INSERT INTO comp VALUES ({}, {b}, {}, {}) ON CONFLICT DO NOTHING",
@@ -128,7 +196,11 @@ fn sql(op: &Op, added: &mut Vec<String>, next_col: &mut u32, n_is_big: &mut bool
             big.map_or("NULL".into(), |c| format!("repeat(chr({}), 9000)", 65 + c % 26))
         ),
         // Leaves `big` untouched: pgoutput sends it as "unchanged TOAST".
-        Op::UpdateCompV(a, b, v) => format!("UPDATE comp SET v = {} WHERE k1 = {} AND k2 = {b}", lit(v), lit(&Some(K1[*a].into()))),
+        Op::UpdateCompV(a, b, v) => format!(
+            "UPDATE comp SET v = {} WHERE k1 = {} AND k2 = {b}",
+            lit(v),
+            lit(&Some(K1[*a].into()))
+        ),
         Op::UpdateCompBig(a, b, c) => format!(
             "UPDATE comp SET big = repeat(chr({}), 8500) || v WHERE k1 = {} AND k2 = {b}",
             65 + c % 26,
@@ -136,7 +208,10 @@ fn sql(op: &Op, added: &mut Vec<String>, next_col: &mut u32, n_is_big: &mut bool
         ),
         Op::DeleteComp(a, b) => format!("DELETE FROM comp WHERE k1 = {} AND k2 = {b}", lit(&Some(K1[*a].into()))),
         Op::UpsertPlain(id, v) => {
-            format!("INSERT INTO plain (id, v) VALUES ({id}, {0}) ON CONFLICT (id) DO UPDATE SET v = {0}", lit(v))
+            format!(
+                "INSERT INTO plain (id, v) VALUES ({id}, {0}) ON CONFLICT (id) DO UPDATE SET v = {0}",
+                lit(v)
+            )
         }
         Op::DeletePlain(id) => format!("DELETE FROM plain WHERE id = {id}"),
         Op::TruncatePlain => "TRUNCATE plain".into(),
@@ -145,7 +220,11 @@ fn sql(op: &Op, added: &mut Vec<String>, next_col: &mut u32, n_is_big: &mut bool
             let name = format!("c{next_col}");
             let table = if n % 2 == 0 { "plain" } else { "typed" };
             added.push(format!("{table}.{name}"));
-            let def = if *with_default { format!(" DEFAULT 'd{n}'") } else { String::new() };
+            let def = if *with_default {
+                format!(" DEFAULT 'd{n}'")
+            } else {
+                String::new()
+            };
             format!("ALTER TABLE {table} ADD COLUMN {name} text{def}")
         }
         Op::DropAddedColumn => {
@@ -175,7 +254,8 @@ fn capture_until_caught_up(rt: &tokio::runtime::Runtime, store: changelog::Store
         until: Until::CaughtUp,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    rt.block_on(cdc_source::capture(store, opts, rx, |_| {})).expect("capture");
+    rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))
+        .expect("capture");
 }
 
 fn run_case(pg: &PgCluster, rt: &tokio::runtime::Runtime, case: usize, txns: &[(Vec<Op>, bool)]) {
@@ -206,7 +286,10 @@ fn run_case(pg: &PgCluster, rt: &tokio::runtime::Runtime, case: usize, txns: &[(
     };
     let (mut added, mut next_col, mut n_is_big) = (Vec::new(), 0u32, false);
     for (ops, alone) in txns {
-        let stmts: Vec<String> = ops.iter().filter_map(|op| sql(op, &mut added, &mut next_col, &mut n_is_big)).collect();
+        let stmts: Vec<String> = ops
+            .iter()
+            .filter_map(|op| sql(op, &mut added, &mut next_col, &mut n_is_big))
+            .collect();
         if stmts.is_empty() {
             continue;
         }
@@ -230,15 +313,32 @@ fn run_case(pg: &PgCluster, rt: &tokio::runtime::Runtime, case: usize, txns: &[(
 }
 
 fn cases() -> u32 {
-    std::env::var("ASOF_E2E_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6)
+    std::env::var("ASOF_E2E_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
 }
 
 #[test]
 fn randomized_workloads_match_postgres_at_every_commit() {
-    let pg = PgCluster::builder().setting("max_replication_slots", "40").start().expect("postgres");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let mut runner = TestRunner::new(Config { cases: cases(), max_shrink_iters: 0, ..Config::default() });
-    let strategy = proptest::collection::vec((proptest::collection::vec(op(), 1..5), proptest::bool::weighted(0.15)), 5..40);
+    let pg = PgCluster::builder()
+        .setting("max_replication_slots", "40")
+        .start()
+        .expect("postgres");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        max_shrink_iters: 0,
+        ..Config::default()
+    });
+    let strategy = proptest::collection::vec(
+        (proptest::collection::vec(op(), 1..5), proptest::bool::weighted(0.15)),
+        5..40,
+    );
     let case = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&strategy, |txns| {

@@ -74,11 +74,20 @@ pub struct Assembler {
 impl Assembler {
     /// Starts from what the store already holds.
     pub fn from_catalog(catalog: &Catalog) -> Self {
-        let mut a = Assembler { next_id: catalog.next_table_id(), ..Assembler::default() };
+        let mut a = Assembler {
+            next_id: catalog.next_table_id(),
+            ..Assembler::default()
+        };
         for (id, entry) in catalog.tables() {
             if let Some(schema) = entry.current_schema() {
                 a.ids_by_name.insert(schema.name.clone(), id);
-                a.by_oid.insert(schema.relation_oid, TableView { id, schema: schema.clone() });
+                a.by_oid.insert(
+                    schema.relation_oid,
+                    TableView {
+                        id,
+                        schema: schema.clone(),
+                    },
+                );
                 a.next_id = a.next_id.max(id.0 + 1);
                 for c in &schema.columns {
                     a.type_names.insert((c.type_oid, c.type_modifier), c.type_name.clone());
@@ -197,7 +206,11 @@ impl Assembler {
                 self.push(ChangeRecord::Delete { table: t, old }, at)
             }
             Message::Truncate(tr) => {
-                let tables = tr.rel_ids.iter().map(|r| self.known(*r, at)).collect::<Result<Vec<_>>>()?;
+                let tables = tr
+                    .rel_ids
+                    .iter()
+                    .map(|r| self.known(*r, at))
+                    .collect::<Result<Vec<_>>>()?;
                 self.push(ChangeRecord::Truncate { tables }, at)
             }
             Message::LogicalMessage(m) if m.transactional => self.logical_message(&m.prefix, &m.content, at),
@@ -206,13 +219,19 @@ impl Assembler {
     }
 
     fn push(&mut self, rec: ChangeRecord, at: Lsn) -> Result<Fed> {
-        let open = self.open.as_mut().ok_or_else(|| protocol(at, "change outside a transaction"))?;
+        let open = self
+            .open
+            .as_mut()
+            .ok_or_else(|| protocol(at, "change outside a transaction"))?;
         open.records.push(rec);
         Ok(Fed::Nothing)
     }
 
     fn known(&self, oid: u32, at: Lsn) -> Result<TableId> {
-        self.by_oid.get(&oid).map(|t| t.id).ok_or_else(|| protocol(at, &format!("change for unknown relation {oid}")))
+        self.by_oid
+            .get(&oid)
+            .map(|t| t.id)
+            .ok_or_else(|| protocol(at, &format!("change for unknown relation {oid}")))
     }
 
     fn relation(&mut self, r: RelationBody) {
@@ -224,15 +243,31 @@ impl Assembler {
             .map(|c| {
                 // Under REPLICA IDENTITY FULL pgoutput flags every column; keep
                 // the narrower key the table already had when it still fits.
-                let prev_key = prev.as_ref().and_then(|p| p.schema.columns.iter().find(|pc| pc.name == c.name)).map(|pc| pc.is_key);
+                let prev_key = prev
+                    .as_ref()
+                    .and_then(|p| p.schema.columns.iter().find(|pc| pc.name == c.name))
+                    .map(|pc| pc.is_key);
                 let is_key = match (r.replica_identity, prev_key) {
-                    (crate::pgoutput::ReplicaIdentity::Full, Some(k)) if prev.as_ref().is_some_and(|p| p.schema.columns.iter().any(|pc| pc.is_key && r.columns.iter().any(|rc| rc.name == pc.name))) => k,
+                    (crate::pgoutput::ReplicaIdentity::Full, Some(k))
+                        if prev.as_ref().is_some_and(|p| {
+                            p.schema
+                                .columns
+                                .iter()
+                                .any(|pc| pc.is_key && r.columns.iter().any(|rc| rc.name == pc.name))
+                        }) =>
+                    {
+                        k
+                    }
                     _ => c.is_key,
                 };
                 Column {
                     name: c.name.clone(),
                     type_oid: c.type_oid,
-                    type_name: self.type_names.get(&(c.type_oid, c.type_modifier)).cloned().unwrap_or_else(|| c.type_oid.to_string()),
+                    type_name: self
+                        .type_names
+                        .get(&(c.type_oid, c.type_modifier))
+                        .cloned()
+                        .unwrap_or_else(|| c.type_oid.to_string()),
                     type_modifier: c.type_modifier,
                     is_key,
                 }
@@ -244,7 +279,12 @@ impl Assembler {
             crate::pgoutput::ReplicaIdentity::Index => changelog::ReplicaIdentity::Index,
             crate::pgoutput::ReplicaIdentity::Nothing => changelog::ReplicaIdentity::Nothing,
         };
-        let schema = TableSchema { name, relation_oid: r.rel_id, columns, replica_identity: ident };
+        let schema = TableSchema {
+            name,
+            relation_oid: r.rel_id,
+            columns,
+            replica_identity: ident,
+        };
         let id = match &prev {
             Some(p) => p.id,
             None => self.id_for(&schema.name),
@@ -258,9 +298,21 @@ impl Assembler {
                 self.ids_by_name.insert(schema.name.clone(), id);
             }
         }
-        self.by_oid.insert(r.rel_id, TableView { id, schema: schema.clone() });
+        self.by_oid.insert(
+            r.rel_id,
+            TableView {
+                id,
+                schema: schema.clone(),
+            },
+        );
         if let Some(open) = self.open.as_mut() {
-            open.records.push(ChangeRecord::Schema { table: id, change: SchemaChange::Define { schema, backfill: Vec::new() } });
+            open.records.push(ChangeRecord::Schema {
+                table: id,
+                change: SchemaChange::Define {
+                    schema,
+                    backfill: Vec::new(),
+                },
+            });
         }
     }
 
@@ -268,12 +320,17 @@ impl Assembler {
         match prefix {
             ddl::DDL_PREFIX => {
                 let ev = ddl::parse_ddl(content).map_err(|e| at_lsn(e, at))?;
-                if self.published.as_ref().is_some_and(|p| !p.contains(&ev.schema.relation_oid)) {
+                if self
+                    .published
+                    .as_ref()
+                    .is_some_and(|p| !p.contains(&ev.schema.relation_oid))
+                {
                     return Ok(Fed::Nothing);
                 }
                 let oid = ev.schema.relation_oid;
                 for c in &ev.schema.columns {
-                    self.type_names.insert((c.type_oid, c.type_modifier), c.type_name.clone());
+                    self.type_names
+                        .insert((c.type_oid, c.type_modifier), c.type_name.clone());
                 }
                 let prev = self.by_oid.get(&oid).cloned();
                 let id = match &prev {
@@ -294,12 +351,24 @@ impl Assembler {
                     .cloned()
                     .collect();
                 let changed = prev.as_ref().is_none_or(|p| !same_shape(&p.schema, &ev.schema)) || !backfill.is_empty();
-                self.by_oid.insert(oid, TableView { id, schema: ev.schema.clone() });
-                let open = self.open.as_mut().ok_or_else(|| protocol(at, "DDL message outside a transaction"))?;
+                self.by_oid.insert(
+                    oid,
+                    TableView {
+                        id,
+                        schema: ev.schema.clone(),
+                    },
+                );
+                let open = self
+                    .open
+                    .as_mut()
+                    .ok_or_else(|| protocol(at, "DDL message outside a transaction"))?;
                 if changed {
                     open.records.push(ChangeRecord::Schema {
                         table: id,
-                        change: SchemaChange::Define { schema: ev.schema, backfill },
+                        change: SchemaChange::Define {
+                            schema: ev.schema,
+                            backfill,
+                        },
                     });
                 }
                 if ev.rewrite {
@@ -310,26 +379,46 @@ impl Assembler {
             }
             ddl::ROW_PREFIX => {
                 let (oid, values) = ddl::parse_row(content).map_err(|e| at_lsn(e, at))?;
-                let open = self.open.as_mut().ok_or_else(|| protocol(at, "row message outside a transaction"))?;
-                let Some((roid, id)) = open.reread else { return Ok(Fed::Nothing) };
+                let open = self
+                    .open
+                    .as_mut()
+                    .ok_or_else(|| protocol(at, "row message outside a transaction"))?;
+                let Some((roid, id)) = open.reread else {
+                    return Ok(Fed::Nothing);
+                };
                 if roid != oid {
                     return Ok(Fed::Nothing);
                 }
                 let width = self.by_oid.get(&oid).map_or(0, |t| t.schema.columns.len());
                 // A one-column table's NULL prints as "()", like zero columns.
-                let values = if values.len() != width && width == 0 { Vec::new() } else { values };
+                let values = if values.len() != width && width == 0 {
+                    Vec::new()
+                } else {
+                    values
+                };
                 if values.len() != width {
                     return Err(protocol(at, "re-read row does not match the table's columns"));
                 }
-                open.records.push(ChangeRecord::Read { table: id, row: RowImage(values) });
+                open.records.push(ChangeRecord::Read {
+                    table: id,
+                    row: RowImage(values),
+                });
                 Ok(Fed::Nothing)
             }
             ddl::DROP_PREFIX => {
                 let oid = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
-                let Some(view) = self.by_oid.remove(&oid) else { return Ok(Fed::Nothing) };
+                let Some(view) = self.by_oid.remove(&oid) else {
+                    return Ok(Fed::Nothing);
+                };
                 self.ids_by_name.remove(&view.schema.name);
-                let open = self.open.as_mut().ok_or_else(|| protocol(at, "drop message outside a transaction"))?;
-                open.records.push(ChangeRecord::Schema { table: view.id, change: SchemaChange::Drop });
+                let open = self
+                    .open
+                    .as_mut()
+                    .ok_or_else(|| protocol(at, "drop message outside a transaction"))?;
+                open.records.push(ChangeRecord::Schema {
+                    table: view.id,
+                    change: SchemaChange::Drop,
+                });
                 Ok(Fed::Nothing)
             }
             _ => Ok(Fed::Nothing),
@@ -347,7 +436,10 @@ fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
 }
 
 fn protocol(at: Lsn, msg: &str) -> CaptureError {
-    CaptureError::Protocol { lsn: at, message: msg.to_owned() }
+    CaptureError::Protocol {
+        lsn: at,
+        message: msg.to_owned(),
+    }
 }
 
 fn at_lsn(e: CaptureError, at: Lsn) -> CaptureError {
@@ -367,7 +459,11 @@ fn value(v: &TupleValue, at: Lsn) -> Result<Datum> {
 }
 
 fn row(t: &TupleData, at: Lsn) -> Result<RowImage> {
-    t.values.iter().map(|v| value(v, at)).collect::<Result<Vec<_>>>().map(RowImage)
+    t.values
+        .iter()
+        .map(|v| value(v, at))
+        .collect::<Result<Vec<_>>>()
+        .map(RowImage)
 }
 
 /// A key-only old tuple: pgoutput sends the non-key columns as NULL; they

@@ -18,7 +18,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use changelog::{ChangeRecord, CommitInfo, CommitTime, Lsn, SchemaChange, SourceInfo, Store, TableName, Transaction, Xid};
+use changelog::{
+    ChangeRecord, CommitInfo, CommitTime, Lsn, SchemaChange, SourceInfo, Store, TableName, Transaction, Xid,
+};
 use tokio::sync::watch;
 
 use crate::assemble::{Assembler, Fed};
@@ -134,12 +136,25 @@ pub async fn capture(
     // is unreachable from the start is a configuration error to report.
     let mut streamed_once = false;
     while let Some(s) = store.take() {
-        let (s, result) = session(s, &opts, &mut target, &mut shutdown, &mut on_event, &mut summary, &mut streamed_once).await;
+        let (s, result) = session(
+            s,
+            &opts,
+            &mut target,
+            &mut shutdown,
+            &mut on_event,
+            &mut summary,
+            &mut streamed_once,
+        )
+        .await;
         store = s;
         match result {
             Ok(()) => return Ok(summary),
             Err(e) if streamed_once && e.is_transient() && !*shutdown.borrow() => {
-                on_event(CaptureEvent::Notice(format!("connection lost ({}); reconnecting in {:?}", chain(&e), backoff)));
+                on_event(CaptureEvent::Notice(format!(
+                    "connection lost ({}); reconnecting in {:?}",
+                    chain(&e),
+                    backoff
+                )));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return Ok(summary),
@@ -185,9 +200,19 @@ async fn session(
     let writer = match Writer::spawn(store) {
         Ok(w) => w,
         // The OS refused a thread; the store was closed with the closure.
-        Err(e) => return (None, Err(CaptureError::Setup(format!("cannot start the store writer thread: {e}")))),
+        Err(e) => {
+            return (
+                None,
+                Err(CaptureError::Setup(format!(
+                    "cannot start the store writer thread: {e}"
+                ))),
+            )
+        }
     };
-    let (store, result) = stream(writer, client, repl, assembler, start, opts, *target, shutdown, on_event, summary).await;
+    let (store, result) = stream(
+        writer, client, repl, assembler, start, opts, *target, shutdown, on_event, summary,
+    )
+    .await;
     (Some(store), result)
 }
 
@@ -210,7 +235,10 @@ async fn prepare(
         catalog::check_identity(&schema)?;
     }
     let all_tables: bool = client
-        .query_one("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&opts.publication])
+        .query_one(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&opts.publication],
+        )
         .await?
         .get(0);
     if !ddl::install(&client, &opts.publication, server.superuser).await? {
@@ -239,14 +267,24 @@ async fn prepare(
     match (store.watermark(), slot) {
         (None, None) => {
             catalog::check_free_slot(&client).await?;
-            let created = repl.create_logical_slot(&opts.slot, "pgoutput", SlotSnapshot::Export).await?;
+            let created = repl
+                .create_logical_slot(&opts.slot, "pgoutput", SlotSnapshot::Export)
+                .await?;
             let cp = created.consistent_point;
             let base = Lsn(cp.0.saturating_sub(1));
-            on_event(CaptureEvent::Notice(format!("created replication slot {} at {cp}", opts.slot)));
+            on_event(CaptureEvent::Notice(format!(
+                "created replication slot {} at {cp}",
+                opts.slot
+            )));
             let oids: Vec<u32> = published.iter().map(|(o, _)| *o).collect();
             if opts.snapshot {
                 let name = created.snapshot_name.clone().unwrap_or_default();
-                let plan = snapshot::CopyPlan { snapshot_name: &name, tables: &oids, base_lsn: base, end_lsn: cp };
+                let plan = snapshot::CopyPlan {
+                    snapshot_name: &name,
+                    tables: &oids,
+                    base_lsn: base,
+                    end_lsn: cp,
+                };
                 summary.copied_rows = snapshot::copy_tables(&mut client, store, &mut assembler, &plan, |p| {
                     on_event(CaptureEvent::Copy(p.clone()))
                 })
@@ -257,9 +295,20 @@ async fn prepare(
                 for oid in oids {
                     let schema = catalog::describe_table(&client, oid).await?;
                     let table = assembler.register(schema.clone());
-                    records.push(ChangeRecord::Schema { table, change: SchemaChange::Define { schema, backfill: Vec::new() } });
+                    records.push(ChangeRecord::Schema {
+                        table,
+                        change: SchemaChange::Define {
+                            schema,
+                            backfill: Vec::new(),
+                        },
+                    });
                 }
-                let commit = CommitInfo { commit_lsn: base, end_lsn: cp, commit_time: CommitTime::now(), xid: Xid(0) };
+                let commit = CommitInfo {
+                    commit_lsn: base,
+                    end_lsn: cp,
+                    commit_time: CommitTime::now(),
+                    xid: Xid(0),
+                };
                 store.append(&[Transaction { commit, records }])?;
             }
             store.set_source_info(&SourceInfo {
@@ -287,7 +336,10 @@ async fn prepare(
         }
         (Some(_), Some(slot)) => {
             if slot.plugin.as_deref() != Some("pgoutput") {
-                return Err(CaptureError::Setup(format!("replication slot {} does not use pgoutput", opts.slot)));
+                return Err(CaptureError::Setup(format!(
+                    "replication slot {} does not use pgoutput",
+                    opts.slot
+                )));
             }
             if slot.wal_status.as_deref() == Some("lost") {
                 return Err(CaptureError::Gap(format!(
@@ -305,7 +357,10 @@ async fn prepare(
                 )));
             }
             if slot.active {
-                return Err(CaptureError::Setup(format!("replication slot {} is in use by another connection", opts.slot)));
+                return Err(CaptureError::Setup(format!(
+                    "replication slot {} is in use by another connection",
+                    opts.slot
+                )));
             }
         }
     }
@@ -325,7 +380,19 @@ async fn stream(
     on_event: &mut (impl FnMut(CaptureEvent) + Send),
     summary: &mut CaptureSummary,
 ) -> (Store, Result<()>) {
-    let result = run_stream(&mut writer, &client, repl, &mut assembler, start, opts, target, shutdown, on_event, summary).await;
+    let result = run_stream(
+        &mut writer,
+        &client,
+        repl,
+        &mut assembler,
+        start,
+        opts,
+        target,
+        shutdown,
+        on_event,
+        summary,
+    )
+    .await;
     let store = writer.join();
     (store, result)
 }
@@ -344,9 +411,16 @@ async fn run_stream(
     summary: &mut CaptureSummary,
 ) -> Result<()> {
     let pubs = opts.publication.clone();
-    let options = [("proto_version", "1"), ("publication_names", pubs.as_str()), ("messages", "true")];
+    let options = [
+        ("proto_version", "1"),
+        ("publication_names", pubs.as_str()),
+        ("messages", "true"),
+    ];
     let mut stream = repl.start_logical(&opts.slot, start, &options).await?;
-    let mut progress = StreamProgress { confirmed: start, ..StreamProgress::default() };
+    let mut progress = StreamProgress {
+        confirmed: start,
+        ..StreamProgress::default()
+    };
     let mut batch: Vec<Transaction> = Vec::new();
     let mut batch_records = 0usize;
     let mut in_flight = 0usize;
@@ -367,7 +441,9 @@ async fn run_stream(
         let idle = !assembler.in_transaction() && batch.is_empty() && in_flight == 0;
         let reached = past_stop || target.is_some_and(|t| progress.confirmed >= t);
         if idle && (stopping || reached) {
-            stream.send_status(progress.confirmed, progress.confirmed, progress.confirmed, false).await?;
+            stream
+                .send_status(progress.confirmed, progress.confirmed, progress.confirmed, false)
+                .await?;
             summary.confirmed = progress.confirmed;
             let _ = stream.finish().await;
             return Ok(());
@@ -478,8 +554,17 @@ async fn run_stream(
 }
 
 /// Hands the collected transactions to the writer as one batch.
-async fn dispatch(writer: &Writer, batch: &mut Vec<Transaction>, records: &mut usize, in_flight: &mut usize) -> Result<()> {
-    writer.tx.send(WriterCmd::Append(std::mem::take(batch))).await.map_err(|_| writer_gone())?;
+async fn dispatch(
+    writer: &Writer,
+    batch: &mut Vec<Transaction>,
+    records: &mut usize,
+    in_flight: &mut usize,
+) -> Result<()> {
+    writer
+        .tx
+        .send(WriterCmd::Append(std::mem::take(batch)))
+        .await
+        .map_err(|_| writer_gone())?;
     *records = 0;
     *in_flight += 1;
     Ok(())

@@ -66,7 +66,11 @@ pub async fn check_server(client: &Client) -> Result<ServerInfo> {
             "the role lacks the REPLICATION privilege (ALTER ROLE <role> WITH REPLICATION)".into(),
         ));
     }
-    Ok(ServerInfo { version_num, superuser, database })
+    Ok(ServerInfo {
+        version_num,
+        superuser,
+        database,
+    })
 }
 
 /// A replication slot as `pg_replication_slots` shows it.
@@ -122,20 +126,29 @@ pub async fn check_free_slot(client: &Client) -> Result<()> {
 /// The server's current WAL position.
 pub async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
     let s: String = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
-    s.parse().map_err(|_| CaptureError::Protocol { lsn: Lsn::ZERO, message: format!("bad LSN {s}") })
+    s.parse().map_err(|_| CaptureError::Protocol {
+        lsn: Lsn::ZERO,
+        message: format!("bad LSN {s}"),
+    })
 }
 
 /// Creates the publication when missing: for the given tables, or for all
 /// tables when none are given.
 pub async fn ensure_publication(client: &Client, name: &str, tables: &[TableName]) -> Result<()> {
-    let exists = client.query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name]).await?.is_some();
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await?
+        .is_some();
     if exists {
         return Ok(());
     }
     let target = if tables.is_empty() {
         "FOR ALL TABLES".to_string()
     } else {
-        format!("FOR TABLE {}", tables.iter().map(qualified).collect::<Vec<_>>().join(", "))
+        format!(
+            "FOR TABLE {}",
+            tables.iter().map(qualified).collect::<Vec<_>>().join(", ")
+        )
     };
     client
         .batch_execute(&format!("CREATE PUBLICATION {} {target}", quote_ident(name)))
@@ -152,7 +165,8 @@ pub async fn ensure_publication(client: &Client, name: &str, tables: &[TableName
 }
 
 fn db_message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_string())
 }
 
 /// The tables a publication covers, with their OIDs.
@@ -166,7 +180,15 @@ pub async fn published_tables(client: &Client, publication: &str) -> Result<Vec<
             &[&publication],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get::<_, u32>(0), TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, u32>(0),
+                TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            )
+        })
+        .collect())
 }
 
 /// Reads a table's shape from the catalog (as of the client's snapshot).
@@ -218,7 +240,12 @@ pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<Tab
             }
         })
         .collect();
-    Ok(TableSchema { name, relation_oid: oid, columns, replica_identity: ident })
+    Ok(TableSchema {
+        name,
+        relation_oid: oid,
+        columns,
+        replica_identity: ident,
+    })
 }
 
 /// Errors when changes to the table could not be captured row by row.
@@ -236,7 +263,10 @@ pub fn check_identity(schema: &TableSchema) -> Result<()> {
 
 /// Errors unless the role may read the table (needed for the initial copy).
 pub async fn check_select(client: &impl GenericClient, oid: u32, name: &TableName) -> Result<()> {
-    let ok: bool = client.query_one("SELECT has_table_privilege($1::oid, 'SELECT')", &[&oid]).await?.get(0);
+    let ok: bool = client
+        .query_one("SELECT has_table_privilege($1::oid, 'SELECT')", &[&oid])
+        .await?
+        .get(0);
     if !ok {
         return Err(CaptureError::Setup(format!(
             "the role may not read {name} (GRANT SELECT ON {} TO <role>)",
@@ -248,5 +278,8 @@ pub async fn check_select(client: &impl GenericClient, oid: u32, name: &TableNam
 
 /// `format_type` for a type OID and modifier (names for Relation messages).
 pub async fn type_name(client: &Client, oid: u32, typmod: i32) -> Result<String> {
-    Ok(client.query_one("SELECT format_type($1::oid, $2::int)", &[&oid, &typmod]).await?.get(0))
+    Ok(client
+        .query_one("SELECT format_type($1::oid, $2::int)", &[&oid, &typmod])
+        .await?
+        .get(0))
 }

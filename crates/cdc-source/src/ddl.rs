@@ -39,7 +39,16 @@ pub async fn install(client: &Client, publication: &str, superuser: bool) -> Res
     if !superuser {
         return Ok(false);
     }
-    let suffix: String = publication.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let suffix: String = publication
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let f_end = quote_ident(&format!("asof_ddl_end_{suffix}"));
     let f_rw = quote_ident(&format!("asof_ddl_rewrite_{suffix}"));
     let f_drop = quote_ident(&format!("asof_ddl_drop_{suffix}"));
@@ -114,10 +123,13 @@ CREATE EVENT TRIGGER {t_end} ON ddl_command_end EXECUTE FUNCTION public.{f_end}(
 CREATE EVENT TRIGGER {t_drop} ON sql_drop EXECUTE FUNCTION public.{f_drop}();
 "#
     );
-    client.batch_execute(&sql).await.map_err(|e| match e.code().map(|c| c.code()) {
-        Some("42501") => CaptureError::Setup("cannot install the DDL capture triggers: permission denied".into()),
-        _ => CaptureError::Sql(e),
-    })?;
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| match e.code().map(|c| c.code()) {
+            Some("42501") => CaptureError::Setup("cannot install the DDL capture triggers: permission denied".into()),
+            _ => CaptureError::Sql(e),
+        })?;
     Ok(true)
 }
 
@@ -156,8 +168,10 @@ pub struct DdlEvent {
 
 /// Decodes an `asof.ddl` message.
 pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent> {
-    let m: DdlMessage = serde_json::from_slice(content)
-        .map_err(|e| CaptureError::Protocol { lsn: changelog::Lsn::ZERO, message: format!("bad DDL message: {e}") })?;
+    let m: DdlMessage = serde_json::from_slice(content).map_err(|e| CaptureError::Protocol {
+        lsn: changelog::Lsn::ZERO,
+        message: format!("bad DDL message: {e}"),
+    })?;
     let ident = match m.ident.as_str() {
         "d" => ReplicaIdentity::Default,
         "f" => ReplicaIdentity::Full,
@@ -166,7 +180,11 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent> {
     };
     let has_pk = m.columns.iter().any(|c| c.pk);
     let has_ri = m.columns.iter().any(|c| c.ri);
-    let missing = m.columns.iter().filter_map(|c| c.missing.as_ref().map(|v| (c.name.clone(), Datum::text(v.clone())))).collect();
+    let missing = m
+        .columns
+        .iter()
+        .filter_map(|c| c.missing.as_ref().map(|v| (c.name.clone(), Datum::text(v.clone()))))
+        .collect();
     let columns = m
         .columns
         .into_iter()
@@ -177,11 +195,22 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent> {
                 ReplicaIdentity::Full => true,
                 _ => false,
             };
-            Column { name: c.name, type_oid: c.type_oid, type_name: c.type_name, type_modifier: c.typmod, is_key }
+            Column {
+                name: c.name,
+                type_oid: c.type_oid,
+                type_name: c.type_name,
+                type_modifier: c.typmod,
+                is_key,
+            }
         })
         .collect();
     Ok(DdlEvent {
-        schema: TableSchema { name: TableName::new(m.schema, m.name), relation_oid: m.oid, columns, replica_identity: ident },
+        schema: TableSchema {
+            name: TableName::new(m.schema, m.name),
+            relation_oid: m.oid,
+            columns,
+            replica_identity: ident,
+        },
         missing,
         rewrite: m.rewrite,
     })
@@ -194,17 +223,25 @@ struct DropMessage {
 
 /// Decodes an `asof.drop` message into the dropped table's OID.
 pub fn parse_drop(content: &[u8]) -> Result<u32> {
-    let m: DropMessage = serde_json::from_slice(content)
-        .map_err(|e| CaptureError::Protocol { lsn: changelog::Lsn::ZERO, message: format!("bad drop message: {e}") })?;
+    let m: DropMessage = serde_json::from_slice(content).map_err(|e| CaptureError::Protocol {
+        lsn: changelog::Lsn::ZERO,
+        message: format!("bad drop message: {e}"),
+    })?;
     Ok(m.oid)
 }
 
 /// Decodes an `asof.row` message into (table OID, row values).
 pub fn parse_row(content: &[u8]) -> Result<(u32, Vec<Datum>)> {
-    let bad = |m: &str| CaptureError::Protocol { lsn: changelog::Lsn::ZERO, message: format!("bad row message: {m}") };
+    let bad = |m: &str| CaptureError::Protocol {
+        lsn: changelog::Lsn::ZERO,
+        message: format!("bad row message: {m}"),
+    };
     let colon = content.iter().position(|b| *b == b':').ok_or_else(|| bad("no table"))?;
     let (oid, rest) = content.split_at(colon);
-    let oid: u32 = std::str::from_utf8(oid).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad("table oid"))?;
+    let oid: u32 = std::str::from_utf8(oid)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("table oid"))?;
     let row = crate::text_formats::parse_record(rest.get(1..).unwrap_or_default()).map_err(|e| bad(&e.to_string()))?;
     Ok((oid, row))
 }

@@ -60,13 +60,26 @@ pub async fn copy_tables(
     plan: &CopyPlan<'_>,
     mut progress: impl FnMut(&CopyProgress),
 ) -> Result<u64> {
-    let CopyPlan { snapshot_name, tables, base_lsn, end_lsn } = *plan;
+    let CopyPlan {
+        snapshot_name,
+        tables,
+        base_lsn,
+        end_lsn,
+    } = *plan;
     let txn = client.transaction().await?;
-    txn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
-    txn.batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", catalog::quote_literal(snapshot_name))).await?;
+    txn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    txn.batch_execute(&format!(
+        "SET TRANSACTION SNAPSHOT {}",
+        catalog::quote_literal(snapshot_name)
+    ))
+    .await?;
     let mut sp = store.begin_spill(base_lsn)?;
     let mut chunk: Vec<ChangeRecord> = Vec::with_capacity(CHUNK_ROWS + 2);
-    let mut p = CopyProgress { tables_total: tables.len(), ..CopyProgress::default() };
+    let mut p = CopyProgress {
+        tables_total: tables.len(),
+        ..CopyProgress::default()
+    };
     let mut values = Vec::new();
     for &oid in tables {
         let schema = catalog::describe_table(&txn, oid).await?;
@@ -77,7 +90,13 @@ pub async fn copy_tables(
         let width = schema.columns.len();
         let sql = format!("COPY {} ({}) TO STDOUT", qualified(&schema.name), cols.join(", "));
         let table = assembler.register(schema.clone());
-        chunk.push(ChangeRecord::Schema { table, change: SchemaChange::Define { schema, backfill: Vec::new() } });
+        chunk.push(ChangeRecord::Schema {
+            table,
+            change: SchemaChange::Define {
+                schema,
+                backfill: Vec::new(),
+            },
+        });
         chunk.push(ChangeRecord::ReadStart { table });
         let stream = txn.copy_out(&sql).await?;
         pin_mut!(stream);
@@ -114,12 +133,20 @@ pub async fn copy_tables(
             }
         }
         if !carry.is_empty() {
-            return Err(CaptureError::Protocol { lsn: base_lsn, message: "COPY data ended inside a row".into() });
+            return Err(CaptureError::Protocol {
+                lsn: base_lsn,
+                message: "COPY data ended inside a row".into(),
+            });
         }
         p.tables_done += 1;
         progress(&p);
     }
-    let commit = CommitInfo { commit_lsn: base_lsn, end_lsn, commit_time: CommitTime::now(), xid: Xid(0) };
+    let commit = CommitInfo {
+        commit_lsn: base_lsn,
+        end_lsn,
+        commit_time: CommitTime::now(),
+        xid: Xid(0),
+    };
     store.finish_spill(sp, &commit, &chunk)?;
     txn.commit().await?;
     Ok(p.rows)
@@ -132,13 +159,22 @@ fn push_row(
     values: &mut Vec<changelog::Datum>,
     chunk: &mut Vec<ChangeRecord>,
 ) -> Result<()> {
-    parse_copy_line(line, values).map_err(|e| CaptureError::Protocol { lsn: Lsn::ZERO, message: e.to_string() })?;
+    parse_copy_line(line, values).map_err(|e| CaptureError::Protocol {
+        lsn: Lsn::ZERO,
+        message: e.to_string(),
+    })?;
     if values.len() != width && !(width == 0 && values.len() == 1) {
-        return Err(CaptureError::Protocol { lsn: Lsn::ZERO, message: "COPY row has the wrong number of columns".into() });
+        return Err(CaptureError::Protocol {
+            lsn: Lsn::ZERO,
+            message: "COPY row has the wrong number of columns".into(),
+        });
     }
     if width == 0 {
         values.clear();
     }
-    chunk.push(ChangeRecord::Read { table, row: RowImage(std::mem::take(values)) });
+    chunk.push(ChangeRecord::Read {
+        table,
+        row: RowImage(std::mem::take(values)),
+    });
     Ok(())
 }

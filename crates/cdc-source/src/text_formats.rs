@@ -39,7 +39,11 @@ pub fn parse_copy_line(line: &[u8], out: &mut Vec<Datum>) -> Result<(), TextForm
                 continue;
             }
             let Some(&e) = field.get(i + 1) else {
-                return Err(TextFormatError { format: "COPY text", offset: i, what: "backslash at end of field" });
+                return Err(TextFormatError {
+                    format: "COPY text",
+                    offset: i,
+                    what: "backslash at end of field",
+                });
             };
             i += 2;
             match e {
@@ -93,7 +97,11 @@ pub fn parse_copy_line(line: &[u8], out: &mut Vec<Datum>) -> Result<(), TextForm
 /// empty field is NULL, `""` is the empty string, and inside quotes `""`
 /// and `\x` stand for `"` and `x`.
 pub fn parse_record(text: &[u8]) -> Result<Vec<Datum>, TextFormatError> {
-    let err = |offset, what| TextFormatError { format: "record", offset, what };
+    let err = |offset, what| TextFormatError {
+        format: "record",
+        offset,
+        what,
+    };
     let inner = text
         .strip_prefix(b"(")
         .and_then(|t| t.strip_suffix(b")"))
@@ -134,7 +142,11 @@ pub fn parse_record(text: &[u8]) -> Result<Vec<Datum>, TextFormatError> {
                 }
             }
         }
-        out.push(if v.is_empty() && !quoted_any { Datum::Null } else { Datum::Text(v) });
+        out.push(if v.is_empty() && !quoted_any {
+            Datum::Null
+        } else {
+            Datum::Text(v)
+        });
         if inner.get(i) == Some(&b',') {
             i += 1;
         } else {
@@ -145,6 +157,7 @@ pub fn parse_record(text: &[u8]) -> Result<Vec<Datum>, TextFormatError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -162,7 +175,10 @@ mod tests {
 
     #[test]
     fn records() {
-        assert_eq!(parse_record(b"(1,,\"\",\"a \"\"b\"\"\",\"x\\\\y\")").unwrap(), vec![t("1"), Datum::Null, t(""), t("a \"b\""), t("x\\y")]);
+        assert_eq!(
+            parse_record(b"(1,,\"\",\"a \"\"b\"\"\",\"x\\\\y\")").unwrap(),
+            vec![t("1"), Datum::Null, t(""), t("a \"b\""), t("x\\y")]
+        );
         assert_eq!(parse_record(b"()").unwrap(), vec![Datum::Null]);
         assert!(parse_record(b"(1,\"open)").is_err());
         assert!(parse_record(b"1,2").is_err());

@@ -54,33 +54,31 @@ impl Writer {
     pub fn spawn(store: Store) -> std::io::Result<Writer> {
         let (tx, mut cmd_rx) = mpsc::channel::<WriterCmd>(4);
         let (ev_tx, rx) = mpsc::unbounded_channel();
-        let handle = std::thread::Builder::new()
-            .name("asof-writer".into())
-            .spawn(move || {
-                let mut store = store;
-                let mut spill: Option<SpillTxn> = None;
-                while let Some(cmd) = cmd_rx.blocking_recv() {
-                    let result = apply(&mut store, &mut spill, cmd);
-                    match result {
-                        Ok(Some(ev)) => {
-                            let _ = ev_tx.send(ev);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            let _ = ev_tx.send(WriterEvent::Failed(e));
-                            break;
-                        }
+        let handle = std::thread::Builder::new().name("asof-writer".into()).spawn(move || {
+            let mut store = store;
+            let mut spill: Option<SpillTxn> = None;
+            while let Some(cmd) = cmd_rx.blocking_recv() {
+                let result = apply(&mut store, &mut spill, cmd);
+                match result {
+                    Ok(Some(ev)) => {
+                        let _ = ev_tx.send(ev);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = ev_tx.send(WriterEvent::Failed(e));
+                        break;
                     }
                 }
-                // A spilled transaction cut off by a lost connection is sent
-                // again from its start; remove what was written of it.
-                if let Some(sp) = spill.take() {
-                    if let Err(e) = store.abort_spill(sp) {
-                        tracing::warn!("could not remove a partly written transaction: {e}");
-                    }
+            }
+            // A spilled transaction cut off by a lost connection is sent
+            // again from its start; remove what was written of it.
+            if let Some(sp) = spill.take() {
+                if let Err(e) = store.abort_spill(sp) {
+                    tracing::warn!("could not remove a partly written transaction: {e}");
                 }
-                store
-            })?;
+            }
+            store
+        })?;
         Ok(Writer { tx, rx, handle })
     }
 
@@ -118,11 +116,19 @@ fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, cmd: WriterCmd) -> Res
             let total = u64::from(sp.records()) + records.len() as u64;
             store.finish_spill(sp, &commit, &records)?;
             let lsn = store.watermark().map_or(Lsn::ZERO, |w| w.end_lsn);
-            Ok(Some(WriterEvent::Durable { lsn, records: total, txns: 1 }))
+            Ok(Some(WriterEvent::Durable {
+                lsn,
+                records: total,
+                txns: 1,
+            }))
         }
         WriterCmd::NoteScanned(lsn) => {
             store.note_scanned(lsn)?;
-            Ok(Some(WriterEvent::Durable { lsn: store.scanned_through(), records: 0, txns: 0 }))
+            Ok(Some(WriterEvent::Durable {
+                lsn: store.scanned_through(),
+                records: 0,
+                txns: 0,
+            }))
         }
     }
 }

@@ -40,10 +40,16 @@ pub fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, CorruptEncoding> {
     let mut v: u64 = 0;
     let mut shift = 0u32;
     loop {
-        let b = *buf.get(*pos).ok_or(CorruptEncoding { offset: *pos, what: "varint" })?;
+        let b = *buf.get(*pos).ok_or(CorruptEncoding {
+            offset: *pos,
+            what: "varint",
+        })?;
         *pos += 1;
         if shift >= 64 {
-            return Err(CorruptEncoding { offset: *pos, what: "varint too long" });
+            return Err(CorruptEncoding {
+                offset: *pos,
+                what: "varint too long",
+            });
         }
         v |= u64::from(b & 0x7F) << shift;
         if b & 0x80 == 0 {
@@ -83,17 +89,16 @@ fn encode_datum(out: &mut Vec<u8>, d: DatumRef<'_>) {
 
 /// Decodes a row into `out` (cleared first) as borrowed slices of `buf`,
 /// starting at `*pos` and advancing it past the row.
-pub fn decode_row_into<'a>(
-    buf: &'a [u8],
-    pos: &mut usize,
-    out: &mut Vec<DatumRef<'a>>,
-) -> Result<(), CorruptEncoding> {
+pub fn decode_row_into<'a>(buf: &'a [u8], pos: &mut usize, out: &mut Vec<DatumRef<'a>>) -> Result<(), CorruptEncoding> {
     out.clear();
     let n = get_varint(buf, pos)?;
     // Each datum takes at least one byte, so a larger count is corrupt; this
     // also bounds the allocation.
     if n > (buf.len().saturating_sub(*pos)) as u64 {
-        return Err(CorruptEncoding { offset: *pos, what: "column count beyond end" });
+        return Err(CorruptEncoding {
+            offset: *pos,
+            what: "column count beyond end",
+        });
     }
     for _ in 0..n {
         let code = get_varint(buf, pos)?;
@@ -101,13 +106,21 @@ pub fn decode_row_into<'a>(
             0 => DatumRef::Null,
             1 => DatumRef::Missing,
             len => {
-                let len = usize::try_from(len - 2)
-                    .map_err(|_| CorruptEncoding { offset: *pos, what: "value length" })?;
+                let len = usize::try_from(len - 2).map_err(|_| CorruptEncoding {
+                    offset: *pos,
+                    what: "value length",
+                })?;
                 let end = pos
                     .checked_add(len)
                     .filter(|e| *e <= buf.len())
-                    .ok_or(CorruptEncoding { offset: *pos, what: "value beyond end" })?;
-                let s = buf.get(*pos..end).ok_or(CorruptEncoding { offset: *pos, what: "value" })?;
+                    .ok_or(CorruptEncoding {
+                        offset: *pos,
+                        what: "value beyond end",
+                    })?;
+                let s = buf.get(*pos..end).ok_or(CorruptEncoding {
+                    offset: *pos,
+                    what: "value",
+                })?;
                 *pos = end;
                 DatumRef::Text(s)
             }

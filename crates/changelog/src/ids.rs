@@ -52,14 +52,20 @@ pub struct TableName {
 impl TableName {
     /// A name from its two parts.
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        TableName { schema: schema.into(), name: name.into() }
+        TableName {
+            schema: schema.into(),
+            name: name.into(),
+        }
     }
 
     /// Parses `schema.name`, or a bare `name` in `public`. Double quotes
     /// around either part are removed (`"My Schema"."Order"`).
     pub fn parse(s: &str) -> Self {
         let (schema, name) = split_qualified(s);
-        TableName { schema: schema.unwrap_or_else(|| "public".to_owned()), name }
+        TableName {
+            schema: schema.unwrap_or_else(|| "public".to_owned()),
+            name,
+        }
     }
 }
 
@@ -109,6 +115,9 @@ mod tests {
     fn parses_names() {
         assert_eq!(TableName::parse("orders"), TableName::new("public", "orders"));
         assert_eq!(TableName::parse("shop.orders"), TableName::new("shop", "orders"));
-        assert_eq!(TableName::parse("\"My.Schema\".\"Or\"\"der\""), TableName::new("My.Schema", "Or\"der"));
+        assert_eq!(
+            TableName::parse("\"My.Schema\".\"Or\"\"der\""),
+            TableName::new("My.Schema", "Or\"der")
+        );
     }
 }

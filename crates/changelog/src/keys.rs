@@ -119,7 +119,10 @@ pub fn encode_log_key(lsn: Lsn, ordinal: u32) -> [u8; 12] {
 
 /// Decodes a `log` key.
 pub fn decode_log_key(k: &[u8]) -> Result<(Lsn, u32), CorruptEncoding> {
-    Ok((Lsn(u64::from_be_bytes(take::<8>(k, 0, "lsn")?)), u32::from_be_bytes(take::<4>(k, 8, "ordinal")?)))
+    Ok((
+        Lsn(u64::from_be_bytes(take::<8>(k, 0, "lsn")?)),
+        u32::from_be_bytes(take::<4>(k, 8, "ordinal")?),
+    ))
 }
 
 /// `tables` key.
@@ -258,7 +261,10 @@ impl UserKey {
 
 /// Splits a `versions` key into its user-key bytes and commit LSN.
 pub fn split_version_key(k: &[u8]) -> Result<(&[u8], Lsn), CorruptEncoding> {
-    let cut = k.len().checked_sub(8).filter(|c| *c >= 4).ok_or(CorruptEncoding { offset: 0, what: "version key" })?;
+    let cut = k.len().checked_sub(8).filter(|c| *c >= 4).ok_or(CorruptEncoding {
+        offset: 0,
+        what: "version key",
+    })?;
     let (user, suffix) = k.split_at(cut);
     let inv = u64::from_be_bytes(take::<8>(suffix, 0, "version suffix")?);
     Ok((user, Lsn(!inv)))
@@ -299,14 +305,18 @@ mod tests {
     fn component() -> impl Strategy<Value = K> {
         prop_oneof![
             any::<i64>().prop_map(K::Int),
-            proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..6).prop_map(K::Text),
+            proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..6)
+                .prop_map(K::Text),
             Just(K::Null),
         ]
     }
 
     fn enc(keys: &[K], lsn: u64) -> Vec<u8> {
         // Column i is an int column when its first value was an int, to mimic a fixed schema.
-        let types: Vec<u32> = keys.iter().map(|k| if matches!(k, K::Int(_)) { 20 } else { 25 }).collect();
+        let types: Vec<u32> = keys
+            .iter()
+            .map(|k| if matches!(k, K::Int(_)) { 20 } else { 25 })
+            .collect();
         let texts: Vec<Vec<u8>> = keys
             .iter()
             .map(|k| match k {

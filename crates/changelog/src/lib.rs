@@ -47,10 +47,12 @@ pub use ids::{TableId, TableName, Xid};
 pub use lsn::{Lsn, ParseLsnError};
 pub use mvcc::{DiffRow, ScanRow, ScanStats, SideVersion, SEEK_AFTER_NEXTS};
 pub use record::{ChangeRecord, CommitInfo, Transaction};
-pub use schema::{Column, Projection, ReplicaIdentity, SchemaChange, SchemaHistory, SchemaVersion, SchemaVersionNo, TableSchema};
+pub use schema::{
+    Column, Projection, ReplicaIdentity, SchemaChange, SchemaHistory, SchemaVersion, SchemaVersionNo, TableSchema,
+};
 pub use store::{
-    Access, AppendOutcome, Catalog, CommitEntry, CompactStats, Durability, LogEntry, ResetKind, SourceInfo, SpillTxn, Store,
-    StoreOptions, StoredVersion, TableEntry, VersionState, Watermark, FORMAT_VERSION,
+    Access, AppendOutcome, Catalog, CommitEntry, CompactStats, Durability, LogEntry, ResetKind, SourceInfo, SpillTxn,
+    Store, StoreOptions, StoredVersion, TableEntry, VersionState, Watermark, FORMAT_VERSION,
 };
 pub use time::CommitTime;
 pub use value::{Datum, DatumRef, RowImage};

@@ -94,13 +94,22 @@ impl<'s> Walker<'s> {
         ro.set_async_io(true);
         let mut it = store.db().raw_iterator_cf_opt(store.cf_handle(cf::VERSIONS)?, ro);
         it.seek(lo);
-        Ok(Walker { it, stats: ScanStats { seeks: 1, ..ScanStats::default() }, key: Vec::new() })
+        Ok(Walker {
+            it,
+            stats: ScanStats {
+                seeks: 1,
+                ..ScanStats::default()
+            },
+            key: Vec::new(),
+        })
     }
 
     /// Loads the current entry's user key into `self.key`; `None` at the end.
     fn current(&self) -> Result<Option<(&[u8], Lsn)>> {
         match self.it.key() {
-            Some(k) => Ok(Some(keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?)),
+            Some(k) => Ok(Some(
+                keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?,
+            )),
             None => {
                 self.it.status()?;
                 Ok(None)
@@ -113,7 +122,9 @@ impl<'s> Walker<'s> {
     fn skip_to_cut(&mut self, cut: Lsn) -> Result<bool> {
         let mut steps = 0;
         loop {
-            let Some((uk, lsn)) = self.current()? else { return Ok(false) };
+            let Some((uk, lsn)) = self.current()? else {
+                return Ok(false);
+            };
             if uk != self.key.as_slice() {
                 return Ok(false);
             }
@@ -171,12 +182,18 @@ fn decode_head(v: &[u8]) -> Result<Option<(SchemaVersionNo, usize)>> {
             let sv = codec::get_varint(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
             let sv = u32::try_from(sv).map_err(|_| StoreError::Corrupt {
                 cf: cf::VERSIONS,
-                source: codec::CorruptEncoding { offset: 1, what: "schema version" },
+                source: codec::CorruptEncoding {
+                    offset: 1,
+                    what: "schema version",
+                },
             })?;
             Ok(Some((SchemaVersionNo(sv), pos)))
         }
         Some(&version_tag::TOMBSTONE) => Ok(None),
-        _ => Err(StoreError::Corrupt { cf: cf::VERSIONS, source: codec::CorruptEncoding { offset: 0, what: "tag" } }),
+        _ => Err(StoreError::Corrupt {
+            cf: cf::VERSIONS,
+            source: codec::CorruptEncoding { offset: 0, what: "tag" },
+        }),
     }
 }
 
@@ -195,16 +212,25 @@ impl Store {
         let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
         while w.begin_key()? {
             if w.skip_to_cut(cut)? {
-                let (Some(k), Some(v)) = (w.it.key(), w.it.value()) else { break };
+                let (Some(k), Some(v)) = (w.it.key(), w.it.value()) else {
+                    break;
+                };
                 let lsn = Lsn(!u64::from_be_bytes(
-                    k.get(k.len().saturating_sub(8)..).and_then(|s| s.try_into().ok()).unwrap_or([0xFF; 8]),
+                    k.get(k.len().saturating_sub(8)..)
+                        .and_then(|s| s.try_into().ok())
+                        .unwrap_or([0xFF; 8]),
                 ));
                 if dead_before.is_none_or(|r| lsn >= r) {
                     if let Some((schema, mut pos)) = decode_head(v)? {
                         let mut refs = recycle(std::mem::take(&mut spare));
                         codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
                         w.stats.rows += 1;
-                        let more = f(ScanRow { key: &w.key, lsn, schema, values: &refs })?;
+                        let more = f(ScanRow {
+                            key: &w.key,
+                            lsn,
+                            schema,
+                            values: &refs,
+                        })?;
                         spare = park(refs);
                         if !more {
                             return Ok(w.stats);
@@ -269,7 +295,11 @@ impl Store {
             if before.is_none() && after.is_none() {
                 continue;
             }
-            if !f(DiffRow { key: &key, before, after })? {
+            if !f(DiffRow {
+                key: &key,
+                before,
+                after,
+            })? {
                 break;
             }
         }

@@ -50,7 +50,12 @@ pub struct TableSchema {
 impl TableSchema {
     /// Indices of the key columns, in column order.
     pub fn key_indices(&self) -> Vec<usize> {
-        self.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect()
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_key)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Position of a column by name.
@@ -234,7 +239,13 @@ mod tests {
     use super::*;
 
     fn col(name: &str) -> Column {
-        Column { name: name.into(), type_oid: 25, type_name: "text".into(), type_modifier: -1, is_key: name == "id" }
+        Column {
+            name: name.into(),
+            type_oid: 25,
+            type_name: "text".into(),
+            type_modifier: -1,
+            is_key: name == "id",
+        }
     }
 
     fn define(no: u32, lsn: u64, cols: &[&str], backfill: &[(&str, &str)]) -> SchemaVersion {
@@ -266,7 +277,10 @@ mod tests {
         let mut out = Vec::new();
         let p = h.projection(SchemaVersionNo(0), SchemaVersionNo(1));
         p.apply(&row, &mut out);
-        assert_eq!(out, vec![DatumRef::Text(b"1"), DatumRef::Text(b"x"), DatumRef::Text(b"7")]);
+        assert_eq!(
+            out,
+            vec![DatumRef::Text(b"1"), DatumRef::Text(b"x"), DatumRef::Text(b"7")]
+        );
         // `a` was dropped and re-added: the old value must not come back.
         let p = h.projection(SchemaVersionNo(0), SchemaVersionNo(3));
         p.apply(&row, &mut out);

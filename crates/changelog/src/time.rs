@@ -95,7 +95,10 @@ mod tests {
         let t = CommitTime::from_pg_micros(0);
         assert_eq!(t.to_string(), "2000-01-01T00:00:00.000000Z");
         assert_eq!(t.pg_micros(), 0);
-        assert_eq!(CommitTime::from_unix_micros(1_500_000).to_string(), "1970-01-01T00:00:01.500000Z");
+        assert_eq!(
+            CommitTime::from_unix_micros(1_500_000).to_string(),
+            "1970-01-01T00:00:01.500000Z"
+        );
     }
 
     #[test]

@@ -26,7 +26,13 @@ resolves to the last commit at or before it; every answer states the commit it u
 #[command(name = "asof", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// The store directory.
-    #[arg(long, global = true, env = "ASOF_STORE", default_value = "./asof-data", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "ASOF_STORE",
+        default_value = "./asof-data",
+        value_name = "DIR"
+    )]
     pub store: PathBuf,
 
     #[command(subcommand)]
@@ -202,46 +208,69 @@ const TAIL_EXAMPLES: &str = "Examples:
 The role needs REPLICATION (or superuser) and SELECT on the captured tables; the server needs
 wal_level=logical. Ctrl-C or SIGTERM finishes the transaction in hand, acknowledges it and exits 0.";
 
-const SNAPSHOT_EXAMPLES: &str = concat!("Examples:
+const SNAPSHOT_EXAMPLES: &str = concat!(
+    "Examples:
   asof snapshot orders --at 2026-11-20T09:00:00Z
   asof snapshot shop.orders --at -2h --format csv > orders.csv
   asof snapshot orders --at lsn:0/16B3748 --format jsonl
 
   wrong: asof snapshot orders --at '20/11/2026 9am'
-  right: asof snapshot orders --at '2026-11-20 09:00:00+01'", "\n\n", when_note!());
+  right: asof snapshot orders --at '2026-11-20 09:00:00+01'",
+    "\n\n",
+    when_note!()
+);
 
-const GET_EXAMPLES: &str = concat!("Examples:
+const GET_EXAMPLES: &str = concat!(
+    "Examples:
   asof get orders 42 --at 2026-11-20T09:00:00Z
-  asof get order_lines 42 3 --at -1d     (composite key: values in key-column order)", "\n\n", when_note!());
+  asof get order_lines 42 3 --at -1d     (composite key: values in key-column order)",
+    "\n\n",
+    when_note!()
+);
 
 const HISTORY_EXAMPLES: &str = "Examples:
   asof history orders 42
   asof history orders 42 --format jsonl";
 
-const DIFF_EXAMPLES: &str = concat!("Examples:
+const DIFF_EXAMPLES: &str = concat!(
+    "Examples:
   asof diff orders --from 2026-11-20T09:00:00Z --to 2026-11-20T10:00:00Z
-  asof diff orders --from -1h --format jsonl", "\n\n", when_note!());
+  asof diff orders --from -1h --format jsonl",
+    "\n\n",
+    when_note!()
+);
 
-const CHANGES_EXAMPLES: &str = concat!("Examples:
+const CHANGES_EXAMPLES: &str = concat!(
+    "Examples:
   asof changes --from -10m
-  asof changes --table orders --from lsn:0/16B3748 --to now", "\n\n", when_note!());
+  asof changes --table orders --from lsn:0/16B3748 --to now",
+    "\n\n",
+    when_note!()
+);
 
-const TABLES_EXAMPLES: &str = concat!("Examples:
+const TABLES_EXAMPLES: &str = concat!(
+    "Examples:
   asof tables
-  asof tables --at 2026-11-01", "\n\n", when_note!());
+  asof tables --at 2026-11-01",
+    "\n\n",
+    when_note!()
+);
 
 const STATUS_EXAMPLES: &str = "Examples:
   asof status
   asof status --source 'host=db dbname=shop user=capture'";
 
-const COMPACT_EXAMPLES: &str = concat!("Examples:
+const COMPACT_EXAMPLES: &str = concat!(
+    "Examples:
   asof compact --before -30d
   asof compact --before 2026-10-01T00:00:00Z
 
 Answers at or after the new horizon do not change; earlier moments are refused from then on.
-Stop `asof tail` first: compaction needs the store's write lock.", "\n\n", when_note!());
+Stop `asof tail` first: compaction needs the store's write lock.",
+    "\n\n",
+    when_note!()
+);
 
 const DEMO_EXAMPLES: &str = "Examples:
   asof demo
   asof demo --keep-store ./demo-data     (then: asof --store ./demo-data snapshot orders)";
-

@@ -37,7 +37,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG").unwrap_or_else(|_| "warn,asof=info,cdc_source=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG")
+                .unwrap_or_else(|_| "warn,asof=info,cdc_source=info".into()),
         )
         .with_writer(io::stderr)
         .with_target(false)
@@ -50,8 +51,10 @@ fn main() -> ExitCode {
 
 fn report(e: &anyhow::Error) -> ExitCode {
     let broken_pipe = |c: &(dyn std::error::Error + 'static)| {
-        c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind)
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
                 == Some(io::ErrorKind::BrokenPipe)
     };
     if e.chain().any(broken_pipe) {

@@ -20,7 +20,11 @@ impl Format {
     /// The explicit choice, else `table` on a terminal and `csv` otherwise.
     pub fn resolve(choice: Option<Format>) -> Format {
         use std::io::IsTerminal;
-        choice.unwrap_or(if io::stdout().is_terminal() { Format::Table } else { Format::Csv })
+        choice.unwrap_or(if io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Csv
+        })
     }
 }
 
@@ -83,8 +87,15 @@ pub fn json_value(d: DatumRef<'_>) -> serde_json::Value {
 }
 
 /// A JSON object of column name to value.
-pub fn json_row<'a>(columns: &[String], values: impl IntoIterator<Item = DatumRef<'a>>) -> serde_json::Map<String, serde_json::Value> {
-    columns.iter().cloned().zip(values.into_iter().map(json_value)).collect()
+pub fn json_row<'a>(
+    columns: &[String],
+    values: impl IntoIterator<Item = DatumRef<'a>>,
+) -> serde_json::Map<String, serde_json::Value> {
+    columns
+        .iter()
+        .cloned()
+        .zip(values.into_iter().map(json_value))
+        .collect()
 }
 
 /// A value as one table cell: control characters (newline, tab, ...) are
@@ -116,7 +127,10 @@ pub struct TableWriter {
 impl TableWriter {
     /// A table with these column names.
     pub fn new(header: Vec<String>) -> Self {
-        TableWriter { header, rows: Vec::new() }
+        TableWriter {
+            header,
+            rows: Vec::new(),
+        }
     }
 
     /// Adds a row; NULL shows as an empty cell, like psql.

@@ -30,15 +30,26 @@ impl Rng {
 
 /// Runs `asof tail --until caught-up` to completion.
 fn catch_up(asof: &std::path::Path, store: &std::path::Path, conn: &str) {
-    let ok = Command::new(asof).arg("--store").arg(store).args(["tail", conn, "--until", "caught-up"]).status().expect("tail");
+    let ok = Command::new(asof)
+        .arg("--store")
+        .arg(store)
+        .args(["tail", conn, "--until", "caught-up"])
+        .status()
+        .expect("tail");
     assert!(ok.success());
 }
 
 #[test]
 fn killed_tail_loses_and_doubles_nothing() {
-    let seed = std::env::var("ASOF_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
-    });
+    let seed = std::env::var("ASOF_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
     eprintln!("crash test seed: {seed} (replay with ASOF_CRASH_SEED={seed})");
     let mut rng = Rng(seed);
     let pg = PgCluster::start().expect("postgres");
@@ -58,7 +69,11 @@ fn killed_tail_loses_and_doubles_nothing() {
     // Start history (slot + initial copy) before the workload.
     catch_up(&asof, &store, &conn);
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let client = rt.block_on(connect(&pg, "postgres"));
     let mut observations = vec![rt.block_on(observe(&client, &TABLES))];
     let mut kills = 0;
@@ -96,7 +111,10 @@ fn killed_tail_loses_and_doubles_nothing() {
                 1000 + txn * 10,
                 1009 + txn * 10
             ),
-            _ => format!("UPDATE t SET v = v || '.' WHERE id = {id}; DELETE FROM t WHERE id = {}", id + 1),
+            _ => format!(
+                "UPDATE t SET v = v || '.' WHERE id = {id}; DELETE FROM t WHERE id = {}",
+                id + 1
+            ),
         };
         // Every transaction also touches one row, so each one is sent and
         // stored; its xid is kept to check it is stored exactly once.
@@ -132,8 +150,17 @@ fn killed_tail_loses_and_doubles_nothing() {
     assert_matches(&store, &observations);
     // Exactly the workload's transactions, each once, in commit order,
     // after the initial copy (xid 0).
-    let stored: Vec<u32> = store.commits(Lsn::ZERO, Lsn::MAX).expect("commits").iter().map(|c| c.xid.0).collect();
+    let stored: Vec<u32> = store
+        .commits(Lsn::ZERO, Lsn::MAX)
+        .expect("commits")
+        .iter()
+        .map(|c| c.xid.0)
+        .collect();
     assert_eq!(stored.first(), Some(&0), "the initial copy comes first");
-    assert_eq!(&stored[1..], &xids[..], "every transaction stored exactly once, in order");
+    assert_eq!(
+        &stored[1..],
+        &xids[..],
+        "every transaction stored exactly once, in order"
+    );
     assert!(kills > 0);
 }

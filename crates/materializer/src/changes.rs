@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use changelog::keys::{self, UserKey};
-use changelog::{ChangeRecord, CommitEntry, Datum, Lsn, RowImage, SchemaVersionNo, Store, TableId, TableName, VersionState};
+use changelog::{
+    ChangeRecord, CommitEntry, Datum, Lsn, RowImage, SchemaVersionNo, Store, TableId, TableName, VersionState,
+};
 
 use crate::cut::Cut;
 use crate::error::{QueryError, Result};
@@ -75,8 +77,13 @@ pub fn changes(
     let mut result = Ok(());
     store.for_each_log_entry(start, to.lsn, |e| {
         if txn.commit.as_ref().is_none_or(|c| c.commit_lsn != e.commit_lsn) {
-            let Some(c) = store.commit(e.commit_lsn)? else { return Ok(true) };
-            txn = TxnView { commit: Some(c), ..TxnView::default() };
+            let Some(c) = store.commit(e.commit_lsn)? else {
+                return Ok(true);
+            };
+            txn = TxnView {
+                commit: Some(c),
+                ..TxnView::default()
+            };
         }
         match txn.events(store, &e.record, e.ordinal, tables) {
             Ok(events) => {
@@ -151,19 +158,30 @@ impl TxnView {
             }
             return Ok(Vec::new());
         }
-        let Some(commit) = self.commit else { return Ok(Vec::new()) };
+        let Some(commit) = self.commit else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for t in rec.tables() {
             if only.is_some_and(|s| !s.contains(t)) {
                 continue;
             }
-            let Some(entry) = store.catalog().table(*t) else { continue };
+            let Some(entry) = store.catalog().table(*t) else {
+                continue;
+            };
             let Some(sv) = self.version(store, *t) else { continue };
-            let Some(schema) = entry.history.get(sv).and_then(|v| v.schema()) else { continue };
+            let Some(schema) = entry.history.get(sv).and_then(|v| v.schema()) else {
+                continue;
+            };
             let columns: Vec<String> = schema.column_names().map(String::from).collect();
             let key_of = |row: &RowImage| -> UserKey {
                 let types: Vec<u32> = schema.columns.iter().filter(|c| c.is_key).map(|c| c.type_oid).collect();
-                let vals = schema.columns.iter().zip(&row.0).filter(|(c, _)| c.is_key).map(|(_, d)| d.as_ref());
+                let vals = schema
+                    .columns
+                    .iter()
+                    .zip(&row.0)
+                    .filter(|(c, _)| c.is_key)
+                    .map(|(_, d)| d.as_ref());
                 keys::encode_user_key(*t, &types, vals)
             };
             let (op, before, after) = match rec {
@@ -187,7 +205,9 @@ impl TxnView {
                 }
                 ChangeRecord::Delete { old, .. } => {
                     let k = key_of(old);
-                    let before = self.before(store, &k, commit.commit_lsn, sv, *t)?.or_else(|| Some(old.0.clone()));
+                    let before = self
+                        .before(store, &k, commit.commit_lsn, sv, *t)?
+                        .or_else(|| Some(old.0.clone()));
                     self.images.insert(k.0, None);
                     (ChangeOp::Delete, before, None)
                 }
@@ -198,20 +218,39 @@ impl TxnView {
                 }
                 ChangeRecord::ReadStart { .. } | ChangeRecord::Schema { .. } => continue,
             };
-            out.push(ChangeEvent { commit, ordinal, table: schema.name.clone(), columns, op, before, after });
+            out.push(ChangeEvent {
+                commit,
+                ordinal,
+                table: schema.name.clone(),
+                columns,
+                op,
+                before,
+                after,
+            });
         }
         Ok(out)
     }
 
     /// The full row before this change: an earlier image in the same
     /// transaction, else the version visible just before the transaction.
-    fn before(&self, store: &Store, key: &UserKey, lsn: Lsn, sv: SchemaVersionNo, t: TableId) -> Result<Option<Vec<Datum>>> {
+    fn before(
+        &self,
+        store: &Store,
+        key: &UserKey,
+        lsn: Lsn,
+        sv: SchemaVersionNo,
+        t: TableId,
+    ) -> Result<Option<Vec<Datum>>> {
         if let Some(img) = self.images.get(&key.0) {
             return Ok(img.clone());
         }
         let prev_cut = Lsn(lsn.0.saturating_sub(1));
-        let Some(entry) = store.catalog().table(t) else { return Ok(None) };
-        let Some(v) = store.version_at(key, prev_cut)? else { return Ok(None) };
+        let Some(entry) = store.catalog().table(t) else {
+            return Ok(None);
+        };
+        let Some(v) = store.version_at(key, prev_cut)? else {
+            return Ok(None);
+        };
         if !entry.survives_resets(v.lsn, prev_cut) {
             return Ok(None);
         }

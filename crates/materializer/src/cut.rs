@@ -22,7 +22,11 @@ pub struct Cut {
 impl Cut {
     /// The cut at a stored commit.
     pub fn from_commit(c: &CommitEntry) -> Cut {
-        Cut { lsn: c.commit_lsn, commit_time: c.commit_time, xid: c.xid }
+        Cut {
+            lsn: c.commit_lsn,
+            commit_time: c.commit_time,
+            xid: c.xid,
+        }
     }
 }
 
@@ -50,12 +54,21 @@ pub fn resolve(store: &Store, when: When, now: CommitTime) -> Result<Resolved> {
     let latest = store.commit(mark.commit_lsn)?.ok_or(QueryError::EmptyStore)?;
     let asked = when.to_string();
     let earliest = || -> Result<QueryError> {
-        let first = store.first_commit_lsn().and_then(|l| store.commit(l).transpose()).transpose()?;
+        let first = store
+            .first_commit_lsn()
+            .and_then(|l| store.commit(l).transpose())
+            .transpose()?;
         let first = first.map(|c| Cut::from_commit(&c)).unwrap_or(Cut::from_commit(&latest));
         Ok(if store.horizon().is_some() {
-            QueryError::BeforeHorizon { asked: asked.clone(), earliest: first }
+            QueryError::BeforeHorizon {
+                asked: asked.clone(),
+                earliest: first,
+            }
         } else {
-            QueryError::BeforeHistory { asked: asked.clone(), earliest: first }
+            QueryError::BeforeHistory {
+                asked: asked.clone(),
+                earliest: first,
+            }
         })
     };
     let (commit, beyond) = match when {
@@ -70,7 +83,10 @@ pub fn resolve(store: &Store, when: When, now: CommitTime) -> Result<Resolved> {
         When::Time(_) | When::Relative(_) => {
             let t = when.to_time(now).unwrap_or(now);
             match store.commit_at_or_before_time(t)? {
-                Some(c) => (c, (t > latest.commit_time && c.commit_lsn == latest.commit_lsn).then(|| store.scanned_through())),
+                Some(c) => (
+                    c,
+                    (t > latest.commit_time && c.commit_lsn == latest.commit_lsn).then(|| store.scanned_through()),
+                ),
                 None => return Err(earliest()?),
             }
         }
@@ -78,5 +94,8 @@ pub fn resolve(store: &Store, when: When, now: CommitTime) -> Result<Resolved> {
     if store.horizon().is_some_and(|h| commit.commit_lsn < h) {
         return Err(earliest()?);
     }
-    Ok(Resolved { cut: Cut::from_commit(&commit), beyond_log: beyond })
+    Ok(Resolved {
+        cut: Cut::from_commit(&commit),
+        beyond_log: beyond,
+    })
 }

@@ -64,7 +64,9 @@ pub struct HistoryEntry {
 /// re-read removed it while it existed. Transactions that inserted and
 /// deleted the row within themselves leave no entry.
 pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<HistoryEntry>> {
-    let Some(entry) = store.catalog().table(table.id) else { return Ok(Vec::new()) };
+    let Some(entry) = store.catalog().table(table.id) else {
+        return Ok(Vec::new());
+    };
     let mut versions = store.versions_of(key)?;
     versions.reverse();
     let horizon = store.horizon();
@@ -122,13 +124,22 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
         // Rows read with the columns of their own moment (the horizon's,
         // for a base version written earlier).
         let version = entry.history.at(cut_lsn);
-        let columns: Vec<String> =
-            version.and_then(|v| v.schema()).map(|s| s.column_names().map(String::from).collect()).unwrap_or_default();
+        let columns: Vec<String> = version
+            .and_then(|v| v.schema())
+            .map(|s| s.column_names().map(String::from).collect())
+            .unwrap_or_default();
         let row = match (row, version) {
-            (Some((schema, values)), Some(v)) if after => Some(Projector::new(&entry.history, v.version).owned(schema, &values)),
+            (Some((schema, values)), Some(v)) if after => {
+                Some(Projector::new(&entry.history, v.version).owned(schema, &values))
+            }
             _ => None,
         };
-        out.push(HistoryEntry { cut: Cut::from_commit(&commit), op, row, columns });
+        out.push(HistoryEntry {
+            cut: Cut::from_commit(&commit),
+            op,
+            row,
+            columns,
+        });
     }
     Ok(out)
 }
@@ -171,7 +182,9 @@ pub fn diff(
     if from.lsn > to.lsn {
         return Err(QueryError::ReversedRange { from, to });
     }
-    let Some(entry) = store.catalog().table(to_table.id) else { return Ok(Default::default()) };
+    let Some(entry) = store.catalog().table(to_table.id) else {
+        return Ok(Default::default());
+    };
     let dead_from = match from_table {
         Some(t) if t.id == to_table.id => entry.last_reset_at(from.lsn),
         // The table did not exist (as this table) at `from`: nothing before.
@@ -183,7 +196,10 @@ pub fn diff(
     store.scan_diff(to_table.id, (from.lsn, dead_from), (to.lsn, dead_to), |row| {
         let after = row.after.map(|a| to_proj.owned(a.schema, &a.values));
         let (before, before_in_to) = match (&row.before, from_proj.as_mut()) {
-            (Some(b), Some(p)) => (Some(p.owned(b.schema, &b.values)), Some(to_proj.owned(b.schema, &b.values))),
+            (Some(b), Some(p)) => (
+                Some(p.owned(b.schema, &b.values)),
+                Some(to_proj.owned(b.schema, &b.values)),
+            ),
             _ => (None, None),
         };
         let kind = match (&before, &after) {

@@ -52,7 +52,12 @@ pub struct Reference {
 
 fn key_of(t: TableId, schema: &TableSchema, row: &[Datum]) -> Vec<u8> {
     let types: Vec<u32> = schema.columns.iter().filter(|c| c.is_key).map(|c| c.type_oid).collect();
-    let vals = schema.columns.iter().zip(row).filter(|(c, _)| c.is_key).map(|(_, d)| d.as_ref());
+    let vals = schema
+        .columns
+        .iter()
+        .zip(row)
+        .filter(|(c, _)| c.is_key)
+        .map(|(_, d)| d.as_ref());
     encode_user_key(t, &types, vals).0
 }
 
@@ -62,7 +67,10 @@ fn apply_schema(ts: &mut TableState, change: &SchemaChange) {
         SchemaChange::Drop => *ts = TableState::default(),
         SchemaChange::Define { schema, backfill } => {
             let Some(old) = ts.schema.take() else {
-                *ts = TableState { schema: Some(schema.clone()), rows: BTreeMap::new() };
+                *ts = TableState {
+                    schema: Some(schema.clone()),
+                    rows: BTreeMap::new(),
+                };
                 return;
             };
             for row in ts.rows.values_mut() {
@@ -71,7 +79,10 @@ fn apply_schema(ts: &mut TableState, change: &SchemaChange) {
                     .iter()
                     .map(|c| match old.column_index(&c.name) {
                         Some(i) => row.get(i).cloned().unwrap_or(Datum::Missing),
-                        None => backfill.iter().find(|(n, _)| *n == c.name).map_or(Datum::Null, |(_, d)| d.clone()),
+                        None => backfill
+                            .iter()
+                            .find(|(n, _)| *n == c.name)
+                            .map_or(Datum::Null, |(_, d)| d.clone()),
                     })
                     .collect();
                 *row = new_row;
@@ -168,7 +179,12 @@ impl Reference {
                 }
             }
         }
-        self.steps.push(Step { lsn, state, touched, schema_changes });
+        self.steps.push(Step {
+            lsn,
+            state,
+            touched,
+            schema_changes,
+        });
     }
 
     fn step_index_at(&self, cut: Lsn) -> Option<usize> {
@@ -177,7 +193,9 @@ impl Reference {
 
     /// The state after the last transaction with commit LSN `<= cut`.
     pub fn state_at(&self, cut: Lsn) -> Option<&State> {
-        self.step_index_at(cut).and_then(|i| self.steps.get(i)).map(|s| &s.state)
+        self.step_index_at(cut)
+            .and_then(|i| self.steps.get(i))
+            .map(|s| &s.state)
     }
 
     /// A table's rows at `cut` in key order; `None` when it did not exist.
@@ -190,7 +208,13 @@ impl Reference {
     /// Tables existing at `cut`.
     pub fn tables_at(&self, cut: Lsn) -> Vec<TableId> {
         self.state_at(cut)
-            .map(|s| s.tables.iter().filter(|(_, ts)| ts.schema.is_some()).map(|(t, _)| *t).collect())
+            .map(|s| {
+                s.tables
+                    .iter()
+                    .filter(|(_, ts)| ts.schema.is_some())
+                    .map(|(t, _)| *t)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -226,13 +250,19 @@ impl Reference {
     /// touched it and its earlier values, carried through the schema changes
     /// in between, are not its later values.
     pub fn diff(&self, t: TableId, from: Lsn, to: Lsn) -> Vec<ModelDiff> {
-        let (Some(i), Some(j)) = (self.step_index_at(from), self.step_index_at(to)) else { return Vec::new() };
+        let (Some(i), Some(j)) = (self.step_index_at(from), self.step_index_at(to)) else {
+            return Vec::new();
+        };
         let empty = TableState::default();
         let steps = self.steps.get(i + 1..=j).unwrap_or_default();
         let before_ts = self.steps.get(i).and_then(|s| s.state.tables.get(&t)).unwrap_or(&empty);
         let after_ts = self.steps.get(j).and_then(|s| s.state.tables.get(&t)).unwrap_or(&empty);
-        let touched: HashSet<&Vec<u8>> =
-            steps.iter().flat_map(|s| s.touched.iter()).filter(|(tt, _)| *tt == t).map(|(_, k)| k).collect();
+        let touched: HashSet<&Vec<u8>> = steps
+            .iter()
+            .flat_map(|s| s.touched.iter())
+            .filter(|(tt, _)| *tt == t)
+            .map(|(_, k)| k)
+            .collect();
         let mut keys: Vec<&Vec<u8>> = touched.into_iter().collect();
         keys.sort();
         let mut out = Vec::new();
@@ -245,7 +275,10 @@ impl Reference {
                 (Some(b), None) => out.push((DiffKind::Deleted, Some(b.clone()), None)),
                 (Some(b), Some(a)) => {
                     // Carry the old row through the schema changes alone.
-                    let mut carried = TableState { schema: before_ts.schema.clone(), rows: BTreeMap::new() };
+                    let mut carried = TableState {
+                        schema: before_ts.schema.clone(),
+                        rows: BTreeMap::new(),
+                    };
                     carried.rows.insert(k.clone(), b.clone());
                     for s in steps {
                         for (tt, change) in &s.schema_changes {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use changelog::{Datum, DatumRef, Projection, SchemaHistory, SchemaVersionNo, ScanStats, Store, VersionState};
+use changelog::{Datum, DatumRef, Projection, ScanStats, SchemaHistory, SchemaVersionNo, Store, VersionState};
 
 use crate::cut::Cut;
 use crate::error::Result;
@@ -18,12 +18,18 @@ pub(crate) struct Projector<'h> {
 
 impl<'h> Projector<'h> {
     pub(crate) fn new(history: &'h SchemaHistory, target: SchemaVersionNo) -> Self {
-        Projector { history, target, cache: HashMap::new() }
+        Projector {
+            history,
+            target,
+            cache: HashMap::new(),
+        }
     }
 
     pub(crate) fn get(&mut self, from: SchemaVersionNo) -> &Projection {
         let (history, target) = (self.history, self.target);
-        self.cache.entry(from).or_insert_with(|| history.projection(from, target))
+        self.cache
+            .entry(from)
+            .or_insert_with(|| history.projection(from, target))
     }
 
     /// Projects owned values.
@@ -66,15 +72,19 @@ pub fn snapshot(
 /// The row with key `key` as of `cut`, in the table's column order at the
 /// cut; `None` when no such row existed then.
 pub fn get(store: &Store, table: &TableAt<'_>, key: &changelog::keys::UserKey, cut: Cut) -> Result<Option<Vec<Datum>>> {
-    let Some(entry) = store.catalog().table(table.id) else { return Ok(None) };
-    let Some(v) = store.version_at(key, cut.lsn)? else { return Ok(None) };
+    let Some(entry) = store.catalog().table(table.id) else {
+        return Ok(None);
+    };
+    let Some(v) = store.version_at(key, cut.lsn)? else {
+        return Ok(None);
+    };
     if !entry.survives_resets(v.lsn, cut.lsn) {
         return Ok(None);
     }
     match v.state {
-        VersionState::Row { schema, values } => {
-            Ok(Some(Projector::new(&entry.history, table.version.version).owned(schema, &values)))
-        }
+        VersionState::Row { schema, values } => Ok(Some(
+            Projector::new(&entry.history, table.version.version).owned(schema, &values),
+        )),
         VersionState::Deleted => Ok(None),
     }
 }

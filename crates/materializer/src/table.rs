@@ -60,7 +60,11 @@ pub fn table_at<'s>(store: &'s Store, name: &TableName, cut: Cut) -> Result<Tabl
     let mut suggestions: Vec<String> = scored.into_iter().map(|(_, n)| n).collect();
     suggestions.dedup();
     suggestions.truncate(3);
-    Err(QueryError::UnknownTable { name: name.clone(), cut, suggestions })
+    Err(QueryError::UnknownTable {
+        name: name.clone(),
+        cut,
+        suggestions,
+    })
 }
 
 /// The last cut at which a table of this name existed (for tables dropped
@@ -72,7 +76,9 @@ pub fn last_moment_of(store: &Store, name: &TableName) -> Result<Option<Cut>> {
         for (i, v) in versions.iter().enumerate() {
             if v.schema().is_some_and(|s| &s.name == name) {
                 // It existed until the next version (a drop or a rename).
-                let end = versions.get(i + 1).map_or(v.valid_from, |n| changelog::Lsn(n.valid_from.0.saturating_sub(1)));
+                let end = versions
+                    .get(i + 1)
+                    .map_or(v.valid_from, |n| changelog::Lsn(n.valid_from.0.saturating_sub(1)));
                 best = best.max(Some(end));
             }
         }
@@ -97,9 +103,17 @@ pub fn user_key(table: &TableAt<'_>, values: &[&str]) -> Result<UserKey> {
     // "no such row".
     for (c, v) in key_cols.iter().zip(values) {
         if INTEGER_TYPE_OIDS.contains(&c.type_oid) && v.trim().parse::<i64>().is_err() {
-            return Err(QueryError::BadKey { column: c.name.clone(), value: (*v).to_owned(), type_name: c.type_name.clone() });
+            return Err(QueryError::BadKey {
+                column: c.name.clone(),
+                value: (*v).to_owned(),
+                type_name: c.type_name.clone(),
+            });
         }
     }
     let types: Vec<u32> = key_cols.iter().map(|c| c.type_oid).collect();
-    Ok(keys::encode_user_key(table.id, &types, values.iter().map(|v| DatumRef::Text(v.as_bytes()))))
+    Ok(keys::encode_user_key(
+        table.id,
+        &types,
+        values.iter().map(|v| DatumRef::Text(v.as_bytes())),
+    ))
 }

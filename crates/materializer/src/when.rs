@@ -62,7 +62,10 @@ impl FromStr for When {
     type Err = ParseWhenError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| ParseWhenError { input: s.to_owned(), reason };
+        let err = |reason| ParseWhenError {
+            input: s.to_owned(),
+            reason,
+        };
         let t = s.trim();
         if t.is_empty() {
             return Err(err("it is empty"));
@@ -71,20 +74,28 @@ impl FromStr for When {
             return Ok(When::Now);
         }
         if let Some(l) = t.strip_prefix("lsn:").or_else(|| t.strip_prefix("LSN:")) {
-            return l.parse().map(When::Lsn).map_err(|_| err("the LSN is not of the form X/Y in hexadecimal"));
+            return l
+                .parse()
+                .map(When::Lsn)
+                .map_err(|_| err("the LSN is not of the form X/Y in hexadecimal"));
         }
         if t.contains('/') {
-            return t.parse().map(When::Lsn).map_err(|_| err("the LSN is not of the form X/Y in hexadecimal"));
+            return t
+                .parse()
+                .map(When::Lsn)
+                .map_err(|_| err("the LSN is not of the form X/Y in hexadecimal"));
         }
         if let Some(rest) = t.strip_prefix('-').or_else(|| t.strip_prefix('+')) {
             if rest.chars().next().is_some_and(|c| c.is_ascii_digit()) && !rest.contains(':') && rest.len() < 12 {
                 let sign = if t.starts_with('-') { -1 } else { 1 };
-                return parse_relative(rest).map(|us| When::Relative(sign * us)).ok_or_else(|| {
-                    err("a relative time is a number followed by s, m, h, d or w (e.g. -10m)")
-                });
+                return parse_relative(rest)
+                    .map(|us| When::Relative(sign * us))
+                    .ok_or_else(|| err("a relative time is a number followed by s, m, h, d or w (e.g. -10m)"));
             }
         }
-        parse_timestamp(t).map(When::Time).ok_or_else(|| err("it is not a valid timestamp"))
+        parse_timestamp(t)
+            .map(When::Time)
+            .ok_or_else(|| err("it is not a valid timestamp"))
     }
 }
 
@@ -114,7 +125,9 @@ fn parse_timestamp(s: &str) -> Option<CommitTime> {
     let (date_part, rest) = s.split_once('T').unwrap_or((s.as_str(), ""));
     let date = parse_date(date_part)?;
     if rest.is_empty() {
-        return Some(CommitTime::from_datetime(PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc()));
+        return Some(CommitTime::from_datetime(
+            PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc(),
+        ));
     }
     // Split the clock from an offset: 'Z', or the last '+'/'-'.
     let (clock, offset) = if let Some(c) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
@@ -126,7 +139,9 @@ fn parse_timestamp(s: &str) -> Option<CommitTime> {
         (rest, UtcOffset::UTC)
     };
     let time = parse_clock(clock)?;
-    Some(CommitTime::from_datetime(PrimitiveDateTime::new(date, time).assume_offset(offset)))
+    Some(CommitTime::from_datetime(
+        PrimitiveDateTime::new(date, time).assume_offset(offset),
+    ))
 }
 
 fn parse_date(s: &str) -> Option<Date> {
@@ -167,7 +182,10 @@ fn parse_offset(s: &str) -> Option<UtcOffset> {
     }
     let (h, m) = match digits.len() {
         2 => (digits.parse::<i8>().ok()?, 0),
-        4 => (digits.get(..2)?.parse::<i8>().ok()?, digits.get(2..)?.parse::<i8>().ok()?),
+        4 => (
+            digits.get(..2)?.parse::<i8>().ok()?,
+            digits.get(2..)?.parse::<i8>().ok()?,
+        ),
         _ => return None,
     };
     UtcOffset::from_hms(sign * h, sign * m, 0).ok()
@@ -206,7 +224,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "yesterday", "2026-13-01", "2026-11-20T25:00", "lsn:xyz", "-10parsecs", "1/2/3", "2026-11-20T09:00:00+99"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-11-20T25:00",
+            "lsn:xyz",
+            "-10parsecs",
+            "1/2/3",
+            "2026-11-20T09:00:00+99",
+        ] {
             let e = bad.parse::<When>().unwrap_err();
             assert!(e.to_string().contains("expected an RFC 3339"), "{bad}: {e}");
         }

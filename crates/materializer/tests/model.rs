@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use changelog::{
-    keys, ChangeRecord, Column, CommitInfo, CommitTime, Datum, Durability, Lsn, ReplicaIdentity, RowImage, SchemaChange,
-    Store, StoreOptions, TableId, TableName, TableSchema, Transaction, Xid,
+    keys, ChangeRecord, Column, CommitInfo, CommitTime, Datum, Durability, Lsn, ReplicaIdentity, RowImage,
+    SchemaChange, Store, StoreOptions, TableId, TableName, TableSchema, Transaction, Xid,
 };
 use materializer::reference::Reference;
 use materializer::{HistoryOp, QueryError, When};
@@ -16,15 +16,43 @@ use proptest::prelude::*;
 /// Abstract operations; turned into valid records against the model state.
 #[derive(Clone, Debug)]
 enum Op {
-    Insert { table: usize, key: usize, vals: Vec<Val> },
-    Update { table: usize, pick: usize, vals: Vec<Val>, toast: bool, new_key: Option<usize> },
-    Delete { table: usize, pick: usize },
-    Truncate { tables: Vec<usize> },
-    AddColumn { table: usize, default: Option<Val> },
-    DropColumn { table: usize, pick: usize },
-    Reread { table: usize, change: usize },
-    DropTable { table: usize },
-    Commit { time_step: i64 },
+    Insert {
+        table: usize,
+        key: usize,
+        vals: Vec<Val>,
+    },
+    Update {
+        table: usize,
+        pick: usize,
+        vals: Vec<Val>,
+        toast: bool,
+        new_key: Option<usize>,
+    },
+    Delete {
+        table: usize,
+        pick: usize,
+    },
+    Truncate {
+        tables: Vec<usize>,
+    },
+    AddColumn {
+        table: usize,
+        default: Option<Val>,
+    },
+    DropColumn {
+        table: usize,
+        pick: usize,
+    },
+    Reread {
+        table: usize,
+        change: usize,
+    },
+    DropTable {
+        table: usize,
+    },
+    Commit {
+        time_step: i64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -72,17 +100,40 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn col(name: &str, oid: u32, is_key: bool) -> Column {
-    let type_name = if oid == 20 { "int8" } else if oid == 23 { "int4" } else { "text" };
-    Column { name: name.into(), type_oid: oid, type_name: type_name.into(), type_modifier: -1, is_key }
+    let type_name = if oid == 20 {
+        "int8"
+    } else if oid == 23 {
+        "int4"
+    } else {
+        "text"
+    };
+    Column {
+        name: name.into(),
+        type_oid: oid,
+        type_name: type_name.into(),
+        type_modifier: -1,
+        is_key,
+    }
 }
 
 fn initial_schema(table: usize) -> TableSchema {
     let (name, columns) = match table {
-        0 => ("orders", vec![col("id", 20, true), col("status", 25, false), col("note", 25, false)]),
-        1 => ("lines", vec![col("k1", 25, true), col("k2", 23, true), col("qty", 25, false)]),
+        0 => (
+            "orders",
+            vec![col("id", 20, true), col("status", 25, false), col("note", 25, false)],
+        ),
+        1 => (
+            "lines",
+            vec![col("k1", 25, true), col("k2", 23, true), col("qty", 25, false)],
+        ),
         _ => ("tags", vec![col("name", 25, true), col("v", 25, false)]),
     };
-    TableSchema { name: TableName::new("public", name), relation_oid: 16000 + table as u32, columns, replica_identity: ReplicaIdentity::Default }
+    TableSchema {
+        name: TableName::new("public", name),
+        relation_oid: 16000 + table as u32,
+        columns,
+        replica_identity: ReplicaIdentity::Default,
+    }
 }
 
 /// Key values for key choice `k` of a table (prefix-heavy text keys).
@@ -128,7 +179,13 @@ impl Gen {
     }
 
     fn define(&mut self, t: usize, schema: TableSchema, backfill: Vec<(String, Datum)>) {
-        self.pending.push(ChangeRecord::Schema { table: self.ids[t], change: SchemaChange::Define { schema: schema.clone(), backfill } });
+        self.pending.push(ChangeRecord::Schema {
+            table: self.ids[t],
+            change: SchemaChange::Define {
+                schema: schema.clone(),
+                backfill,
+            },
+        });
         self.schemas[t] = Some(schema);
     }
 
@@ -142,7 +199,12 @@ impl Gen {
 
     fn open_txn(&self) -> Transaction {
         Transaction {
-            commit: CommitInfo { commit_lsn: Lsn(self.next_lsn), end_lsn: Lsn(self.next_lsn + 8), commit_time: CommitTime::from_unix_micros(self.time), xid: Xid(0) },
+            commit: CommitInfo {
+                commit_lsn: Lsn(self.next_lsn),
+                end_lsn: Lsn(self.next_lsn + 8),
+                commit_time: CommitTime::from_unix_micros(self.time),
+                xid: Xid(0),
+            },
             records: self.pending.clone(),
         }
     }
@@ -155,14 +217,25 @@ impl Gen {
             schema
                 .columns
                 .iter()
-                .map(|c| if c.is_key { key.next().cloned().unwrap_or(Datum::Null) } else { vals.next().map_or(Datum::Null, Val::datum) })
+                .map(|c| {
+                    if c.is_key {
+                        key.next().cloned().unwrap_or(Datum::Null)
+                    } else {
+                        vals.next().map_or(Datum::Null, Val::datum)
+                    }
+                })
                 .collect(),
         ))
     }
 
     fn key_of_row(&self, t: usize, row: &[Datum]) -> Vec<Datum> {
         let schema = self.schemas[t].as_ref().map(|s| s.columns.clone()).unwrap_or_default();
-        schema.iter().zip(row).filter(|(c, _)| c.is_key).map(|(_, d)| d.clone()).collect()
+        schema
+            .iter()
+            .zip(row)
+            .filter(|(c, _)| c.is_key)
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     fn apply(&mut self, op: &Op) {
@@ -174,10 +247,19 @@ impl Gen {
                     return;
                 }
                 if let Some(new) = self.row(*table, &k, vals) {
-                    self.pending.push(ChangeRecord::Insert { table: self.ids[*table], new });
+                    self.pending.push(ChangeRecord::Insert {
+                        table: self.ids[*table],
+                        new,
+                    });
                 }
             }
-            Op::Update { table, pick, vals, toast, new_key } => {
+            Op::Update {
+                table,
+                pick,
+                vals,
+                toast,
+                new_key,
+            } => {
                 let rows = self.live_rows(*table);
                 if rows.is_empty() {
                     return;
@@ -194,11 +276,25 @@ impl Gen {
                     if k != old_key {
                         let schema = self.schemas[*table].as_ref().unwrap();
                         let mut ok = old_key.iter();
-                        old = Some(RowImage(schema.columns.iter().map(|c| if c.is_key { ok.next().cloned().unwrap() } else { Datum::Missing }).collect()));
+                        old = Some(RowImage(
+                            schema
+                                .columns
+                                .iter()
+                                .map(|c| {
+                                    if c.is_key {
+                                        ok.next().cloned().unwrap()
+                                    } else {
+                                        Datum::Missing
+                                    }
+                                })
+                                .collect(),
+                        ));
                         key = k;
                     }
                 }
-                let Some(mut new) = self.row(*table, &key, vals) else { return };
+                let Some(mut new) = self.row(*table, &key, vals) else {
+                    return;
+                };
                 if *toast {
                     // The last non-key column is sent as "unchanged TOAST".
                     let schema = self.schemas[*table].as_ref().unwrap();
@@ -206,7 +302,11 @@ impl Gen {
                         new.0[i] = Datum::UnchangedToast;
                     }
                 }
-                self.pending.push(ChangeRecord::Update { table: self.ids[*table], old, new });
+                self.pending.push(ChangeRecord::Update {
+                    table: self.ids[*table],
+                    old,
+                    new,
+                });
             }
             Op::Delete { table, pick } => {
                 let rows = self.live_rows(*table);
@@ -216,17 +316,38 @@ impl Gen {
                 let key = self.key_of_row(*table, &rows[pick % rows.len()]);
                 let schema = self.schemas[*table].as_ref().unwrap();
                 let mut ok = key.iter();
-                let old = RowImage(schema.columns.iter().map(|c| if c.is_key { ok.next().cloned().unwrap() } else { Datum::Missing }).collect());
-                self.pending.push(ChangeRecord::Delete { table: self.ids[*table], old });
+                let old = RowImage(
+                    schema
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            if c.is_key {
+                                ok.next().cloned().unwrap()
+                            } else {
+                                Datum::Missing
+                            }
+                        })
+                        .collect(),
+                );
+                self.pending.push(ChangeRecord::Delete {
+                    table: self.ids[*table],
+                    old,
+                });
             }
             Op::Truncate { tables } => {
-                let ids: Vec<TableId> = tables.iter().filter(|t| self.schemas[**t].is_some()).map(|t| self.ids[*t]).collect();
+                let ids: Vec<TableId> = tables
+                    .iter()
+                    .filter(|t| self.schemas[**t].is_some())
+                    .map(|t| self.ids[*t])
+                    .collect();
                 if !ids.is_empty() {
                     self.pending.push(ChangeRecord::Truncate { tables: ids });
                 }
             }
             Op::AddColumn { table, default } => {
-                let Some(mut schema) = self.schemas[*table].clone() else { return };
+                let Some(mut schema) = self.schemas[*table].clone() else {
+                    return;
+                };
                 self.col_seq += 1;
                 let name = format!("c{}", self.col_seq % 4);
                 if schema.column_index(&name).is_some() {
@@ -237,8 +358,16 @@ impl Gen {
                 self.define(*table, schema, backfill);
             }
             Op::DropColumn { table, pick } => {
-                let Some(mut schema) = self.schemas[*table].clone() else { return };
-                let non_key: Vec<usize> = schema.columns.iter().enumerate().filter(|(_, c)| !c.is_key).map(|(i, _)| i).collect();
+                let Some(mut schema) = self.schemas[*table].clone() else {
+                    return;
+                };
+                let non_key: Vec<usize> = schema
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !c.is_key)
+                    .map(|(i, _)| i)
+                    .collect();
                 if non_key.len() < 2 {
                     return;
                 }
@@ -250,7 +379,9 @@ impl Gen {
                     return;
                 }
                 let rows = self.live_rows(*table);
-                self.pending.push(ChangeRecord::ReadStart { table: self.ids[*table] });
+                self.pending.push(ChangeRecord::ReadStart {
+                    table: self.ids[*table],
+                });
                 for (i, r) in rows.into_iter().enumerate() {
                     // Drop one row and alter another, as a rewrite might.
                     if rows_skip(i, *change) {
@@ -264,14 +395,20 @@ impl Gen {
                             }
                         }
                     }
-                    self.pending.push(ChangeRecord::Read { table: self.ids[*table], row: RowImage(r) });
+                    self.pending.push(ChangeRecord::Read {
+                        table: self.ids[*table],
+                        row: RowImage(r),
+                    });
                 }
             }
             Op::DropTable { table } => {
                 if self.schemas[*table].is_none() {
                     return;
                 }
-                self.pending.push(ChangeRecord::Schema { table: self.ids[*table], change: SchemaChange::Drop });
+                self.pending.push(ChangeRecord::Schema {
+                    table: self.ids[*table],
+                    change: SchemaChange::Drop,
+                });
                 // The name comes back later as a new table with a new id.
                 self.ids[*table] = TableId(self.next_id);
                 self.next_id += 1;
@@ -301,11 +438,22 @@ fn rows_skip(i: usize, change: usize) -> bool {
 }
 
 fn open(dir: &std::path::Path) -> Store {
-    Store::open(dir, &StoreOptions { create_if_missing: true, durability: Durability::Buffered, cache_bytes: 8 << 20 }).unwrap()
+    Store::open(
+        dir,
+        &StoreOptions {
+            create_if_missing: true,
+            durability: Durability::Buffered,
+            cache_bytes: 8 << 20,
+        },
+    )
+    .unwrap()
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
 }
 
 fn snapshot_rows(store: &Store, id: TableId, cut: materializer::Cut) -> Option<Vec<Vec<Datum>>> {
@@ -324,20 +472,30 @@ fn snapshot_rows(store: &Store, id: TableId, cut: materializer::Cut) -> Option<V
 }
 
 /// Checks every answer the store gives at every cut against the model.
-fn check_all(store: &Store, model: &Reference, txns: &[Transaction], horizon: Option<Lsn>) -> Result<(), TestCaseError> {
+fn check_all(
+    store: &Store,
+    model: &Reference,
+    txns: &[Transaction],
+    horizon: Option<Lsn>,
+) -> Result<(), TestCaseError> {
     let now = CommitTime::from_unix_micros(i64::MAX / 2);
     let lsns = model.lsns();
     let all_ids: BTreeSet<TableId> = store.catalog().tables().map(|(t, _)| t).collect();
     for (i, lsn) in lsns.iter().enumerate() {
         let resolved = materializer::resolve(store, When::Lsn(*lsn), now);
         if horizon.is_some_and(|h| *lsn < h) {
-            prop_assert!(matches!(resolved, Err(QueryError::BeforeHorizon { .. })), "cut {lsn} before horizon must be refused");
+            prop_assert!(
+                matches!(resolved, Err(QueryError::BeforeHorizon { .. })),
+                "cut {lsn} before horizon must be refused"
+            );
             continue;
         }
         let cut = resolved.unwrap().cut;
         prop_assert_eq!(cut.lsn, *lsn);
         // An LSN between commits resolves to the earlier commit.
-        let mid = materializer::resolve(store, When::Lsn(Lsn(lsn.0 + 0x80)), now).unwrap().cut;
+        let mid = materializer::resolve(store, When::Lsn(Lsn(lsn.0 + 0x80)), now)
+            .unwrap()
+            .cut;
         prop_assert_eq!(mid.lsn, *lsn);
         let mut expected_tables = model.tables_at(*lsn);
         expected_tables.sort();
@@ -349,13 +507,27 @@ fn check_all(store: &Store, model: &Reference, txns: &[Transaction], horizon: Op
             let got = snapshot_rows(store, *id, cut);
             prop_assert_eq!(&got, &expected, "snapshot of {} at {}", id, lsn);
             // Point look-ups agree with the scan for every key ever used.
-            if let Some(t) = store.catalog().table(*id).and_then(|e| e.history.at(*lsn)).and_then(|v| v.schema()).map(|s| s.name.clone()) {
+            if let Some(t) = store
+                .catalog()
+                .table(*id)
+                .and_then(|e| e.history.at(*lsn))
+                .and_then(|v| v.schema())
+                .map(|s| s.name.clone())
+            {
                 let table = materializer::table_at(store, &t, cut).unwrap();
                 for k in 0..40 {
                     let kv = key_values(idx_of(&table), k);
-                    let texts: Vec<String> = kv.iter().map(|d| match d { Datum::Text(b) => String::from_utf8(b.clone()).unwrap(), _ => String::new() }).collect();
+                    let texts: Vec<String> = kv
+                        .iter()
+                        .map(|d| match d {
+                            Datum::Text(b) => String::from_utf8(b.clone()).unwrap(),
+                            _ => String::new(),
+                        })
+                        .collect();
                     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    let Ok(key) = materializer::user_key(&table, &refs) else { continue };
+                    let Ok(key) = materializer::user_key(&table, &refs) else {
+                        continue;
+                    };
                     let got = materializer::get(store, &table, &key, cut).unwrap();
                     prop_assert_eq!(got, model.get(*id, &key.0, *lsn), "get {:?} in {} at {}", refs, id, lsn);
                 }
@@ -365,12 +537,22 @@ fn check_all(store: &Store, model: &Reference, txns: &[Transaction], horizon: Op
         for later in lsns.iter().skip(i).step_by(3) {
             let to = materializer::resolve(store, When::Lsn(*later), now).unwrap().cut;
             for id in &all_ids {
-                let Some(to_name) = store.catalog().table(*id).and_then(|e| e.history.at(*later)).and_then(|v| v.schema()).map(|s| s.name.clone()) else { continue };
+                let Some(to_name) = store
+                    .catalog()
+                    .table(*id)
+                    .and_then(|e| e.history.at(*later))
+                    .and_then(|v| v.schema())
+                    .map(|s| s.name.clone())
+                else {
+                    continue;
+                };
                 let to_t = materializer::table_at(store, &to_name, to).unwrap();
                 if to_t.id != *id {
                     continue;
                 }
-                let from_t = materializer::table_at(store, &to_name, cut).ok().filter(|t| t.id == *id);
+                let from_t = materializer::table_at(store, &to_name, cut)
+                    .ok()
+                    .filter(|t| t.id == *id);
                 if from_t.is_none() && model.snapshot(*id, *lsn).is_some() {
                     continue;
                 }
@@ -392,13 +574,30 @@ fn check_all(store: &Store, model: &Reference, txns: &[Transaction], horizon: Op
                 ChangeRecord::Insert { table, new } | ChangeRecord::Read { table, row: new } => (*table, new),
                 _ => continue,
             };
-            let Some(entry) = store.catalog().table(t) else { continue };
-            let Some(schema) = entry.history.at(txn.commit.commit_lsn).and_then(|v| v.schema()) else { continue };
+            let Some(entry) = store.catalog().table(t) else {
+                continue;
+            };
+            let Some(schema) = entry.history.at(txn.commit.commit_lsn).and_then(|v| v.schema()) else {
+                continue;
+            };
             let types: Vec<u32> = schema.columns.iter().filter(|c| c.is_key).map(|c| c.type_oid).collect();
-            let vals = schema.columns.iter().zip(&row.0).filter(|(c, _)| c.is_key).map(|(_, d)| d.as_ref());
+            let vals = schema
+                .columns
+                .iter()
+                .zip(&row.0)
+                .filter(|(c, _)| c.is_key)
+                .map(|(_, d)| d.as_ref());
             let key = keys::encode_user_key(t, &types, vals);
             let last_cut = materializer::resolve(store, When::Now, now).unwrap().cut;
-            let Some(name) = entry.history.latest().and_then(|v| v.schema()).or(Some(schema)).map(|s| s.name.clone()) else { continue };
+            let Some(name) = entry
+                .history
+                .latest()
+                .and_then(|v| v.schema())
+                .or(Some(schema))
+                .map(|s| s.name.clone())
+            else {
+                continue;
+            };
             let table = match materializer::table_at(store, &name, last_cut) {
                 Ok(tb) if tb.id == t => tb,
                 // Dropped since: look it up at the transaction's own cut.
@@ -410,8 +609,11 @@ fn check_all(store: &Store, model: &Reference, txns: &[Transaction], horizon: Op
                     Err(_) => continue,
                 },
             };
-            let got: Vec<(Lsn, HistoryOp, Option<Vec<Datum>>)> =
-                materializer::history(store, &table, &key).unwrap().into_iter().map(|h| (h.cut.lsn, h.op, h.row)).collect();
+            let got: Vec<(Lsn, HistoryOp, Option<Vec<Datum>>)> = materializer::history(store, &table, &key)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.cut.lsn, h.op, h.row))
+                .collect();
             let mut expected = model.history(t, &key.0);
             if let Some(h) = horizon {
                 let base = model.get(t, &key.0, h);
@@ -514,4 +716,3 @@ proptest! {
         check_all(&store, &g.model, &g.txns, Some(h))?;
     }
 }
-

@@ -116,7 +116,9 @@ impl Store {
         last: Option<Watermark>,
     ) -> Result<Watermark> {
         let lsn = commit.commit_lsn;
-        let commit_time = commit.commit_time.max(last.map_or(crate::time::CommitTime::MIN, |w| w.commit_time));
+        let commit_time = commit
+            .commit_time
+            .max(last.map_or(crate::time::CommitTime::MIN, |w| w.commit_time));
         let entry = CommitEntry {
             commit_lsn: lsn,
             end_lsn: commit.end_lsn,
@@ -125,9 +127,18 @@ impl Store {
             xid: commit.xid,
             records,
         };
-        batch.put_cf(self.cf(cf::COMMITS)?, keys::encode_commit_key(lsn), meta::encode(&entry));
+        batch.put_cf(
+            self.cf(cf::COMMITS)?,
+            keys::encode_commit_key(lsn),
+            meta::encode(&entry),
+        );
         batch.put_cf(self.cf(cf::TIMES)?, keys::encode_time_key(commit_time, lsn), []);
-        Ok(Watermark { commit_lsn: lsn, end_lsn: commit.end_lsn, commit_time, xid: commit.xid })
+        Ok(Watermark {
+            commit_lsn: lsn,
+            end_lsn: commit.end_lsn,
+            commit_time,
+            xid: commit.xid,
+        })
     }
 
     /// Writes the final batch of one or more transactions durably, then
@@ -137,14 +148,26 @@ impl Store {
         // watermark: they exist on disk exactly when the transaction does.
         for versions in pending.schemas.values() {
             for sv in versions {
-                batch.put_cf(self.cf(cf::SCHEMAS)?, keys::encode_schema_key(sv.table, sv.version.0), meta::encode(sv));
+                batch.put_cf(
+                    self.cf(cf::SCHEMAS)?,
+                    keys::encode_schema_key(sv.table, sv.version.0),
+                    meta::encode(sv),
+                );
                 if let SchemaChange::Define { schema, .. } = &sv.change {
-                    batch.put_cf(self.cf(cf::TABLES)?, keys::encode_table_key(sv.table), meta::encode(&schema.name));
+                    batch.put_cf(
+                        self.cf(cf::TABLES)?,
+                        keys::encode_table_key(sv.table),
+                        meta::encode(&schema.name),
+                    );
                 }
             }
         }
         for (t, lsn, kind) in &pending.resets {
-            batch.put_cf(self.cf(cf::RESETS)?, keys::encode_reset_key(*t, *lsn), meta::encode(kind));
+            batch.put_cf(
+                self.cf(cf::RESETS)?,
+                keys::encode_reset_key(*t, *lsn),
+                meta::encode(kind),
+            );
         }
         batch.put_cf(self.cf(cf::META)?, keys::meta::WATERMARK, meta::encode(&mark));
         if let Some(max) = pending.max_table {
@@ -232,7 +255,8 @@ impl Store {
                     let (sv, schema) = self.schema_for(pending, *table, new)?;
                     // The previous version lives under the old key when the key changed.
                     let key_row = old.unwrap_or(new);
-                    let row = self.resolve_toast(pending, state, *table, sv, schema, new, key_row, lsn, &mut key_buf)?;
+                    let row =
+                        self.resolve_toast(pending, state, *table, sv, schema, new, key_row, lsn, &mut key_buf)?;
                     let image = row.as_ref().unwrap_or(new);
                     if let Some(old) = old {
                         let key_types = key_types(schema);
@@ -242,7 +266,18 @@ impl Store {
                             self.put_tombstone(batch, state, *table, &old_key.0, lsn, &mut val_buf)?;
                         }
                     }
-                    self.put_version(batch, state, *table, schema, sv, image, new, lsn, &mut key_buf, &mut val_buf)?;
+                    self.put_version(
+                        batch,
+                        state,
+                        *table,
+                        schema,
+                        sv,
+                        image,
+                        new,
+                        lsn,
+                        &mut key_buf,
+                        &mut val_buf,
+                    )?;
                     match row {
                         Some(row) => {
                             resolved = with_row(rec, row.clone());
@@ -274,7 +309,11 @@ impl Store {
         let v = self.current_version(pending, t).ok_or(StoreError::NoSchema(t))?;
         let schema = v.schema().ok_or(StoreError::NoSchema(t))?;
         if row.0.len() != schema.columns.len() {
-            return Err(StoreError::RowShape { table: t, expected: schema.columns.len(), got: row.0.len() });
+            return Err(StoreError::RowShape {
+                table: t,
+                expected: schema.columns.len(),
+                got: row.0.len(),
+            });
         }
         Ok((v.version, schema))
     }
@@ -289,7 +328,12 @@ impl Store {
         change: &SchemaChange,
     ) -> Result<()> {
         let next_no = self.current_version(pending, t).map_or(0, |v| v.version.0 + 1);
-        let sv = SchemaVersion { table: t, version: SchemaVersionNo(next_no), valid_from: lsn, change: change.clone() };
+        let sv = SchemaVersion {
+            table: t,
+            version: SchemaVersionNo(next_no),
+            valid_from: lsn,
+            change: change.clone(),
+        };
         // Written to disk with the commit (see `commit_batch`), so a spilled
         // transaction cut short leaves no schema behind.
         pending.schemas.entry(t).or_default().push(sv);
@@ -355,7 +399,9 @@ impl Store {
         vk.extend_from_slice(key_buf);
         vk.extend_from_slice(&(!lsn.0).to_be_bytes());
         batch.put_cf(self.cf(cf::VERSIONS)?, &vk, &*val_buf);
-        state.written.insert(key_buf.clone(), (t, lsn, Written::Record(record_row, sv)));
+        state
+            .written
+            .insert(key_buf.clone(), (t, lsn, Written::Record(record_row, sv)));
         Ok(())
     }
 
@@ -416,7 +462,11 @@ impl Store {
             }
             return Ok(Some(out));
         };
-        let mut versions = self.catalog.table(t).map(|e: &TableEntry| e.history.versions().to_vec()).unwrap_or_default();
+        let mut versions = self
+            .catalog
+            .table(t)
+            .map(|e: &TableEntry| e.history.versions().to_vec())
+            .unwrap_or_default();
         versions.extend(pending.schemas.get(&t).into_iter().flatten().cloned());
         let projection = SchemaHistory::new(versions).projection(psv, sv);
         let refs: Vec<DatumRef<'_>> = pvals.iter().map(Datum::as_ref).collect();
@@ -461,14 +511,21 @@ fn key_types(schema: &TableSchema) -> Vec<u32> {
 }
 
 fn key_values<'a>(schema: &'a TableSchema, row: &'a RowImage) -> impl Iterator<Item = DatumRef<'a>> + 'a {
-    schema.columns.iter().zip(row.0.iter()).filter(|(c, _)| c.is_key).map(|(_, d)| d.as_ref())
+    schema
+        .columns
+        .iter()
+        .zip(row.0.iter())
+        .filter(|(c, _)| c.is_key)
+        .map(|(_, d)| d.as_ref())
 }
-
 
 impl TxnState<'_> {
     /// State for one chunk of a spilled transaction.
     pub(super) fn spilled() -> Self {
-        TxnState { spilled: true, ..TxnState::default() }
+        TxnState {
+            spilled: true,
+            ..TxnState::default()
+        }
     }
 
     /// Points the key just written at its resolved row.
@@ -484,9 +541,16 @@ impl TxnState<'_> {
 
 fn with_row(rec: &ChangeRecord, row: RowImage) -> ChangeRecord {
     match rec {
-        ChangeRecord::Insert { table, .. } => ChangeRecord::Insert { table: *table, new: row },
+        ChangeRecord::Insert { table, .. } => ChangeRecord::Insert {
+            table: *table,
+            new: row,
+        },
         ChangeRecord::Read { table, .. } => ChangeRecord::Read { table: *table, row },
-        ChangeRecord::Update { table, old, .. } => ChangeRecord::Update { table: *table, old: old.clone(), new: row },
+        ChangeRecord::Update { table, old, .. } => ChangeRecord::Update {
+            table: *table,
+            old: old.clone(),
+            new: row,
+        },
         other => other.clone(),
     }
 }

@@ -61,7 +61,12 @@ impl Catalog {
 
     /// The smallest table id never used (dropped tables keep theirs).
     pub fn next_table_id(&self) -> u32 {
-        self.tables.keys().map(|t| t.0 + 1).max().unwrap_or(0).max(self.next_table)
+        self.tables
+            .keys()
+            .map(|t| t.0 + 1)
+            .max()
+            .unwrap_or(0)
+            .max(self.next_table)
     }
 
     /// The id of the live (not dropped) table with this name.
@@ -79,7 +84,9 @@ impl Catalog {
 
     /// The table that had this name at `cut`.
     pub fn table_named_at(&self, name: &TableName, cut: Lsn) -> Option<(TableId, &SchemaVersion)> {
-        self.tables_at(cut).into_iter().find(|(_, v)| v.schema().is_some_and(|s| &s.name == name))
+        self.tables_at(cut)
+            .into_iter()
+            .find(|(_, v)| v.schema().is_some_and(|s| &s.name == name))
     }
 
     pub(crate) fn rebuild_names(&mut self) {

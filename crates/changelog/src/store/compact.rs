@@ -48,11 +48,16 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.put_cf_opt(self.cf(cf::META)?, keys::meta::HORIZON, keys::encode_lsn(horizon), &wo)?;
+        self.db
+            .put_cf_opt(self.cf(cf::META)?, keys::meta::HORIZON, keys::encode_lsn(horizon), &wo)?;
         self.horizon = Some(horizon);
 
         let mut stats = CompactStats::default();
-        let tables: Vec<_> = self.catalog.tables().map(|(t, e)| (t, e.last_reset_at(horizon))).collect();
+        let tables: Vec<_> = self
+            .catalog
+            .tables()
+            .map(|(t, e)| (t, e.last_reset_at(horizon)))
+            .collect();
         for (table, dead_before) in tables {
             self.compact_table(table, horizon, dead_before, &mut stats)?;
         }
@@ -126,8 +131,16 @@ impl Store {
             Ok(true)
         })?;
         stats.log_records_removed = log_count;
-        batch.delete_range_cf(self.cf(cf::LOG)?, keys::encode_log_key(Lsn::ZERO, 0), keys::encode_log_key(horizon, 0));
-        batch.delete_range_cf(self.cf(cf::COMMITS)?, keys::encode_commit_key(Lsn::ZERO), keys::encode_commit_key(horizon));
+        batch.delete_range_cf(
+            self.cf(cf::LOG)?,
+            keys::encode_log_key(Lsn::ZERO, 0),
+            keys::encode_log_key(horizon, 0),
+        );
+        batch.delete_range_cf(
+            self.cf(cf::COMMITS)?,
+            keys::encode_commit_key(Lsn::ZERO),
+            keys::encode_commit_key(horizon),
+        );
         batch.delete_range_cf(
             self.cf(cf::TIMES)?,
             keys::encode_time_key(CommitTime::MIN, Lsn::ZERO),
@@ -146,4 +159,3 @@ impl Store {
         Ok(())
     }
 }
-

@@ -82,5 +82,8 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, b: &[u8]) -> Result<T> {
     bincode::serde::decode_from_slice(b, config())
         .map(|(v, _)| v)
-        .map_err(|e| StoreError::CorruptMeta { cf, message: e.to_string() })
+        .map_err(|e| StoreError::CorruptMeta {
+            cf,
+            message: e.to_string(),
+        })
 }

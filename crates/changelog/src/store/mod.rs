@@ -53,7 +53,11 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { create_if_missing: false, durability: Durability::Sync, cache_bytes: 256 << 20 }
+        StoreOptions {
+            create_if_missing: false,
+            durability: Durability::Sync,
+            cache_bytes: 256 << 20,
+        }
     }
 }
 
@@ -172,7 +176,8 @@ impl Store {
         let cf = self.cf(crate::keys::cf::META)?;
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
-        self.db.put_cf_opt(cf, crate::keys::meta::SOURCE, meta::encode(info), &wo)?;
+        self.db
+            .put_cf_opt(cf, crate::keys::meta::SOURCE, meta::encode(info), &wo)?;
         Ok(())
     }
 
@@ -189,7 +194,8 @@ impl Store {
         let cf = self.cf(crate::keys::cf::META)?;
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
-        self.db.put_cf_opt(cf, crate::keys::meta::SCANNED, crate::keys::encode_lsn(lsn), &wo)?;
+        self.db
+            .put_cf_opt(cf, crate::keys::meta::SCANNED, crate::keys::encode_lsn(lsn), &wo)?;
         self.scanned = lsn;
         Ok(())
     }
@@ -220,8 +226,14 @@ impl Store {
         let mut out = Vec::new();
         for name in crate::keys::cf::ALL {
             let cf = self.cf(name)?;
-            let sst = self.db.property_int_value_cf(cf, "rocksdb.total-sst-files-size")?.unwrap_or(0);
-            let mem = self.db.property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")?.unwrap_or(0);
+            let sst = self
+                .db
+                .property_int_value_cf(cf, "rocksdb.total-sst-files-size")?
+                .unwrap_or(0);
+            let mem = self
+                .db
+                .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")?
+                .unwrap_or(0);
             out.push((name, sst + mem));
         }
         Ok(out)
@@ -236,9 +248,10 @@ impl Store {
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| StoreError::CorruptMeta { cf: name, message: "column family missing".into() })
+        self.db.cf_handle(name).ok_or_else(|| StoreError::CorruptMeta {
+            cf: name,
+            message: "column family missing".into(),
+        })
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -253,7 +266,10 @@ impl Store {
 }
 
 fn dir_size(p: &Path) -> Result<u64> {
-    let io = |source| StoreError::Io { path: p.to_path_buf(), source };
+    let io = |source| StoreError::Io {
+        path: p.to_path_buf(),
+        source,
+    };
     let mut total = 0;
     for e in std::fs::read_dir(p).map_err(io)? {
         let e = e.map_err(io)?;

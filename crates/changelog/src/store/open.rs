@@ -49,7 +49,10 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
 
 fn descriptors(opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
     let cache = Cache::new_lru_cache(opts.cache_bytes);
-    cf::ALL.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache))).collect()
+    cf::ALL
+        .iter()
+        .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache)))
+        .collect()
 }
 
 fn looks_like_rocksdb(path: &Path) -> bool {
@@ -65,17 +68,27 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     if !exists {
         if !opts.create_if_missing {
             return Err(if path.exists() && !is_empty_dir(path) {
-                StoreError::NotAStore { path: path.to_path_buf() }
+                StoreError::NotAStore {
+                    path: path.to_path_buf(),
+                }
             } else {
-                StoreError::NotFound { path: path.to_path_buf() }
+                StoreError::NotFound {
+                    path: path.to_path_buf(),
+                }
             });
         }
         if path.exists() && !is_empty_dir(path) {
-            return Err(StoreError::NotAStore { path: path.to_path_buf() });
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+            });
         }
-        std::fs::create_dir_all(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
-    let db = DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts)).map_err(|e| map_open_error(path, e))?;
+    let db =
+        DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts)).map_err(|e| map_open_error(path, e))?;
     let mut store = new_store(db, path, Access::ReadWrite, opts, None);
     let fcf = store.cf(cf::META)?;
     match store.db.get_cf(fcf, keys::meta::FORMAT)? {
@@ -83,9 +96,15 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
         None if !exists => {
             let mut wo = rocksdb::WriteOptions::default();
             wo.set_sync(true);
-            store.db.put_cf_opt(fcf, keys::meta::FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
+            store
+                .db
+                .put_cf_opt(fcf, keys::meta::FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
         }
-        None => return Err(StoreError::NotAStore { path: path.to_path_buf() }),
+        None => {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+            })
+        }
     }
     check_format(&store)?;
     load_state(&mut store)?;
@@ -96,15 +115,22 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
 pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     if !looks_like_rocksdb(path) {
         return Err(if path.exists() && !is_empty_dir(path) {
-            StoreError::NotAStore { path: path.to_path_buf() }
+            StoreError::NotAStore {
+                path: path.to_path_buf(),
+            }
         } else {
-            StoreError::NotFound { path: path.to_path_buf() }
+            StoreError::NotFound {
+                path: path.to_path_buf(),
+            }
         });
     }
     let scratch = tempfile::Builder::new()
         .prefix("asof-reader")
         .tempdir()
-        .map_err(|source| StoreError::Io { path: std::env::temp_dir(), source })?;
+        .map_err(|source| StoreError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
     let mut o = db_options(opts);
     o.create_if_missing(false);
     o.create_missing_column_families(false);
@@ -114,7 +140,9 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
         .map_err(|e| map_open_error(path, e))?;
     let mut store = new_store(db, path, Access::ReadOnly, opts, Some(scratch));
     if store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.is_none() {
-        return Err(StoreError::NotAStore { path: path.to_path_buf() });
+        return Err(StoreError::NotAStore {
+            path: path.to_path_buf(),
+        });
     }
     check_format(&store)?;
     load_state(&mut store)?;
@@ -141,21 +169,35 @@ fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: 
 fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
     let msg = e.to_string();
     if msg.contains("lock") || msg.contains("LOCK") {
-        StoreError::InUse { path: path.to_path_buf() }
+        StoreError::InUse {
+            path: path.to_path_buf(),
+        }
     } else if msg.contains("Invalid argument: Column famil") || msg.contains("does not exist") {
-        StoreError::NotAStore { path: path.to_path_buf() }
+        StoreError::NotAStore {
+            path: path.to_path_buf(),
+        }
     } else {
         StoreError::Engine(e)
     }
 }
 
 fn check_format(store: &Store) -> Result<()> {
-    let raw = store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.unwrap_or_default();
+    let raw = store
+        .db
+        .get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?
+        .unwrap_or_default();
     let found = <[u8; 4]>::try_from(raw.as_slice())
         .map(u32::from_be_bytes)
-        .map_err(|_| StoreError::CorruptMeta { cf: cf::META, message: "format version".into() })?;
+        .map_err(|_| StoreError::CorruptMeta {
+            cf: cf::META,
+            message: "format version".into(),
+        })?;
     if found != FORMAT_VERSION {
-        return Err(StoreError::UnsupportedFormat { path: store.path.clone(), found, supported: FORMAT_VERSION });
+        return Err(StoreError::UnsupportedFormat {
+            path: store.path.clone(),
+            found,
+            supported: FORMAT_VERSION,
+        });
     }
     Ok(())
 }
@@ -182,21 +224,39 @@ pub(super) fn load_state(store: &mut Store) -> Result<()> {
     let next_table = match store.db.get_cf(m, keys::meta::NEXT_TABLE)? {
         Some(b) => <[u8; 4]>::try_from(b.as_slice())
             .map(u32::from_be_bytes)
-            .map_err(|_| StoreError::CorruptMeta { cf: cf::META, message: "next table id".into() })?,
+            .map_err(|_| StoreError::CorruptMeta {
+                cf: cf::META,
+                message: "next table id".into(),
+            })?,
         None => 0,
     };
 
-    let mut catalog = Catalog { next_table, ..Catalog::default() };
+    let mut catalog = Catalog {
+        next_table,
+        ..Catalog::default()
+    };
     let mut histories: std::collections::BTreeMap<_, Vec<SchemaVersion>> = Default::default();
-    for item in store.db.iterator_cf(store.cf(cf::SCHEMAS)?, rocksdb::IteratorMode::Start) {
+    for item in store
+        .db
+        .iterator_cf(store.cf(cf::SCHEMAS)?, rocksdb::IteratorMode::Start)
+    {
         let (_, v) = item?;
         let sv: SchemaVersion = meta::decode(cf::SCHEMAS, &v)?;
         histories.entry(sv.table).or_default().push(sv);
     }
     for (t, versions) in histories {
-        catalog.tables.insert(t, TableEntry { history: SchemaHistory::new(versions), resets: Vec::new() });
+        catalog.tables.insert(
+            t,
+            TableEntry {
+                history: SchemaHistory::new(versions),
+                resets: Vec::new(),
+            },
+        );
     }
-    for item in store.db.iterator_cf(store.cf(cf::RESETS)?, rocksdb::IteratorMode::Start) {
+    for item in store
+        .db
+        .iterator_cf(store.cf(cf::RESETS)?, rocksdb::IteratorMode::Start)
+    {
         let (k, v) = item?;
         let (t, lsn) = keys::decode_reset_key(&k).map_err(StoreError::corrupt(cf::RESETS))?;
         let kind: ResetKind = meta::decode(cf::RESETS, &v)?;

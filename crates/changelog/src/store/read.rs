@@ -54,21 +54,33 @@ pub(crate) fn decode_version_owned(v: &[u8]) -> Result<(u8, SchemaVersionNo, Vec
     let corrupt = StoreError::corrupt(cf::VERSIONS);
     let tag = *v.first().ok_or(StoreError::Corrupt {
         cf: cf::VERSIONS,
-        source: codec::CorruptEncoding { offset: 0, what: "version tag" },
+        source: codec::CorruptEncoding {
+            offset: 0,
+            what: "version tag",
+        },
     })?;
     if tag == version_tag::TOMBSTONE {
         return Ok((tag, SchemaVersionNo(0), Vec::new()));
     }
     let mut pos = 1;
     let sv = codec::get_varint(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
-    let sv = u32::try_from(sv).map_err(|_| corrupt(codec::CorruptEncoding { offset: 1, what: "schema version" }))?;
+    let sv = u32::try_from(sv).map_err(|_| {
+        corrupt(codec::CorruptEncoding {
+            offset: 1,
+            what: "schema version",
+        })
+    })?;
     let row = codec::decode_row_owned(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
     Ok((tag, SchemaVersionNo(sv), row))
 }
 
 fn to_stored(lsn: Lsn, v: &[u8]) -> Result<StoredVersion> {
     let (tag, schema, values) = decode_version_owned(v)?;
-    let state = if tag == version_tag::PUT { VersionState::Row { schema, values } } else { VersionState::Deleted };
+    let state = if tag == version_tag::PUT {
+        VersionState::Row { schema, values }
+    } else {
+        VersionState::Deleted
+    };
     Ok(StoredVersion { lsn, state })
 }
 
@@ -158,12 +170,7 @@ impl Store {
 
     /// Log records of transactions with `from <= commit_lsn <= to`, in log
     /// order, streamed through `f` (return `false` to stop).
-    pub fn for_each_log_entry(
-        &self,
-        from: Lsn,
-        to: Lsn,
-        mut f: impl FnMut(LogEntry) -> Result<bool>,
-    ) -> Result<()> {
+    pub fn for_each_log_entry(&self, from: Lsn, to: Lsn, mut f: impl FnMut(LogEntry) -> Result<bool>) -> Result<()> {
         let to = to.min(self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn));
         if from > to {
             return Ok(());
@@ -175,7 +182,11 @@ impl Store {
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (commit_lsn, ordinal) = keys::decode_log_key(k).map_err(StoreError::corrupt(cf::LOG))?;
             let record: ChangeRecord = meta::decode(cf::LOG, v)?;
-            if !f(LogEntry { commit_lsn, ordinal, record })? {
+            if !f(LogEntry {
+                commit_lsn,
+                ordinal,
+                record,
+            })? {
                 return Ok(());
             }
             it.next();

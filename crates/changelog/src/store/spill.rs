@@ -63,7 +63,10 @@ impl Store {
             lsn: commit_lsn,
             next_ordinal: 0,
             pending: Pending::default(),
-            inflight: InFlight { lsn: commit_lsn, tables: BTreeSet::new() },
+            inflight: InFlight {
+                lsn: commit_lsn,
+                tables: BTreeSet::new(),
+            },
             skip,
         })
     }
@@ -77,10 +80,21 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         let mut state = TxnState::spilled();
-        self.write_records(&mut batch, &mut sp.pending, &mut state, sp.lsn, records, sp.next_ordinal)?;
-        sp.next_ordinal = sp.next_ordinal.saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
+        self.write_records(
+            &mut batch,
+            &mut sp.pending,
+            &mut state,
+            sp.lsn,
+            records,
+            sp.next_ordinal,
+        )?;
+        sp.next_ordinal = sp
+            .next_ordinal
+            .saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
         let before = sp.inflight.tables.len();
-        sp.inflight.tables.extend(records.iter().flat_map(|r| r.tables().iter().copied()));
+        sp.inflight
+            .tables
+            .extend(records.iter().flat_map(|r| r.tables().iter().copied()));
         if before != sp.inflight.tables.len() || sp.next_ordinal as usize == records.len() {
             batch.put_cf(self.cf(cf::META)?, keys::meta::INFLIGHT, meta::encode(&sp.inflight));
         }
@@ -92,7 +106,12 @@ impl Store {
     }
 
     /// Writes the last records and the commit, durably and atomically.
-    pub fn finish_spill(&mut self, mut sp: SpillTxn, commit: &CommitInfo, records: &[ChangeRecord]) -> Result<AppendOutcome> {
+    pub fn finish_spill(
+        &mut self,
+        mut sp: SpillTxn,
+        commit: &CommitInfo,
+        records: &[ChangeRecord],
+    ) -> Result<AppendOutcome> {
         self.check_writable()?;
         if sp.skip {
             return Ok(AppendOutcome::AlreadyStored);
@@ -108,8 +127,17 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         let mut state = TxnState::spilled();
-        self.write_records(&mut batch, &mut sp.pending, &mut state, sp.lsn, records, sp.next_ordinal)?;
-        let n = sp.next_ordinal.saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
+        self.write_records(
+            &mut batch,
+            &mut sp.pending,
+            &mut state,
+            sp.lsn,
+            records,
+            sp.next_ordinal,
+        )?;
+        let n = sp
+            .next_ordinal
+            .saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
         let mark = self.stage_commit(&mut batch, commit, n, self.watermark)?;
         batch.delete_cf(self.cf(cf::META)?, keys::meta::INFLIGHT);
         self.commit_batch(batch, mark, sp.pending)?;
@@ -129,7 +157,9 @@ impl Store {
 
     /// Called at open: removes a spilled transaction a crash interrupted.
     pub(super) fn recover_inflight(&mut self) -> Result<()> {
-        let Some(raw) = self.db.get_cf(self.cf(cf::META)?, keys::meta::INFLIGHT)? else { return Ok(()) };
+        let Some(raw) = self.db.get_cf(self.cf(cf::META)?, keys::meta::INFLIGHT)? else {
+            return Ok(());
+        };
         let inflight: InFlight = meta::decode(cf::META, &raw)?;
         if self.watermark.is_some_and(|w| w.commit_lsn >= inflight.lsn) {
             // Committed; the marker delete was part of the same batch, so

@@ -41,7 +41,10 @@ pub fn run(store_path: &Path, a: ChangesArgs) -> Result<()> {
     let mut out = stdout();
     let mut n = 0u64;
     materializer::changes(&store, from.map(|f| f.cut), to.cut, only.as_ref(), |ev| {
-        let image = |r: &Option<Vec<Datum>>| r.as_ref().map(|r| output::json_row(&ev.columns, r.iter().map(Datum::as_ref)));
+        let image = |r: &Option<Vec<Datum>>| {
+            r.as_ref()
+                .map(|r| output::json_row(&ev.columns, r.iter().map(Datum::as_ref)))
+        };
         let obj = serde_json::json!({
             "op": ev.op.code(),
             "before": image(&ev.before),

@@ -51,7 +51,13 @@ fn heading(s: &str) {
 }
 
 fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> Result<()> {
-    let store = Store::open(store_path, &StoreOptions { create_if_missing: true, ..StoreOptions::default() })?;
+    let store = Store::open(
+        store_path,
+        &StoreOptions {
+            create_if_missing: true,
+            ..StoreOptions::default()
+        },
+    )?;
     let opts = CaptureOptions {
         conninfo: parse_conninfo(conninfo).context("demo connection string")?,
         slot: "asof_demo".into(),
@@ -62,8 +68,16 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let summary = rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))?;
-    println!("  captured {} transactions ({} changes{})", summary.txns, summary.records,
-        if summary.copied_rows > 0 { format!(", {} rows copied", summary.copied_rows) } else { String::new() });
+    println!(
+        "  captured {} transactions ({} changes{})",
+        summary.txns,
+        summary.records,
+        if summary.copied_rows > 0 {
+            format!(", {} rows copied", summary.copied_rows)
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
@@ -88,7 +102,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
     println!("  {} (port {}, wal_level=logical)", pg.data_dir().display(), pg.port());
     pg.execute(SCHEMA)?;
     println!("  created customers and orders, 8 orders inserted");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
 
     heading("phase 1: initial copy");
     catch_up(&rt, &store_path, &pg.conninfo())?;
@@ -110,23 +127,50 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     let snapshot = |label: &str, at: &str| -> Result<()> {
         heading(&format!("asof snapshot orders --at {at}   ({label})"));
-        super::rows::snapshot(&store_path, SnapshotArgs {
-            table: "orders".into(),
-            at: AtArg { at: at.into() },
-            format: FormatArg { format: Some(Format::Table) },
-        })
+        super::rows::snapshot(
+            &store_path,
+            SnapshotArgs {
+                table: "orders".into(),
+                at: AtArg { at: at.into() },
+                format: FormatArg {
+                    format: Some(Format::Table),
+                },
+            },
+        )
     };
     snapshot("t1", &t1)?;
     snapshot("t2", &t2)?;
     snapshot("t3", &t3)?;
     heading("asof history orders 7");
-    super::history::run(&store_path, HistoryArgs { table: "orders".into(), key: vec!["7".into()], format: FormatArg { format: Some(Format::Table) } })?;
+    super::history::run(
+        &store_path,
+        HistoryArgs {
+            table: "orders".into(),
+            key: vec!["7".into()],
+            format: FormatArg {
+                format: Some(Format::Table),
+            },
+        },
+    )?;
     heading(&format!("asof diff orders --from {t1} --to {t3}"));
-    super::diff::run(&store_path, DiffArgs { table: "orders".into(), from: t1.clone(), to: t3.clone(), format: FormatArg { format: Some(Format::Table) } })?;
+    super::diff::run(
+        &store_path,
+        DiffArgs {
+            table: "orders".into(),
+            from: t1.clone(),
+            to: t3.clone(),
+            format: FormatArg {
+                format: Some(Format::Table),
+            },
+        },
+    )?;
     heading("asof status");
     super::status::run(&store_path, StatusArgs { source: None })?;
     // Leave nothing behind: the slot belongs to the throwaway cluster.
     drop(pg);
-    println!("\ndemo finished in {:.1} s; the private PostgreSQL is stopped and removed", started.elapsed().as_secs_f64());
+    println!(
+        "\ndemo finished in {:.1} s; the private PostgreSQL is stopped and removed",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

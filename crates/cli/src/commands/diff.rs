@@ -28,12 +28,19 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
     let from = when::resolve(&store, from_w, "from ")?;
     let to = when::resolve(&store, to_w, "to   ")?;
     if from.cut.lsn > to.cut.lsn {
-        return Err(materializer::QueryError::ReversedRange { from: from.cut, to: to.cut }.into());
+        return Err(materializer::QueryError::ReversedRange {
+            from: from.cut,
+            to: to.cut,
+        }
+        .into());
     }
     let name = TableName::parse(&a.table);
     let to_t = materializer::table_at(&store, &name, to.cut)?;
     let from_t = materializer::table_at(&store, &name, from.cut).ok();
-    let from_cols: Vec<String> = from_t.as_ref().map(|t| t.schema.column_names().map(String::from).collect()).unwrap_or_default();
+    let from_cols: Vec<String> = from_t
+        .as_ref()
+        .map(|t| t.schema.column_names().map(String::from).collect())
+        .unwrap_or_default();
     let to_cols: Vec<String> = to_t.schema.column_names().map(String::from).collect();
     let mut out = stdout();
     let mut table = TableWriter::new({
@@ -72,14 +79,33 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
                     fn pick<'r>(row: &'r [Datum], cols: &[String], to_cols: &[String]) -> Vec<DatumRef<'r>> {
                         to_cols
                             .iter()
-                            .map(|c| cols.iter().position(|n| n == c).and_then(|i| row.get(i)).map_or(DatumRef::Null, Datum::as_ref))
+                            .map(|c| {
+                                cols.iter()
+                                    .position(|n| n == c)
+                                    .and_then(|i| row.get(i))
+                                    .map_or(DatumRef::Null, Datum::as_ref)
+                            })
                             .collect()
                     }
                     if let Some(b) = &e.before {
-                        lines.push((if e.kind == DiffKind::Changed { "-changed" } else { "deleted" }, pick(b, &from_cols, &to_cols)));
+                        lines.push((
+                            if e.kind == DiffKind::Changed {
+                                "-changed"
+                            } else {
+                                "deleted"
+                            },
+                            pick(b, &from_cols, &to_cols),
+                        ));
                     }
                     if let Some(af) = &e.after {
-                        lines.push((if e.kind == DiffKind::Changed { "+changed" } else { "inserted" }, pick(af, &to_cols, &to_cols)));
+                        lines.push((
+                            if e.kind == DiffKind::Changed {
+                                "+changed"
+                            } else {
+                                "inserted"
+                            },
+                            pick(af, &to_cols, &to_cols),
+                        ));
                     }
                     for (label, vals) in lines {
                         if format == Format::Csv {

@@ -34,7 +34,10 @@ pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
     match format {
         Format::Jsonl => {
             for e in &entries {
-                let row = e.row.as_ref().map(|r| output::json_row(&e.columns, r.iter().map(Datum::as_ref)));
+                let row = e
+                    .row
+                    .as_ref()
+                    .map(|r| output::json_row(&e.columns, r.iter().map(Datum::as_ref)));
                 let obj = serde_json::json!({
                     "op": e.op.name(),
                     "lsn": e.cut.lsn.to_string(),
@@ -51,13 +54,23 @@ pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
             let cols: Vec<String> = table.schema.column_names().map(String::from).collect();
             let mut header = vec!["commit_time".to_string(), "lsn".into(), "xid".into(), "op".into()];
             header.extend(cols.iter().cloned());
-            let hrefs: Vec<changelog::DatumRef<'_>> = header.iter().map(|h| changelog::DatumRef::Text(h.as_bytes())).collect();
+            let hrefs: Vec<changelog::DatumRef<'_>> =
+                header.iter().map(|h| changelog::DatumRef::Text(h.as_bytes())).collect();
             output::write_csv_record(&mut out, &hrefs)?;
             for e in &entries {
-                let meta = [e.cut.commit_time.to_string(), e.cut.lsn.to_string(), e.cut.xid.0.to_string(), e.op.name().to_string()];
-                let mut vals: Vec<changelog::DatumRef<'_>> = meta.iter().map(|m| changelog::DatumRef::Text(m.as_bytes())).collect();
+                let meta = [
+                    e.cut.commit_time.to_string(),
+                    e.cut.lsn.to_string(),
+                    e.cut.xid.0.to_string(),
+                    e.op.name().to_string(),
+                ];
+                let mut vals: Vec<changelog::DatumRef<'_>> =
+                    meta.iter().map(|m| changelog::DatumRef::Text(m.as_bytes())).collect();
                 for c in &cols {
-                    let v = e.row.as_ref().and_then(|r| e.columns.iter().position(|n| n == c).and_then(|i| r.get(i)));
+                    let v = e
+                        .row
+                        .as_ref()
+                        .and_then(|r| e.columns.iter().position(|n| n == c).and_then(|i| r.get(i)));
                     vals.push(v.map_or(changelog::DatumRef::Null, Datum::as_ref));
                 }
                 output::write_csv_record(&mut out, &vals)?;
@@ -69,9 +82,17 @@ pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
             header.extend(cols.iter().cloned());
             let mut t = TableWriter::new(header);
             for e in &entries {
-                let mut cells = vec![e.cut.commit_time.to_string(), e.cut.lsn.to_string(), e.cut.xid.0.to_string(), e.op.name().to_string()];
+                let mut cells = vec![
+                    e.cut.commit_time.to_string(),
+                    e.cut.lsn.to_string(),
+                    e.cut.xid.0.to_string(),
+                    e.op.name().to_string(),
+                ];
                 for c in &cols {
-                    let v = e.row.as_ref().and_then(|r| e.columns.iter().position(|n| n == c).and_then(|i| r.get(i)));
+                    let v = e
+                        .row
+                        .as_ref()
+                        .and_then(|r| e.columns.iter().position(|n| n == c).and_then(|i| r.get(i)));
                     cells.push(v.map_or(String::new(), |d| output::text(d.as_ref()).into_owned()));
                 }
                 t.push_strings(cells);

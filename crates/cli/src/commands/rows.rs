@@ -66,7 +66,11 @@ pub fn get(store_path: &Path, a: GetArgs) -> Result<()> {
     let mut out = stdout();
     match row {
         None => {
-            eprintln!("no row with key ({}) in {} as of that moment", keys.join(", "), table.schema.name);
+            eprintln!(
+                "no row with key ({}) in {} as of that moment",
+                keys.join(", "),
+                table.schema.name
+            );
             if format == Format::Csv {
                 let header: Vec<DatumRef<'_>> = cols.iter().map(|c| DatumRef::Text(c.as_bytes())).collect();
                 output::write_csv_record(&mut out, &header)?;
@@ -79,7 +83,12 @@ pub fn get(store_path: &Path, a: GetArgs) -> Result<()> {
 }
 
 /// Prints owned rows in a format.
-pub fn print_rows(out: &mut impl Write, format: Format, cols: &[String], rows: impl Iterator<Item = Vec<Datum>>) -> Result<()> {
+pub fn print_rows(
+    out: &mut impl Write,
+    format: Format,
+    cols: &[String],
+    rows: impl Iterator<Item = Vec<Datum>>,
+) -> Result<()> {
     match format {
         Format::Csv => {
             let header: Vec<DatumRef<'_>> = cols.iter().map(|c| DatumRef::Text(c.as_bytes())).collect();
@@ -108,5 +117,8 @@ pub fn print_rows(out: &mut impl Write, format: Format, cols: &[String], rows: i
 
 /// Carries an output error through a materializer callback.
 pub fn io_err(e: std::io::Error) -> materializer::QueryError {
-    materializer::QueryError::Store(changelog::StoreError::Io { path: "<stdout>".into(), source: e })
+    materializer::QueryError::Store(changelog::StoreError::Io {
+        path: "<stdout>".into(),
+        source: e,
+    })
 }

@@ -30,7 +30,10 @@ pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
     println!("store:        {}", store.path().display());
     match store.watermark() {
         Some(w) => {
-            println!("watermark:    {} (lsn {}, xid {})", w.commit_time, w.commit_lsn, w.xid.0);
+            println!(
+                "watermark:    {} (lsn {}, xid {})",
+                w.commit_time, w.commit_lsn, w.xid.0
+            );
             println!("complete to:  lsn {}", store.scanned_through());
         }
         None => println!("watermark:    none (empty store)"),
@@ -46,12 +49,25 @@ pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
         println!("source:       {} (system {})", src.conninfo_redacted, src.system_id);
         println!("slot:         {} (publication {})", src.slot, src.publication);
     }
-    let live = store.catalog().tables().filter(|(_, e)| e.current_schema().is_some()).count();
+    let live = store
+        .catalog()
+        .tables()
+        .filter(|(_, e)| e.current_schema().is_some())
+        .count();
     println!("tables:       {live}");
     let sizes = store.family_sizes()?;
     let total: u64 = sizes.iter().map(|(_, s)| s).sum();
-    let parts: Vec<String> = sizes.iter().filter(|(_, s)| *s > 0).map(|(n, s)| format!("{n} {}", human(*s))).collect();
-    println!("size:         {} on disk ({} live: {})", human(store.disk_bytes()?), human(total), parts.join(", "));
+    let parts: Vec<String> = sizes
+        .iter()
+        .filter(|(_, s)| *s > 0)
+        .map(|(n, s)| format!("{n} {}", human(*s)))
+        .collect();
+    println!(
+        "size:         {} on disk ({} live: {})",
+        human(store.disk_bytes()?),
+        human(total),
+        parts.join(", ")
+    );
     if let Some(conninfo) = a.source {
         let lag = crate::commands::tail::source_lag(&conninfo, &store)?;
         println!("{lag}");

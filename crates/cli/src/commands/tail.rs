@@ -21,9 +21,12 @@ fn parse_until(s: &str) -> Result<Until> {
         return Ok(Until::CaughtUp);
     }
     let l = s.strip_prefix("lsn:").unwrap_or(s);
-    l.parse()
-        .map(Until::Lsn)
-        .map_err(|_| UsageError(format!("--until: expected 'caught-up' or an LSN like 0/16B3748, got {s:?}")).into())
+    l.parse().map(Until::Lsn).map_err(|_| {
+        UsageError(format!(
+            "--until: expected 'caught-up' or an LSN like 0/16B3748, got {s:?}"
+        ))
+        .into()
+    })
 }
 
 pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
@@ -32,9 +35,20 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         Some(u) => parse_until(u)?,
         None => Until::Forever,
     };
-    let tables: Vec<TableName> = a.tables.iter().filter(|t| !t.is_empty()).map(|t| TableName::parse(t)).collect();
-    let store = Store::open(store_path, &StoreOptions { create_if_missing: true, ..StoreOptions::default() })
-        .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
+    let tables: Vec<TableName> = a
+        .tables
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| TableName::parse(t))
+        .collect();
+    let store = Store::open(
+        store_path,
+        &StoreOptions {
+            create_if_missing: true,
+            ..StoreOptions::default()
+        },
+    )
+    .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
     let opts = CaptureOptions {
         conninfo: conninfo.clone(),
         slot: a.slot,
@@ -44,7 +58,10 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         until,
     };
     eprintln!("capturing {} into {}", conninfo, store_path.display());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let summary = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -60,7 +77,11 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         "{} transactions ({} changes) stored{}; acknowledged up to {}",
         summary.txns,
         summary.records,
-        if summary.copied_rows > 0 { format!(", {} rows copied", summary.copied_rows) } else { String::new() },
+        if summary.copied_rows > 0 {
+            format!(", {} rows copied", summary.copied_rows)
+        } else {
+            String::new()
+        },
         summary.confirmed
     );
     Ok(())
@@ -99,7 +120,12 @@ struct Reporter {
 
 impl Reporter {
     fn new() -> Self {
-        Reporter { tty: std::io::stderr().is_terminal(), last_line: Instant::now(), last_records: 0, last_at: Instant::now() }
+        Reporter {
+            tty: std::io::stderr().is_terminal(),
+            last_line: Instant::now(),
+            last_records: 0,
+            last_at: Instant::now(),
+        }
     }
 
     fn report(&mut self, ev: CaptureEvent) {
@@ -125,7 +151,11 @@ impl Reporter {
                 }
             }
             CaptureEvent::Stream(p) => {
-                let interval = if self.tty { Duration::from_millis(500) } else { Duration::from_secs(10) };
+                let interval = if self.tty {
+                    Duration::from_millis(500)
+                } else {
+                    Duration::from_secs(10)
+                };
                 if self.last_line.elapsed() < interval {
                     return;
                 }
@@ -142,7 +172,10 @@ impl Reporter {
                     .unwrap_or(0.0);
                 let line = format!(
                     "{:.0} changes/s, {} stored, acknowledged {}, last commit {mark}, lag {} bytes / {lag_s:.1}s",
-                    rate, p.records, p.confirmed, p.lag_bytes()
+                    rate,
+                    p.records,
+                    p.confirmed,
+                    p.lag_bytes()
                 );
                 self.emit(&line);
             }
@@ -165,7 +198,9 @@ pub fn source_lag(conninfo: &str, store: &Store) -> Result<String> {
     let slot_name = store.source_info()?.map(|s| s.slot).unwrap_or_else(|| "asof".into());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = cdc_source::sql::connect(&info).await.context("cannot connect to the source")?;
+        let client = cdc_source::sql::connect(&info)
+            .await
+            .context("cannot connect to the source")?;
         let current = cdc_source::catalog::current_wal_lsn(&client).await?;
         let slot = cdc_source::catalog::slot(&client, &slot_name).await?;
         let reach = store.scanned_through();
@@ -183,6 +218,8 @@ pub fn source_lag(conninfo: &str, store: &Store) -> Result<String> {
             ),
             None => format!("slot {slot_name}: MISSING"),
         };
-        Ok(format!("server wal:   {current}\nlag:          {lag} bytes, {secs:.1} s\n{slot_line}"))
+        Ok(format!(
+            "server wal:   {current}\nlag:          {lag} bytes, {secs:.1} s\n{slot_line}"
+        ))
     })
 }
