@@ -316,7 +316,7 @@ fn cases() -> u32 {
     std::env::var("ASOF_E2E_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
+        .unwrap_or(16)
 }
 
 #[test]
