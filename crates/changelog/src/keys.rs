@@ -12,6 +12,7 @@
 //! cf "log"       commit_lsn:u64 ordinal:u32                    -> ChangeRecord
 //! cf "resets"    table_id:u32 lsn:u64                          -> ResetKind
 //! cf "versions"  table_id:u32 user_key !commit_lsn:u64         -> tag schema_version row
+//! cf "latest"    table_id:u32 user_key                         -> commit_lsn:u64 tag schema_version row
 //! ```
 //!
 //! `user_key` is a memcomparable, prefix-free encoding of the row's key
@@ -45,8 +46,11 @@ pub mod cf {
     pub const RESETS: &str = "resets";
     /// The MVCC version index.
     pub const VERSIONS: &str = "versions";
+    /// The newest version of every key (a copy of its first `versions`
+    /// entry), so scans of recent state do not wade through history.
+    pub const LATEST: &str = "latest";
     /// Every family, in creation order.
-    pub const ALL: [&str; 8] = [META, TABLES, SCHEMAS, COMMITS, TIMES, LOG, RESETS, VERSIONS];
+    pub const ALL: [&str; 9] = [META, TABLES, SCHEMAS, COMMITS, TIMES, LOG, RESETS, VERSIONS, LATEST];
 }
 
 /// Keys of the `meta` family.
@@ -257,6 +261,20 @@ impl UserKey {
         k.extend_from_slice(&[0xFF; 9]);
         k
     }
+}
+
+/// A `latest` value: the commit LSN, then the version value.
+pub fn encode_latest(lsn: Lsn, version_value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + version_value.len());
+    v.extend_from_slice(&lsn.0.to_be_bytes());
+    v.extend_from_slice(version_value);
+    v
+}
+
+/// Splits a `latest` value into the commit LSN and the version value.
+pub fn decode_latest(v: &[u8]) -> Result<(Lsn, &[u8]), CorruptEncoding> {
+    let lsn = u64::from_be_bytes(take::<8>(v, 0, "latest lsn")?);
+    Ok((Lsn(lsn), v.get(8..).unwrap_or_default()))
 }
 
 /// Splits a `versions` key into its user-key bytes and commit LSN.

@@ -1,6 +1,8 @@
 //! Whole-table scans of the version index at a cut (MVCC reads).
 //!
-//! The versions of one key sit together, newest first. A scan at cut `c`
+//! A snapshot walks the `latest` family (one entry per key) and seeks into
+//! a key's history only when the key changed after the cut. A diff walks
+//! the version index itself, where the versions of one key sit together, newest first. A scan at cut `c`
 //! must land on the first version with LSN `<= c` and then leave the key's
 //! older versions behind. Stepping with `next()` is cheapest when a key has
 //! few versions, a `seek()` when it has many; like TiKV's forward scanner and
@@ -208,39 +210,68 @@ impl Store {
         dead_before: Option<Lsn>,
         mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<bool, E>,
     ) -> std::result::Result<ScanStats, E> {
-        let mut w = Walker::new(self, table)?;
+        // Walk the newest version of every key (`latest`); only a key
+        // changed after the cut needs a seek into its history. So a scan of
+        // recent state costs the same however deep the history is.
+        let (lo, hi) = keys::table_range(table);
+        let bounded = || {
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(hi.clone());
+            ro.set_readahead_size(2 << 20);
+            ro
+        };
+        let mut latest = self.db().raw_iterator_cf_opt(self.cf_handle(cf::LATEST)?, bounded());
+        latest.seek(lo);
+        let mut history: Option<DBRawIterator<'_>> = None;
+        let mut stats = ScanStats {
+            seeks: 1,
+            ..ScanStats::default()
+        };
         let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
-        while w.begin_key()? {
-            if w.skip_to_cut(cut)? {
-                let (Some(k), Some(v)) = (w.it.key(), w.it.value()) else {
-                    break;
+        while let (Some(uk), Some(lv)) = (latest.key(), latest.value()) {
+            let (newest, newest_value) = keys::decode_latest(lv).map_err(StoreError::corrupt(cf::LATEST))?;
+            let visible: Option<(Lsn, &[u8])> = if newest <= cut {
+                Some((newest, newest_value))
+            } else {
+                let it = match history.as_mut() {
+                    Some(it) => it,
+                    None => history.insert(self.db().raw_iterator_cf_opt(self.cf_handle(cf::VERSIONS)?, bounded())),
                 };
-                let lsn = Lsn(!u64::from_be_bytes(
-                    k.get(k.len().saturating_sub(8)..)
-                        .and_then(|s| s.try_into().ok())
-                        .unwrap_or([0xFF; 8]),
-                ));
-                if dead_before.is_none_or(|r| lsn >= r) {
-                    if let Some((schema, mut pos)) = decode_head(v)? {
-                        let mut refs = recycle(std::mem::take(&mut spare));
-                        codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
-                        w.stats.rows += 1;
-                        let more = f(ScanRow {
-                            key: &w.key,
-                            lsn,
-                            schema,
-                            values: &refs,
-                        })?;
-                        spare = park(refs);
-                        if !more {
-                            return Ok(w.stats);
-                        }
+                it.seek(keys::UserKey(uk.to_vec()).at(cut).0);
+                stats.seeks += 1;
+                match (it.key(), it.value()) {
+                    (Some(k), Some(v)) => {
+                        let (vuk, vlsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+                        (vuk == uk).then_some((vlsn, v))
+                    }
+                    _ => {
+                        it.status().map_err(StoreError::from)?;
+                        None
                     }
                 }
-                w.skip_key()?;
+            };
+            if let Some((lsn, v)) = visible.filter(|(lsn, _)| dead_before.is_none_or(|r| *lsn >= r)) {
+                if let Some((schema, mut pos)) = decode_head(v)? {
+                    let mut refs = recycle(std::mem::take(&mut spare));
+                    codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
+                    stats.rows += 1;
+                    let more = f(ScanRow {
+                        key: uk,
+                        lsn,
+                        schema,
+                        values: &refs,
+                    })?;
+                    spare = park(refs);
+                    if !more {
+                        return Ok(stats);
+                    }
+                }
             }
+            latest.next();
+            stats.nexts += 1;
         }
-        Ok(w.stats)
+        latest.status().map_err(StoreError::from)?;
+        Ok(stats)
     }
 
     /// Streams the keys of `table` whose visible version differs between

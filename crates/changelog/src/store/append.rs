@@ -357,11 +357,19 @@ impl Store {
         kind: ResetKind,
     ) -> Result<()> {
         let vcf = self.cf(cf::VERSIONS)?;
+        let lcf = self.cf(cf::LATEST)?;
         state.written.retain(|user_key, (table, wlsn, _)| {
             if *table == t {
                 // Only this transaction's own versions share the reset's LSN.
                 if *wlsn == lsn {
                     batch.delete_cf(vcf, keys::UserKey(user_key.clone()).at(lsn).0);
+                    // The key's newest state is "gone at the reset"; older
+                    // versions are hidden by the reset itself.
+                    batch.put_cf(
+                        lcf,
+                        user_key.as_slice(),
+                        keys::encode_latest(lsn, &[version_tag::TOMBSTONE]),
+                    );
                 }
                 false
             } else {
@@ -369,7 +377,7 @@ impl Store {
             }
         });
         if state.spilled {
-            self.undo_spilled_versions(batch, t, lsn)?;
+            self.undo_spilled_versions(batch, t, lsn, false)?;
         }
         pending.resets.retain(|(pt, pl, _)| !(*pt == t && *pl == lsn));
         pending.resets.push((t, lsn, kind));
@@ -399,6 +407,7 @@ impl Store {
         vk.extend_from_slice(key_buf);
         vk.extend_from_slice(&(!lsn.0).to_be_bytes());
         batch.put_cf(self.cf(cf::VERSIONS)?, &vk, &*val_buf);
+        batch.put_cf(self.cf(cf::LATEST)?, &*key_buf, keys::encode_latest(lsn, val_buf));
         state
             .written
             .insert(key_buf.clone(), (t, lsn, Written::Record(record_row, sv)));
@@ -420,6 +429,7 @@ impl Store {
         vk.extend_from_slice(user_key);
         vk.extend_from_slice(&(!lsn.0).to_be_bytes());
         batch.put_cf(self.cf(cf::VERSIONS)?, &vk, &*val_buf);
+        batch.put_cf(self.cf(cf::LATEST)?, user_key, keys::encode_latest(lsn, val_buf));
         state.written.insert(user_key.to_vec(), (t, lsn, Written::Tombstone));
         Ok(())
     }

@@ -79,10 +79,13 @@ impl Store {
         ro.set_iterate_upper_bound(hi);
         let mut it = self.db.raw_iterator_cf_opt(vcf, ro);
         it.seek(lo);
+        let lcf = self.cf(cf::LATEST)?;
         let mut batch = WriteBatch::default();
         let mut cur: Vec<u8> = Vec::new();
-        // Whether the current key's base (newest version <= horizon) was seen.
+        // Whether the current key's base (newest version <= horizon) was seen,
+        // and whether the key has versions above the horizon.
         let mut base_seen = false;
+        let mut has_newer = false;
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
             if uk != cur.as_slice() {
@@ -95,6 +98,7 @@ impl Store {
                 cur.clear();
                 cur.extend_from_slice(uk);
                 base_seen = false;
+                has_newer = false;
             }
             if lsn <= horizon {
                 let live = v.first() == Some(&version_tag::PUT) && dead_before.is_none_or(|r| lsn >= r);
@@ -103,8 +107,14 @@ impl Store {
                 } else {
                     batch.delete_cf(vcf, k);
                     stats.versions_removed += 1;
+                    // Nothing of the key is left: its latest entry goes too.
+                    if !base_seen && !has_newer {
+                        batch.delete_cf(lcf, uk);
+                    }
                 }
                 base_seen = true;
+            } else {
+                has_newer = true;
             }
             it.next();
         }

@@ -35,7 +35,7 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
         o.set_target_file_size_base(64 << 20);
         o.set_max_bytes_for_level_base(256 << 20);
     }
-    if name == cf::VERSIONS {
+    if name == cf::VERSIONS || name == cf::LATEST {
         // Point look-ups seek by key prefix; a whole-key bloom filter would
         // never match (the suffix varies), so none is configured.
         o.set_compression_type(DBCompressionType::Lz4);

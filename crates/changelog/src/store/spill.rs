@@ -172,7 +172,7 @@ impl Store {
     fn purge_inflight(&mut self, inflight: &InFlight) -> Result<()> {
         let mut batch = WriteBatch::default();
         for t in &inflight.tables {
-            self.undo_spilled_versions(&mut batch, *t, inflight.lsn)?;
+            self.undo_spilled_versions(&mut batch, *t, inflight.lsn, true)?;
         }
         batch.delete_range_cf(
             self.cf(cf::LOG)?,
@@ -186,22 +186,55 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes every version of table `t` written at exactly `lsn`.
-    pub(super) fn undo_spilled_versions(&self, batch: &mut WriteBatch, t: TableId, lsn: Lsn) -> Result<()> {
+    /// Deletes every version of table `t` written at exactly `lsn`, and
+    /// fixes the key's `latest` entry: back to its previous version when the
+    /// transaction is being removed (`restore`), or "gone at `lsn`" when a
+    /// reset inside the transaction undoes its own earlier writes.
+    pub(super) fn undo_spilled_versions(
+        &self,
+        batch: &mut WriteBatch,
+        t: TableId,
+        lsn: Lsn,
+        restore: bool,
+    ) -> Result<()> {
         let vcf = self.cf(cf::VERSIONS)?;
+        let lcf = self.cf(cf::LATEST)?;
         let (lo, hi) = keys::table_range(t);
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(hi);
         let mut it = self.db.raw_iterator_cf_opt(vcf, ro);
         it.seek(lo);
+        let mut undone: Vec<Vec<u8>> = Vec::new();
         while let Some(k) = it.key() {
-            let (_, vlsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            let (uk, vlsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
             if vlsn == lsn {
                 batch.delete_cf(vcf, k);
+                undone.push(uk.to_vec());
             }
             it.next();
         }
         it.status()?;
+        for uk in undone {
+            if !restore {
+                batch.put_cf(lcf, &uk, keys::encode_latest(lsn, &[keys::version_tag::TOMBSTONE]));
+                continue;
+            }
+            // Back to the newest version older than `lsn`, if any.
+            let mut prev = self.db.raw_iterator_cf(vcf);
+            prev.seek(keys::UserKey(uk.clone()).at(Lsn(lsn.0.saturating_sub(1))).0);
+            let found = match (prev.key(), prev.value()) {
+                (Some(k), Some(v)) => {
+                    let (puk, plsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+                    (puk == uk.as_slice()).then(|| keys::encode_latest(plsn, v))
+                }
+                _ => None,
+            };
+            prev.status()?;
+            match found {
+                Some(latest) => batch.put_cf(lcf, &uk, latest),
+                None => batch.delete_cf(lcf, &uk),
+            }
+        }
         Ok(())
     }
 }

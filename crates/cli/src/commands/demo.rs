@@ -102,10 +102,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     println!("  {} (port {}, wal_level=logical)", pg.data_dir().display(), pg.port());
     pg.execute(SCHEMA)?;
     println!("  created customers and orders, 8 orders inserted");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 
     heading("phase 1: initial copy");
     catch_up(&rt, &store_path, &pg.conninfo())?;

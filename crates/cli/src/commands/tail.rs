@@ -58,10 +58,10 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         until,
     };
     eprintln!("capturing {} into {}", conninfo, store_path.display());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    // One thread for the stream: decoding and the network stay on one core
+    // (cross-thread wake-ups cost more than they save); the store writer
+    // has its own thread.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let summary = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
