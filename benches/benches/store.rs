@@ -10,7 +10,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use materializer::When;
 
 fn rows() -> u64 {
-    std::env::var("ASOF_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(800_000)
+    std::env::var("ASOF_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(800_000)
 }
 
 fn append(c: &mut Criterion) {
@@ -18,26 +21,47 @@ fn append(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     for per_txn in [1u64, 100, 1000] {
         g.throughput(Throughput::Elements(per_txn));
-        g.bench_with_input(BenchmarkId::new("sync_changes_per_txn", per_txn), &per_txn, |bch, &n| {
-            let dir = tempfile::tempdir().unwrap();
-            let mut store =
-                Store::open(dir.path(), &StoreOptions { create_if_missing: true, durability: Durability::Sync, ..Default::default() })
-                    .unwrap();
-            let table = store.table_id_for(&TableName::new("public", "orders"));
-            let mut b = TxnBuilder::default();
-            let define = ChangeRecord::Schema { table, change: SchemaChange::Define { schema: orders_schema(), backfill: vec![] } };
-            store.append(&[b.txn(vec![define])]).unwrap();
-            let mut next_id = 0u64;
-            bch.iter_batched(
-                || {
-                    let records = (next_id..next_id + n).map(|id| ChangeRecord::Insert { table, new: orders_row(id, 0) }).collect();
-                    next_id += n;
-                    b.txn(records)
-                },
-                |txn| store.append(std::slice::from_ref(&txn)).unwrap(),
-                BatchSize::SmallInput,
-            );
-        });
+        g.bench_with_input(
+            BenchmarkId::new("sync_changes_per_txn", per_txn),
+            &per_txn,
+            |bch, &n| {
+                let dir = tempfile::tempdir().unwrap();
+                let mut store = Store::open(
+                    dir.path(),
+                    &StoreOptions {
+                        create_if_missing: true,
+                        durability: Durability::Sync,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                let table = store.table_id_for(&TableName::new("public", "orders"));
+                let mut b = TxnBuilder::default();
+                let define = ChangeRecord::Schema {
+                    table,
+                    change: SchemaChange::Define {
+                        schema: orders_schema(),
+                        backfill: vec![],
+                    },
+                };
+                store.append(&[b.txn(vec![define])]).unwrap();
+                let mut next_id = 0u64;
+                bch.iter_batched(
+                    || {
+                        let records = (next_id..next_id + n)
+                            .map(|id| ChangeRecord::Insert {
+                                table,
+                                new: orders_row(id, 0),
+                            })
+                            .collect();
+                        next_id += n;
+                        b.txn(records)
+                    },
+                    |txn| store.append(std::slice::from_ref(&txn)).unwrap(),
+                    BatchSize::SmallInput,
+                );
+            },
+        );
     }
     g.finish();
 }
@@ -50,7 +74,9 @@ fn scan(c: &mut Criterion) {
         let (_, b) = load_orders(&mut store, n, versions);
         store.flush().unwrap();
         store.compact_files().unwrap();
-        let cut = materializer::resolve(&store, When::Lsn(b.last_lsn()), CommitTime::now()).unwrap().cut;
+        let cut = materializer::resolve(&store, When::Lsn(b.last_lsn()), CommitTime::now())
+            .unwrap()
+            .cut;
         let table = materializer::table_at(&store, &TableName::new("public", "orders"), cut).unwrap();
 
         let mut g = c.benchmark_group("as_of_scan");

@@ -4,8 +4,8 @@
 //! benchmark workloads (a 6-column `orders` table) directly in a store.
 
 use changelog::{
-    ChangeRecord, Column, CommitInfo, CommitTime, Datum, Durability, Lsn, ReplicaIdentity, RowImage, SchemaChange, Store,
-    StoreOptions, TableId, TableName, TableSchema, Transaction, Xid,
+    ChangeRecord, Column, CommitInfo, CommitTime, Datum, Durability, Lsn, ReplicaIdentity, RowImage, SchemaChange,
+    Store, StoreOptions, TableId, TableName, TableSchema, Transaction, Xid,
 };
 
 /// The benchmark table's shape: `orders(id int8 primary key, customer int4,
@@ -42,15 +42,28 @@ pub fn orders_row(id: u64, v: u32) -> RowImage {
         Datum::text(STATUS[(v % 4) as usize]),
         Datum::text(format!("{}.{:02}", (id * 7 + u64::from(v)) % 100_000, id % 100)),
         Datum::text(format!("order {id} revision {v}")),
-        Datum::text(format!("2026-11-{:02} 09:{:02}:{:02}.{:06}+00", 1 + v % 28, id % 60, (id / 60) % 60, id % 1_000_000)),
+        Datum::text(format!(
+            "2026-11-{:02} 09:{:02}:{:02}.{:06}+00",
+            1 + v % 28,
+            id % 60,
+            (id / 60) % 60,
+            id % 1_000_000
+        )),
     ])
 }
 
 /// Opens a fresh store in `dir` (buffered writes: loading is not what is
 /// measured).
 pub fn fresh_store(dir: &std::path::Path) -> Store {
-    Store::open(dir, &StoreOptions { create_if_missing: true, durability: Durability::Buffered, ..Default::default() })
-        .expect("open store")
+    Store::open(
+        dir,
+        &StoreOptions {
+            create_if_missing: true,
+            durability: Durability::Buffered,
+            ..Default::default()
+        },
+    )
+    .expect("open store")
 }
 
 /// Builds transactions in commit order.
@@ -61,7 +74,10 @@ pub struct TxnBuilder {
 
 impl Default for TxnBuilder {
     fn default() -> Self {
-        TxnBuilder { lsn: 0x100_0000, time: 1_795_000_000_000_000 }
+        TxnBuilder {
+            lsn: 0x100_0000,
+            time: 1_795_000_000_000_000,
+        }
     }
 }
 
@@ -93,7 +109,13 @@ impl TxnBuilder {
 pub fn load_orders(store: &mut Store, rows: u64, versions: u32) -> (TableId, TxnBuilder) {
     let mut b = TxnBuilder::default();
     let table = store.table_id_for(&TableName::new("public", "orders"));
-    let define = ChangeRecord::Schema { table, change: SchemaChange::Define { schema: orders_schema(), backfill: vec![] } };
+    let define = ChangeRecord::Schema {
+        table,
+        change: SchemaChange::Define {
+            schema: orders_schema(),
+            backfill: vec![],
+        },
+    };
     store.append(&[b.txn(vec![define])]).expect("append schema");
     for v in 0..versions {
         let mut start = 0;

@@ -1,21 +1,27 @@
 //! End-to-end comparisons of `asof` with PostgreSQL's own tools, each on a
-//! private cluster started by `pg-fixture`.
+//! private cluster started by `pg-fixture` (TCP on 127.0.0.1).
 //!
 //! Every step runs the reference and `asof` interleaved (reference, ours,
 //! reference, ours, ...) on the same data in the same run, and prints the
-//! raw seconds of every repetition, the medians and their ratio. The
-//! machine is small and shared, so only ratios are meaningful.
+//! raw seconds of every repetition, the medians and their ratio, plus the
+//! CPU seconds of the client process (getrusage) and of the server
+//! processes serving it (sampled from /proc). The machine is small and
+//! shared, so only ratios are meaningful.
 //!
 //! ```text
+//! export CARGO_TARGET_DIR=/root/.cache/asof-target
 //! cargo build --release -p asof-cli --bin asof
-//! cargo run --release -p asof-benches --bin e2e -- all
+//! cargo run --release -p asof-benches --bin e2e -- all              # steps 1-4, ~12 min
 //! cargo run --release -p asof-benches --bin e2e -- capture --reps 5
 //! cargo run --release -p asof-benches --bin e2e -- asof-snapshot --scale 0.1
+//! cargo run --release -p asof-benches --bin e2e -- capture-runtime  # diagnostic
 //! ```
 //!
 //! `asof` is run as a process (the binary next to this one, or `--asof`),
 //! so every figure includes start-up, opening the store and closing it, as
-//! a user would see it. See BENCHMARKS.md for results.
+//! a user would see it. The diagnostics (`capture-runtime`,
+//! `initial-runtime`, `make-store`, `probe`) call the libraries in process
+//! to show where the time goes. See BENCHMARKS.md for results.
 
 use std::fs::File;
 use std::io::Read;
@@ -73,16 +79,46 @@ enum Step {
     },
     /// All four steps, one after the other.
     All,
+    /// Diagnostic: the capture of step 1 in process, under different tokio
+    /// runtimes (as `asof tail` runs it, on a current-thread runtime, and
+    /// spawned onto the multi-thread runtime), interleaved with pg_recvlogical.
+    CaptureRuntime,
+    /// Diagnostic: the initial snapshot of step 2 in process, under the same
+    /// tokio runtimes, interleaved with COPY (FORMAT binary).
+    InitialRuntime,
+    /// Builds a synthetic store (the criterion benches' `orders`), flushed and compacted, for `probe`.
+    MakeStore {
+        /// The store directory (created).
+        store: PathBuf,
+        /// Keys.
+        rows: u64,
+        /// Versions per key.
+        versions: u32,
+    },
+    /// Where a read spends its time: open, resolve, scan, per table (in process).
+    Probe {
+        /// The store directory.
+        store: PathBuf,
+        /// Tables to scan.
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let asof = match cli.asof {
         Some(p) => p,
-        None => std::env::current_exe()?.parent().ok_or_else(|| anyhow!("no parent dir"))?.join("asof"),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or_else(|| anyhow!("no parent dir"))?
+            .join("asof"),
     };
     if !asof.is_file() {
-        bail!("{} not found: build it first (cargo build --release -p asof-cli --bin asof) or pass --asof", asof.display());
+        bail!(
+            "{} not found: build it first (cargo build --release -p asof-cli --bin asof) or pass --asof",
+            asof.display()
+        );
     }
     let tmp;
     let work = match cli.work_dir {
@@ -95,7 +131,12 @@ fn main() -> Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    let ctx = Ctx { asof, work, reps: cli.reps.max(1), scale: cli.scale };
+    let ctx = Ctx {
+        asof,
+        work,
+        reps: cli.reps.max(1),
+        scale: cli.scale,
+    };
     println!(
         "# asof e2e benchmarks: {} repetitions, scale {}, asof = {}, {} cores",
         ctx.reps,
@@ -103,11 +144,27 @@ fn main() -> Result<()> {
         ctx.asof.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    describe_build(&ctx.asof);
     match cli.step {
         Step::Capture => capture(&ctx),
         Step::InitialSnapshot => initial_snapshot(&ctx),
         Step::AsofSnapshot { versions } => asof_snapshot(&ctx, versions),
         Step::Freshness { rate, seconds } => freshness(&ctx, rate, seconds),
+        Step::Probe { store, tables } => probe(&store, &tables),
+        Step::MakeStore { store, rows, versions } => {
+            let t = Instant::now();
+            let mut s = asof_benches::fresh_store(&store);
+            asof_benches::load_orders(&mut s, rows, versions);
+            s.flush()?;
+            s.compact_files()?;
+            println!(
+                "{rows} keys x {versions} versions loaded, flushed and compacted in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Step::CaptureRuntime => capture_runtime(&ctx),
+        Step::InitialRuntime => initial_runtime(&ctx),
         Step::All => {
             capture(&ctx)?;
             initial_snapshot(&ctx)?;
@@ -172,11 +229,13 @@ fn current_lsn(c: &PgCluster) -> Result<String> {
 /// One timed process: wall seconds, its own CPU seconds (user + sys), and
 /// the CPU seconds of the server processes serving TCP clients meanwhile
 /// (backends and walsenders; sampled from /proc every 50 ms).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Run {
     wall: f64,
     cpu: f64,
     server: f64,
+    /// CPU seconds per thread name of the client process (sampled).
+    threads: Vec<(String, f64)>,
 }
 
 fn children_cpu() -> f64 {
@@ -190,57 +249,121 @@ fn children_cpu() -> f64 {
 /// CPU ticks (user + sys) of every PostgreSQL process serving a TCP client.
 fn server_ticks() -> std::collections::HashMap<u32, u64> {
     let mut out = std::collections::HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         if !cmd.starts_with(b"postgres: ") || !cmd.windows(10).any(|w| w == b"127.0.0.1(") {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         // After the command: state is field 3; utime and stime are 14 and 15.
-        if let (Some(u), Some(s)) = (f.get(11).and_then(|v| v.parse::<u64>().ok()), f.get(12).and_then(|v| v.parse::<u64>().ok())) {
+        if let (Some(u), Some(s)) = (
+            f.get(11).and_then(|v| v.parse::<u64>().ok()),
+            f.get(12).and_then(|v| v.parse::<u64>().ok()),
+        ) {
             out.insert(pid, u + s);
         }
     }
     out
 }
 
-/// Samples server CPU in the background until stopped.
-struct ServerSampler {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: std::thread::JoinHandle<f64>,
+/// CPU ticks per thread (tid -> (name, ticks)) of process `pid`.
+fn thread_ticks(pid: u32, out: &mut std::collections::HashMap<u32, (String, u64)>) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat.get(open + 1..close).unwrap_or("?").to_string();
+        let f: Vec<&str> = stat.get(close + 1..).unwrap_or("").split_whitespace().collect();
+        if let (Some(u), Some(s)) = (
+            f.get(11).and_then(|v| v.parse::<u64>().ok()),
+            f.get(12).and_then(|v| v.parse::<u64>().ok()),
+        ) {
+            out.insert(tid, (name, u + s));
+        }
+    }
 }
 
-impl ServerSampler {
-    fn start() -> ServerSampler {
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
+/// Samples, every 50 ms until stopped, the CPU of the server processes
+/// serving TCP clients and of each thread of the client process.
+struct Sampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    client: Arc<std::sync::atomic::AtomicU32>,
+    handle: std::thread::JoinHandle<(f64, Vec<(String, f64)>)>,
+}
+
+impl Sampler {
+    fn start() -> Sampler {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let before = server_ticks();
-        let flag = Arc::clone(&stop);
+        let (flag, pid) = (Arc::clone(&stop), Arc::clone(&client));
         let handle = std::thread::spawn(move || {
             let mut last = before.clone();
+            let mut threads = std::collections::HashMap::new();
             loop {
                 let done = flag.load(std::sync::atomic::Ordering::Relaxed);
                 for (pid, t) in server_ticks() {
                     last.insert(pid, t);
+                }
+                let p = pid.load(std::sync::atomic::Ordering::Relaxed);
+                if p != 0 {
+                    thread_ticks(p, &mut threads);
                 }
                 if done {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            // SAFETY: sysconf has no preconditions.
-            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-            last.iter().map(|(pid, t)| t - before.get(pid).copied().unwrap_or(0)).sum::<u64>() as f64 / hz
+            let hz = clk_tck();
+            let server = last
+                .iter()
+                .map(|(pid, t)| t - before.get(pid).copied().unwrap_or(0))
+                .sum::<u64>() as f64
+                / hz;
+            let mut by_name: Vec<(String, f64)> = Vec::new();
+            for (name, t) in threads.into_values() {
+                match by_name.iter_mut().find(|(n, _)| *n == name) {
+                    Some(e) => e.1 += t as f64 / hz,
+                    None => by_name.push((name, t as f64 / hz)),
+                }
+            }
+            by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+            (server, by_name)
         });
-        ServerSampler { stop, handle }
+        Sampler { stop, client, handle }
     }
 
-    fn finish(self) -> f64 {
+    fn finish(self) -> (f64, Vec<(String, f64)>) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.handle.join().unwrap_or(f64::NAN)
+        self.handle.join().unwrap_or((f64::NAN, Vec::new()))
     }
 }
 
@@ -248,18 +371,35 @@ impl ServerSampler {
 fn timed(cmd: &mut Command, log: &Path) -> Result<Run> {
     let err = File::create(log)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
-    let sampler = ServerSampler::start();
+    let sampler = Sampler::start();
     let cpu0 = children_cpu();
     let t = Instant::now();
-    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    let mut child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
+    sampler.client.store(child.id(), std::sync::atomic::Ordering::Relaxed);
+    let status = child.wait()?;
     let wall = t.elapsed().as_secs_f64();
     let cpu = children_cpu() - cpu0;
-    let server = sampler.finish();
+    let (server, threads) = sampler.finish();
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         bail!("{cmd:?} failed ({status}); stderr:\n{text}");
     }
-    Ok(Run { wall, cpu, server })
+    Ok(Run {
+        wall,
+        cpu,
+        server,
+        threads,
+    })
+}
+
+/// "name 1.2 s, other 0.3 s" for the threads that used at least 0.05 s.
+fn thread_line(r: &Run) -> String {
+    r.threads
+        .iter()
+        .filter(|(_, s)| *s >= 0.05)
+        .map(|(n, s)| format!("{n} {s:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs `cmd` and returns (bytes on stdout, lines on stdout).
@@ -285,7 +425,10 @@ fn count_stdout(cmd: &mut Command) -> Result<(u64, u64)> {
 
 fn psql(c: &PgCluster, sql: &str) -> Command {
     let mut cmd = Command::new(c.pg_bin("psql"));
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]).arg(c.conninfo()).arg("-c").arg(sql);
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(c.conninfo())
+        .arg("-c")
+        .arg(sql);
     cmd
 }
 
@@ -320,6 +463,17 @@ fn report_pairs(title: &str, ref_name: &str, ours_name: &str, refs: &[Run], ours
         m(refs, |r| r.server),
         m(ours, |r| r.server)
     );
+    let total = |xs: &[Run]| median(&xs.iter().map(|r| r.cpu + r.server).collect::<Vec<_>>());
+    println!(
+        "\ntotal CPU (client + server), medians: reference {:.2} s, ours {:.2} s, ratio {:.2}",
+        total(refs),
+        total(ours),
+        total(ours) / total(refs)
+    );
+    println!("\nCPU seconds by thread of ours (sampled every 50 ms from /proc):\n");
+    for (i, o) in ours.iter().enumerate() {
+        println!("- rep {}: {}", i + 1, thread_line(o));
+    }
     ratio
 }
 
@@ -341,8 +495,16 @@ fn tail_summary(log: &Path) -> Result<(u64, u64, u64)> {
         .ok_or_else(|| anyhow!("no summary in {}:\n{text}", log.display()))?;
     let num = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
     let txns = num(line.split(" transactions").next().unwrap_or(""));
-    let changes = num(line.split('(').nth(1).and_then(|s| s.split(" changes").next()).unwrap_or(""));
-    let copied = line.split(", ").nth(1).and_then(|s| s.split(" rows copied").next()).map_or(0, num);
+    let changes = num(line
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split(" changes").next())
+        .unwrap_or(""));
+    let copied = line
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(" rows copied").next())
+        .map_or(0, num);
     Ok((txns, changes, copied))
 }
 
@@ -380,27 +542,27 @@ fn capture(ctx: &Ctx) -> Result<()> {
     for (i, s) in stores.iter().enumerate() {
         let log = dir.join(format!("setup_{}.log", i + 1));
         timed(
-            ctx.asof(s).args(["tail", &conn, "--slot", &format!("asof_{}", i + 1), "--no-snapshot", "--until", "caught-up"]),
+            ctx.asof(s).args([
+                "tail",
+                &conn,
+                "--slot",
+                &format!("asof_{}", i + 1),
+                "--no-snapshot",
+                "--until",
+                "caught-up",
+            ]),
             &log,
         )?;
     }
     for i in 1..=ctx.reps {
-        cl.execute(&format!("SELECT pg_create_logical_replication_slot('pgrecv_{i}', 'pgoutput')"))?;
+        cl.execute(&format!(
+            "SELECT pg_create_logical_replication_slot('pgrecv_{i}', 'pgoutput')"
+        ))?;
     }
     cl.execute("SELECT pg_create_logical_replication_slot('pgrecv_bytes', 'pgoutput')")?;
     let start = current_lsn(&cl)?;
 
-    let t = Instant::now();
-    for (n, body) in [
-        (ins, insert_sql("orders", "i::bigint * 1000 + 1", "(i + 1)::bigint * 1000")),
-        (upd, "UPDATE orders SET status = 'paid', amount = amount + 1, note = note || ' updated' \
-               WHERE id BETWEEN i::bigint * 1000 + 1 AND (i + 1)::bigint * 1000"
-            .to_string()),
-        (del, format!("DELETE FROM orders WHERE id BETWEEN {upd}000 + i::bigint * 1000 + 1 AND {upd}000 + (i + 1)::bigint * 1000")),
-    ] {
-        cl.execute(&format!("DO $$ BEGIN FOR i IN 0..{} LOOP {body}; COMMIT; END LOOP; END $$", n - 1))?;
-    }
-    let gen = t.elapsed().as_secs_f64();
+    let gen = backlog(&cl, ins, upd, del)?;
     let end = current_lsn(&cl)?;
     cl.execute("CHECKPOINT")?;
     let wal = one(&cl, &format!("SELECT pg_wal_lsn_diff('{end}', '{start}')::bigint"))?;
@@ -415,21 +577,37 @@ fn capture(ctx: &Ctx) -> Result<()> {
     );
 
     let (mut refs, mut ours) = (Vec::new(), Vec::new());
-    let mut summary = (0, 0, 0);
     for i in 1..=ctx.reps {
         refs.push(timed(
             Command::new(cl.pg_bin("pg_recvlogical"))
-                .args(["-d", &conn, "--slot", &format!("pgrecv_{i}"), "--start", "--endpos", &end, "-f", "/dev/null"])
+                .args([
+                    "-d",
+                    &conn,
+                    "--slot",
+                    &format!("pgrecv_{i}"),
+                    "--start",
+                    "--endpos",
+                    &end,
+                    "-f",
+                    "/dev/null",
+                ])
                 .args(["-o", "proto_version=1", "-o", "publication_names=asof", "--no-loop"]),
             &dir.join(format!("pgrecv_{i}.log")),
         )?);
         let log = dir.join(format!("tail_{i}.log"));
         ours.push(timed(
-            ctx.asof(&stores[i - 1]).args(["tail", &conn, "--slot", &format!("asof_{i}"), "--until", "caught-up"]),
+            ctx.asof(&stores[i - 1])
+                .args(["tail", &conn, "--slot", &format!("asof_{i}"), "--until", "caught-up"]),
             &log,
         )?);
-        summary = tail_summary(&log)?;
-        println!("  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes)", refs[i - 1].wall, ours[i - 1].wall, summary.0, summary.1);
+        let summary = tail_summary(&log)?;
+        println!(
+            "  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes)",
+            refs[i - 1].wall,
+            ours[i - 1].wall,
+            summary.0,
+            summary.1
+        );
         if summary.1 != expected {
             println!("  WARNING: asof stored {} changes, expected {expected}", summary.1);
         }
@@ -459,25 +637,54 @@ fn capture(ctx: &Ctx) -> Result<()> {
         &dir.join("pgrecv_bytes.log"),
     )?;
     let file_bytes = std::fs::metadata(&file)?.len();
-    // Messages: one per row change, BEGIN and COMMIT per transaction, one RELATION.
-    let messages = summary.1 + 2 * summary.0 + 1;
-    let payload = file_bytes.saturating_sub(messages);
+    let stats = pgoutput_file_stats(&std::fs::read(&file)?)?;
+    println!("\npg_recvlogical file: {stats}");
+    if stats.changes() != expected {
+        println!(
+            "WARNING: the pgoutput file holds {} row changes, expected {expected}",
+            stats.changes()
+        );
+    }
+    let messages = stats.messages;
+    let payload = stats.payload;
     let as_left = dir_size(&stores[0])?;
+    println!("store as left by tail: {}", store_files(&stores[0])?);
     {
         let store = Store::open(&stores[0], &StoreOptions::default())?;
         store.flush()?;
         store.compact_files()?;
     }
     let compacted = dir_size(&stores[0])?;
+    println!("store after flush + compact_files: {}", store_files(&stores[0])?);
     let per = |b: u64| b as f64 / expected as f64;
     println!("\n### bytes per change ({expected} changes)\n");
     println!("| what | bytes | MiB | bytes/change |");
     println!("| --- | ---: | ---: | ---: |");
-    println!("| pg_recvlogical -f file (payloads + 1 newline per message) | {file_bytes} | {:.1} | {:.1} |", mib(file_bytes), per(file_bytes));
-    println!("| pgoutput payload (file minus {messages} newlines) | {payload} | {:.1} | {:.1} |", mib(payload), per(payload));
-    println!("| WAL of the backlog (pg_wal_lsn_diff) | {wal} | {:.1} | {:.1} |", mib(wal.parse()?), per(wal.parse()?));
-    println!("| asof store as left by tail (du of dir) | {as_left} | {:.1} | {:.1} |", mib(as_left), per(as_left));
-    println!("| asof store after flush + compact_files | {compacted} | {:.1} | {:.1} |", mib(compacted), per(compacted));
+    println!(
+        "| pg_recvlogical -f file (payloads + 1 newline per message) | {file_bytes} | {:.1} | {:.1} |",
+        mib(file_bytes),
+        per(file_bytes)
+    );
+    println!(
+        "| pgoutput payload (XLogData payloads: file minus {messages} newlines) | {payload} | {:.1} | {:.1} |",
+        mib(payload),
+        per(payload)
+    );
+    println!(
+        "| WAL of the backlog (pg_wal_lsn_diff) | {wal} | {:.1} | {:.1} |",
+        mib(wal.parse()?),
+        per(wal.parse()?)
+    );
+    println!(
+        "| asof store as left by tail (du of dir) | {as_left} | {:.1} | {:.1} |",
+        mib(as_left),
+        per(as_left)
+    );
+    println!(
+        "| asof store after flush + compact_files | {compacted} | {:.1} | {:.1} |",
+        mib(compacted),
+        per(compacted)
+    );
     println!(
         "\nstorage ratio store/pgoutput payload: {:.2} as left, {:.2} compacted (bar: <= 1.00)",
         as_left as f64 / payload as f64,
@@ -503,10 +710,18 @@ fn initial_snapshot(ctx: &Ctx) -> Result<()> {
     let size = one(&cl, "SELECT pg_total_relation_size('snap')")?;
     let copy = "COPY snap TO STDOUT (FORMAT binary)";
     let (bin_bytes, _) = count_stdout(&mut psql(&cl, copy))?; // also warms the cache
-    println!("table snap: {rows} rows, {:.1} MiB on disk, COPY binary {:.1} MiB", mib(size.parse()?), mib(bin_bytes));
+    println!(
+        "table snap: {rows} rows, {:.1} MiB on disk, COPY binary {:.1} MiB",
+        mib(size.parse()?),
+        mib(bin_bytes)
+    );
 
     let run_ours = |slot: &str, store: &Path, log: &Path| -> Result<Run> {
-        let s = timed(ctx.asof(store).args(["tail", &conn, "--slot", slot, "--until", "caught-up"]), log)?;
+        let s = timed(
+            ctx.asof(store)
+                .args(["tail", &conn, "--slot", slot, "--until", "caught-up"]),
+            log,
+        )?;
         cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
         Ok(s)
     };
@@ -537,6 +752,28 @@ fn initial_snapshot(ctx: &Ctx) -> Result<()> {
         &ours,
     );
     println!("\nratio asof/COPY binary = {ratio:.2} (bar: <= 1.50)");
+
+    // The fixed cost of a tail run: a store and slot with nothing to do.
+    let idle = dir.join("store_idle");
+    timed(
+        ctx.asof(&idle)
+            .args(["tail", &conn, "--slot", "idle", "--no-snapshot", "--until", "caught-up"]),
+        &dir.join("idle_0.log"),
+    )?;
+    let fixed: Vec<Run> = (1..=3)
+        .map(|i| {
+            timed(
+                ctx.asof(&idle)
+                    .args(["tail", &conn, "--slot", "idle", "--until", "caught-up"]),
+                &dir.join(format!("idle_{i}.log")),
+            )
+        })
+        .collect::<Result<_>>()?;
+    println!(
+        "fixed cost of `asof tail --until caught-up` with nothing to capture: median {:.3} s wall, {:.3} s CPU",
+        median(&walls(&fixed)),
+        median(&fixed.iter().map(|r| r.cpu).collect::<Vec<_>>())
+    );
     Ok(())
 }
 
@@ -554,20 +791,36 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
         cl.execute(&insert_sql(t, "1", &rows.to_string()))?;
     }
     let store = dir.join("store");
-    let s = timed(ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]), &dir.join("tail_copy.log"))?;
-    println!("initial copy of 2 x {rows} rows: {:.1} s (asof CPU {:.1} s, server CPU {:.1} s)", s.wall, s.cpu, s.server);
+    let s = timed(
+        ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]),
+        &dir.join("tail_copy.log"),
+    )?;
+    println!(
+        "initial copy of 2 x {rows} rows: {:.1} s (asof CPU {:.1} s, server CPU {:.1} s)",
+        s.wall, s.cpu, s.server
+    );
 
-    // Updates in transactions of 10,000 rows, every row once per round.
+    // Updates in transactions of 10,000 rows, every row once per round; the
+    // WAL position halfway is a cut where every key of the deep table has
+    // changed since (the worst case for a walk of the newest versions).
     let t = Instant::now();
     let chunks = rows.div_ceil(10_000);
-    cl.execute(&format!(
-        "DO $$ BEGIN FOR r IN 1..{} LOOP FOR i IN 0..{} LOOP \
-         UPDATE {deep} SET status = (ARRAY['new','paid','shipped','delivered'])[1 + ((id + r) % 4)::int], \
-         amount = amount + 1, note = 'order ' || id || ' revision ' || r \
-         WHERE id BETWEEN i::bigint * 10000 + 1 AND (i + 1)::bigint * 10000; COMMIT; END LOOP; END LOOP; END $$",
-        versions - 1,
-        chunks - 1
-    ))?;
+    let half = (versions - 1) / 2;
+    let mut mid = String::new();
+    for (from, to) in [(1, half), (half + 1, versions - 1)] {
+        if from <= to {
+            cl.execute(&format!(
+                "DO $$ BEGIN FOR r IN {from}..{to} LOOP FOR i IN 0..{} LOOP \
+                 UPDATE {deep} SET status = (ARRAY['new','paid','shipped','delivered'])[1 + ((id + r) % 4)::int], \
+                 amount = amount + 1, note = 'order ' || id || ' revision ' || r \
+                 WHERE id BETWEEN i::bigint * 10000 + 1 AND (i + 1)::bigint * 10000; COMMIT; END LOOP; END LOOP; END $$",
+                chunks - 1
+            ))?;
+        }
+        if mid.is_empty() {
+            mid = current_lsn(&cl)?;
+        }
+    }
     let upd = u64::from(versions - 1) * rows;
     println!("{upd} updates on {deep} in {:.1} s", t.elapsed().as_secs_f64());
     let log = dir.join("tail_updates.log");
@@ -581,21 +834,33 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
         s.server
     );
     println!("store: {:.1} MiB as left by tail", mib(dir_size(&store)?));
-    for sql in ["VACUUM FULL t1".to_string(), format!("VACUUM FULL {deep}"), "ANALYZE".to_string()] {
+    for sql in [
+        "VACUUM FULL t1".to_string(),
+        format!("VACUUM FULL {deep}"),
+        "ANALYZE".to_string(),
+    ] {
         cl.execute(&sql)?;
     }
 
     // Sanity: row counts, and warm every cache once.
     for t in ["t1", deep.as_str()] {
-        let (bytes, lines) = count_stdout(ctx.asof(&store).args(["snapshot", t, "--at", "now", "--format", "csv"]).stderr(Stdio::null()))?;
+        let (bytes, lines) = count_stdout(
+            ctx.asof(&store)
+                .args(["snapshot", t, "--at", "now", "--format", "csv"])
+                .stderr(Stdio::null()),
+        )?;
         let (pbytes, plines) = count_stdout(&mut psql(&cl, &format!("COPY {t} TO STDOUT (FORMAT csv)")))?;
-        println!("{t}: asof csv {lines} lines / {:.1} MiB; COPY csv {plines} lines / {:.1} MiB", mib(bytes), mib(pbytes));
+        println!(
+            "{t}: asof csv {lines} lines / {:.1} MiB; COPY csv {plines} lines / {:.1} MiB",
+            mib(bytes),
+            mib(pbytes)
+        );
         if lines != rows + 1 {
             println!("  WARNING: expected {} lines (header + rows)", rows + 1);
         }
     }
 
-    let run = |ctx: &Ctx, label: &str| -> Result<[Vec<Run>; 4]> {
+    let run = |ctx: &Ctx, label: &str, at: &str| -> Result<[Vec<Run>; 4]> {
         let mut r: [Vec<Run>; 4] = Default::default();
         for i in 1..=ctx.reps {
             for (k, t) in ["t1", deep.as_str()].into_iter().enumerate() {
@@ -604,36 +869,37 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
                     &dir.join(format!("copy_{t}_{i}.log")),
                 )?);
                 r[2 * k + 1].push(timed(
-                    ctx.asof(&store).args(["snapshot", t, "--at", "now", "--format", "csv"]),
+                    ctx.asof(&store).args(["snapshot", t, "--at", at, "--format", "csv"]),
                     &dir.join(format!("snap_{label}_{t}_{i}.log")),
                 )?);
             }
         }
         Ok(r)
     };
-    let summarize = |r: &[Vec<Run>; 4], label: &str| {
+    let summarize = |r: &[Vec<Run>; 4], label: &str, at: &str| {
         let r1 = report_pairs(
-            &format!("as-of snapshot, 1 version per key, {rows} rows, store {label}"),
+            &format!("as-of snapshot at {at}, 1 version per key, {rows} rows, store {label}"),
             "psql COPY t1 (FORMAT csv) > /dev/null",
-            "asof snapshot t1 --at now --format csv > /dev/null",
+            &format!("asof snapshot t1 --at {at} --format csv > /dev/null"),
             &r[0],
             &r[1],
         );
         let r20 = report_pairs(
-            &format!("as-of snapshot, {versions} versions per key, {rows} rows, store {label}"),
+            &format!("as-of snapshot at {at}, {versions} versions per key, {rows} rows, store {label}"),
             &format!("psql COPY {deep} (FORMAT csv) > /dev/null"),
-            &format!("asof snapshot {deep} --at now --format csv > /dev/null"),
+            &format!("asof snapshot {deep} --at {at} --format csv > /dev/null"),
             &r[2],
             &r[3],
         );
         let depth = median(&walls(&r[3])) / median(&walls(&r[1]));
         println!(
-            "\nstore {label}: asof/COPY = {r1:.2} (1 version), {r20:.2} ({versions} versions) (bar: <= 1.50); \
+            "\nat {at}, store {label}: asof/COPY = {r1:.2} (1 version), {r20:.2} ({versions} versions) (bar: <= 1.50); \
              {versions} vs 1 versions per key = {depth:.2} (bar: <= 1.50)"
         );
     };
-    let r = run(ctx, "as-left")?;
-    summarize(&r, "as left by tail");
+    probe(&store, &["t1".to_string(), deep.clone()])?;
+    let r = run(ctx, "as-left", "now")?;
+    summarize(&r, "as left by tail", "now");
 
     // The same after the engine has flushed and compacted its files.
     let t = Instant::now();
@@ -642,9 +908,20 @@ fn asof_snapshot(ctx: &Ctx, versions: u32) -> Result<()> {
         s.flush()?;
         s.compact_files()?;
     }
-    println!("\nflush + compact_files took {:.1} s; store now {:.1} MiB", t.elapsed().as_secs_f64(), mib(dir_size(&store)?));
-    let r = run(ctx, "compacted")?;
-    summarize(&r, "after flush + compact_files");
+    println!(
+        "\nflush + compact_files took {:.1} s; store now {:.1} MiB",
+        t.elapsed().as_secs_f64(),
+        mib(dir_size(&store)?)
+    );
+    probe(&store, &["t1".to_string(), deep.clone()])?;
+    let r = run(ctx, "compacted", "now")?;
+    summarize(&r, "after flush + compact_files", "now");
+
+    // A past cut: halfway through the deep table's history.
+    let at = format!("lsn:{mid}");
+    println!("\nthe same at {at}, halfway through the history of {deep} (every key of {deep} changed after it; {deep} has {} versions per key then)", half + 1);
+    let r = run(ctx, "compacted-mid", &at)?;
+    summarize(&r, "after flush + compact_files", &at);
     Ok(())
 }
 
@@ -670,7 +947,9 @@ fn freshness(ctx: &Ctx, rate: u32, seconds: u64) -> Result<()> {
     let cl = cluster()?;
     let conn = cl.conninfo();
     let dir = ctx.dir("freshness")?;
-    cl.execute("CREATE TABLE fresh (id bigint PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now())")?;
+    cl.execute(
+        "CREATE TABLE fresh (id bigint PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+    )?;
     let store_path = dir.join("store");
     let log = dir.join("tail.log");
     let mut tail = ctx
@@ -717,13 +996,17 @@ fn freshness_inner(_ctx: &Ctx, cl: &PgCluster, store_path: &Path, rate: u32, sec
         rt.block_on(async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
             tokio::spawn(connection);
-            let stmt = client.prepare("INSERT INTO fresh (id, payload) VALUES ($1, $2)").await?;
+            let stmt = client
+                .prepare("INSERT INTO fresh (id, payload) VALUES ($1, $2)")
+                .await?;
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let t = Instant::now();
             for id in 0..total {
                 tick.tick().await;
-                client.execute(&stmt, &[&(id as i64), &format!("payload of row {id}")]).await?;
+                client
+                    .execute(&stmt, &[&(id as i64), &format!("payload of row {id}")])
+                    .await?;
                 let now = Instant::now();
                 acked_w.lock().map_err(|_| anyhow!("poisoned"))?[id] = Some(now);
             }
@@ -755,7 +1038,10 @@ fn freshness_inner(_ctx: &Ctx, cl: &PgCluster, store_path: &Path, rate: u32, sec
     }
     let load_s = load.join().map_err(|_| anyhow!("load thread panicked"))??;
     if next < total {
-        println!("WARNING: only {next} of {total} rows became visible within {} s after the load", 60);
+        println!(
+            "WARNING: only {next} of {total} rows became visible within {} s after the load",
+            60
+        );
     }
     let acked = acked.lock().map_err(|_| anyhow!("poisoned"))?;
     let mut lat = Vec::new();
@@ -791,6 +1077,507 @@ fn freshness_inner(_ctx: &Ctx, cl: &PgCluster, store_path: &Path, rate: u32, sec
         percentile(&refresh_ms, 99.0),
         percentile(&refresh_ms, 100.0)
     );
-    println!("p99 commit->visible = {:.1} ms (bar: <= 100 ms)", percentile(&lat, 99.0));
+    println!(
+        "p99 commit->visible = {:.1} ms (bar: <= 100 ms)",
+        percentile(&lat, 99.0)
+    );
     Ok(())
+}
+
+// ---------------------------------------------------------------- probe
+
+/// Files of a RocksDB directory by kind: (count, bytes) of SSTs, WAL logs, other.
+fn store_files(dir: &Path) -> Result<String> {
+    let (mut sst, mut wal, mut other) = ((0u64, 0u64), (0u64, 0u64), (0u64, 0u64));
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let len = e.metadata()?.len();
+        let name = e.file_name().to_string_lossy().to_string();
+        let slot = if name.ends_with(".sst") {
+            &mut sst
+        } else if name.ends_with(".log") {
+            &mut wal
+        } else {
+            &mut other
+        };
+        slot.0 += 1;
+        slot.1 += len;
+    }
+    Ok(format!(
+        "{} SST files {:.1} MiB, {} WAL files {:.1} MiB, {} other files {:.1} MiB",
+        sst.0,
+        mib(sst.1),
+        wal.0,
+        mib(wal.1),
+        other.0,
+        mib(other.1)
+    ))
+}
+
+/// Times the phases of an as-of read in process, as `asof snapshot` does them.
+fn probe(store_path: &Path, tables: &[String]) -> Result<()> {
+    println!("\nprobe of {}: {}", store_path.display(), store_files(store_path)?);
+    let t = Instant::now();
+    let store = Store::open_read_only(store_path)?;
+    let open = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let r = materializer::resolve(&store, When::Now, CommitTime::now())?;
+    let resolve = t.elapsed().as_secs_f64();
+    println!("open_read_only {open:.3} s, resolve(now) {resolve:.4} s");
+    for name in tables {
+        let t = Instant::now();
+        let table = materializer::table_at(&store, &TableName::parse(name), r.cut)?;
+        let (mut rows, mut bytes) = (0u64, 0usize);
+        let stats = materializer::snapshot(&store, &table, r.cut, |row| {
+            rows += 1;
+            bytes += row
+                .iter()
+                .map(|d| match d {
+                    changelog::DatumRef::Text(b) => b.len(),
+                    _ => 0,
+                })
+                .sum::<usize>();
+            Ok(true)
+        })?;
+        let scan = t.elapsed().as_secs_f64();
+        println!(
+            "  {name}: scan {scan:.3} s, {rows} rows, {:.1} MiB of values, {stats:?}",
+            mib(bytes as u64)
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- pgoutput file
+
+/// What a `pg_recvlogical -f FILE` run with pgoutput wrote: each message's
+/// payload followed by a newline.
+#[derive(Debug, Default)]
+struct PgoutputStats {
+    messages: u64,
+    payload: u64,
+    begin: u64,
+    commit: u64,
+    relation: u64,
+    insert: u64,
+    update: u64,
+    delete: u64,
+    other: u64,
+}
+
+impl PgoutputStats {
+    fn changes(&self) -> u64 {
+        self.insert + self.update + self.delete
+    }
+}
+
+impl std::fmt::Display for PgoutputStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} messages, {} payload bytes (BEGIN {}, COMMIT {}, RELATION {}, INSERT {}, UPDATE {}, DELETE {}, other {})",
+            self.messages, self.payload, self.begin, self.commit, self.relation, self.insert, self.update, self.delete, self.other
+        )
+    }
+}
+
+/// Walks the messages of a pgoutput (proto_version 1) file written by
+/// pg_recvlogical, using each message's own structure to find its end.
+fn pgoutput_file_stats(buf: &[u8]) -> Result<PgoutputStats> {
+    struct Cur<'a> {
+        b: &'a [u8],
+        p: usize,
+    }
+    impl Cur<'_> {
+        fn take(&mut self, n: usize) -> Result<&[u8]> {
+            let s = self
+                .b
+                .get(self.p..self.p + n)
+                .ok_or_else(|| anyhow!("truncated pgoutput file at {}", self.p))?;
+            self.p += n;
+            Ok(s)
+        }
+        fn u8(&mut self) -> Result<u8> {
+            Ok(self.take(1)?[0])
+        }
+        fn u16(&mut self) -> Result<u16> {
+            let s = self.take(2)?;
+            Ok(u16::from_be_bytes([s[0], s[1]]))
+        }
+        fn u32(&mut self) -> Result<u32> {
+            let s = self.take(4)?;
+            Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        }
+        fn cstr(&mut self) -> Result<()> {
+            let n = self
+                .b
+                .get(self.p..)
+                .and_then(|r| r.iter().position(|&c| c == 0))
+                .ok_or_else(|| anyhow!("unterminated string"))?;
+            self.p += n + 1;
+            Ok(())
+        }
+        fn tuple(&mut self) -> Result<()> {
+            for _ in 0..self.u16()? {
+                if self.u8()? == b't' {
+                    let n = self.u32()? as usize;
+                    self.take(n)?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut c = Cur { b: buf, p: 0 };
+    let mut st = PgoutputStats::default();
+    while c.p < buf.len() {
+        let start = c.p;
+        match c.u8()? {
+            b'B' => {
+                c.take(20)?;
+                st.begin += 1;
+            }
+            b'C' => {
+                c.take(25)?;
+                st.commit += 1;
+            }
+            b'R' => {
+                c.take(4)?;
+                c.cstr()?;
+                c.cstr()?;
+                c.take(1)?;
+                for _ in 0..c.u16()? {
+                    c.take(1)?;
+                    c.cstr()?;
+                    c.take(8)?;
+                }
+                st.relation += 1;
+            }
+            b'I' => {
+                c.take(5)?;
+                c.tuple()?;
+                st.insert += 1;
+            }
+            b'U' => {
+                c.take(4)?;
+                let mut kind = c.u8()?;
+                if kind == b'K' || kind == b'O' {
+                    c.tuple()?;
+                    kind = c.u8()?;
+                }
+                if kind != b'N' {
+                    bail!("unexpected UPDATE tuple kind {kind} at {start}");
+                }
+                c.tuple()?;
+                st.update += 1;
+            }
+            b'D' => {
+                c.take(5)?;
+                c.tuple()?;
+                st.delete += 1;
+            }
+            b'Y' => {
+                c.take(4)?;
+                c.cstr()?;
+                c.cstr()?;
+                st.other += 1;
+            }
+            t => bail!("unknown pgoutput message {t:#04x} at {start}"),
+        }
+        st.payload += (c.p - start) as u64;
+        st.messages += 1;
+        if c.u8()? != b'\n' {
+            bail!("no newline after the message at {start}");
+        }
+    }
+    Ok(st)
+}
+
+// ---------------------------------------------------------------- backlog
+
+/// The capture workload: `ins` transactions of 1,000 inserts, then `upd` of
+/// 1,000 updates, then `del` of 1,000 deletes on `orders`. Returns seconds.
+fn backlog(cl: &PgCluster, ins: u64, upd: u64, del: u64) -> Result<f64> {
+    let t = Instant::now();
+    for (n, body) in [
+        (ins, insert_sql("orders", "i::bigint * 1000 + 1", "(i + 1)::bigint * 1000")),
+        (upd, "UPDATE orders SET status = 'paid', amount = amount + 1, note = note || ' updated' \
+               WHERE id BETWEEN i::bigint * 1000 + 1 AND (i + 1)::bigint * 1000"
+            .to_string()),
+        (del, format!("DELETE FROM orders WHERE id BETWEEN {upd}000 + i::bigint * 1000 + 1 AND {upd}000 + (i + 1)::bigint * 1000")),
+    ] {
+        cl.execute(&format!("DO $$ BEGIN FOR i IN 0..{} LOOP {body}; COMMIT; END LOOP; END $$", n - 1))?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+// ---------------------------------------------------------------- capture runtime
+
+fn self_cpu() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rt {
+    /// `asof tail`: multi-thread runtime (2 workers), capture polled by block_on on the main thread.
+    CliBlockOn,
+    /// A current-thread runtime: the capture and the I/O driver on one thread.
+    CurrentThread,
+    /// Multi-thread runtime (2 workers), capture spawned onto a worker.
+    Spawned,
+}
+
+fn capture_in_process(store: &Path, conn: &str, slot: &str, rt: Rt, snapshot: bool) -> Result<(Run, u64)> {
+    let opts = cdc_source::CaptureOptions {
+        conninfo: cdc_source::conninfo::parse_conninfo(conn).map_err(|e| anyhow!("{e}"))?,
+        slot: slot.to_string(),
+        publication: "asof".into(),
+        tables: Vec::new(),
+        snapshot,
+        until: cdc_source::Until::CaughtUp,
+    };
+    let sampler = Sampler::start();
+    let mut before = std::collections::HashMap::new();
+    thread_ticks(std::process::id(), &mut before);
+    let cpu0 = self_cpu();
+    let t = Instant::now();
+    let st = Store::open(
+        store,
+        &StoreOptions {
+            create_if_missing: true,
+            ..StoreOptions::default()
+        },
+    )?;
+    let fut = async move {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        cdc_source::capture(st, opts, rx, |_| {}).await
+    };
+    let summary = match rt {
+        Rt::CliBlockOn => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(fut),
+        Rt::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(fut),
+        Rt::Spawned => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async { tokio::spawn(fut).await })?
+        }
+    }?;
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = self_cpu() - cpu0;
+    let mut after = std::collections::HashMap::new();
+    thread_ticks(std::process::id(), &mut after);
+    let (server, _) = sampler.finish();
+    let hz = clk_tck();
+    let mut threads: Vec<(String, f64)> = Vec::new();
+    for (tid, (name, t)) in after {
+        let d = (t - before.get(&tid).map_or(0, |b| b.1)) as f64 / hz;
+        match threads.iter_mut().find(|(n, _)| *n == name) {
+            Some(e) => e.1 += d,
+            None => threads.push((name, d)),
+        }
+    }
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok((
+        Run {
+            wall,
+            cpu,
+            server,
+            threads,
+        },
+        summary.records + summary.copied_rows,
+    ))
+}
+
+fn capture_runtime(ctx: &Ctx) -> Result<()> {
+    println!("\n## Capture in process under different tokio runtimes (TCP)");
+    let cl = cluster()?;
+    let conn = cl.conninfo();
+    let dir = ctx.dir("capture_runtime")?;
+    cl.execute(&orders_ddl("orders"))?;
+    let (ins, upd, del) = (ctx.n(1000, 1), ctx.n(500, 1), ctx.n(200, 1));
+    let expected = (ins + upd + del) * 1000;
+    let modes = [Rt::CliBlockOn, Rt::CurrentThread, Rt::Spawned];
+    let mut slots = Vec::new();
+    for i in 1..=ctx.reps {
+        for (m, _) in modes.iter().enumerate() {
+            let slot = format!("asof_{m}_{i}");
+            let store = dir.join(&slot);
+            timed(
+                ctx.asof(&store)
+                    .args(["tail", &conn, "--slot", &slot, "--no-snapshot", "--until", "caught-up"]),
+                &dir.join(format!("setup_{slot}.log")),
+            )?;
+            slots.push((slot, store));
+        }
+        cl.execute(&format!(
+            "SELECT pg_create_logical_replication_slot('pgrecv_{i}', 'pgoutput')"
+        ))?;
+    }
+    let gen = backlog(&cl, ins, upd, del)?;
+    let end = current_lsn(&cl)?;
+    cl.execute("CHECKPOINT")?;
+    println!("backlog: {expected} row changes, generated in {gen:.1} s");
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); modes.len() + 1];
+    for i in 1..=ctx.reps {
+        results[0].push(timed(
+            Command::new(cl.pg_bin("pg_recvlogical"))
+                .args([
+                    "-d",
+                    &conn,
+                    "--slot",
+                    &format!("pgrecv_{i}"),
+                    "--start",
+                    "--endpos",
+                    &end,
+                    "-f",
+                    "/dev/null",
+                ])
+                .args(["-o", "proto_version=1", "-o", "publication_names=asof", "--no-loop"]),
+            &dir.join(format!("pgrecv_{i}.log")),
+        )?);
+        for (m, mode) in modes.iter().enumerate() {
+            let (slot, store) = &slots[(i - 1) * modes.len() + m];
+            let (run, records) = capture_in_process(store, &conn, slot, *mode, false)?;
+            if records != expected {
+                println!("  WARNING: {mode:?} stored {records} changes, expected {expected}");
+            }
+            println!(
+                "  rep {i} {mode:?}: {:.2} s wall, {:.2} s CPU; {}",
+                run.wall,
+                run.cpu,
+                thread_line(&run)
+            );
+            results[m + 1].push(run);
+        }
+    }
+    println!("\n| variant | median wall s | ratio to pg_recvlogical | median client CPU s | median server CPU s |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let med = |xs: &[Run], f: fn(&Run) -> f64| median(&xs.iter().map(f).collect::<Vec<_>>());
+    let base = med(&results[0], |r| r.wall);
+    let names = [
+        "pg_recvlogical -f /dev/null",
+        "capture, multi-thread runtime + block_on (as asof tail)",
+        "capture, current-thread runtime",
+        "capture, multi-thread runtime + spawn",
+    ];
+    for (name, runs) in names.iter().zip(&results) {
+        println!(
+            "| {name} | {:.3} | {:.2} | {:.2} | {:.2} |",
+            med(runs, |r| r.wall),
+            med(runs, |r| r.wall) / base,
+            med(runs, |r| r.cpu),
+            med(runs, |r| r.server)
+        );
+    }
+    for (_, store) in &slots {
+        let _ = std::fs::remove_dir_all(store);
+    }
+    Ok(())
+}
+
+fn initial_runtime(ctx: &Ctx) -> Result<()> {
+    println!("\n## Initial snapshot in process under different tokio runtimes (TCP)");
+    let cl = cluster()?;
+    let conn = cl.conninfo();
+    let dir = ctx.dir("initial_runtime")?;
+    let rows = ctx.n(1_000_000, 1000);
+    cl.execute(&orders_ddl("snap"))?;
+    cl.execute(&insert_sql("snap", "1", &rows.to_string()))?;
+    cl.execute("VACUUM ANALYZE snap")?;
+    let copy = "COPY snap TO STDOUT (FORMAT binary)";
+    count_stdout(&mut psql(&cl, copy))?;
+    // Warm-up: publication and DDL triggers.
+    let warm = dir.join("warm");
+    capture_in_process(&warm, &conn, "warm", Rt::CurrentThread, true)?;
+    cl.execute("SELECT pg_drop_replication_slot('warm')")?;
+    std::fs::remove_dir_all(&warm)?;
+    let modes = [Rt::CliBlockOn, Rt::CurrentThread, Rt::Spawned];
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); modes.len() + 1];
+    for i in 1..=ctx.reps {
+        results[0].push(timed(&mut psql(&cl, copy), &dir.join(format!("copy_{i}.log")))?);
+        for (m, mode) in modes.iter().enumerate() {
+            let slot = format!("snap_{m}_{i}");
+            let store = dir.join(&slot);
+            let (run, copied) = capture_in_process(&store, &conn, &slot, *mode, true)?;
+            cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
+            std::fs::remove_dir_all(&store)?;
+            if copied != rows {
+                println!("  WARNING: {mode:?} copied {copied} rows, expected {rows}");
+            }
+            println!("  rep {i} {mode:?}: {:.2} s wall, {:.2} s CPU", run.wall, run.cpu);
+            results[m + 1].push(run);
+        }
+    }
+    println!("\n| variant | median wall s | ratio to COPY binary | median client CPU s | median server CPU s |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let med = |xs: &[Run], f: fn(&Run) -> f64| median(&xs.iter().map(f).collect::<Vec<_>>());
+    let base = med(&results[0], |r| r.wall);
+    let names = [
+        "psql COPY (FORMAT binary) > /dev/null",
+        "copy, multi-thread runtime + block_on (as asof tail)",
+        "copy, current-thread runtime",
+        "copy, multi-thread runtime + spawn",
+    ];
+    for (name, runs) in names.iter().zip(&results) {
+        println!(
+            "| {name} | {:.3} | {:.2} | {:.2} | {:.2} |",
+            med(runs, |r| r.wall),
+            med(runs, |r| r.wall) / base,
+            med(runs, |r| r.cpu),
+            med(runs, |r| r.server)
+        );
+    }
+    Ok(())
+}
+
+/// Prints what is being measured: the repository commit and whether the
+/// crates differ from it, and when the asof and e2e binaries were built
+/// (both must come from the same tree: they share the store format).
+fn describe_build(asof: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let head = git(&["log", "-1", "--format=%h %cI %s"]);
+    let dirty = git(&["status", "--porcelain", "--", "crates"]);
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or("?".to_string(), |d| {
+                CommitTime::from_unix_micros(d.as_micros() as i64).to_string()
+            })
+    };
+    println!(
+        "commit {head}; crates/ {}",
+        if dirty.is_empty() {
+            "unchanged".to_string()
+        } else {
+            format!("modified:\n{dirty}")
+        }
+    );
+    println!(
+        "asof binary built {}, e2e binary built {}",
+        mtime(asof),
+        std::env::current_exe().map(|p| mtime(&p)).unwrap_or_default()
+    );
 }
