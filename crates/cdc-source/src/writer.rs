@@ -77,6 +77,11 @@ impl Writer {
                     tracing::warn!("could not remove a partly written transaction: {e}");
                 }
             }
+            // Leave the data in table files rather than the write-ahead log,
+            // so readers opened later need not replay it.
+            if let Err(e) = store.flush() {
+                tracing::warn!("could not flush the store: {e}");
+            }
             store
         })?;
         Ok(Writer { tx, rx, handle })
