@@ -97,6 +97,17 @@ pub struct StreamProgress {
     pub server_wal_end: Lsn,
 }
 
+impl std::fmt::Display for CaptureSummary {
+    /// `N transactions (M changes)`, plus the rows of an initial copy.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} transactions ({} changes)", self.txns, self.records)?;
+        if self.copied_rows > 0 {
+            write!(f, ", {} rows copied", self.copied_rows)?;
+        }
+        Ok(())
+    }
+}
+
 impl StreamProgress {
     /// Bytes of WAL between the server's end and what is acknowledged.
     pub fn lag_bytes(&self) -> u64 {

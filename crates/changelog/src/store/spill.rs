@@ -78,16 +78,7 @@ impl Store {
         if sp.skip || records.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        let mut state = TxnState::spilled();
-        self.write_records(
-            &mut batch,
-            &mut sp.pending,
-            &mut state,
-            sp.lsn,
-            records,
-            sp.next_ordinal,
-        )?;
+        let mut batch = self.chunk_batch(sp, records)?;
         sp.next_ordinal = sp
             .next_ordinal
             .saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
@@ -125,6 +116,19 @@ impl Store {
             self.purge_inflight(&sp.inflight)?;
             return Err(StoreError::OutOfOrder { lsn: sp.lsn });
         }
+        let mut batch = self.chunk_batch(&mut sp, records)?;
+        let n = sp
+            .next_ordinal
+            .saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
+        let mark = self.stage_commit(&mut batch, commit, n, self.watermark)?;
+        batch.delete_cf(self.cf(cf::META)?, keys::meta::INFLIGHT);
+        self.commit_batch(batch, mark, sp.pending)?;
+        self.first_commit = self.first_commit.or(Some(sp.lsn));
+        Ok(AppendOutcome::Appended)
+    }
+
+    /// A batch with `records` as the spilled transaction's next chunk.
+    fn chunk_batch(&self, sp: &mut SpillTxn, records: &[ChangeRecord]) -> Result<WriteBatch> {
         let mut batch = WriteBatch::default();
         let mut state = TxnState::spilled();
         self.write_records(
@@ -135,14 +139,7 @@ impl Store {
             records,
             sp.next_ordinal,
         )?;
-        let n = sp
-            .next_ordinal
-            .saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
-        let mark = self.stage_commit(&mut batch, commit, n, self.watermark)?;
-        batch.delete_cf(self.cf(cf::META)?, keys::meta::INFLIGHT);
-        self.commit_batch(batch, mark, sp.pending)?;
-        self.first_commit = self.first_commit.or(Some(sp.lsn));
-        Ok(AppendOutcome::Appended)
+        Ok(batch)
     }
 
     /// Removes what a spilled transaction wrote (after a lost connection,

@@ -68,16 +68,7 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let summary = rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))?;
-    println!(
-        "  captured {} transactions ({} changes{})",
-        summary.txns,
-        summary.records,
-        if summary.copied_rows > 0 {
-            format!(", {} rows copied", summary.copied_rows)
-        } else {
-            String::new()
-        }
-    );
+    println!("  captured {summary}");
     Ok(())
 }
 

@@ -73,17 +73,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         cdc_source::capture(store, opts, rx, move |ev| reporter.report(ev)).await
     });
     let summary = summary.context("capture stopped")?;
-    eprintln!(
-        "{} transactions ({} changes) stored{}; acknowledged up to {}",
-        summary.txns,
-        summary.records,
-        if summary.copied_rows > 0 {
-            format!(", {} rows copied", summary.copied_rows)
-        } else {
-            String::new()
-        },
-        summary.confirmed
-    );
+    eprintln!("stored {summary}; acknowledged up to {}", summary.confirmed);
     Ok(())
 }
 
