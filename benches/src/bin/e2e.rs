@@ -1542,7 +1542,7 @@ fn initial_runtime(ctx: &Ctx) -> Result<()> {
 }
 
 /// Prints what is being measured: the repository commit and whether the
-/// crates differ from it, and when the asof and e2e binaries were built
+/// tree differs from it, and when the asof and e2e binaries were built
 /// (both must come from the same tree: they share the store format).
 fn describe_build(asof: &Path) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -1557,7 +1557,7 @@ fn describe_build(asof: &Path) {
             .unwrap_or_default()
     };
     let head = git(&["log", "-1", "--format=%h %cI %s"]);
-    let dirty = git(&["status", "--porcelain", "--", "crates"]);
+    let dirty = git(&["status", "--porcelain", "--", ".", ":!BENCHMARKS.md"]);
     let mtime = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
@@ -1568,7 +1568,7 @@ fn describe_build(asof: &Path) {
             })
     };
     println!(
-        "commit {head}; crates/ {}",
+        "commit {head}; tree {}",
         if dirty.is_empty() {
             "unchanged".to_string()
         } else {
