@@ -81,9 +81,22 @@ pub enum StoreError {
         /// What failed.
         message: String,
     },
+    /// Files of the store are missing, cut short or corrupt. Never read as
+    /// an empty or partial store.
+    #[error("the store at {path} is damaged: {detail}; restore it from a backup or capture into a new store")]
+    Damaged {
+        /// The store.
+        path: PathBuf,
+        /// What is wrong, in the engine's or the file system's words.
+        detail: String,
+    },
+    /// The engine met corrupt data while reading (a checksum mismatch, a
+    /// file it can no longer read).
+    #[error("the store is damaged")]
+    EngineDamage(#[source] rocksdb::Error),
     /// RocksDB reported an error.
     #[error("storage engine error")]
-    Engine(#[from] rocksdb::Error),
+    Engine(#[source] rocksdb::Error),
     /// A filesystem error outside RocksDB.
     #[error("i/o error on {path}")]
     Io {
@@ -93,6 +106,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(e: rocksdb::Error) -> StoreError {
+        if e.kind() == rocksdb::ErrorKind::Corruption {
+            StoreError::EngineDamage(e)
+        } else {
+            StoreError::Engine(e)
+        }
+    }
 }
 
 impl StoreError {

@@ -7,6 +7,8 @@
 #[path = "cli/support.rs"]
 mod support;
 
+#[path = "cli/damage.rs"]
+mod damage;
 #[path = "cli/end_to_end.rs"]
 mod end_to_end;
 #[path = "cli/errors.rs"]

@@ -4,6 +4,7 @@ mod append;
 pub mod catalog;
 mod compact;
 pub use compact::CompactStats;
+mod integrity;
 pub mod meta;
 mod open;
 mod read;

@@ -8,6 +8,7 @@ use crate::error::{Result, StoreError};
 use crate::keys::{self, cf};
 use crate::schema::{SchemaHistory, SchemaVersion};
 use crate::store::catalog::{Catalog, TableEntry};
+use crate::store::integrity;
 use crate::store::meta::{self, ResetKind, Watermark, FORMAT_VERSION};
 use crate::store::{Access, Store, StoreOptions};
 
@@ -59,8 +60,14 @@ fn descriptors(opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
         .collect()
 }
 
-fn looks_like_rocksdb(path: &Path) -> bool {
-    path.join("CURRENT").is_file()
+fn looks_like_rocksdb(path: &Path) -> Result<bool> {
+    if path.join("CURRENT").is_file() {
+        return Ok(true);
+    }
+    if integrity::has_engine_files(path) {
+        return Err(integrity::damaged(path, "its CURRENT file is missing".into()));
+    }
+    Ok(false)
 }
 
 fn is_empty_dir(path: &Path) -> bool {
@@ -68,7 +75,7 @@ fn is_empty_dir(path: &Path) -> bool {
 }
 
 pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
-    let exists = looks_like_rocksdb(path);
+    let exists = looks_like_rocksdb(path)?;
     if !exists {
         if !opts.create_if_missing {
             return Err(if path.exists() && !is_empty_dir(path) {
@@ -93,6 +100,7 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     }
     let db =
         DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts)).map_err(|e| map_open_error(path, e))?;
+    integrity::check_writer(&db, path)?;
     let mut store = new_store(db, path, Access::ReadWrite, opts, None);
     let fcf = store.cf(cf::META)?;
     match store.db.get_cf(fcf, keys::meta::FORMAT)? {
@@ -117,7 +125,7 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
 }
 
 pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
-    if !looks_like_rocksdb(path) {
+    if !looks_like_rocksdb(path)? {
         return Err(if path.exists() && !is_empty_dir(path) {
             StoreError::NotAStore {
                 path: path.to_path_buf(),
@@ -135,6 +143,7 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
             path: std::env::temp_dir(),
             source,
         })?;
+    integrity::check_reader(path, scratch.path())?;
     let mut o = db_options(opts);
     o.create_if_missing(false);
     o.create_missing_column_families(false);
@@ -176,6 +185,8 @@ fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
         StoreError::InUse {
             path: path.to_path_buf(),
         }
+    } else if integrity::is_engine_damage(&e) {
+        integrity::damaged(path, msg)
     } else if msg.contains("Invalid argument: Column famil") || msg.contains("does not exist") {
         StoreError::NotAStore {
             path: path.to_path_buf(),
