@@ -2,7 +2,7 @@
 //!
 //! Each variant carries the facts (a setting's value, a slot's name and
 //! positions, where in the stream) and its message says how to fix it.
-//! Whether reconnecting may help is one rule ([`crate::transient`]) for
+//! Whether reconnecting may help is one rule (`transient.rs`) for
 //! both the SQL and the replication connection.
 
 use changelog::{CommitTime, Lsn, ParseLsnError, StoreError, TableName};
@@ -282,3 +282,32 @@ impl CaptureError {
 
 /// Result alias for the capture.
 pub type Result<T, E = CaptureError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_errors_say_how_to_fix_them() {
+        let wal = CaptureError::WalLevel {
+            actual: "replica".into(),
+        };
+        assert!(
+            wal.to_string().contains("ALTER SYSTEM SET wal_level = logical"),
+            "{wal}"
+        );
+        let privilege = CaptureError::MissingReplicationPrivilege.to_string();
+        assert!(privilege.contains("ALTER ROLE <role> WITH REPLICATION"), "{privilege}");
+        let slot = CaptureError::SlotWithoutHistory { slot: "s".into() }.to_string();
+        assert!(slot.contains("pg_drop_replication_slot('s')"), "{slot}");
+        let old = CaptureError::ServerTooOld { version_num: 130_004 }.to_string();
+        assert!(old.contains("PostgreSQL 13.4"), "{old}");
+    }
+
+    #[test]
+    fn only_connection_failures_are_transient() {
+        assert!(CaptureError::from(crate::replication::ReplicationError::Closed).is_transient());
+        assert!(!CaptureError::NoFreeSlot.is_transient());
+        assert!(!CaptureError::WriterStopped.is_transient());
+    }
+}

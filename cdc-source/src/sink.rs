@@ -1,7 +1,7 @@
 //! Where the stream hands what it captured, and how it learns what is
 //! durable: the narrow boundary between decoding and storing.
 //!
-//! The store writer ([`crate::writer::Writer`]) is today's one sink; a
+//! The store writer (`Writer`) is today's one sink; a
 //! publisher to another system would be a second one. The contract the
 //! stream relies on for exactly-once:
 //!

@@ -1,7 +1,7 @@
 //! The capture: [`capture`] runs sessions, reconnecting with backoff after
-//! transient failures. Each session is set-up ([`setup`]: checks, slot and
+//! transient failures. Each session is set-up (`setup`: checks, slot and
 //! publication, initial copy or a check of the resumed slot against the
-//! store) and then the stream ([`stream`]: receive, assemble, hand to the
+//! store) and then the stream (`stream`: receive, assemble, hand to the
 //! writer, acknowledge, keepalive).
 //!
 //! Exactly-once, step by step:
