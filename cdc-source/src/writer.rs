@@ -185,81 +185,55 @@ fn durable_through_watermark(store: &Store, records: u64, txns: u64) -> Durable 
 
 #[cfg(test)]
 mod tests {
-    use changelog::StoreOptions;
+    use changelog::{CommitTime, StoreOptions, Xid};
 
     use super::*;
 
-    fn writer(dir: &std::path::Path) -> Writer {
+    /// Sends the commands to a writer on a new store; its first report.
+    fn first_report(commands: Vec<Command>) -> Result<Durable> {
+        let dir = tempfile::tempdir().expect("tempdir");
         let opts = StoreOptions {
             create_if_missing: true,
             ..StoreOptions::default()
         };
-        Writer::spawn(Store::open(dir, &opts).expect("store")).expect("thread")
-    }
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().expect("runtime")
-    }
-
-    #[test]
-    fn a_chunk_without_an_open_spill_stops_the_writer_loudly() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = writer(dir.path());
-        let err = runtime().block_on(async {
-            w.spill_chunk(Vec::new()).await.expect("queued");
-            w.durable().await.expect_err("must fail")
+        let mut writer = Writer::spawn(Store::open(dir.path(), &opts).expect("store")).expect("thread");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let report = runtime.block_on(async {
+            for command in commands {
+                writer.send(command).await?;
+            }
+            writer.durable().await
         });
+        writer.join();
+        report
+    }
+
+    fn assert_refused(commands: Vec<Command>) {
+        let err = first_report(commands).expect_err("must fail");
         assert!(matches!(err, CaptureError::WriterCommand(_)), "{err:?}");
-        w.join();
     }
 
     #[test]
-    fn finishing_a_spill_that_was_never_begun_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = writer(dir.path());
+    fn spill_commands_out_of_order_stop_the_writer_loudly() {
+        assert_refused(vec![Command::SpillChunk(Vec::new())]);
         let commit = CommitInfo {
             commit_lsn: Lsn(10),
             end_lsn: Lsn(11),
-            commit_time: changelog::CommitTime::now(),
-            xid: changelog::Xid(1),
+            commit_time: CommitTime::now(),
+            xid: Xid(1),
         };
-        let err = runtime().block_on(async {
-            w.finish_spill(commit, Vec::new()).await.expect("queued");
-            w.durable().await.expect_err("must fail")
-        });
-        assert!(matches!(err, CaptureError::WriterCommand(_)), "{err:?}");
-        w.join();
-    }
-
-    #[test]
-    fn a_second_spill_while_one_is_open_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = writer(dir.path());
-        let err = runtime().block_on(async {
-            w.begin_spill(Lsn(10)).await.expect("queued");
-            w.begin_spill(Lsn(20)).await.expect("queued");
-            w.durable().await.expect_err("must fail")
-        });
-        assert!(matches!(err, CaptureError::WriterCommand(_)), "{err:?}");
-        w.join();
+        assert_refused(vec![Command::SpillFinish(commit, Vec::new())]);
+        assert_refused(vec![Command::SpillBegin(Lsn(10)), Command::SpillBegin(Lsn(20))]);
     }
 
     #[test]
     fn noting_a_scanned_position_reports_it_durable() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = writer(dir.path());
-        let durable = runtime().block_on(async {
-            w.note_scanned(Lsn(100)).await.expect("queued");
-            w.durable().await.expect("durable")
-        });
-        assert_eq!(
-            durable,
-            Durable {
-                lsn: Lsn(100),
-                records: 0,
-                txns: 0
-            }
-        );
-        w.join();
+        let report = first_report(vec![Command::NoteScanned(Lsn(100))]).expect("durable");
+        let expected = Durable {
+            lsn: Lsn(100),
+            records: 0,
+            txns: 0,
+        };
+        assert_eq!(report, expected);
     }
 }
