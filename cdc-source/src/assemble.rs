@@ -19,7 +19,7 @@ use changelog::{
 };
 
 use crate::ddl;
-use crate::error::{CaptureError, Result};
+use crate::error::{CaptureError, Result, StreamProblem};
 use crate::pgoutput::{Message, OldTuple, RelationBody, TupleData, TupleValue};
 
 /// What the capture knows about one published table.
@@ -164,9 +164,12 @@ impl Assembler {
                 Ok(Fed::Nothing)
             }
             Message::Commit(c) => {
-                let open = self.open.take().ok_or_else(|| protocol(at, "Commit without Begin"))?;
+                let open = self
+                    .open
+                    .take()
+                    .ok_or_else(|| protocol(at, StreamProblem::CommitWithoutBegin))?;
                 if c.commit_lsn != open.final_lsn {
-                    return Err(protocol(at, "Commit LSN differs from Begin's final LSN"));
+                    return Err(protocol(at, StreamProblem::CommitLsnMismatch));
                 }
                 Ok(Fed::Committed(Transaction {
                     commit: CommitInfo {
@@ -222,7 +225,7 @@ impl Assembler {
         let open = self
             .open
             .as_mut()
-            .ok_or_else(|| protocol(at, "change outside a transaction"))?;
+            .ok_or_else(|| protocol(at, StreamProblem::OutsideTransaction("change")))?;
         open.records.push(rec);
         Ok(Fed::Nothing)
     }
@@ -231,7 +234,7 @@ impl Assembler {
         self.by_oid
             .get(&oid)
             .map(|t| t.id)
-            .ok_or_else(|| protocol(at, &format!("change for unknown relation {oid}")))
+            .ok_or_else(|| protocol(at, StreamProblem::UnknownRelation(oid)))
     }
 
     fn relation(&mut self, r: RelationBody) {
@@ -273,12 +276,7 @@ impl Assembler {
                 }
             })
             .collect();
-        let ident = match r.replica_identity {
-            crate::pgoutput::ReplicaIdentity::Default => changelog::ReplicaIdentity::Default,
-            crate::pgoutput::ReplicaIdentity::Full => changelog::ReplicaIdentity::Full,
-            crate::pgoutput::ReplicaIdentity::Index => changelog::ReplicaIdentity::Index,
-            crate::pgoutput::ReplicaIdentity::Nothing => changelog::ReplicaIdentity::Nothing,
-        };
+        let ident = changelog::ReplicaIdentity::from(r.replica_identity);
         let schema = TableSchema {
             name,
             relation_oid: r.rel_id,
@@ -361,7 +359,7 @@ impl Assembler {
                 let open = self
                     .open
                     .as_mut()
-                    .ok_or_else(|| protocol(at, "DDL message outside a transaction"))?;
+                    .ok_or_else(|| protocol(at, StreamProblem::OutsideTransaction("DDL message")))?;
                 if changed {
                     open.records.push(ChangeRecord::Schema {
                         table: id,
@@ -382,7 +380,7 @@ impl Assembler {
                 let open = self
                     .open
                     .as_mut()
-                    .ok_or_else(|| protocol(at, "row message outside a transaction"))?;
+                    .ok_or_else(|| protocol(at, StreamProblem::OutsideTransaction("row message")))?;
                 let Some((roid, id)) = open.reread else {
                     return Ok(Fed::Nothing);
                 };
@@ -397,7 +395,7 @@ impl Assembler {
                     values
                 };
                 if values.len() != width {
-                    return Err(protocol(at, "re-read row does not match the table's columns"));
+                    return Err(protocol(at, StreamProblem::RereadWidth));
                 }
                 open.records.push(ChangeRecord::Read {
                     table: id,
@@ -414,7 +412,7 @@ impl Assembler {
                 let open = self
                     .open
                     .as_mut()
-                    .ok_or_else(|| protocol(at, "drop message outside a transaction"))?;
+                    .ok_or_else(|| protocol(at, StreamProblem::OutsideTransaction("drop message")))?;
                 open.records.push(ChangeRecord::Schema {
                     table: view.id,
                     change: SchemaChange::Drop,
@@ -435,18 +433,12 @@ fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
         })
 }
 
-fn protocol(at: Lsn, msg: &str) -> CaptureError {
-    CaptureError::Protocol {
-        lsn: at,
-        message: msg.to_owned(),
-    }
+fn protocol(at: Lsn, problem: StreamProblem) -> CaptureError {
+    CaptureError::Stream { lsn: at, problem }
 }
 
-fn at_lsn(e: CaptureError, at: Lsn) -> CaptureError {
-    match e {
-        CaptureError::Protocol { message, .. } => CaptureError::Protocol { lsn: at, message },
-        other => other,
-    }
+fn at_lsn(source: ddl::MessageError, at: Lsn) -> CaptureError {
+    CaptureError::LogicalMessage { lsn: at, source }
 }
 
 fn value(v: &TupleValue, at: Lsn) -> Result<Datum> {
@@ -454,7 +446,7 @@ fn value(v: &TupleValue, at: Lsn) -> Result<Datum> {
         TupleValue::Null => Datum::Null,
         TupleValue::UnchangedToast => Datum::UnchangedToast,
         TupleValue::Text(b) => Datum::Text(b.to_vec()),
-        TupleValue::Binary(_) => return Err(protocol(at, "binary tuple values are not requested and not supported")),
+        TupleValue::Binary(_) => return Err(protocol(at, StreamProblem::BinaryValue)),
     })
 }
 

@@ -1,10 +1,12 @@
 //! Reading the source's catalog: settings, privileges, publications, slots
 //! and table shapes, with errors that say how to fix what is missing.
 
-use changelog::{Column, Lsn, ReplicaIdentity, TableName, TableSchema};
+use changelog::{Column, Lsn, TableName, TableSchema};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{CaptureError, Result};
+use crate::identity::{self, KeyMembership};
 
 /// Quotes an identifier for SQL.
 pub fn quote_ident(s: &str) -> String {
@@ -49,22 +51,13 @@ pub async fn check_server(client: &Client) -> Result<ServerInfo> {
     let replication: bool = row.get(3);
     let database: String = row.get(4);
     if wal_level != "logical" {
-        return Err(CaptureError::Setup(format!(
-            "the server has wal_level={wal_level}; logical replication needs wal_level=logical \
-             (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)"
-        )));
+        return Err(CaptureError::WalLevel { actual: wal_level });
     }
     if version_num < 140_000 {
-        return Err(CaptureError::Setup(format!(
-            "PostgreSQL {}.{} is too old; asof needs 14 or later",
-            version_num / 10_000,
-            version_num % 10_000
-        )));
+        return Err(CaptureError::ServerTooOld { version_num });
     }
     if !superuser && !replication {
-        return Err(CaptureError::Setup(
-            "the role lacks the REPLICATION privilege (ALTER ROLE <role> WITH REPLICATION)".into(),
-        ));
+        return Err(CaptureError::MissingReplicationPrivilege);
     }
     Ok(ServerInfo {
         version_num,
@@ -116,9 +109,7 @@ pub async fn check_free_slot(client: &Client) -> Result<()> {
         .await?;
     let free: i32 = row.get(0);
     if free <= 0 {
-        return Err(CaptureError::Setup(
-            "no free replication slot (raise max_replication_slots, or drop an unused slot)".into(),
-        ));
+        return Err(CaptureError::NoFreeSlot);
     }
     Ok(())
 }
@@ -126,10 +117,7 @@ pub async fn check_free_slot(client: &Client) -> Result<()> {
 /// The server's current WAL position.
 pub async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
     let s: String = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
-    s.parse().map_err(|_| CaptureError::Protocol {
-        lsn: Lsn::ZERO,
-        message: format!("bad LSN {s}"),
-    })
+    s.parse().map_err(CaptureError::ServerLsn)
 }
 
 /// Creates the publication when missing: for the given tables, or for all
@@ -153,12 +141,15 @@ pub async fn ensure_publication(client: &Client, name: &str, tables: &[TableName
     client
         .batch_execute(&format!("CREATE PUBLICATION {} {target}", quote_ident(name)))
         .await
-        .map_err(|e| match e.code().map(|c| c.code()) {
-            Some("42501") => CaptureError::Setup(format!(
-                "cannot create publication {name}: permission denied (a superuser can run \
-                 CREATE PUBLICATION {name} {target}, or pass --tables for tables the role owns)"
-            )),
-            Some("42P01") => CaptureError::Setup(format!("cannot create publication {name}: {}", db_message(&e))),
+        .map_err(|e| match e.code() {
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::PublicationDenied {
+                publication: name.to_owned(),
+                target,
+            },
+            Some(&SqlState::UNDEFINED_TABLE) => CaptureError::PublicationTableMissing {
+                publication: name.to_owned(),
+                message: db_message(&e),
+            },
             _ => CaptureError::Sql(e),
         })?;
     Ok(())
@@ -203,12 +194,7 @@ pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<Tab
         )
         .await?;
     let name = TableName::new(head.get::<_, String>(0), head.get::<_, String>(1));
-    let ident = match head.get::<_, String>(2).as_str() {
-        "d" => ReplicaIdentity::Default,
-        "f" => ReplicaIdentity::Full,
-        "i" => ReplicaIdentity::Index,
-        _ => ReplicaIdentity::Nothing,
-    };
+    let ident = identity::from_relreplident(&head.get::<_, String>(2));
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.atttypmod, \
@@ -218,26 +204,22 @@ pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<Tab
             &[&oid],
         )
         .await?;
-    let has_pk = rows.iter().any(|r| r.get::<_, bool>(4));
-    let has_ident_index = rows.iter().any(|r| r.get::<_, bool>(5));
+    let membership: Vec<KeyMembership> = rows
+        .iter()
+        .map(|r| KeyMembership {
+            in_primary_key: r.get(4),
+            in_identity_index: r.get(5),
+        })
+        .collect();
     let columns = rows
         .iter()
-        .map(|r| {
-            let in_pk: bool = r.get(4);
-            let in_ident: bool = r.get(5);
-            let is_key = match ident {
-                ReplicaIdentity::Index if has_ident_index => in_ident,
-                _ if has_pk => in_pk,
-                ReplicaIdentity::Full => true,
-                _ => false,
-            };
-            Column {
-                name: r.get(0),
-                type_oid: r.get(1),
-                type_name: r.get(2),
-                type_modifier: r.get(3),
-                is_key,
-            }
+        .zip(identity::key_columns(ident, &membership))
+        .map(|(r, is_key)| Column {
+            name: r.get(0),
+            type_oid: r.get(1),
+            type_name: r.get(2),
+            type_modifier: r.get(3),
+            is_key,
         })
         .collect();
     Ok(TableSchema {
@@ -253,12 +235,10 @@ pub fn check_identity(schema: &TableSchema) -> Result<()> {
     if schema.columns.iter().any(|c| c.is_key) {
         return Ok(());
     }
-    let t = qualified(&schema.name);
-    Err(CaptureError::Setup(format!(
-        "table {} has no primary key or usable replica identity, so its updates and deletes cannot be \
-         captured; add a primary key, or run: ALTER TABLE {t} REPLICA IDENTITY FULL",
-        schema.name
-    )))
+    Err(CaptureError::NoReplicaIdentity {
+        table: schema.name.clone(),
+        qualified: qualified(&schema.name),
+    })
 }
 
 /// Errors unless the role may read the table (needed for the initial copy).
@@ -268,10 +248,10 @@ pub async fn check_select(client: &impl GenericClient, oid: u32, name: &TableNam
         .await?
         .get(0);
     if !ok {
-        return Err(CaptureError::Setup(format!(
-            "the role may not read {name} (GRANT SELECT ON {} TO <role>)",
-            qualified(name)
-        )));
+        return Err(CaptureError::MissingSelectPrivilege {
+            table: name.clone(),
+            qualified: qualified(name),
+        });
     }
     Ok(())
 }

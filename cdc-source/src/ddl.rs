@@ -19,12 +19,15 @@
 //! sees column changes through Relation messages (at the next change of
 //! the table), but cannot see the three cases above; it says so at start.
 
-use changelog::{Column, Datum, ReplicaIdentity, TableName, TableSchema};
+use changelog::{Column, Datum, TableName, TableSchema};
 use serde::Deserialize;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::catalog::quote_ident;
 use crate::error::{CaptureError, Result};
+use crate::identity::{self, KeyMembership};
+use crate::text_formats::TextFormatError;
 
 /// Logical message prefix of a schema description.
 pub const DDL_PREFIX: &str = "asof.ddl";
@@ -123,13 +126,10 @@ CREATE EVENT TRIGGER {t_end} ON ddl_command_end EXECUTE FUNCTION public.{f_end}(
 CREATE EVENT TRIGGER {t_drop} ON sql_drop EXECUTE FUNCTION public.{f_drop}();
 "#
     );
-    client
-        .batch_execute(&sql)
-        .await
-        .map_err(|e| match e.code().map(|c| c.code()) {
-            Some("42501") => CaptureError::Setup("cannot install the DDL capture triggers: permission denied".into()),
-            _ => CaptureError::Sql(e),
-        })?;
+    client.batch_execute(&sql).await.map_err(|e| match e.code() {
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::DdlTriggersDenied,
+        _ => CaptureError::Sql(e),
+    })?;
     Ok(true)
 }
 
@@ -166,20 +166,36 @@ pub struct DdlEvent {
     pub rewrite: bool,
 }
 
+/// Why a logical message of the DDL capture could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// An `asof.ddl` message is not the expected JSON.
+    #[error("bad DDL message")]
+    Ddl(#[source] serde_json::Error),
+    /// An `asof.drop` message is not the expected JSON.
+    #[error("bad drop message")]
+    Drop(#[source] serde_json::Error),
+    /// An `asof.row` message does not start with `<table oid>:`.
+    #[error("bad row message: no table OID")]
+    RowTable,
+    /// An `asof.row` message's row is not composite-row text.
+    #[error("bad row message")]
+    Row(#[source] TextFormatError),
+}
+
 /// Decodes an `asof.ddl` message.
-pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent> {
-    let m: DdlMessage = serde_json::from_slice(content).map_err(|e| CaptureError::Protocol {
-        lsn: changelog::Lsn::ZERO,
-        message: format!("bad DDL message: {e}"),
-    })?;
-    let ident = match m.ident.as_str() {
-        "d" => ReplicaIdentity::Default,
-        "f" => ReplicaIdentity::Full,
-        "i" => ReplicaIdentity::Index,
-        _ => ReplicaIdentity::Nothing,
-    };
-    let has_pk = m.columns.iter().any(|c| c.pk);
-    let has_ri = m.columns.iter().any(|c| c.ri);
+pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent, MessageError> {
+    let m: DdlMessage = serde_json::from_slice(content).map_err(MessageError::Ddl)?;
+    let ident = identity::from_relreplident(&m.ident);
+    let membership: Vec<KeyMembership> = m
+        .columns
+        .iter()
+        .map(|c| KeyMembership {
+            in_primary_key: c.pk,
+            in_identity_index: c.ri,
+        })
+        .collect();
     let missing = m
         .columns
         .iter()
@@ -188,20 +204,13 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent> {
     let columns = m
         .columns
         .into_iter()
-        .map(|c| {
-            let is_key = match ident {
-                ReplicaIdentity::Index if has_ri => c.ri,
-                _ if has_pk => c.pk,
-                ReplicaIdentity::Full => true,
-                _ => false,
-            };
-            Column {
-                name: c.name,
-                type_oid: c.type_oid,
-                type_name: c.type_name,
-                type_modifier: c.typmod,
-                is_key,
-            }
+        .zip(identity::key_columns(ident, &membership))
+        .map(|(c, is_key)| Column {
+            name: c.name,
+            type_oid: c.type_oid,
+            type_name: c.type_name,
+            type_modifier: c.typmod,
+            is_key,
         })
         .collect();
     Ok(DdlEvent {
@@ -222,26 +231,19 @@ struct DropMessage {
 }
 
 /// Decodes an `asof.drop` message into the dropped table's OID.
-pub fn parse_drop(content: &[u8]) -> Result<u32> {
-    let m: DropMessage = serde_json::from_slice(content).map_err(|e| CaptureError::Protocol {
-        lsn: changelog::Lsn::ZERO,
-        message: format!("bad drop message: {e}"),
-    })?;
+pub fn parse_drop(content: &[u8]) -> Result<u32, MessageError> {
+    let m: DropMessage = serde_json::from_slice(content).map_err(MessageError::Drop)?;
     Ok(m.oid)
 }
 
 /// Decodes an `asof.row` message into (table OID, row values).
-pub fn parse_row(content: &[u8]) -> Result<(u32, Vec<Datum>)> {
-    let bad = |m: &str| CaptureError::Protocol {
-        lsn: changelog::Lsn::ZERO,
-        message: format!("bad row message: {m}"),
-    };
-    let colon = content.iter().position(|b| *b == b':').ok_or_else(|| bad("no table"))?;
+pub fn parse_row(content: &[u8]) -> Result<(u32, Vec<Datum>), MessageError> {
+    let colon = content.iter().position(|b| *b == b':').ok_or(MessageError::RowTable)?;
     let (oid, rest) = content.split_at(colon);
     let oid: u32 = std::str::from_utf8(oid)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("table oid"))?;
-    let row = crate::text_formats::parse_record(rest.get(1..).unwrap_or_default()).map_err(|e| bad(&e.to_string()))?;
+        .ok_or(MessageError::RowTable)?;
+    let row = crate::text_formats::parse_record(rest.get(1..).unwrap_or_default()).map_err(MessageError::Row)?;
     Ok((oid, row))
 }

@@ -15,7 +15,7 @@
 //! Central pieces: [`conninfo`] (libpq connection strings), [`replication`]
 //! (the streaming replication protocol), [`pgoutput`] (the wire decoder),
 //! [`assemble`] (messages to transactions), [`snapshot`] (the initial copy),
-//! [`mod@capture`] (the session loop).
+//! [`mod@capture`] (set-up, then the stream into the store writer).
 //!
 //! Not here: answering questions about the past (`materializer`), or the
 //! storage format (`changelog`).
@@ -26,12 +26,15 @@ pub mod catalog;
 pub mod conninfo;
 pub mod ddl;
 mod error;
+pub mod identity;
 pub mod pgoutput;
 pub mod replication;
+mod sink;
 pub mod snapshot;
 pub mod sql;
 pub mod text_formats;
+mod transient;
 mod writer;
 
 pub use capture::{capture, CaptureEvent, CaptureOptions, CaptureSummary, StreamProgress, Until, SPILL_RECORDS};
-pub use error::{CaptureError, Result};
+pub use error::{CaptureError, CopyProblem, Result, StreamProblem};

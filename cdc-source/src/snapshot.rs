@@ -11,13 +11,15 @@
 //! streamed commit LSN is at or above C), and the store's watermark end LSN
 //! is C, so the first acknowledgement is C.
 
-use changelog::{ChangeRecord, CommitInfo, CommitTime, Lsn, RowImage, SchemaChange, Store, Xid};
+use changelog::{
+    ChangeRecord, CommitInfo, CommitTime, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema, Transaction, Xid,
+};
 use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::Client;
 
 use crate::assemble::Assembler;
 use crate::catalog::{self, qualified};
-use crate::error::{CaptureError, Result};
+use crate::error::{CaptureError, CopyProblem, Result};
 use crate::text_formats::parse_copy_line;
 
 /// Rows per chunk written to the store while copying.
@@ -89,15 +91,14 @@ pub async fn copy_tables(
         let cols: Vec<String> = schema.columns.iter().map(|c| catalog::quote_ident(&c.name)).collect();
         let width = schema.columns.len();
         let sql = format!("COPY {} ({}) TO STDOUT", qualified(&schema.name), cols.join(", "));
+        let name = schema.name.clone();
         let table = assembler.register(schema.clone());
-        chunk.push(ChangeRecord::Schema {
-            table,
-            change: SchemaChange::Define {
-                schema,
-                backfill: Vec::new(),
-            },
-        });
+        chunk.push(define(table, schema));
         chunk.push(ChangeRecord::ReadStart { table });
+        let bad = |problem| CaptureError::CopyData {
+            table: name.clone(),
+            problem,
+        };
         let stream = txn.copy_out(&sql).await?;
         pin_mut!(stream);
         let mut carry: Vec<u8> = Vec::new();
@@ -109,7 +110,7 @@ pub async fn copy_tables(
                 match data.iter().position(|b| *b == b'\n') {
                     Some(i) => {
                         carry.extend_from_slice(data.get(..i).unwrap_or_default());
-                        push_row(&carry, width, table, &mut values, &mut chunk)?;
+                        push_row(&carry, width, table, &mut values, &mut chunk).map_err(bad)?;
                         p.rows += 1;
                         carry.clear();
                         data = data.get(i + 1..).unwrap_or_default();
@@ -121,7 +122,7 @@ pub async fn copy_tables(
                 }
             }
             while let Some(i) = data.iter().position(|b| *b == b'\n') {
-                push_row(data.get(..i).unwrap_or_default(), width, table, &mut values, &mut chunk)?;
+                push_row(data.get(..i).unwrap_or_default(), width, table, &mut values, &mut chunk).map_err(bad)?;
                 data = data.get(i + 1..).unwrap_or_default();
                 p.rows += 1;
             }
@@ -133,40 +134,70 @@ pub async fn copy_tables(
             }
         }
         if !carry.is_empty() {
-            return Err(CaptureError::Protocol {
-                lsn: base_lsn,
-                message: "COPY data ended inside a row".into(),
-            });
+            return Err(bad(CopyProblem::EndedInsideRow));
         }
         p.tables_done += 1;
         progress(&p);
     }
-    let commit = CommitInfo {
+    store.finish_spill(sp, &base_commit(base_lsn, end_lsn), &chunk)?;
+    txn.commit().await?;
+    Ok(p.rows)
+}
+
+/// Starts a history without copying rows: it begins empty at the slot, so
+/// only the published tables' shapes are stored, as one transaction at the
+/// same place an initial copy would be.
+pub async fn record_shapes(
+    client: &Client,
+    store: &mut Store,
+    assembler: &mut Assembler,
+    tables: &[u32],
+    base_lsn: Lsn,
+    end_lsn: Lsn,
+) -> Result<()> {
+    let mut records = Vec::with_capacity(tables.len());
+    for &oid in tables {
+        let schema = catalog::describe_table(client, oid).await?;
+        records.push(define(assembler.register(schema.clone()), schema));
+    }
+    let commit = base_commit(base_lsn, end_lsn);
+    store.append(&[Transaction { commit, records }])?;
+    Ok(())
+}
+
+/// The base transaction: just below the consistent point, ending at it.
+fn base_commit(base_lsn: Lsn, end_lsn: Lsn) -> CommitInfo {
+    CommitInfo {
         commit_lsn: base_lsn,
         end_lsn,
         commit_time: CommitTime::now(),
         xid: Xid(0),
-    };
-    store.finish_spill(sp, &commit, &chunk)?;
-    txn.commit().await?;
-    Ok(p.rows)
+    }
+}
+
+/// A table's first shape in the log.
+fn define(table: TableId, schema: TableSchema) -> ChangeRecord {
+    ChangeRecord::Schema {
+        table,
+        change: SchemaChange::Define {
+            schema,
+            backfill: Vec::new(),
+        },
+    }
 }
 
 fn push_row(
     line: &[u8],
     width: usize,
-    table: changelog::TableId,
+    table: TableId,
     values: &mut Vec<changelog::Datum>,
     chunk: &mut Vec<ChangeRecord>,
-) -> Result<()> {
-    parse_copy_line(line, values).map_err(|e| CaptureError::Protocol {
-        lsn: Lsn::ZERO,
-        message: e.to_string(),
-    })?;
+) -> Result<(), CopyProblem> {
+    parse_copy_line(line, values)?;
     if values.len() != width && !(width == 0 && values.len() == 1) {
-        return Err(CaptureError::Protocol {
-            lsn: Lsn::ZERO,
-            message: "COPY row has the wrong number of columns".into(),
+        return Err(CopyProblem::Width {
+            expected: width,
+            found: values.len(),
         });
     }
     if width == 0 {

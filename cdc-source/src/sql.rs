@@ -1,6 +1,8 @@
 //! Ordinary SQL connections to the source (catalog queries, the initial
 //! copy), with TLS as the connection string asks.
 
+use std::future::Future;
+
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::config::SslMode as PgSslMode;
@@ -13,10 +15,7 @@ use crate::error::{CaptureError, Result};
 /// connecting without the certificate check the user asked for.
 pub fn check_tls_mode(info: &ConnInfo) -> Result<()> {
     match info.ssl_mode() {
-        SslMode::VerifyCa | SslMode::VerifyFull => Err(CaptureError::Setup(format!(
-            "sslmode={} is not supported yet; use sslmode=require (encrypted, certificate not verified)",
-            info.ssl_mode()
-        ))),
+        mode @ (SslMode::VerifyCa | SslMode::VerifyFull) => Err(CaptureError::UnsupportedSslMode { mode }),
         _ => Ok(()),
     }
 }
@@ -27,15 +26,10 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
     let config = info.config();
     let client = if config.get_ssl_mode() == PgSslMode::Disable {
         let (client, conn) = config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("sql connection ended: {e}");
-            }
-        });
+        drive(conn);
         client
     } else {
-        let mut builder = SslConnector::builder(SslMethod::tls())
-            .map_err(|e| CaptureError::Setup(format!("cannot set up TLS: {e}")))?;
+        let mut builder = SslConnector::builder(SslMethod::tls()).map_err(CaptureError::Tls)?;
         // libpq's prefer/require: encrypt, do not verify the certificate.
         builder.set_verify(SslVerifyMode::NONE);
         let mut tls = MakeTlsConnector::new(builder.build());
@@ -44,12 +38,18 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
             Ok(())
         });
         let (client, conn) = config.connect(tls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("sql connection ended: {e}");
-            }
-        });
+        drive(conn);
         client
     };
     Ok(client)
+}
+
+/// Runs a connection's I/O until the client is dropped or it fails; the
+/// failure reaches the caller through the client's next call.
+fn drive(conn: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("sql connection ended: {e}");
+        }
+    });
 }

@@ -1,139 +1,239 @@
 //! The store writer: a dedicated thread that appends to the change log
 //! while the stream keeps decoding, and reports what became durable.
 //!
-//! Commands are applied strictly in order. `Durable` is reported only after
-//! the store call that made a position durable returned, which is the one
-//! place acknowledgements to the server come from.
+//! Commands are applied strictly in order. A [`Durable`] report is sent
+//! only after the store call that made a position durable returned, which
+//! is where every acknowledgement to the server comes from. A command the
+//! writer cannot carry out stops it with an error, never silently.
 
 use std::thread::JoinHandle;
 
-use changelog::{ChangeRecord, CommitInfo, Lsn, SpillTxn, Store, StoreError, Transaction};
+use changelog::{ChangeRecord, CommitInfo, Lsn, SpillTxn, Store, Transaction};
 use tokio::sync::mpsc;
 
-/// Work for the writer.
-pub enum WriterCmd {
-    /// Append whole transactions (one batch, one fsync).
+use crate::error::{CaptureError, Result};
+use crate::sink::{Durable, Sink};
+
+/// Commands waiting for the writer. Few: a slow disk slows the stream
+/// instead of memory growing.
+const QUEUE: usize = 4;
+
+/// Work for the writer thread.
+enum Command {
     Append(Vec<Transaction>),
-    /// Start a spilled transaction at this commit LSN.
     SpillBegin(Lsn),
-    /// One chunk of the spilled transaction.
     SpillChunk(Vec<ChangeRecord>),
-    /// The spilled transaction's last records and commit.
     SpillFinish(CommitInfo, Vec<ChangeRecord>),
-    /// The source confirmed nothing captured lies before this position.
     NoteScanned(Lsn),
 }
 
-/// What the writer reports.
-pub enum WriterEvent {
-    /// Everything up to this end LSN is durable and may be acknowledged;
-    /// `changes` row changes were written by the command.
-    Durable {
-        /// Position to acknowledge.
-        lsn: Lsn,
-        /// Records the command stored.
-        records: u64,
-        /// Transactions the command stored.
-        txns: u64,
-    },
-    /// A store call failed; the writer stopped.
-    Failed(StoreError),
-}
-
-/// Handle to the writer thread.
+/// Handle to the writer thread; the store's [`Sink`].
 pub struct Writer {
-    /// Commands (bounded: a slow disk slows the stream instead of memory growing).
-    pub tx: mpsc::Sender<WriterCmd>,
-    /// Reports.
-    pub rx: mpsc::UnboundedReceiver<WriterEvent>,
+    commands: mpsc::Sender<Command>,
+    reports: mpsc::UnboundedReceiver<Result<Durable>>,
     handle: JoinHandle<Store>,
 }
 
 impl Writer {
     /// Moves the store into a new writer thread.
     pub fn spawn(store: Store) -> std::io::Result<Writer> {
-        let (tx, mut cmd_rx) = mpsc::channel::<WriterCmd>(4);
-        let (ev_tx, rx) = mpsc::unbounded_channel();
-        let handle = std::thread::Builder::new().name("asof-writer".into()).spawn(move || {
-            let mut store = store;
-            let mut spill: Option<SpillTxn> = None;
-            while let Some(cmd) = cmd_rx.blocking_recv() {
-                let result = apply(&mut store, &mut spill, cmd);
-                match result {
-                    Ok(Some(ev)) => {
-                        let _ = ev_tx.send(ev);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        let _ = ev_tx.send(WriterEvent::Failed(e));
-                        break;
-                    }
-                }
-            }
-            // A spilled transaction cut off by a lost connection is sent
-            // again from its start; remove what was written of it.
-            if let Some(sp) = spill.take() {
-                if let Err(e) = store.abort_spill(sp) {
-                    tracing::warn!("could not remove a partly written transaction: {e}");
-                }
-            }
-            // Leave the data in table files rather than the write-ahead log,
-            // so readers opened later need not replay it.
-            if let Err(e) = store.flush() {
-                tracing::warn!("could not flush the store: {e}");
-            }
-            store
-        })?;
-        Ok(Writer { tx, rx, handle })
+        let (commands, command_rx) = mpsc::channel(QUEUE);
+        let (report_tx, reports) = mpsc::unbounded_channel();
+        let handle = std::thread::Builder::new()
+            .name("asof-writer".into())
+            .spawn(move || run(store, command_rx, report_tx))?;
+        Ok(Writer {
+            commands,
+            reports,
+            handle,
+        })
     }
 
     /// Stops the writer after the commands sent so far and returns the store.
     pub fn join(self) -> Store {
-        drop(self.tx);
+        drop(self.commands);
         match self.handle.join() {
             Ok(store) => store,
             Err(p) => std::panic::resume_unwind(p),
         }
     }
+
+    async fn send(&mut self, command: Command) -> Result<()> {
+        if self.commands.send(command).await.is_ok() {
+            return Ok(());
+        }
+        // The thread has stopped; its last report says why.
+        match self.reports.try_recv() {
+            Ok(Err(e)) => Err(e),
+            _ => Err(CaptureError::WriterStopped),
+        }
+    }
 }
 
-fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, cmd: WriterCmd) -> Result<Option<WriterEvent>, StoreError> {
-    match cmd {
-        WriterCmd::Append(txns) => {
-            let records: u64 = txns.iter().map(|t| t.records.len() as u64).sum();
+impl Sink for Writer {
+    async fn append(&mut self, txns: Vec<Transaction>) -> Result<()> {
+        self.send(Command::Append(txns)).await
+    }
+
+    async fn begin_spill(&mut self, commit_lsn: Lsn) -> Result<()> {
+        self.send(Command::SpillBegin(commit_lsn)).await
+    }
+
+    async fn spill_chunk(&mut self, records: Vec<ChangeRecord>) -> Result<()> {
+        self.send(Command::SpillChunk(records)).await
+    }
+
+    async fn finish_spill(&mut self, commit: CommitInfo, records: Vec<ChangeRecord>) -> Result<()> {
+        self.send(Command::SpillFinish(commit, records)).await
+    }
+
+    async fn note_scanned(&mut self, lsn: Lsn) -> Result<()> {
+        self.send(Command::NoteScanned(lsn)).await
+    }
+
+    async fn durable(&mut self) -> Result<Durable> {
+        self.reports.recv().await.unwrap_or(Err(CaptureError::WriterStopped))
+    }
+}
+
+/// The thread: applies commands until the handle is dropped or one fails.
+fn run(
+    mut store: Store,
+    mut commands: mpsc::Receiver<Command>,
+    reports: mpsc::UnboundedSender<Result<Durable>>,
+) -> Store {
+    let mut spill: Option<SpillTxn> = None;
+    while let Some(command) = commands.blocking_recv() {
+        match apply(&mut store, &mut spill, command) {
+            Ok(Some(durable)) => {
+                let _ = reports.send(Ok(durable));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = reports.send(Err(e));
+                break;
+            }
+        }
+    }
+    // A spilled transaction cut off by a lost connection is sent again
+    // from its start; remove what was written of it.
+    if let Some(sp) = spill.take() {
+        if let Err(e) = store.abort_spill(sp) {
+            tracing::warn!("could not remove a partly written transaction: {e}");
+        }
+    }
+    // Leave the data in table files rather than the write-ahead log, so
+    // readers opened later need not replay it.
+    if let Err(e) = store.flush() {
+        tracing::warn!("could not flush the store: {e}");
+    }
+    store
+}
+
+fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, command: Command) -> Result<Option<Durable>> {
+    match command {
+        Command::Append(txns) => {
+            let records = txns.iter().map(|t| t.records.len() as u64).sum();
             let n = txns.len() as u64;
             store.append(&txns)?;
-            let lsn = store.watermark().map_or(Lsn::ZERO, |w| w.end_lsn);
-            Ok(Some(WriterEvent::Durable { lsn, records, txns: n }))
+            Ok(Some(durable_through_watermark(store, records, n)))
         }
-        WriterCmd::SpillBegin(lsn) => {
+        Command::SpillBegin(lsn) => {
+            if spill.is_some() {
+                return Err(CaptureError::WriterCommand(
+                    "begin a spilled transaction while another is open",
+                ));
+            }
             *spill = Some(store.begin_spill(lsn)?);
             Ok(None)
         }
-        WriterCmd::SpillChunk(records) => {
-            if let Some(sp) = spill.as_mut() {
-                store.spill(sp, &records)?;
-            }
+        Command::SpillChunk(records) => {
+            let sp = spill.as_mut().ok_or(CaptureError::WriterCommand(
+                "add to a spilled transaction that was never begun",
+            ))?;
+            store.spill(sp, &records)?;
             Ok(None)
         }
-        WriterCmd::SpillFinish(commit, records) => {
-            let Some(sp) = spill.take() else { return Ok(None) };
+        Command::SpillFinish(commit, records) => {
+            let sp = spill.take().ok_or(CaptureError::WriterCommand(
+                "finish a spilled transaction that was never begun",
+            ))?;
             let total = u64::from(sp.records()) + records.len() as u64;
             store.finish_spill(sp, &commit, &records)?;
-            let lsn = store.watermark().map_or(Lsn::ZERO, |w| w.end_lsn);
-            Ok(Some(WriterEvent::Durable {
-                lsn,
-                records: total,
-                txns: 1,
-            }))
+            Ok(Some(durable_through_watermark(store, total, 1)))
         }
-        WriterCmd::NoteScanned(lsn) => {
+        Command::NoteScanned(lsn) => {
             store.note_scanned(lsn)?;
-            Ok(Some(WriterEvent::Durable {
+            Ok(Some(Durable {
                 lsn: store.scanned_through(),
                 records: 0,
                 txns: 0,
             }))
         }
+    }
+}
+
+/// The report after transactions were stored: durable through the end of
+/// the newest stored commit.
+fn durable_through_watermark(store: &Store, records: u64, txns: u64) -> Durable {
+    Durable {
+        lsn: store.watermark().map_or(Lsn::ZERO, |w| w.end_lsn),
+        records,
+        txns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use changelog::{CommitTime, StoreOptions, Xid};
+
+    use super::*;
+
+    /// Sends the commands to a writer on a new store; its first report.
+    fn first_report(commands: Vec<Command>) -> Result<Durable> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = StoreOptions {
+            create_if_missing: true,
+            ..StoreOptions::default()
+        };
+        let mut writer = Writer::spawn(Store::open(dir.path(), &opts).expect("store")).expect("thread");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let report = runtime.block_on(async {
+            for command in commands {
+                writer.send(command).await?;
+            }
+            writer.durable().await
+        });
+        writer.join();
+        report
+    }
+
+    fn assert_refused(commands: Vec<Command>) {
+        let err = first_report(commands).expect_err("must fail");
+        assert!(matches!(err, CaptureError::WriterCommand(_)), "{err:?}");
+    }
+
+    #[test]
+    fn spill_commands_out_of_order_stop_the_writer_loudly() {
+        assert_refused(vec![Command::SpillChunk(Vec::new())]);
+        let commit = CommitInfo {
+            commit_lsn: Lsn(10),
+            end_lsn: Lsn(11),
+            commit_time: CommitTime::now(),
+            xid: Xid(1),
+        };
+        assert_refused(vec![Command::SpillFinish(commit, Vec::new())]);
+        assert_refused(vec![Command::SpillBegin(Lsn(10)), Command::SpillBegin(Lsn(20))]);
+    }
+
+    #[test]
+    fn noting_a_scanned_position_reports_it_durable() {
+        let report = first_report(vec![Command::NoteScanned(Lsn(100))]).expect("durable");
+        let expected = Durable {
+            lsn: Lsn(100),
+            records: 0,
+            txns: 0,
+        };
+        assert_eq!(report, expected);
     }
 }

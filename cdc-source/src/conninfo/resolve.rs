@@ -223,28 +223,28 @@ fn apply_session_options(config: &mut Config, settings: &Settings) -> Result<(),
     if let Some((options, _)) = settings.get("options") {
         config.options(options);
     }
-    if let Some((attrs, source)) = settings.get("target_session_attrs") {
-        config.target_session_attrs(match attrs {
-            "any" => TargetSessionAttrs::Any,
-            "read-write" => TargetSessionAttrs::ReadWrite,
-            "read-only" => TargetSessionAttrs::ReadOnly,
-            _ => return Err(invalid("target_session_attrs", source, "any, read-write or read-only")),
-        });
+    let attrs = [
+        ("any", TargetSessionAttrs::Any),
+        ("read-write", TargetSessionAttrs::ReadWrite),
+        ("read-only", TargetSessionAttrs::ReadOnly),
+    ];
+    if let Some(attrs) = choice(settings, "target_session_attrs", &attrs, "any, read-write or read-only")? {
+        config.target_session_attrs(attrs);
     }
-    if let Some((binding, source)) = settings.get("channel_binding") {
-        config.channel_binding(match binding {
-            "disable" => ChannelBinding::Disable,
-            "prefer" => ChannelBinding::Prefer,
-            "require" => ChannelBinding::Require,
-            _ => return Err(invalid("channel_binding", source, "disable, prefer or require")),
-        });
+    let bindings = [
+        ("disable", ChannelBinding::Disable),
+        ("prefer", ChannelBinding::Prefer),
+        ("require", ChannelBinding::Require),
+    ];
+    if let Some(binding) = choice(settings, "channel_binding", &bindings, "disable, prefer or require")? {
+        config.channel_binding(binding);
     }
-    if let Some((negotiation, source)) = settings.get("sslnegotiation") {
-        config.ssl_negotiation(match negotiation {
-            "postgres" => SslNegotiation::Postgres,
-            "direct" => SslNegotiation::Direct,
-            _ => return Err(invalid("sslnegotiation", source, "postgres or direct")),
-        });
+    let negotiations = [
+        ("postgres", SslNegotiation::Postgres),
+        ("direct", SslNegotiation::Direct),
+    ];
+    if let Some(negotiation) = choice(settings, "sslnegotiation", &negotiations, "postgres or direct")? {
+        config.ssl_negotiation(negotiation);
     }
     Ok(())
 }
@@ -278,14 +278,33 @@ fn apply_socket_options(config: &mut Config, settings: &Settings) -> Result<(), 
     {
         config.tcp_user_timeout(Duration::from_millis(millis));
     }
-    if let Some((mode, source)) = settings.get("load_balance_hosts") {
-        config.load_balance_hosts(match mode {
-            "disable" => LoadBalanceHosts::Disable,
-            "random" => LoadBalanceHosts::Random,
-            _ => return Err(invalid("load_balance_hosts", source, "disable or random")),
-        });
+    let modes = [
+        ("disable", LoadBalanceHosts::Disable),
+        ("random", LoadBalanceHosts::Random),
+    ];
+    if let Some(mode) = choice(settings, "load_balance_hosts", &modes, "disable or random")? {
+        config.load_balance_hosts(mode);
     }
     Ok(())
+}
+
+/// A setting that takes one of a few words; `expected` lists them.
+fn choice<T: Copy>(
+    settings: &Settings,
+    key: &'static str,
+    choices: &[(&str, T)],
+    expected: &'static str,
+) -> Result<Option<T>, ConnInfoError> {
+    settings
+        .get(key)
+        .map(|(value, source)| {
+            choices
+                .iter()
+                .find(|(word, _)| *word == value)
+                .map(|(_, choice)| *choice)
+                .ok_or_else(|| invalid(key, source, expected))
+        })
+        .transpose()
 }
 
 fn integer(settings: &Settings, key: &'static str, expected: &'static str) -> Result<Option<i64>, ConnInfoError> {

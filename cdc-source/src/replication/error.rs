@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 
 use postgres_protocol::message::backend::ErrorFields;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::fallible_iterator::FallibleIterator;
 
 /// An error reported by the server (`ErrorResponse`), with the fields a user
@@ -51,15 +52,18 @@ impl ServerError {
         Ok(error)
     }
 
-    /// Whether retrying on a new connection may succeed.
-    ///
-    /// Transient: connection exceptions (class `08`), administrator or crash
-    /// shutdown and "cannot connect now" during startup (`57P01`, `57P02`,
-    /// `57P03`), and too many connections (`53300`). Everything else
-    /// (authentication, syntax, missing slot `42704`, slot in use by another
-    /// process `55006`, permissions) needs a person to change something.
+    /// Whether retrying on a new connection may succeed, by the same rule
+    /// as the capture's SQL connection (`crate::transient`): connection
+    /// exceptions, shutdowns, "cannot connect now" and too many connections
+    /// are; authentication, syntax, a missing slot (`42704`), a slot in use
+    /// by another process (`55006`) or permissions need a person.
     pub fn is_transient(&self) -> bool {
-        self.code.starts_with("08") || matches!(self.code.as_str(), "57P01" | "57P02" | "57P03" | "53300")
+        crate::transient::sqlstate_is_transient(&self.sqlstate())
+    }
+
+    /// The SQLSTATE as `tokio_postgres` names it.
+    pub fn sqlstate(&self) -> SqlState {
+        SqlState::from_code(&self.code)
     }
 }
 

@@ -3,11 +3,30 @@
 //!
 //! Why it exists: exactly-once capture needs the flush position reported
 //! to the server to be sent right after the change log is durable up to it,
-//! and never beyond. The replication crates we evaluated acknowledge from a
-//! background timer or not at all at a stop position
-//! (`/work/shared/notes/replication-transport.md`). Here nothing is ever
-//! acknowledged implicitly: the server learns a position only through
-//! [`LogicalStream::send_status`].
+//! and never beyond. Here nothing is ever acknowledged implicitly: the
+//! server learns a position only through [`LogicalStream::send_status`].
+//!
+//! What was measured before writing it (1.7 M row changes in 1,700
+//! transactions, 1,703,401 pgoutput messages, 185 MB; PostgreSQL 15 on 2
+//! cores), streaming the backlog and discarding it:
+//!
+//! | client | TCP 127.0.0.1 | Unix socket |
+//! | --- | --- | --- |
+//! | `pg_recvlogical -f /dev/null` | 15.8 s | 6.5 s |
+//! | `pgwire-replication` 0.5.0 | 15.9 s | 8.6 s |
+//! | `pg_walstream` 0.10.0 | 15.4 s | not supported |
+//!
+//! Over TCP the walsender is the bottleneck (one `send()` per message), so
+//! any decent client ties; over a Unix socket the client's own CPU counts,
+//! which is why this one reads large buffers and hands out zero-copy
+//! payloads. Speed did not decide it; acknowledgements did.
+//! `pgwire-replication` sends them from a background worker every 10 s
+//! with no way to force one, sends no final one at a stop position, and
+//! waits forever when the stop lies past the last published commit;
+//! `pg_walstream` also skips the final acknowledgement at a stop position
+//! and creates a missing slot by default (silently starting a new history),
+//! and its typed mode drops unchanged-TOAST columns. A client on
+//! `postgres-protocol` is a few hundred lines and gives exact control.
 //!
 //! The pieces:
 //! - [`ReplicationClient::connect`] opens a `replication=database`
@@ -29,13 +48,9 @@
 //!
 //! Built on `postgres-protocol` for message encoding, backend message
 //! parsing and authentication, as `tokio-postgres` is.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::as_conversions
-)]
+// Untrusted wire input: never panic, never convert numbers lossily.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(clippy::as_conversions)]
 
 mod client;
 mod commands;

@@ -244,27 +244,37 @@ async fn authenticate_sasl(
         .map_err(|e| ReplicationError::Authentication(format!("SCRAM initial response: {e}")))?;
     conn.flush().await?;
 
-    let body = match conn.read_frame().await? {
-        Frame::Message(Message::AuthenticationSaslContinue(body)) => body,
-        Frame::Message(Message::ErrorResponse(body)) => return Err(frame::server_error(&body)),
-        other => return Err(frame::unexpected(&other, "instead of SASL continue")),
-    };
+    let data = read_sasl_step(conn, SaslStep::Continue).await?;
     scram
-        .update(body.data())
+        .update(&data)
         .map_err(|e| ReplicationError::Authentication(format!("SCRAM: {e}")))?;
     conn.stage(|buf| frontend::sasl_response(scram.message(), buf))
         .map_err(|e| ReplicationError::Authentication(format!("SCRAM response: {e}")))?;
     conn.flush().await?;
 
-    let body = match conn.read_frame().await? {
-        Frame::Message(Message::AuthenticationSaslFinal(body)) => body,
-        Frame::Message(Message::ErrorResponse(body)) => return Err(frame::server_error(&body)),
-        other => return Err(frame::unexpected(&other, "instead of SASL final")),
-    };
+    let data = read_sasl_step(conn, SaslStep::Final).await?;
     // Verifies the server's proof: it knows the password too.
     scram
-        .finish(body.data())
+        .finish(&data)
         .map_err(|e| ReplicationError::Authentication(format!("SCRAM server verification: {e}")))
+}
+
+/// The server's SASL messages after the client's first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SaslStep {
+    Continue,
+    Final,
+}
+
+/// Reads the expected SASL step's data, or the server's error.
+async fn read_sasl_step(conn: &mut Conn, step: SaslStep) -> Result<Vec<u8>, ReplicationError> {
+    match (conn.read_frame().await?, step) {
+        (Frame::Message(Message::AuthenticationSaslContinue(body)), SaslStep::Continue) => Ok(body.data().to_vec()),
+        (Frame::Message(Message::AuthenticationSaslFinal(body)), SaslStep::Final) => Ok(body.data().to_vec()),
+        (Frame::Message(Message::ErrorResponse(body)), _) => Err(frame::server_error(&body)),
+        (other, SaslStep::Continue) => Err(frame::unexpected(&other, "instead of SASL continue")),
+        (other, SaslStep::Final) => Err(frame::unexpected(&other, "instead of SASL final")),
+    }
 }
 
 /// Reads the parameter reports and backend key up to the first

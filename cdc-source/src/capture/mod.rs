@@ -1,0 +1,221 @@
+//! The capture: [`capture`] runs sessions, reconnecting with backoff after
+//! transient failures. Each session is set-up (`setup`: checks, slot and
+//! publication, initial copy or a check of the resumed slot against the
+//! store) and then the stream (`stream`: receive, assemble, hand to the
+//! writer, acknowledge, keepalive).
+//!
+//! Exactly-once, step by step:
+//! 1. Each committed transaction is appended to the store in one atomic,
+//!    synced batch (several transactions may share a batch).
+//! 2. Only then does the writer report its end LSN as durable, and only
+//!    such reports move the flush position sent to the server. So the
+//!    slot's confirmed position never passes what the store holds.
+//! 3. On restart the stream resumes at the store's watermark; the server
+//!    re-sends transactions after the slot's confirmed position, and the
+//!    store skips any at or below its watermark by commit LSN.
+//! 4. When idle, the server's keepalive position is first recorded durably
+//!    in the store and then acknowledged, so WAL does not pile up and a
+//!    restart never sees a slot confirmed beyond the store.
+//! 5. A transaction too large for memory is spilled to the store in chunks
+//!    as it arrives and becomes visible only at its commit; one cut off by
+//!    a lost connection is removed and arrives again whole.
+//! 6. With a stop position (`--until`), a transaction committing past it is
+//!    not stored, and the capture stops once everything before it is
+//!    durable and acknowledged.
+
+mod setup;
+mod stream;
+
+use std::time::Duration;
+
+use changelog::{Lsn, Store, TableName};
+use tokio::sync::watch;
+
+use crate::conninfo::ConnInfo;
+use crate::error::{CaptureError, Result};
+use crate::snapshot::CopyProgress;
+use crate::writer::Writer;
+
+pub use stream::SPILL_RECORDS;
+
+/// When to stop capturing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Run until shut down.
+    Forever,
+    /// Stop once everything committed before the capture started is durable.
+    CaughtUp,
+    /// Stop once everything committed at or before this LSN is durable.
+    Lsn(Lsn),
+}
+
+/// What to capture and how.
+#[derive(Clone, Debug)]
+pub struct CaptureOptions {
+    /// The source.
+    pub conninfo: ConnInfo,
+    /// Replication slot name.
+    pub slot: String,
+    /// Publication name.
+    pub publication: String,
+    /// Tables for a new publication (empty: all tables).
+    pub tables: Vec<TableName>,
+    /// Copy existing rows when starting a new history.
+    pub snapshot: bool,
+    /// When to stop.
+    pub until: Until,
+}
+
+/// Something worth telling the user while capturing.
+#[derive(Clone, Debug)]
+pub enum CaptureEvent {
+    /// A one-line notice (set-up decisions, limitations, reconnects).
+    Notice(String),
+    /// Progress of the initial copy.
+    Copy(CopyProgress),
+    /// Progress of the stream.
+    Stream(StreamProgress),
+}
+
+/// Stream progress and lag.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamProgress {
+    /// Row changes stored by this capture.
+    pub records: u64,
+    /// Transactions stored by this capture.
+    pub txns: u64,
+    /// Last durable commit.
+    pub watermark: Option<changelog::Watermark>,
+    /// Acknowledged position.
+    pub confirmed: Lsn,
+    /// The server's WAL end as last reported.
+    pub server_wal_end: Lsn,
+}
+
+impl std::fmt::Display for CaptureSummary {
+    /// `N transactions (M changes)`, plus the rows of an initial copy.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} transactions ({} changes)", self.txns, self.records)?;
+        if self.copied_rows > 0 {
+            write!(f, ", {} rows copied", self.copied_rows)?;
+        }
+        Ok(())
+    }
+}
+
+impl StreamProgress {
+    /// Bytes of WAL between the server's end and what is acknowledged.
+    pub fn lag_bytes(&self) -> u64 {
+        self.server_wal_end.0.saturating_sub(self.confirmed.0)
+    }
+}
+
+/// How a capture ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureSummary {
+    /// Transactions stored.
+    pub txns: u64,
+    /// Records stored.
+    pub records: u64,
+    /// Rows copied by the initial copy.
+    pub copied_rows: u64,
+    /// The last acknowledged position.
+    pub confirmed: Lsn,
+}
+
+/// Captures until `until` is reached or `shutdown` turns true, reconnecting
+/// after transient failures.
+pub async fn capture(
+    store: Store,
+    opts: CaptureOptions,
+    shutdown: watch::Receiver<bool>,
+    on_event: impl FnMut(CaptureEvent) + Send,
+) -> Result<CaptureSummary> {
+    let mut run = Run {
+        target: match opts.until {
+            Until::Lsn(l) => Some(l),
+            _ => None,
+        },
+        opts: &opts,
+        shutdown,
+        on_event,
+        summary: CaptureSummary::default(),
+    };
+    let mut store = store;
+    let mut backoff = Duration::from_millis(500);
+    // Reconnecting makes sense once the source was reached; a source that
+    // is unreachable from the start is a configuration error to report.
+    let mut streamed_once = false;
+    loop {
+        let (returned, result) = run.session(store, &mut streamed_once).await;
+        match result {
+            Ok(()) => return Ok(run.summary),
+            Err(e) if streamed_once && e.is_transient() && !*run.shutdown.borrow() => {
+                run.notice(format!("connection lost ({}); reconnecting in {backoff:?}", chain(&e)));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = run.shutdown.changed() => return Ok(run.summary),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+        // A transient error came from a session that returned the store.
+        store = returned.ok_or(CaptureError::WriterStopped)?;
+    }
+}
+
+/// What lasts across sessions: the options, the caller's channels and the
+/// running totals.
+struct Run<'a, F> {
+    opts: &'a CaptureOptions,
+    shutdown: watch::Receiver<bool>,
+    on_event: F,
+    summary: CaptureSummary,
+    /// Where to stop: `--until`'s LSN, or for `caught-up` the server's WAL
+    /// position when the first session started.
+    target: Option<Lsn>,
+}
+
+impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
+    /// One connection's worth: set-up, then the stream until it stops or
+    /// fails. Gives the store back unless the writer thread could not start.
+    async fn session(&mut self, mut store: Store, streamed_once: &mut bool) -> (Option<Store>, Result<()>) {
+        let connected = match setup::prepare(&mut store, self).await {
+            Ok(c) => c,
+            Err(e) => return (Some(store), Err(e)),
+        };
+        *streamed_once = true;
+        let start = store.scanned_through();
+        // If the OS refuses a thread, the store was closed with the closure.
+        let mut writer = match Writer::spawn(store) {
+            Ok(w) => w,
+            Err(e) => return (None, Err(CaptureError::WriterThread(e))),
+        };
+        let result = stream::Stream::open(&mut writer, connected, start, self).await;
+        let result = match result {
+            Ok(stream) => stream.run().await,
+            Err(e) => Err(e),
+        };
+        (Some(writer.join()), result)
+    }
+
+    fn notice(&mut self, text: String) {
+        (self.on_event)(CaptureEvent::Notice(text));
+    }
+}
+
+/// An error and its causes on one line, each cause once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,88 @@
+//! Replica identity: how a table names the old row of an update or
+//! delete, and which columns are therefore its key. One home for the
+//! `pg_class.relreplident` letters, whichever way they arrive (a catalog
+//! query, the DDL capture's JSON, or a pgoutput Relation message).
+
+use changelog::ReplicaIdentity;
+
+use crate::pgoutput;
+
+impl From<pgoutput::ReplicaIdentity> for ReplicaIdentity {
+    fn from(wire: pgoutput::ReplicaIdentity) -> Self {
+        match wire {
+            pgoutput::ReplicaIdentity::Default => ReplicaIdentity::Default,
+            pgoutput::ReplicaIdentity::Nothing => ReplicaIdentity::Nothing,
+            pgoutput::ReplicaIdentity::Full => ReplicaIdentity::Full,
+            pgoutput::ReplicaIdentity::Index => ReplicaIdentity::Index,
+        }
+    }
+}
+
+/// The identity a `relreplident` letter (`d`, `n`, `f`, `i`) names. An
+/// unknown letter is `Nothing`: no column becomes a key, so the table is
+/// refused rather than captured with a guessed key.
+pub fn from_relreplident(letter: &str) -> ReplicaIdentity {
+    let wire = match letter.as_bytes() {
+        [byte] => pgoutput::ReplicaIdentity::from_byte(*byte),
+        _ => None,
+    };
+    wire.map_or(ReplicaIdentity::Nothing, ReplicaIdentity::from)
+}
+
+/// Where a column stands in the table's indexes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyMembership {
+    /// The column is part of the primary key.
+    pub in_primary_key: bool,
+    /// The column is part of the replica identity index.
+    pub in_identity_index: bool,
+}
+
+/// Which columns are the key: the replica identity index under `USING
+/// INDEX`, else the primary key, else every column under `FULL`.
+pub fn key_columns(identity: ReplicaIdentity, columns: &[KeyMembership]) -> Vec<bool> {
+    let has_primary_key = columns.iter().any(|c| c.in_primary_key);
+    let has_identity_index = columns.iter().any(|c| c.in_identity_index);
+    columns
+        .iter()
+        .map(|c| match identity {
+            ReplicaIdentity::Index if has_identity_index => c.in_identity_index,
+            _ if has_primary_key => c.in_primary_key,
+            ReplicaIdentity::Full => true,
+            _ => false,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_map_like_the_wire_bytes() {
+        assert_eq!(from_relreplident("d"), ReplicaIdentity::Default);
+        assert_eq!(from_relreplident("n"), ReplicaIdentity::Nothing);
+        assert_eq!(from_relreplident("f"), ReplicaIdentity::Full);
+        assert_eq!(from_relreplident("i"), ReplicaIdentity::Index);
+        assert_eq!(from_relreplident("x"), ReplicaIdentity::Nothing);
+        assert_eq!(from_relreplident(""), ReplicaIdentity::Nothing);
+    }
+
+    #[test]
+    fn the_identity_index_wins_then_the_primary_key_then_full() {
+        let pk = KeyMembership {
+            in_primary_key: true,
+            in_identity_index: false,
+        };
+        let ri = KeyMembership {
+            in_primary_key: false,
+            in_identity_index: true,
+        };
+        let plain = KeyMembership::default();
+        assert_eq!(key_columns(ReplicaIdentity::Index, &[pk, ri]), [false, true]);
+        assert_eq!(key_columns(ReplicaIdentity::Default, &[pk, ri]), [true, false]);
+        assert_eq!(key_columns(ReplicaIdentity::Full, &[plain, plain]), [true, true]);
+        assert_eq!(key_columns(ReplicaIdentity::Full, &[pk, plain]), [true, false]);
+        assert_eq!(key_columns(ReplicaIdentity::Default, &[plain]), [false]);
+    }
+}
