@@ -11,6 +11,8 @@ mod support;
 mod end_to_end;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/help_examples.rs"]
+mod help_examples;
 #[path = "cli/live_tail.rs"]
 mod live_tail;
 #[path = "cli/misc.rs"]
