@@ -6,10 +6,11 @@
 //! Placeholders are replaced by the test's own: connection strings by the
 //! fixture's (a URI by its URI), `/var/lib/asof` by the test's store.
 //! Example moments are fixed dates and offsets like `-2h` that lie before
-//! a store captured seconds ago; such an example must fail only with
-//! "before the start of history" (so the moment parsed and resolved), and
-//! is then run again with each moment replaced by one of the same kind
-//! inside the test's history. `tail` without `--until` runs until stopped,
+//! a store captured seconds ago (or, once an example has compacted it,
+//! before its horizon); such an example may fail only by naming the
+//! earliest answerable moment (so the moment parsed and resolved), and is
+//! then run again with each moment replaced by one of the same kind inside
+//! the test's history. `tail` without `--until` runs until stopped,
 //! so it is run with `--until caught-up`. A `wrong:` example must be a
 //! usage error; a `(then: ...)` note is an example of its own.
 
@@ -220,6 +221,7 @@ fn every_help_example_runs() {
             }
             ran += 1;
             let line = stand.placeholders(&example.line);
+            println!("example of `asof {sub}`: {line}");
             check(&mut problems, &line, || {
                 let out = sh(&line, dir.path(), &store);
                 if example.wrong {
@@ -227,9 +229,10 @@ fn every_help_example_runs() {
                     assert!(e.contains("invalid time"), "{line}: {e}");
                     return;
                 }
-                if out.code == Some(1) && out.stderr.contains("before the start of history") {
+                if out.code == Some(1) && out.stderr.contains("the earliest answerable moment is") {
                     let moved = stand.moments(&line);
                     assert_ne!(moved, line, "no moment to move in {line}");
+                    println!("  again with moments of the test's history: {moved}");
                     sh(&moved, dir.path(), &store).ok();
                 } else {
                     out.ok();
