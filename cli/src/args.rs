@@ -1,11 +1,16 @@
-//! The command line as clap parses it (raw); `plan.rs`-style validation
-//! happens in each command before anything is opened.
+//! The command line as clap parses it: every value arrives typed (see
+//! `values.rs`), so a command only checks what needs the store.
 
 use std::path::PathBuf;
 
+use cdc_source::conninfo::ConnInfo;
+use cdc_source::Until;
+use changelog::TableName;
 use clap::{Args, Parser, Subcommand};
+use materializer::When;
 
 use crate::output::Format;
+use crate::values;
 
 macro_rules! when_note {
     () => {
@@ -76,8 +81,8 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct TailArgs {
     /// libpq connection string or URI; PG* environment variables fill the gaps.
-    #[arg(value_name = "CONNINFO")]
-    pub conninfo: String,
+    #[arg(value_name = "CONNINFO", value_parser = values::conninfo)]
+    pub conninfo: ConnInfo,
     /// Replication slot to use (created when missing).
     #[arg(long, default_value = "asof")]
     pub slot: String,
@@ -85,21 +90,21 @@ pub struct TailArgs {
     #[arg(long, default_value = "asof")]
     pub publication: String,
     /// Capture only these tables (schema.name, comma separated) when creating the publication.
-    #[arg(long, value_delimiter = ',', value_name = "TABLE,...")]
-    pub tables: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_name = "TABLE,...", value_parser = values::table)]
+    pub tables: Vec<TableName>,
     /// Do not copy existing rows; history starts empty at the slot's creation.
     #[arg(long)]
     pub no_snapshot: bool,
     /// Stop at 'caught-up' (everything committed before the start is stored) or at an LSN.
-    #[arg(long, value_name = "caught-up|LSN")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "caught-up|LSN", value_parser = values::until)]
+    pub until: Option<Until>,
 }
 
 #[derive(Args, Debug)]
 pub struct AtArg {
     /// The moment (default: now). See WHEN below.
-    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true)]
-    pub at: String,
+    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true, value_parser = values::when)]
+    pub at: When,
 }
 
 #[derive(Args, Debug)]
@@ -112,7 +117,8 @@ pub struct FormatArg {
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
     /// Table name (schema.name; public when no schema is given).
-    pub table: String,
+    #[arg(value_parser = values::table)]
+    pub table: TableName,
     #[command(flatten)]
     pub at: AtArg,
     #[command(flatten)]
@@ -122,7 +128,8 @@ pub struct SnapshotArgs {
 #[derive(Args, Debug)]
 pub struct GetArgs {
     /// Table name.
-    pub table: String,
+    #[arg(value_parser = values::table)]
+    pub table: TableName,
     /// Primary-key value(s) in Postgres text form, in key-column order.
     #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
     pub key: Vec<String>,
@@ -135,7 +142,8 @@ pub struct GetArgs {
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
     /// Table name.
-    pub table: String,
+    #[arg(value_parser = values::table)]
+    pub table: TableName,
     /// Primary-key value(s), in key-column order.
     #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
     pub key: Vec<String>,
@@ -146,13 +154,14 @@ pub struct HistoryArgs {
 #[derive(Args, Debug)]
 pub struct DiffArgs {
     /// Table name.
-    pub table: String,
+    #[arg(value_parser = values::table)]
+    pub table: TableName,
     /// The earlier moment.
-    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
-    pub from: String,
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true, value_parser = values::when)]
+    pub from: When,
     /// The later moment.
-    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true)]
-    pub to: String,
+    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true, value_parser = values::when)]
+    pub to: When,
     #[command(flatten)]
     pub format: FormatArg,
 }
@@ -160,14 +169,14 @@ pub struct DiffArgs {
 #[derive(Args, Debug)]
 pub struct ChangesArgs {
     /// Start after this moment (default: the beginning).
-    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
-    pub from: Option<String>,
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true, value_parser = values::when)]
+    pub from: Option<When>,
     /// End at this moment, inclusive (default: now).
-    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true)]
-    pub to: String,
+    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true, value_parser = values::when)]
+    pub to: When,
     /// Only these tables (repeatable).
-    #[arg(long = "table", value_name = "TABLE")]
-    pub tables: Vec<String>,
+    #[arg(long = "table", value_name = "TABLE", value_parser = values::table)]
+    pub tables: Vec<TableName>,
     /// Output format (only jsonl).
     #[arg(long, value_parser = ["jsonl"], default_value = "jsonl")]
     pub format: String,
@@ -182,15 +191,15 @@ pub struct TablesArgs {
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// Also query the source database for lag and slot health.
-    #[arg(long, value_name = "CONNINFO")]
-    pub source: Option<String>,
+    #[arg(long, value_name = "CONNINFO", value_parser = values::conninfo)]
+    pub source: Option<ConnInfo>,
 }
 
 #[derive(Args, Debug)]
 pub struct CompactArgs {
     /// The new retention horizon: history before it is folded away.
-    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
-    pub before: String,
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true, value_parser = values::when)]
+    pub before: When,
 }
 
 #[derive(Args, Debug)]

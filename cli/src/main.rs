@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod output;
+mod values;
 mod when;
 
 use std::io::{self, Write};
@@ -29,11 +30,7 @@ impl std::error::Error for UsageError {}
 fn main() -> ExitCode {
     let cli = match args::Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return parse_failure(&e),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -47,6 +44,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }
+}
+
+/// Help and version exit 0; a value that does not parse is one `asof: `
+/// line like any other usage error; clap reports the rest itself.
+fn parse_failure(e: &clap::Error) -> ExitCode {
+    use std::error::Error;
+    let bad_value = e.source().and_then(|s| s.downcast_ref::<values::BadValue>());
+    let arg = e.get(clap::error::ContextKind::InvalidArg);
+    if let (Some(bad), Some(clap::error::ContextValue::String(arg))) = (bad_value, arg) {
+        let _ = writeln!(io::stderr(), "asof: {}", bad.line(arg));
+        return ExitCode::from(2);
+    }
+    let _ = e.print();
+    ExitCode::from(if e.use_stderr() { 2 } else { 0 })
 }
 
 fn report(e: &anyhow::Error) -> ExitCode {

@@ -1,15 +1,8 @@
-//! Parsing WHEN arguments and telling the user which cut they resolved to.
+//! Resolving WHEN arguments and telling the user which cut they resolved to.
 
 use anyhow::{Context, Result};
 use changelog::{CommitTime, Store};
 use materializer::{Resolved, When};
-
-use crate::UsageError;
-
-/// Parses a WHEN argument; a malformed one is a usage error.
-pub fn parse(flag: &str, s: &str) -> Result<When> {
-    s.parse::<When>().map_err(|e| UsageError(format!("{flag}: {e}")).into())
-}
 
 /// Resolves a WHEN against the store and reports the cut on stderr.
 pub fn resolve(store: &Store, when: When, label: &str) -> Result<Resolved> {

@@ -13,6 +13,8 @@ mod damage;
 mod end_to_end;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/help_examples.rs"]
+mod help_examples;
 #[path = "cli/live_tail.rs"]
 mod live_tail;
 #[path = "cli/misc.rs"]

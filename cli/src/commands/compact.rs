@@ -9,10 +9,9 @@ use crate::args::CompactArgs;
 use crate::when;
 
 pub fn run(store_path: &Path, a: CompactArgs) -> Result<()> {
-    let before = when::parse("--before", &a.before)?;
     let mut store = Store::open(store_path, &StoreOptions::default())
         .with_context(|| format!("cannot open the store at {} for compaction", store_path.display()))?;
-    let r = when::resolve(&store, before, "new horizon: ")?;
+    let r = when::resolve(&store, a.before, "new horizon: ")?;
     let stats = store.compact(r.cut.lsn)?;
     eprintln!(
         "removed {} versions, {} log records and {} commits; kept {} base rows",

@@ -1,16 +1,17 @@
 //! `asof demo`: the showcase on a private PostgreSQL.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use cdc_source::conninfo::parse_conninfo;
 use cdc_source::{CaptureOptions, Until};
-use changelog::{Store, StoreOptions};
+use clap::Parser;
 use pg_fixture::PgCluster;
 
-use crate::args::{AtArg, DemoArgs, DiffArgs, FormatArg, HistoryArgs, SnapshotArgs, StatusArgs};
-use crate::output::Format;
+use crate::args::{Cli, DemoArgs};
+use crate::commands::open_writer;
 
 const SCHEMA: &str = "
 SET TimeZone = 'UTC';
@@ -51,13 +52,7 @@ fn heading(s: &str) {
 }
 
 fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> Result<()> {
-    let store = Store::open(
-        store_path,
-        &StoreOptions {
-            create_if_missing: true,
-            ..StoreOptions::default()
-        },
-    )?;
+    let store = open_writer(store_path)?;
     let opts = CaptureOptions {
         conninfo: parse_conninfo(conninfo).context("demo connection string")?,
         slot: "asof_demo".into(),
@@ -72,10 +67,21 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
     Ok(())
 }
 
+/// The server's clock now.
 fn moment(pg: &PgCluster) -> Result<String> {
     Ok(pg
         .query_one_value("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")?
         .unwrap_or_default())
+}
+
+/// Runs `asof <shown> <hidden>` on the demo's store under a heading that
+/// shows the command (and `note`), as a user would type it.
+fn show(store: &Path, shown: &[&str], hidden: &[&str], note: &str) -> Result<()> {
+    heading(&format!("asof {}{note}", shown.join(" ")));
+    let store = store.as_os_str();
+    let args = ["asof".as_ref(), "--store".as_ref(), store].into_iter();
+    let cli = Cli::try_parse_from(args.chain(shown.iter().chain(hidden).map(OsStr::new)))?;
+    super::run(cli)
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
@@ -95,65 +101,39 @@ pub fn run(a: DemoArgs) -> Result<()> {
     println!("  created customers and orders, 8 orders inserted");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 
-    heading("phase 1: initial copy");
-    catch_up(&rt, &store_path, &pg.conninfo())?;
-    let t1 = moment(&pg)?;
-    println!("  t1 = {t1}");
-
-    heading("phase 2: payments, a deletion, a new order, ALTER TABLE ADD COLUMN priority DEFAULT 'normal'");
-    pg.execute(PHASE_2)?;
-    catch_up(&rt, &store_path, &pg.conninfo())?;
-    let t2 = moment(&pg)?;
-    println!("  t2 = {t2}");
-
-    heading("phase 3: shipping order 7 twice, a discount, cleaning up unpaid orders");
-    pg.execute(PHASE_3)?;
-    catch_up(&rt, &store_path, &pg.conninfo())?;
-    let t3 = moment(&pg)?;
-    println!("  t3 = {t3}");
+    let phases = [
+        ("phase 1: initial copy", ""),
+        (
+            "phase 2: payments, a deletion, a new order, ALTER TABLE ADD COLUMN priority DEFAULT 'normal'",
+            PHASE_2,
+        ),
+        (
+            "phase 3: shipping order 7 twice, a discount, cleaning up unpaid orders",
+            PHASE_3,
+        ),
+    ];
+    let mut moments = Vec::new();
+    for (i, (title, sql)) in phases.into_iter().enumerate() {
+        heading(title);
+        if !sql.is_empty() {
+            pg.execute(sql)?;
+        }
+        catch_up(&rt, &store_path, &pg.conninfo())?;
+        let t = moment(&pg)?;
+        println!("  t{} = {t}", i + 1);
+        moments.push(t);
+    }
     drop(rt);
 
-    let snapshot = |label: &str, at: &str| -> Result<()> {
-        heading(&format!("asof snapshot orders --at {at}   ({label})"));
-        super::rows::snapshot(
-            &store_path,
-            SnapshotArgs {
-                table: "orders".into(),
-                at: AtArg { at: at.into() },
-                format: FormatArg {
-                    format: Some(Format::Table),
-                },
-            },
-        )
-    };
-    snapshot("t1", &t1)?;
-    snapshot("t2", &t2)?;
-    snapshot("t3", &t3)?;
-    heading("asof history orders 7");
-    super::history::run(
-        &store_path,
-        HistoryArgs {
-            table: "orders".into(),
-            key: vec!["7".into()],
-            format: FormatArg {
-                format: Some(Format::Table),
-            },
-        },
-    )?;
-    heading(&format!("asof diff orders --from {t1} --to {t3}"));
-    super::diff::run(
-        &store_path,
-        DiffArgs {
-            table: "orders".into(),
-            from: t1.clone(),
-            to: t3.clone(),
-            format: FormatArg {
-                format: Some(Format::Table),
-            },
-        },
-    )?;
-    heading("asof status");
-    super::status::run(&store_path, StatusArgs { source: None })?;
+    let table = ["--format", "table"];
+    for (i, t) in moments.iter().enumerate() {
+        let note = format!("   (t{})", i + 1);
+        show(&store_path, &["snapshot", "orders", "--at", t], &table, &note)?;
+    }
+    show(&store_path, &["history", "orders", "7"], &table, "")?;
+    let (t1, t3) = (&moments[0], &moments[2]);
+    show(&store_path, &["diff", "orders", "--from", t1, "--to", t3], &table, "")?;
+    show(&store_path, &["status"], &[], "")?;
     // Leave nothing behind: the slot belongs to the throwaway cluster.
     drop(pg);
     println!(

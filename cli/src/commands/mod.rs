@@ -1,4 +1,5 @@
-//! One module per subcommand.
+//! One module per subcommand, and what several of them share: opening the
+//! store, buffered stdout, the columns and key of a table.
 
 mod changes;
 mod compact;
@@ -13,7 +14,9 @@ mod tail;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use changelog::Store;
+use changelog::keys::UserKey;
+use changelog::{Store, StoreOptions};
+use materializer::TableAt;
 
 use crate::args::{Cli, Command};
 
@@ -38,7 +41,41 @@ pub fn open_reader(path: &Path) -> Result<Store> {
     Store::open_read_only(path).with_context(|| format!("cannot open the store at {}", path.display()))
 }
 
+/// Opens the store for capturing into, creating it when missing.
+pub fn open_writer(path: &Path) -> Result<Store> {
+    let options = StoreOptions {
+        create_if_missing: true,
+        ..StoreOptions::default()
+    };
+    Store::open(path, &options).with_context(|| format!("cannot open the store at {}", path.display()))
+}
+
 /// Buffered stdout.
 pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
     std::io::BufWriter::with_capacity(256 << 10, std::io::stdout().lock())
+}
+
+/// The table's column names, in order.
+pub fn column_names(table: &TableAt<'_>) -> Vec<String> {
+    table.schema.column_names().map(String::from).collect()
+}
+
+/// The key of the row named by primary-key values on the command line; the
+/// wrong number of values is a usage error.
+pub fn row_key(table: &TableAt<'_>, values: &[String]) -> Result<UserKey> {
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    materializer::user_key(table, &values).map_err(|e| crate::UsageError(e.to_string()).into())
+}
+
+/// Seconds from a commit to now (0 for a clock behind the commit).
+pub fn seconds_since(t: changelog::CommitTime) -> f64 {
+    (changelog::CommitTime::now().unix_micros() - t.unix_micros()).max(0) as f64 / 1e6
+}
+
+/// Carries an output error through a materializer callback.
+pub fn output_failed(e: std::io::Error) -> materializer::QueryError {
+    materializer::QueryError::Store(changelog::StoreError::Io {
+        path: "<stdout>".into(),
+        source: e,
+    })
 }

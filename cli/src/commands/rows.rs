@@ -1,124 +1,51 @@
 //! `asof snapshot` and `asof get`.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use changelog::{Datum, DatumRef, TableName};
+use changelog::{Datum, DatumRef};
 
 use crate::args::{GetArgs, SnapshotArgs};
-use crate::commands::{open_reader, stdout};
-use crate::output::{self, Format, TableWriter};
+use crate::commands::{column_names, open_reader, output_failed, row_key, stdout};
+use crate::output::{Format, RowPrinter};
 use crate::when;
 
-fn columns(t: &materializer::TableAt<'_>) -> Vec<String> {
-    t.schema.column_names().map(String::from).collect()
-}
-
 pub fn snapshot(store_path: &Path, a: SnapshotArgs) -> Result<()> {
-    let at = when::parse("--at", &a.at.at)?;
     let format = Format::resolve(a.format.format);
     let store = open_reader(store_path)?;
-    let r = when::resolve(&store, at, "as of ")?;
-    let table = materializer::table_at(&store, &TableName::parse(&a.table), r.cut)?;
-    let cols = columns(&table);
-    let mut out = stdout();
-    match format {
-        Format::Csv => {
-            let header: Vec<DatumRef<'_>> = cols.iter().map(|c| DatumRef::Text(c.as_bytes())).collect();
-            output::write_csv_record(&mut out, &header)?;
-            materializer::snapshot(&store, &table, r.cut, |row| {
-                output::write_csv_record(&mut out, row).map_err(io_err)?;
-                Ok(true)
-            })?;
-        }
-        Format::Jsonl => {
-            materializer::snapshot(&store, &table, r.cut, |row| {
-                let obj = output::json_row(&cols, row.iter().copied());
-                serde_json::to_writer(&mut out, &obj).map_err(|e| io_err(e.into()))?;
-                out.write_all(b"\n").map_err(io_err)?;
-                Ok(true)
-            })?;
-        }
-        Format::Table => {
-            let mut t = TableWriter::new(cols);
-            materializer::snapshot(&store, &table, r.cut, |row| {
-                t.push(row.iter().copied());
-                Ok(true)
-            })?;
-            t.finish(&mut out)?;
-        }
-    }
-    out.flush()?;
+    let r = when::resolve(&store, a.at.at, "as of ")?;
+    let table = materializer::table_at(&store, &a.table, r.cut)?;
+    let mut printer = RowPrinter::start(stdout(), format, column_names(&table))?;
+    materializer::snapshot(&store, &table, r.cut, |row| {
+        printer.row(row).map_err(output_failed)?;
+        Ok(true)
+    })?;
+    printer.finish()?;
     Ok(())
 }
 
 pub fn get(store_path: &Path, a: GetArgs) -> Result<()> {
-    let at = when::parse("--at", &a.at.at)?;
     let format = Format::resolve(a.format.format);
     let store = open_reader(store_path)?;
-    let r = when::resolve(&store, at, "as of ")?;
-    let table = materializer::table_at(&store, &TableName::parse(&a.table), r.cut)?;
-    let keys: Vec<&str> = a.key.iter().map(String::as_str).collect();
-    let key = materializer::user_key(&table, &keys).map_err(|e| crate::UsageError(e.to_string()))?;
+    let r = when::resolve(&store, a.at.at, "as of ")?;
+    let table = materializer::table_at(&store, &a.table, r.cut)?;
+    let key = row_key(&table, &a.key)?;
     let row = materializer::get(&store, &table, &key, r.cut)?;
-    let cols = columns(&table);
-    let mut out = stdout();
+    let mut printer = RowPrinter::start(stdout(), format, column_names(&table))?;
     match row {
         None => {
             eprintln!(
                 "no row with key ({}) in {} as of that moment",
-                keys.join(", "),
+                a.key.join(", "),
                 table.schema.name
             );
-            if format == Format::Csv {
-                let header: Vec<DatumRef<'_>> = cols.iter().map(|c| DatumRef::Text(c.as_bytes())).collect();
-                output::write_csv_record(&mut out, &header)?;
-            }
+            printer.finish_without_table()?;
         }
-        Some(values) => print_rows(&mut out, format, &cols, std::iter::once(values))?,
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// Prints owned rows in a format.
-pub fn print_rows(
-    out: &mut impl Write,
-    format: Format,
-    cols: &[String],
-    rows: impl Iterator<Item = Vec<Datum>>,
-) -> Result<()> {
-    match format {
-        Format::Csv => {
-            let header: Vec<DatumRef<'_>> = cols.iter().map(|c| DatumRef::Text(c.as_bytes())).collect();
-            output::write_csv_record(out, &header)?;
-            for r in rows {
-                let refs: Vec<DatumRef<'_>> = r.iter().map(Datum::as_ref).collect();
-                output::write_csv_record(out, &refs)?;
-            }
-        }
-        Format::Jsonl => {
-            for r in rows {
-                serde_json::to_writer(&mut *out, &output::json_row(cols, r.iter().map(Datum::as_ref)))?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Format::Table => {
-            let mut t = TableWriter::new(cols.to_vec());
-            for r in rows {
-                t.push(r.iter().map(Datum::as_ref));
-            }
-            t.finish(out)?;
+        Some(values) => {
+            let values: Vec<DatumRef<'_>> = values.iter().map(Datum::as_ref).collect();
+            printer.row(&values)?;
+            printer.finish()?;
         }
     }
     Ok(())
-}
-
-/// Carries an output error through a materializer callback.
-pub fn io_err(e: std::io::Error) -> materializer::QueryError {
-    materializer::QueryError::Store(changelog::StoreError::Io {
-        path: "<stdout>".into(),
-        source: e,
-    })
 }

@@ -1,11 +1,14 @@
-//! `asof status`.
+//! `asof status`: what the store holds and, with `--source`, how far the
+//! source database has moved on since.
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use cdc_source::conninfo::ConnInfo;
+use changelog::Store;
 
 use crate::args::StatusArgs;
-use crate::commands::open_reader;
+use crate::commands::{open_reader, seconds_since};
 
 fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -23,9 +26,6 @@ fn human(bytes: u64) -> String {
 }
 
 pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
-    if let Some(c) = &a.source {
-        crate::commands::tail::parse_source(c)?;
-    }
     let store = open_reader(store_path)?;
     println!("store:        {}", store.path().display());
     match store.watermark() {
@@ -69,8 +69,38 @@ pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
         parts.join(", ")
     );
     if let Some(conninfo) = a.source {
-        let lag = crate::commands::tail::source_lag(&conninfo, &store)?;
-        println!("{lag}");
+        println!("{}", source_lag(&conninfo, &store)?);
     }
     Ok(())
+}
+
+/// `--source`: lag and slot health as the server sees them.
+fn source_lag(info: &ConnInfo, store: &Store) -> Result<String> {
+    let slot_name = store.source_info()?.map(|s| s.slot).unwrap_or_else(|| "asof".into());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = cdc_source::sql::connect(info)
+            .await
+            .context("cannot connect to the source")?;
+        let current = cdc_source::catalog::current_wal_lsn(&client).await?;
+        let slot = cdc_source::catalog::slot(&client, &slot_name).await?;
+        let reach = store.scanned_through();
+        let lag = current.0.saturating_sub(reach.0);
+        let secs = match store.watermark() {
+            Some(w) if lag > 0 => seconds_since(w.commit_time),
+            _ => 0.0,
+        };
+        let slot_line = match slot {
+            Some(s) => format!(
+                "slot {slot_name}: confirmed {}, wal {}, {}",
+                s.confirmed_flush.map_or("-".into(), |l| l.to_string()),
+                s.wal_status.unwrap_or_default(),
+                if s.active { "active" } else { "inactive" }
+            ),
+            None => format!("slot {slot_name}: MISSING"),
+        };
+        Ok(format!(
+            "server wal:   {current}\nlag:          {lag} bytes, {secs:.1} s\n{slot_line}"
+        ))
+    })
 }

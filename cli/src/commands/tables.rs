@@ -11,9 +11,8 @@ use crate::output::TableWriter;
 use crate::when;
 
 pub fn run(store_path: &Path, a: TablesArgs) -> Result<()> {
-    let at = when::parse("--at", &a.at.at)?;
     let store = open_reader(store_path)?;
-    let r = when::resolve(&store, at, "as of ")?;
+    let r = when::resolve(&store, a.at.at, "as of ")?;
     let mut t = TableWriter::new(vec!["table".into(), "columns".into(), "key".into()]);
     for table in materializer::tables_at(&store, r.cut) {
         let cols: Vec<String> = table

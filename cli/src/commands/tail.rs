@@ -5,59 +5,24 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cdc_source::conninfo::{parse_conninfo, ConnInfo};
 use cdc_source::{CaptureEvent, CaptureOptions, Until};
-use changelog::{CommitTime, Store, StoreOptions, TableName};
 
 use crate::args::TailArgs;
-use crate::UsageError;
-
-pub fn parse_source(s: &str) -> Result<ConnInfo> {
-    parse_conninfo(s).map_err(|e| UsageError(format!("invalid connection string: {e}")).into())
-}
-
-fn parse_until(s: &str) -> Result<Until> {
-    if s == "caught-up" {
-        return Ok(Until::CaughtUp);
-    }
-    let l = s.strip_prefix("lsn:").unwrap_or(s);
-    l.parse().map(Until::Lsn).map_err(|_| {
-        UsageError(format!(
-            "--until: expected 'caught-up' or an LSN like 0/16B3748, got {s:?}"
-        ))
-        .into()
-    })
-}
+use crate::commands::{open_writer, seconds_since};
 
 pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
-    let conninfo = parse_source(&a.conninfo)?;
-    let until = match &a.until {
-        Some(u) => parse_until(u)?,
-        None => Until::Forever,
-    };
-    let tables: Vec<TableName> = a
-        .tables
-        .iter()
-        .filter(|t| !t.is_empty())
-        .map(|t| TableName::parse(t))
-        .collect();
-    let store = Store::open(
-        store_path,
-        &StoreOptions {
-            create_if_missing: true,
-            ..StoreOptions::default()
-        },
-    )
-    .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
+    // `--tables a,,b` names two tables.
+    let tables = a.tables.into_iter().filter(|t| !t.name.is_empty()).collect();
+    let store = open_writer(store_path)?;
+    eprintln!("capturing {} into {}", a.conninfo, store_path.display());
     let opts = CaptureOptions {
-        conninfo: conninfo.clone(),
+        conninfo: a.conninfo,
         slot: a.slot,
         publication: a.publication,
         tables,
         snapshot: !a.no_snapshot,
-        until,
+        until: a.until.unwrap_or(Until::Forever),
     };
-    eprintln!("capturing {} into {}", conninfo, store_path.display());
     // One thread for the stream: decoding and the network stay on one core
     // (cross-thread wake-ups cost more than they save); the store writer
     // has its own thread.
@@ -158,7 +123,7 @@ impl Reporter {
                 let lag_s = p
                     .watermark
                     .filter(|_| p.lag_bytes() > 0)
-                    .map(|w| (CommitTime::now().unix_micros() - w.commit_time.unix_micros()).max(0) as f64 / 1e6)
+                    .map(|w| seconds_since(w.commit_time))
                     .unwrap_or(0.0);
                 let line = format!(
                     "{:.0} changes/s, {} stored, acknowledged {}, last commit {mark}, lag {} bytes / {lag_s:.1}s",
@@ -180,36 +145,4 @@ impl Reporter {
             eprintln!("{line}");
         }
     }
-}
-
-/// `status --source`: lag and slot health as the server sees them.
-pub fn source_lag(conninfo: &str, store: &Store) -> Result<String> {
-    let info = parse_source(conninfo)?;
-    let slot_name = store.source_info()?.map(|s| s.slot).unwrap_or_else(|| "asof".into());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        let client = cdc_source::sql::connect(&info)
-            .await
-            .context("cannot connect to the source")?;
-        let current = cdc_source::catalog::current_wal_lsn(&client).await?;
-        let slot = cdc_source::catalog::slot(&client, &slot_name).await?;
-        let reach = store.scanned_through();
-        let lag = current.0.saturating_sub(reach.0);
-        let secs = match store.watermark() {
-            Some(w) if lag > 0 => (CommitTime::now().unix_micros() - w.commit_time.unix_micros()).max(0) as f64 / 1e6,
-            _ => 0.0,
-        };
-        let slot_line = match slot {
-            Some(s) => format!(
-                "slot {slot_name}: confirmed {}, wal {}, {}",
-                s.confirmed_flush.map_or("-".into(), |l| l.to_string()),
-                s.wal_status.unwrap_or_default(),
-                if s.active { "active" } else { "inactive" }
-            ),
-            None => format!("slot {slot_name}: MISSING"),
-        };
-        Ok(format!(
-            "server wal:   {current}\nlag:          {lag} bytes, {secs:.1} s\n{slot_line}"
-        ))
-    })
 }

@@ -20,31 +20,19 @@ fn get_single_and_composite_keys() {
         (2, "shipped", json!("fast")),
         (5, "shipped", json!("fast")),
     ] {
-        let rows = json_lines(
-            &a.run(&["get", "orders", "1", "--at", &m[i].at_lsn(), "--format", "jsonl"])
-                .ok(),
-        );
         assert_eq!(
-            rows,
+            get_jsonl(a, &["orders", "1"], &m[i].at_lsn()),
             [json!({"id": "1", "status": status, "amount": "10.00", "note": note})],
             "orders 1 at m{i}"
         );
     }
     // NULL is null, the empty string is "".
-    let rows = json_lines(
-        &a.run(&["get", "orders", "3", "--at", &m[1].rfc3339, "--format", "jsonl"])
-            .ok(),
-    );
     assert_eq!(
-        rows,
+        get_jsonl(a, &["orders", "3"], &m[1].rfc3339),
         [json!({"id": "3", "status": "new", "amount": "5.25", "note": ""})]
     );
-    let rows = json_lines(
-        &a.run(&["get", "orders", "2", "--at", &m[3].at_lsn(), "--format", "jsonl"])
-            .ok(),
-    );
     assert_eq!(
-        rows,
+        get_jsonl(a, &["orders", "2"], &m[3].at_lsn()),
         [json!({"id": "2", "status": "reborn", "amount": "1.00", "note": null})]
     );
 
@@ -78,20 +66,8 @@ fn get_single_and_composite_keys() {
     );
     // Composite key, values in key-column order, options after the key
     // values as in the help's own examples (`asof get orders 42 --at ...`).
-    let out = a
-        .run(&[
-            "get",
-            "order_lines",
-            "1",
-            "1",
-            "--at",
-            &m[0].at_lsn(),
-            "--format",
-            "jsonl",
-        ])
-        .ok();
     assert_eq!(
-        json_lines(&out),
+        get_jsonl(a, &["order_lines", "1", "1"], &m[0].at_lsn()),
         [json!({"order_id": "1", "line_no": "1", "sku": "apple", "qty": "3"})]
     );
     let out = a.run(&["get", "order_lines", "1", "2", "--at", &m[3].at_lsn()]).ok();
@@ -124,9 +100,8 @@ fn history_lists_every_version() {
     let a = &shop.asof;
     let m = &shop.m;
 
-    let entries = json_lines(&a.run(&["history", "orders", "1", "--format", "jsonl"]).ok());
-    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().expect("op")).collect();
-    assert_eq!(ops, ["insert", "update", "update"]);
+    let entries = history_jsonl(a, &["orders", "1"]);
+    assert_eq!(ops(&entries), ["insert", "update", "update"]);
     let statuses: Vec<&Value> = entries.iter().map(|e| &e["row"]["status"]).collect();
     assert_eq!(statuses, [&json!("new"), &json!("paid"), &json!("shipped")]);
     assert_eq!(
@@ -162,16 +137,14 @@ fn history_lists_every_version() {
     }
 
     // Inserted, deleted, inserted again.
-    let entries = json_lines(&a.run(&["history", "orders", "2", "--format", "jsonl"]).ok());
-    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().expect("op")).collect();
-    assert_eq!(ops, ["insert", "delete", "insert"]);
+    let entries = history_jsonl(a, &["orders", "2"]);
+    assert_eq!(ops(&entries), ["insert", "delete", "insert"]);
     assert_eq!(entries[1]["row"], Value::Null, "a deleted row has no image");
     assert_eq!(entries[2]["row"]["status"], "reborn");
 
     // Composite key; the TRUNCATE removes the row.
-    let entries = json_lines(&a.run(&["history", "order_lines", "1", "1", "--format", "jsonl"]).ok());
-    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().expect("op")).collect();
-    assert_eq!(ops, ["insert", "update", "delete"]);
+    let entries = history_jsonl(a, &["order_lines", "1", "1"]);
+    assert_eq!(ops(&entries), ["insert", "update", "delete"]);
     assert_eq!(entries[1]["row"]["qty"], "4");
 
     // csv: one line per version with commit_time, lsn, xid, op first.
@@ -191,16 +164,16 @@ fn history_lists_every_version() {
 
     // A timestamp resolves to the last commit at or before it: exactly at a
     // version's commit time gives that version, a microsecond earlier the one before.
-    let entries = json_lines(&a.run(&["history", "orders", "1", "--format", "jsonl"]).ok());
+    let entries = history_jsonl(a, &["orders", "1"]);
     for i in 1..entries.len() {
         let t = entries[i]["commit_time"].as_str().expect("commit_time");
-        let at = a.run(&["get", "orders", "1", "--at", t, "--format", "jsonl"]).ok();
-        assert_eq!(json_lines(&at)[0], entries[i]["row"], "--at {t}");
+        assert_eq!(get_jsonl(a, &["orders", "1"], t)[0], entries[i]["row"], "--at {t}");
         let just_before = micros_before(t);
-        let at = a
-            .run(&["get", "orders", "1", "--at", &just_before, "--format", "jsonl"])
-            .ok();
-        assert_eq!(json_lines(&at)[0], entries[i - 1]["row"], "--at {just_before}");
+        assert_eq!(
+            get_jsonl(a, &["orders", "1"], &just_before)[0],
+            entries[i - 1]["row"],
+            "--at {just_before}"
+        );
     }
 
     // After the last commit: the latest state, with a note saying how far the log reaches.
@@ -231,22 +204,13 @@ fn diff_between_two_moments() {
     let a = &shop.asof;
     let m = &shop.m;
 
-    let out = a
-        .run(&[
-            "diff",
-            "orders",
-            "--from",
-            &m[0].at_lsn(),
-            "--to",
-            &m[3].at_lsn(),
-            "--format",
-            "jsonl",
-        ])
-        .ok();
-    assert!(
-        out.stderr.contains("1 inserted, 0 deleted, 2 changed"),
-        "{}",
-        out.stderr
+    let out = diff(
+        a,
+        "orders",
+        &m[0].at_lsn(),
+        &m[3].at_lsn(),
+        "jsonl",
+        "1 inserted, 0 deleted, 2 changed",
     );
     let d = json_lines(&out);
     assert_eq!(
@@ -263,22 +227,13 @@ fn diff_between_two_moments() {
         ]
     );
 
-    let out = a
-        .run(&[
-            "diff",
-            "orders",
-            "--from",
-            &m[1].rfc3339,
-            "--to",
-            &m[2].rfc3339,
-            "--format",
-            "jsonl",
-        ])
-        .ok();
-    assert!(
-        out.stderr.contains("0 inserted, 1 deleted, 1 changed"),
-        "{}",
-        out.stderr
+    let out = diff(
+        a,
+        "orders",
+        &m[1].rfc3339,
+        &m[2].rfc3339,
+        "jsonl",
+        "0 inserted, 1 deleted, 1 changed",
     );
     let d = json_lines(&out);
     assert_eq!(d.len(), 2);
@@ -288,22 +243,13 @@ fn diff_between_two_moments() {
     );
 
     // The TRUNCATE deletes every row.
-    let out = a
-        .run(&[
-            "diff",
-            "order_lines",
-            "--from",
-            &m[1].at_lsn(),
-            "--to",
-            &m[4].at_lsn(),
-            "--format",
-            "csv",
-        ])
-        .ok();
-    assert!(
-        out.stderr.contains("0 inserted, 3 deleted, 0 changed"),
-        "{}",
-        out.stderr
+    let out = diff(
+        a,
+        "order_lines",
+        &m[1].at_lsn(),
+        &m[4].at_lsn(),
+        "csv",
+        "0 inserted, 3 deleted, 0 changed",
     );
     assert_eq!(
         out.text(),
@@ -311,43 +257,25 @@ fn diff_between_two_moments() {
     );
 
     // A table that did not exist yet at --from: all its rows are inserted.
-    let out = a
-        .run(&[
-            "diff",
-            "refunds",
-            "--from",
-            &m[0].at_lsn(),
-            "--to",
-            &m[3].at_lsn(),
-            "--format",
-            "jsonl",
-        ])
-        .ok();
-    assert!(
-        out.stderr.contains("1 inserted, 0 deleted, 0 changed"),
-        "{}",
-        out.stderr
+    diff(
+        a,
+        "refunds",
+        &m[0].at_lsn(),
+        &m[3].at_lsn(),
+        "jsonl",
+        "1 inserted, 0 deleted, 0 changed",
     );
 
     // No difference between a moment and itself; --to defaults to now.
-    let out = a
-        .run(&[
-            "diff",
-            "orders",
-            "--from",
-            &m[2].at_lsn(),
-            "--to",
-            &m[2].at_lsn(),
-            "--format",
-            "jsonl",
-        ])
-        .ok();
-    assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr.contains("0 inserted, 0 deleted, 0 changed"),
-        "{}",
-        out.stderr
+    let out = diff(
+        a,
+        "orders",
+        &m[2].at_lsn(),
+        &m[2].at_lsn(),
+        "jsonl",
+        "0 inserted, 0 deleted, 0 changed",
     );
+    assert!(out.stdout.is_empty());
     let out = a
         .run(&["diff", "order_lines", "--from", &m[4].at_lsn(), "--format", "jsonl"])
         .ok();
@@ -388,8 +316,7 @@ fn changes_are_debezium_style_envelopes() {
         ])
         .ok();
     let ev = json_lines(&out);
-    let ops: Vec<&str> = ev.iter().map(|e| e["op"].as_str().expect("op")).collect();
-    assert_eq!(ops, ["u", "d", "t", "c"], "{ev:#?}");
+    assert_eq!(ops(&ev), ["u", "d", "t", "c"], "{ev:#?}");
     assert!(out.stderr.contains("4 changes"), "{}", out.stderr);
     assert_eq!(
         ev[0]["before"],
@@ -606,7 +533,7 @@ fn tables_status_compact_and_the_table_format() {
     let status = a.run(&["status"]).ok().text();
     assert!(status.contains(&format!("horizon:      lsn {horizon_lsn}")), "{status}");
     // History now starts at the horizon.
-    let entries = json_lines(&a.run(&["history", "orders", "1", "--format", "jsonl"]).ok());
+    let entries = history_jsonl(a, &["orders", "1"]);
     assert_eq!(entries.last().expect("entries")["row"]["status"], "shipped");
     assert!(entries.len() < 3, "history before the horizon is gone: {entries:?}");
     assert_eq!(entries[0]["op"], "base", "{entries:?}");
@@ -639,4 +566,36 @@ fn field(text: &str, label: &str) -> String {
         .unwrap_or_else(|| panic!("no {label} in {text}"))
         .trim()
         .to_string()
+}
+
+/// `get <table> <key...> --at <at> --format jsonl`, which must succeed.
+fn get_jsonl(a: &Asof, table_and_key: &[&str], at: &str) -> Vec<Value> {
+    let mut args = vec!["get"];
+    args.extend(table_and_key);
+    args.extend(["--at", at, "--format", "jsonl"]);
+    json_lines(&a.run(&args).ok())
+}
+
+/// `history <table> <key...> --format jsonl`, which must succeed.
+fn history_jsonl(a: &Asof, table_and_key: &[&str]) -> Vec<Value> {
+    let mut args = vec!["history"];
+    args.extend(table_and_key);
+    args.extend(["--format", "jsonl"]);
+    json_lines(&a.run(&args).ok())
+}
+
+/// The `op` of each entry.
+fn ops(entries: &[Value]) -> Vec<&str> {
+    entries.iter().map(|e| e["op"].as_str().expect("op")).collect()
+}
+
+/// `diff <table> --from <from> --to <to> --format <format>`, which must
+/// succeed and count the rows as `counts` says on stderr.
+#[track_caller]
+fn diff(a: &Asof, table: &str, from: &str, to: &str, format: &str, counts: &str) -> Out {
+    let out = a
+        .run(&["diff", table, "--from", from, "--to", to, "--format", format])
+        .ok();
+    assert!(out.stderr.contains(counts), "{}", out.stderr);
+    out
 }

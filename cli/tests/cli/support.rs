@@ -15,7 +15,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_asof");
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Environment variables that would change what `asof` or `psql` do.
-const SCRUBBED_ENV: &[&str] = &[
+pub const SCRUBBED_ENV: &[&str] = &[
     "ASOF_STORE",
     "ASOF_LOG",
     "RUST_BACKTRACE",

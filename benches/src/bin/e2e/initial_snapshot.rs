@@ -1,0 +1,84 @@
+//! Step 2: the initial copy of a table, against `COPY (FORMAT binary)`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use asof_benches::{dir_size, median};
+
+use crate::ctx::Ctx;
+use crate::measure::{count_stdout, timed, Run};
+use crate::pg::{one, psql, snap_table, SNAP_COPY};
+use crate::report::{mib, report_pairs, tail_summary, walls};
+
+pub fn run(ctx: &Ctx) -> Result<()> {
+    let (cl, conn, dir) = ctx.step("2. Initial snapshot (TCP)", "initial")?;
+    let rows = ctx.n(1_000_000, 1000);
+    snap_table(&cl, rows)?;
+    let size = one(&cl, "SELECT pg_total_relation_size('snap')")?;
+    let (bin_bytes, _) = count_stdout(&mut psql(&cl, SNAP_COPY))?; // also warms the cache
+    println!(
+        "table snap: {rows} rows, {:.1} MiB on disk, COPY binary {:.1} MiB",
+        mib(size.parse()?),
+        mib(bin_bytes)
+    );
+
+    let run_ours = |slot: &str, store: &Path, log: &Path| -> Result<Run> {
+        let s = timed(
+            ctx.asof(store)
+                .args(["tail", &conn, "--slot", slot, "--until", "caught-up"]),
+            log,
+        )?;
+        cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
+        Ok(s)
+    };
+    // Warm-up: creates the publication and the DDL triggers once.
+    let warm = run_ours("snap_0", &dir.join("store_0"), &dir.join("tail_0.log"))?;
+    println!("  warm-up asof tail: {:.2} s", warm.wall);
+    std::fs::remove_dir_all(dir.join("store_0"))?;
+    let (mut refs, mut ours) = (Vec::new(), Vec::new());
+    for i in 1..=ctx.reps {
+        refs.push(timed(&mut psql(&cl, SNAP_COPY), &dir.join(format!("copy_{i}.log")))?);
+        let store = dir.join(format!("store_{i}"));
+        let log = dir.join(format!("tail_{i}.log"));
+        ours.push(run_ours(&format!("snap_{i}"), &store, &log)?);
+        let (_, _, copied) = tail_summary(&log)?;
+        if copied != rows {
+            println!("  WARNING: asof copied {copied} rows, expected {rows}");
+        }
+        if i == 1 {
+            println!("  store after the initial copy: {:.1} MiB", mib(dir_size(&store)?));
+        }
+        std::fs::remove_dir_all(&store)?;
+    }
+    let ratio = report_pairs(
+        &format!("initial snapshot of {rows} rows"),
+        "psql COPY (FORMAT binary) > /dev/null",
+        "asof tail --until caught-up (fresh store + slot)",
+        &refs,
+        &ours,
+    );
+    println!("\nratio asof/COPY binary = {ratio:.2} (bar: <= 1.50)");
+
+    // The fixed cost of a tail run: a store and slot with nothing to do.
+    let idle = dir.join("store_idle");
+    timed(
+        ctx.asof(&idle)
+            .args(["tail", &conn, "--slot", "idle", "--no-snapshot", "--until", "caught-up"]),
+        &dir.join("idle_0.log"),
+    )?;
+    let fixed: Vec<Run> = (1..=3)
+        .map(|i| {
+            timed(
+                ctx.asof(&idle)
+                    .args(["tail", &conn, "--slot", "idle", "--until", "caught-up"]),
+                &dir.join(format!("idle_{i}.log")),
+            )
+        })
+        .collect::<Result<_>>()?;
+    println!(
+        "fixed cost of `asof tail --until caught-up` with nothing to capture: median {:.3} s wall, {:.3} s CPU",
+        median(&walls(&fixed)),
+        median(&fixed.iter().map(|r| r.cpu).collect::<Vec<_>>())
+    );
+    Ok(())
+}

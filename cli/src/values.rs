@@ -1,0 +1,79 @@
+//! Typed command-line values: clap turns WHEN, `--until`, connection
+//! strings and table names into domain values while it parses, so every
+//! command starts from checked input and a malformed value is reported
+//! before anything is opened.
+//!
+//! A value that does not parse becomes a [`BadValue`]; `main` prints it as
+//! one `asof: ` line and exits 2, like every other usage error.
+
+use std::convert::Infallible;
+use std::fmt;
+
+use cdc_source::conninfo::{parse_conninfo, ConnInfo};
+use cdc_source::Until;
+use changelog::TableName;
+use materializer::When;
+
+/// Why a command-line value was refused.
+#[derive(Debug)]
+pub struct BadValue {
+    /// The explanation, without the option's name.
+    message: String,
+    /// Whether the message reads better after the option's name
+    /// (`--at: invalid time ...`) or stands alone (`invalid connection string: ...`).
+    names_option: bool,
+}
+
+impl BadValue {
+    /// The one line to print for this value of `arg` (clap's rendering of
+    /// the argument: `--at <WHEN>` or `<CONNINFO>`).
+    pub fn line(&self, arg: &str) -> String {
+        let option = arg.split_whitespace().next().filter(|o| o.starts_with('-'));
+        match option {
+            Some(o) if self.names_option => format!("{o}: {}", self.message),
+            _ => self.message.clone(),
+        }
+    }
+}
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
+/// A WHEN: timestamp, LSN, `now` or a relative time.
+pub fn when(s: &str) -> Result<When, BadValue> {
+    s.parse().map_err(|e: materializer::ParseWhenError| BadValue {
+        message: e.to_string(),
+        names_option: true,
+    })
+}
+
+/// `--until`: `caught-up` or an LSN (`lsn:` prefix optional).
+pub fn until(s: &str) -> Result<Until, BadValue> {
+    if s == "caught-up" {
+        return Ok(Until::CaughtUp);
+    }
+    let lsn = s.strip_prefix("lsn:").unwrap_or(s);
+    lsn.parse().map(Until::Lsn).map_err(|_| BadValue {
+        message: format!("expected 'caught-up' or an LSN like 0/16B3748, got {s:?}"),
+        names_option: true,
+    })
+}
+
+/// A libpq connection string or URI, completed from the environment. The
+/// message never quotes the input: it may hold a password.
+pub fn conninfo(s: &str) -> Result<ConnInfo, BadValue> {
+    parse_conninfo(s).map_err(|e| BadValue {
+        message: format!("invalid connection string: {e}"),
+        names_option: false,
+    })
+}
+
+/// A table name, `schema.name` or a bare name in `public`.
+pub fn table(s: &str) -> Result<TableName, Infallible> {
+    Ok(TableName::parse(s))
+}
