@@ -70,7 +70,12 @@ pub fn tail_summary(log: &Path) -> Result<(u64, u64, u64)> {
         .find(|l| l.contains("transactions (") && l.contains("stored"))
         .ok_or_else(|| anyhow!("no summary in {}:\n{text}", log.display()))?;
     let num = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
-    let txns = num(line.split(" transactions").next().unwrap_or(""));
+    // "stored N transactions (M changes), K rows copied; ..."
+    let txns = num(line
+        .split(" transactions")
+        .next()
+        .and_then(|s| s.split_whitespace().last())
+        .unwrap_or(""));
     let changes = num(line
         .split('(')
         .nth(1)
