@@ -30,6 +30,18 @@
 //! # Ok::<(), changelog::StoreError>(())
 //! ```
 
+/// Implements `Debug` as the type's `Display`: for ids, names and positions
+/// a raw struct dump is less readable than the form Postgres prints.
+macro_rules! debug_as_display {
+    ($($t:ty),+) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    )+};
+}
+
 pub mod codec;
 mod error;
 mod ids;
@@ -37,6 +49,8 @@ pub mod keys;
 mod lsn;
 pub mod mvcc;
 mod record;
+#[cfg(feature = "reference")]
+pub mod reference;
 pub mod schema;
 mod store;
 mod time;

@@ -67,24 +67,23 @@ fn is_empty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
 }
 
+/// Why there is no store at `path` (which holds no RocksDB database): it
+/// holds something else, or nothing.
+fn no_store(path: &Path) -> StoreError {
+    let path = path.to_path_buf();
+    if path.exists() && !is_empty_dir(&path) {
+        StoreError::NotAStore { path }
+    } else {
+        StoreError::NotFound { path }
+    }
+}
+
 pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     let exists = looks_like_rocksdb(path);
     if !exists {
-        if !opts.create_if_missing {
-            return Err(if path.exists() && !is_empty_dir(path) {
-                StoreError::NotAStore {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                StoreError::NotFound {
-                    path: path.to_path_buf(),
-                }
-            });
-        }
-        if path.exists() && !is_empty_dir(path) {
-            return Err(StoreError::NotAStore {
-                path: path.to_path_buf(),
-            });
+        let missing = no_store(path);
+        if !opts.create_if_missing || matches!(missing, StoreError::NotAStore { .. }) {
+            return Err(missing);
         }
         std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
             path: path.to_path_buf(),
@@ -118,15 +117,7 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
 
 pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     if !looks_like_rocksdb(path) {
-        return Err(if path.exists() && !is_empty_dir(path) {
-            StoreError::NotAStore {
-                path: path.to_path_buf(),
-            }
-        } else {
-            StoreError::NotFound {
-                path: path.to_path_buf(),
-            }
-        });
+        return Err(no_store(path));
     }
     let scratch = tempfile::Builder::new()
         .prefix("asof-reader")

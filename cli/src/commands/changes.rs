@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::Result;
@@ -40,7 +41,7 @@ pub fn run(store_path: &Path, a: ChangesArgs) -> Result<()> {
     };
     let mut out = stdout();
     let mut n = 0u64;
-    materializer::changes(&store, from.map(|f| f.cut), to.cut, only.as_ref(), |ev| {
+    materializer::changes(&store, from.map(|f| f.cut), to.cut, only.as_ref(), |ev| -> Result<_> {
         let image = |r: &Option<Vec<Datum>>| {
             r.as_ref()
                 .map(|r| output::json_row(&ev.columns, r.iter().map(Datum::as_ref)))
@@ -63,9 +64,9 @@ pub fn run(store_path: &Path, a: ChangesArgs) -> Result<()> {
             serde_json::to_writer(&mut out, &obj)?;
             out.write_all(b"\n")
         })();
-        r.map_err(crate::commands::rows::io_err)?;
+        r?;
         n += 1;
-        Ok(true)
+        Ok(ControlFlow::Continue(()))
     })?;
     out.flush()?;
     eprintln!("{n} changes");

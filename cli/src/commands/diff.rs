@@ -1,6 +1,7 @@
 //! `asof diff`.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::Result;
@@ -55,7 +56,7 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
         output::write_csv_record(&mut out, &refs)?;
     }
     let (mut ins, mut del, mut chg) = (0u64, 0u64, 0u64);
-    materializer::diff(&store, from_t.as_ref(), &to_t, from.cut, to.cut, |e| {
+    materializer::diff(&store, from_t.as_ref(), &to_t, from.cut, to.cut, |e| -> Result<_> {
         match e.kind {
             DiffKind::Inserted => ins += 1,
             DiffKind::Deleted => del += 1,
@@ -122,8 +123,8 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
             }
             Ok(())
         })();
-        res.map_err(crate::commands::rows::io_err)?;
-        Ok(true)
+        res?;
+        Ok(ControlFlow::Continue(()))
     })?;
     if format == Format::Table {
         table.finish(&mut out)?;

@@ -1,6 +1,7 @@
 //! `asof snapshot` and `asof get`.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::Result;
@@ -27,24 +28,24 @@ pub fn snapshot(store_path: &Path, a: SnapshotArgs) -> Result<()> {
         Format::Csv => {
             let header: Vec<DatumRef<'_>> = cols.iter().map(|c| DatumRef::Text(c.as_bytes())).collect();
             output::write_csv_record(&mut out, &header)?;
-            materializer::snapshot(&store, &table, r.cut, |row| {
-                output::write_csv_record(&mut out, row).map_err(io_err)?;
-                Ok(true)
+            materializer::snapshot(&store, &table, r.cut, |row| -> Result<_> {
+                output::write_csv_record(&mut out, row)?;
+                Ok(ControlFlow::Continue(()))
             })?;
         }
         Format::Jsonl => {
-            materializer::snapshot(&store, &table, r.cut, |row| {
+            materializer::snapshot(&store, &table, r.cut, |row| -> Result<_> {
                 let obj = output::json_row(&cols, row.iter().copied());
-                serde_json::to_writer(&mut out, &obj).map_err(|e| io_err(e.into()))?;
-                out.write_all(b"\n").map_err(io_err)?;
-                Ok(true)
+                serde_json::to_writer(&mut out, &obj).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+                Ok(ControlFlow::Continue(()))
             })?;
         }
         Format::Table => {
             let mut t = TableWriter::new(cols);
-            materializer::snapshot(&store, &table, r.cut, |row| {
+            materializer::snapshot(&store, &table, r.cut, |row| -> Result<_> {
                 t.push(row.iter().copied());
-                Ok(true)
+                Ok(ControlFlow::Continue(()))
             })?;
             t.finish(&mut out)?;
         }
@@ -113,12 +114,4 @@ pub fn print_rows(
         }
     }
     Ok(())
-}
-
-/// Carries an output error through a materializer callback.
-pub fn io_err(e: std::io::Error) -> materializer::QueryError {
-    materializer::QueryError::Store(changelog::StoreError::Io {
-        path: "<stdout>".into(),
-        source: e,
-    })
 }
