@@ -429,6 +429,30 @@ mod tests {
     }
 
     #[test]
+    fn row_key_encodes_the_key_columns_by_type() {
+        let column = |name: &str, type_oid: u32, is_key: bool| crate::schema::Column {
+            name: name.into(),
+            type_oid,
+            type_name: String::new(),
+            type_modifier: -1,
+            is_key,
+        };
+        let schema = TableSchema {
+            name: crate::ids::TableName::new("public", "t"),
+            relation_oid: 1,
+            columns: vec![column("a", 25, true), column("v", 25, false), column("b", 20, true)],
+            replica_identity: crate::schema::ReplicaIdentity::Default,
+        };
+        let row = [Datum::text("x"), Datum::text("ignored"), Datum::text("10")];
+        let expected = encode_user_key(TableId(3), &[25, 20], [DatumRef::Text(b"x"), DatumRef::Text(b"10")]);
+        assert_eq!(row_key(TableId(3), &schema, &row), expected);
+        assert!(is_integer_key_type(20) && !is_integer_key_type(25));
+        // 9 sorts before 10 as an integer key.
+        let nine = [Datum::text("x"), Datum::Null, Datum::text("9")];
+        assert!(row_key(TableId(3), &schema, &nine) < expected);
+    }
+
+    #[test]
     fn prefix_keys_stay_apart() {
         let t = [25u32, 25];
         let a = encode_user_key(TableId(1), &t, [DatumRef::Text(b"a"), DatumRef::Text(b"bc")]);

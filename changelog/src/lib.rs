@@ -20,6 +20,11 @@
 //! [`TableSchema`]/[`SchemaVersion`], [`Datum`]/[`RowImage`],
 //! [`ChangeRecord`], [`Transaction`], [`Store`].
 //!
+//! Key bytes are written only by [`keys`]; the version values the
+//! `versions` and `latest` families hold are encoded by [`codec`]. With the
+//! `reference` feature, `changelog::reference` adds a naive fold of
+//! transactions that tests use as the oracle for the store.
+//!
 //! Not here: talking to Postgres (`cdc-source`), resolving user-facing time
 //! expressions and assembling answers (`materializer`), or formatting.
 //!

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use std::ops::ControlFlow;
 
-use changelog::reference::{column, initial_schema, key_values, Reference};
+use changelog::reference::{column, initial_schema, key_image, key_values, Reference};
 use changelog::{
     keys, ChangeRecord, CommitInfo, CommitTime, Datum, Durability, Lsn, RowImage, SchemaChange, Store, StoreOptions,
     TableId, TableSchema, Transaction, Xid,
@@ -230,21 +230,7 @@ impl Gen {
                         return;
                     }
                     if k != old_key {
-                        let schema = self.schemas[*table].as_ref().unwrap();
-                        let mut ok = old_key.iter();
-                        old = Some(RowImage(
-                            schema
-                                .columns
-                                .iter()
-                                .map(|c| {
-                                    if c.is_key {
-                                        ok.next().cloned().unwrap()
-                                    } else {
-                                        Datum::Missing
-                                    }
-                                })
-                                .collect(),
-                        ));
+                        old = Some(key_image(self.schemas[*table].as_ref().unwrap(), old_row));
                         key = k;
                     }
                 }
@@ -269,22 +255,7 @@ impl Gen {
                 if rows.is_empty() {
                     return;
                 }
-                let key = self.key_of_row(*table, &rows[pick % rows.len()]);
-                let schema = self.schemas[*table].as_ref().unwrap();
-                let mut ok = key.iter();
-                let old = RowImage(
-                    schema
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            if c.is_key {
-                                ok.next().cloned().unwrap()
-                            } else {
-                                Datum::Missing
-                            }
-                        })
-                        .collect(),
-                );
+                let old = key_image(self.schemas[*table].as_ref().unwrap(), &rows[pick % rows.len()]);
                 self.pending.push(ChangeRecord::Delete {
                     table: self.ids[*table],
                     old,

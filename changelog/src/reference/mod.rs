@@ -18,7 +18,7 @@ use crate::{
     Transaction,
 };
 
-pub use shapes::{column, initial_schema, key_values};
+pub use shapes::{column, initial_schema, key_image, key_values};
 
 /// One table in one state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,8 @@
-//! The table shapes reference histories are generated over: an integer
-//! key, a composite (text, int) key, and a prefix-heavy text key.
+//! What generated histories are made of: three table shapes (an integer
+//! key, a composite (text, int) key, a prefix-heavy text key), their keys,
+//! and key-only before-images.
 
-use crate::{Column, Datum, ReplicaIdentity, TableName, TableSchema};
+use crate::{Column, Datum, ReplicaIdentity, RowImage, TableName, TableSchema};
 
 /// A column of type `oid` (int8 = 20, int4 = 23, anything else is text).
 pub fn column(name: &str, oid: u32, is_key: bool) -> Column {
@@ -55,4 +56,18 @@ pub fn key_values(kind: usize, k: usize) -> Vec<Datum> {
         1 => vec![Datum::text(text), Datum::text((k / 8 - 2).to_string())],
         _ => vec![Datum::text(text.repeat(1 + usize::try_from(k / 8).unwrap_or(0)))],
     }
+}
+
+/// A before-image with only the key columns of `row` set, as pgoutput sends
+/// for a delete, or an update that changes the key, under the default
+/// replica identity.
+pub fn key_image(schema: &TableSchema, row: &[Datum]) -> RowImage {
+    RowImage(
+        schema
+            .columns
+            .iter()
+            .zip(row)
+            .map(|(c, d)| if c.is_key { d.clone() } else { Datum::Missing })
+            .collect(),
+    )
 }

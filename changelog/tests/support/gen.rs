@@ -1,7 +1,7 @@
 //! Generating valid transactions, and the rows and commits they are made of.
 
 use changelog::keys;
-use changelog::reference::{column, initial_schema, key_values, Effects, State};
+use changelog::reference::{column, initial_schema, key_image, key_values, Effects, State};
 use changelog::{
     ChangeRecord, CommitInfo, CommitTime, Datum, Lsn, RowImage, SchemaChange, TableId, TableSchema, Transaction, Xid,
 };
@@ -11,18 +11,6 @@ use super::rng::Rng;
 /// A value large enough that Postgres would store it out of line.
 pub fn big(seed: usize) -> Datum {
     Datum::Text(vec![b'a' + (seed % 26) as u8; 2_100 + seed % 7])
-}
-
-/// A before-image with only the key columns set.
-pub fn key_image(schema: &TableSchema, row: &[Datum]) -> RowImage {
-    RowImage(
-        schema
-            .columns
-            .iter()
-            .zip(row)
-            .map(|(c, d)| if c.is_key { d.clone() } else { Datum::Missing })
-            .collect(),
-    )
 }
 
 pub fn commit_info(lsn: u64, time: i64, xid: u32) -> CommitInfo {

@@ -13,7 +13,7 @@ pub mod gen;
 pub mod rng;
 pub mod scenario;
 
-pub use changelog::reference::{initial_schema, key_values, Reference};
+pub use changelog::reference::{initial_schema, key_image, key_values, Reference};
 pub use checks::*;
 pub use gen::*;
 pub use rng::Rng;
