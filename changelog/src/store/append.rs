@@ -1,13 +1,14 @@
 //! Appending transactions: one atomic, durable write batch per call.
 //!
-//! Invariants kept here (see `docs/design.md`):
+//! Invariants kept here (see `docs/design.md` at the repository root):
 //! - a call writes all of its transactions or none (one `WriteBatch`);
 //! - the watermark in the same batch names the last transaction written, so
 //!   after a crash the watermark and the data agree;
 //! - a transaction at or below the watermark is skipped, which makes
 //!   re-delivery after a restart harmless;
 //! - every stored version is a full row: unchanged-TOAST markers are
-//!   replaced by the value from the key's previous version.
+//!   replaced by the value from the key's previous version (in
+//!   `batch.rs`, which builds the batch).
 
 use rocksdb::{WriteBatch, WriteOptions};
 

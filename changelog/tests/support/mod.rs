@@ -1,6 +1,7 @@
 //! Shared pieces of the store's integration tests, by purpose:
 //!
-//! - [`gen`]: a seeded generator of valid transactions and its fixtures;
+//! - [`rng`]: a small seeded random number generator;
+//! - [`gen`]: a generator of valid transactions and its fixtures;
 //! - [`checks`]: opening a store and comparing everything it exposes with
 //!   the reference fold ([`changelog::reference::Reference`]);
 //! - [`scenario`]: a hand-written spilled transaction and chunking helpers.
