@@ -89,7 +89,7 @@ fn scan(c: &mut Criterion) {
                 materializer::snapshot(&store, &table, cut, |row| {
                     count += 1;
                     bytes += row.len();
-                    Ok(true)
+                    Ok::<_, materializer::QueryError>(std::ops::ControlFlow::Continue(()))
                 })
                 .unwrap();
                 assert_eq!(count, n);

@@ -1,19 +1,102 @@
-//! Compact byte encodings for row images and varints.
+//! Compact byte encodings of the values in the `versions` and `latest`
+//! families: row versions, row images and varints.
 //!
-//! Row images sit on the hot path of every as-of scan, so they use a
+//! Row versions sit on the hot path of every as-of scan, so they use a
 //! hand-written format that decodes into borrowed slices without allocating:
 //!
 //! ```text
-//! row   := varint(ncols) datum*
-//! datum := varint(0)                 NULL
-//!        | varint(1)                 missing (not known)
-//!        | varint(len + 2) bytes     text value of `len` bytes
+//! version := 0x00 (PUT) varint(schema version) row
+//!          | 0x01 (TOMBSTONE)
+//! latest  := commit_lsn:u64 BE version
+//! row     := varint(ncols) datum*
+//! datum   := varint(0)                 NULL
+//!          | varint(1)                 missing (not known)
+//!          | varint(len + 2) bytes     text value of `len` bytes
 //! ```
 //!
 //! Unchanged-TOAST markers are never encoded: the store resolves them first.
+//! Keys are encoded in [`crate::keys`].
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
+use crate::lsn::Lsn;
+use crate::schema::SchemaVersionNo;
 use crate::value::{Datum, DatumRef};
+
+/// Version value tags.
+pub mod version_tag {
+    /// The row exists with the encoded image.
+    pub const PUT: u8 = 0;
+    /// The row was deleted.
+    pub const TOMBSTONE: u8 = 1;
+}
+
+/// The version value of a deletion.
+pub const TOMBSTONE_VERSION: [u8; 1] = [version_tag::TOMBSTONE];
+
+/// Encodes the version value of a live row into `out` (cleared first).
+/// `UnchangedToast` is written as missing; callers resolve it first.
+pub fn encode_row_version(out: &mut Vec<u8>, schema: SchemaVersionNo, row: &[Datum]) {
+    out.clear();
+    out.push(version_tag::PUT);
+    put_varint(out, u64::from(schema.0));
+    encode_row(out, row);
+}
+
+/// True when a version value holds a row (not a deletion).
+pub fn is_row_version(v: &[u8]) -> bool {
+    v.first() == Some(&version_tag::PUT)
+}
+
+/// Reads the head of a version value: for a row, its schema version and
+/// where the row starts; `None` for a deletion.
+pub fn decode_version_head(v: &[u8]) -> Result<Option<(SchemaVersionNo, usize)>, CorruptEncoding> {
+    match v.first() {
+        Some(&version_tag::PUT) => {
+            let mut pos = 1;
+            let sv = get_varint(v, &mut pos)?;
+            let sv = u32::try_from(sv).map_err(|_| CorruptEncoding {
+                offset: 1,
+                what: "schema version",
+            })?;
+            Ok(Some((SchemaVersionNo(sv), pos)))
+        }
+        Some(&version_tag::TOMBSTONE) => Ok(None),
+        _ => Err(CorruptEncoding {
+            offset: 0,
+            what: "version tag",
+        }),
+    }
+}
+
+/// Decodes a whole version value: the schema version and owned values of a
+/// row, or `None` for a deletion.
+pub fn decode_version_owned(v: &[u8]) -> Result<Option<(SchemaVersionNo, Vec<Datum>)>, CorruptEncoding> {
+    let Some((schema, mut pos)) = decode_version_head(v)? else {
+        return Ok(None);
+    };
+    Ok(Some((schema, decode_row_owned(v, &mut pos)?)))
+}
+
+/// A `latest` value: the commit LSN, then the version value.
+pub fn encode_latest(lsn: Lsn, version: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + version.len());
+    v.extend_from_slice(&lsn.0.to_be_bytes());
+    v.extend_from_slice(version);
+    v
+}
+
+/// Splits a `latest` value into the commit LSN and the version value.
+pub fn decode_latest(v: &[u8]) -> Result<(Lsn, &[u8]), CorruptEncoding> {
+    let lsn = v
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or(CorruptEncoding {
+            offset: 0,
+            what: "latest lsn",
+        })?;
+    Ok((Lsn(lsn), v.get(8..).unwrap_or_default()))
+}
 
 /// Bytes that do not form a valid encoding. Only possible with a damaged
 /// store, since the store itself wrote them.
@@ -176,6 +259,26 @@ mod tests {
             prop_assert_eq!(get_varint(&buf, &mut pos).unwrap(), v);
             prop_assert_eq!(pos, buf.len());
         }
+    }
+
+    proptest! {
+        #[test]
+        fn versions_round_trip(row in proptest::collection::vec(datum(), 0..8), sv in any::<u32>(), lsn in any::<u64>()) {
+            let mut v = Vec::new();
+            encode_row_version(&mut v, SchemaVersionNo(sv), &row);
+            prop_assert!(is_row_version(&v));
+            prop_assert_eq!(decode_version_owned(&v).unwrap(), Some((SchemaVersionNo(sv), row)));
+            let latest = encode_latest(Lsn(lsn), &v);
+            prop_assert_eq!(decode_latest(&latest).unwrap(), (Lsn(lsn), v.as_slice()));
+        }
+    }
+
+    #[test]
+    fn tombstones_decode_as_deletions() {
+        assert!(!is_row_version(&TOMBSTONE_VERSION));
+        assert_eq!(decode_version_owned(&TOMBSTONE_VERSION).unwrap(), None);
+        assert!(decode_version_head(&[]).is_err());
+        assert!(decode_version_head(&[7]).is_err());
     }
 
     #[test]

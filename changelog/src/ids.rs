@@ -34,11 +34,7 @@ impl fmt::Display for TableId {
     }
 }
 
-impl fmt::Debug for TableId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+debug_as_display!(TableId);
 
 /// A schema-qualified table name, e.g. `public.orders`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -101,11 +97,7 @@ impl fmt::Display for TableName {
     }
 }
 
-impl fmt::Debug for TableName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+debug_as_display!(TableName);
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,14 @@
 //! The key layout: every column family, and how its keys are encoded.
 //!
+//! This module is the only writer of key bytes; the values the `versions`
+//! and `latest` families hold are encoded in [`crate::codec`].
+//!
 //! All integers are big-endian so that RocksDB's default bytewise comparator
 //! orders keys numerically; nothing needs a custom comparator.
 //!
 //! ```text
-//! cf "meta"      b"format" | b"watermark" | b"source" | b"horizon" | b"next_table"
+//! cf "meta"      b"format" | b"watermark" | b"source" | b"horizon" | b"compacted"
+//!                | b"next_table" | b"scanned" | b"inflight"     (see [`meta`])
 //! cf "tables"    table_id:u32                                  -> TableName
 //! cf "schemas"   table_id:u32 version:u32                      -> SchemaVersion
 //! cf "commits"   commit_lsn:u64                                -> CommitEntry
@@ -16,17 +20,18 @@
 //! ```
 //!
 //! `user_key` is a memcomparable, prefix-free encoding of the row's key
-//! columns ([`encode_user_key`]). The version suffix is the bitwise NOT of
-//! the commit LSN, so the newest version of a key sorts first and "the
-//! version visible at cut c" is a single seek to `(key, !c)` (the layout of
-//! TiKV and CockroachDB's MVCC keys).
+//! columns ([`encode_user_key`], [`row_key`]). The version suffix is the
+//! bitwise NOT of the commit LSN, so the newest version of a key sorts first
+//! and "the version visible at cut c" is a single seek to `(key, !c)` (the
+//! layout of TiKV and CockroachDB's MVCC keys).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use crate::codec::CorruptEncoding;
 use crate::ids::TableId;
 use crate::lsn::Lsn;
+use crate::schema::TableSchema;
 use crate::time::CommitTime;
-use crate::value::DatumRef;
+use crate::value::{Datum, DatumRef};
 
 /// Column family names.
 pub mod cf {
@@ -166,6 +171,12 @@ pub fn decode_reset_key(k: &[u8]) -> Result<(TableId, Lsn), CorruptEncoding> {
 /// in keys (int2, int4, int8, oid), so integer keys scan in numeric order.
 const INTEGER_TYPES: [u32; 4] = [21, 23, 20, 26];
 
+/// True when key values of this type are encoded as integers (int2, int4,
+/// int8, oid): such a value that is not an integer cannot match any row.
+pub fn is_integer_key_type(type_oid: u32) -> bool {
+    INTEGER_TYPES.contains(&type_oid)
+}
+
 // Tags that start each key component; distinct tags keep components of
 // different kinds from ever comparing equal or being prefixes of each other.
 const TAG_NULL: u8 = 0x05;
@@ -206,15 +217,40 @@ pub fn encode_user_key_into<'a>(
     key_types: &[u32],
     key_values: impl IntoIterator<Item = DatumRef<'a>>,
 ) {
+    // A value beyond the listed types is encoded as text (type 0).
+    let types = key_types.iter().copied().chain(std::iter::repeat(0));
+    encode_key_columns(out, table, types.zip(key_values));
+}
+
+/// The key of `row` (values in the columns of `schema`) in `table`: its key
+/// columns, each encoded by its type. The one rule for finding a row's
+/// versions, used by the store, the queries and the tests alike.
+pub fn row_key(table: TableId, schema: &TableSchema, row: &[Datum]) -> UserKey {
+    let mut out = Vec::with_capacity(24);
+    row_key_into(&mut out, table, schema, row);
+    UserKey(out)
+}
+
+/// [`row_key`] into a reused buffer (cleared first).
+pub fn row_key_into(out: &mut Vec<u8>, table: TableId, schema: &TableSchema, row: &[Datum]) {
+    let key_columns = schema
+        .columns
+        .iter()
+        .zip(row)
+        .filter(|(c, _)| c.is_key)
+        .map(|(c, d)| (c.type_oid, d.as_ref()));
+    encode_key_columns(out, table, key_columns);
+}
+
+fn encode_key_columns<'a>(out: &mut Vec<u8>, table: TableId, columns: impl Iterator<Item = (u32, DatumRef<'a>)>) {
     out.clear();
     out.extend_from_slice(&table.0.to_be_bytes());
-    for (i, v) in key_values.into_iter().enumerate() {
-        let ty = key_types.get(i).copied().unwrap_or(0);
+    for (ty, v) in columns {
         match v {
             DatumRef::Null => out.push(TAG_NULL),
             DatumRef::Missing => out.push(TAG_MISSING),
             DatumRef::Text(b) => {
-                let int = if INTEGER_TYPES.contains(&ty) {
+                let int = if is_integer_key_type(ty) {
                     std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok())
                 } else {
                     None
@@ -240,6 +276,24 @@ pub fn encode_user_key_into<'a>(
     }
 }
 
+/// The `versions` key of the version of `user_key` committed at `lsn`: the
+/// user key, then the inverted LSN, so the newest version sorts first.
+pub fn encode_version_key(user_key: &[u8], lsn: Lsn) -> VersionKey {
+    let mut k = Vec::with_capacity(user_key.len() + 8);
+    k.extend_from_slice(user_key);
+    k.extend_from_slice(&(!lsn.0).to_be_bytes());
+    VersionKey(k)
+}
+
+/// The smallest key sorting after every version of `user_key` (and before
+/// the next user key, since no user key extends another).
+pub fn after_all_versions(user_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(user_key.len() + 9);
+    k.extend_from_slice(user_key);
+    k.extend_from_slice(&[0xFF; 9]);
+    k
+}
+
 impl UserKey {
     /// The table this key belongs to.
     pub fn table(&self) -> Result<TableId, CorruptEncoding> {
@@ -248,33 +302,13 @@ impl UserKey {
 
     /// The versioned key for the version committed at `lsn`.
     pub fn at(&self, lsn: Lsn) -> VersionKey {
-        let mut k = Vec::with_capacity(self.0.len() + 8);
-        k.extend_from_slice(&self.0);
-        k.extend_from_slice(&(!lsn.0).to_be_bytes());
-        VersionKey(k)
+        encode_version_key(&self.0, lsn)
     }
 
     /// The smallest key sorting after every version of this key.
     pub fn after_all_versions(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.0.len() + 9);
-        k.extend_from_slice(&self.0);
-        k.extend_from_slice(&[0xFF; 9]);
-        k
+        after_all_versions(&self.0)
     }
-}
-
-/// A `latest` value: the commit LSN, then the version value.
-pub fn encode_latest(lsn: Lsn, version_value: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + version_value.len());
-    v.extend_from_slice(&lsn.0.to_be_bytes());
-    v.extend_from_slice(version_value);
-    v
-}
-
-/// Splits a `latest` value into the commit LSN and the version value.
-pub fn decode_latest(v: &[u8]) -> Result<(Lsn, &[u8]), CorruptEncoding> {
-    let lsn = u64::from_be_bytes(take::<8>(v, 0, "latest lsn")?);
-    Ok((Lsn(lsn), v.get(8..).unwrap_or_default()))
 }
 
 /// Splits a `versions` key into its user-key bytes and commit LSN.
@@ -297,14 +331,6 @@ pub fn table_range(t: TableId) -> ([u8; 4], Vec<u8>) {
         None => vec![0xFF; 5],
     };
     (lo, hi)
-}
-
-/// Version value tags.
-pub mod version_tag {
-    /// The row exists with the encoded image.
-    pub const PUT: u8 = 0;
-    /// The row was deleted.
-    pub const TOMBSTONE: u8 = 1;
 }
 
 #[cfg(test)]
@@ -400,6 +426,30 @@ mod tests {
             prop_assert_eq!(a.cmp(&b), t1.cmp(&t2));
             prop_assert_eq!(decode_time_key(&a).unwrap(), (CommitTime::from_unix_micros(t1), Lsn(l)));
         }
+    }
+
+    #[test]
+    fn row_key_encodes_the_key_columns_by_type() {
+        let column = |name: &str, type_oid: u32, is_key: bool| crate::schema::Column {
+            name: name.into(),
+            type_oid,
+            type_name: String::new(),
+            type_modifier: -1,
+            is_key,
+        };
+        let schema = TableSchema {
+            name: crate::ids::TableName::new("public", "t"),
+            relation_oid: 1,
+            columns: vec![column("a", 25, true), column("v", 25, false), column("b", 20, true)],
+            replica_identity: crate::schema::ReplicaIdentity::Default,
+        };
+        let row = [Datum::text("x"), Datum::text("ignored"), Datum::text("10")];
+        let expected = encode_user_key(TableId(3), &[25, 20], [DatumRef::Text(b"x"), DatumRef::Text(b"10")]);
+        assert_eq!(row_key(TableId(3), &schema, &row), expected);
+        assert!(is_integer_key_type(20) && !is_integer_key_type(25));
+        // 9 sorts before 10 as an integer key.
+        let nine = [Datum::text("x"), Datum::Null, Datum::text("9")];
+        assert!(row_key(TableId(3), &schema, &nine) < expected);
     }
 
     #[test]

@@ -20,6 +20,11 @@
 //! [`TableSchema`]/[`SchemaVersion`], [`Datum`]/[`RowImage`],
 //! [`ChangeRecord`], [`Transaction`], [`Store`].
 //!
+//! Key bytes are written only by [`keys`]; the version values the
+//! `versions` and `latest` families hold are encoded by [`codec`]. With the
+//! `reference` feature, `changelog::reference` adds a naive fold of
+//! transactions that tests use as the oracle for the store.
+//!
 //! Not here: talking to Postgres (`cdc-source`), resolving user-facing time
 //! expressions and assembling answers (`materializer`), or formatting.
 //!
@@ -30,6 +35,18 @@
 //! # Ok::<(), changelog::StoreError>(())
 //! ```
 
+/// Implements `Debug` as the type's `Display`: for ids, names and positions
+/// a raw struct dump is less readable than the form Postgres prints.
+macro_rules! debug_as_display {
+    ($($t:ty),+) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    )+};
+}
+
 pub mod codec;
 mod error;
 mod ids;
@@ -37,6 +54,8 @@ pub mod keys;
 mod lsn;
 pub mod mvcc;
 mod record;
+#[cfg(feature = "reference")]
+pub mod reference;
 pub mod schema;
 mod store;
 mod time;

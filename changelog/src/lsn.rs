@@ -28,6 +28,14 @@ impl Lsn {
     pub const fn next(self) -> Lsn {
         Lsn(self.0.saturating_add(1))
     }
+
+    /// The position just before this one, used to express "strictly
+    /// before": the cut a transaction committed at `self` sees the state
+    /// before it. Saturates at [`Lsn::ZERO`], which no transaction commits
+    /// at, so `Lsn::ZERO.prev()` still means "before everything".
+    pub const fn prev(self) -> Lsn {
+        Lsn(self.0.saturating_sub(1))
+    }
 }
 
 impl fmt::Display for Lsn {
@@ -36,11 +44,7 @@ impl fmt::Display for Lsn {
     }
 }
 
-impl fmt::Debug for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+debug_as_display!(Lsn);
 
 /// The text was not an LSN in `X/Y` hexadecimal form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +89,14 @@ mod tests {
         assert_eq!(Lsn(0x16B3748).to_string(), "0/16B3748");
         assert_eq!(Lsn((0xAB << 32) | 0x1).to_string(), "AB/1");
         assert_eq!(format!("{:?}", Lsn(0)), "0/0");
+    }
+
+    #[test]
+    fn prev_and_next_saturate() {
+        assert_eq!(Lsn(0x10).prev(), Lsn(0xF));
+        assert_eq!(Lsn::ZERO.prev(), Lsn::ZERO);
+        assert_eq!(Lsn::MAX.next(), Lsn::MAX);
+        assert_eq!(Lsn(7).next().prev(), Lsn(7));
     }
 
     #[test]

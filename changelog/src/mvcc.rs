@@ -9,12 +9,14 @@
 //! CockroachDB's MVCC scanner, the scan tries [`SEEK_AFTER_NEXTS`] steps and
 //! then seeks, so deep history costs little more than shallow history.
 
+use std::ops::ControlFlow;
+
 use rocksdb::{DBRawIterator, ReadOptions};
 
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::ids::TableId;
-use crate::keys::{self, cf, version_tag};
+use crate::keys::{self, cf};
 use crate::lsn::Lsn;
 use crate::schema::SchemaVersionNo;
 use crate::store::Store;
@@ -89,13 +91,10 @@ struct Walker<'s> {
 
 impl<'s> Walker<'s> {
     fn new(store: &'s Store, table: TableId) -> Result<Self> {
-        let (lo, hi) = keys::table_range(table);
         let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(hi);
         ro.set_readahead_size(2 << 20);
         ro.set_async_io(true);
-        let mut it = store.db().raw_iterator_cf_opt(store.cf_handle(cf::VERSIONS)?, ro);
-        it.seek(lo);
+        let it = store.table_iter(cf::VERSIONS, table, ro)?;
         Ok(Walker {
             it,
             stats: ScanStats {
@@ -134,9 +133,7 @@ impl<'s> Walker<'s> {
                 return Ok(true);
             }
             if steps == SEEK_AFTER_NEXTS {
-                let mut target = self.key.clone();
-                target.extend_from_slice(&(!cut.0).to_be_bytes());
-                self.it.seek(&target);
+                self.it.seek(keys::encode_version_key(&self.key, cut).0);
                 self.stats.seeks += 1;
                 steps = 0;
                 continue;
@@ -157,9 +154,7 @@ impl<'s> Walker<'s> {
                 _ => return Ok(()),
             }
         }
-        let mut target = self.key.clone();
-        target.extend_from_slice(&[0xFF; 9]);
-        self.it.seek(&target);
+        self.it.seek(keys::after_all_versions(&self.key));
         self.stats.seeks += 1;
         Ok(())
     }
@@ -178,50 +173,30 @@ impl<'s> Walker<'s> {
 }
 
 fn decode_head(v: &[u8]) -> Result<Option<(SchemaVersionNo, usize)>> {
-    match v.first() {
-        Some(&version_tag::PUT) => {
-            let mut pos = 1;
-            let sv = codec::get_varint(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
-            let sv = u32::try_from(sv).map_err(|_| StoreError::Corrupt {
-                cf: cf::VERSIONS,
-                source: codec::CorruptEncoding {
-                    offset: 1,
-                    what: "schema version",
-                },
-            })?;
-            Ok(Some((SchemaVersionNo(sv), pos)))
-        }
-        Some(&version_tag::TOMBSTONE) => Ok(None),
-        _ => Err(StoreError::Corrupt {
-            cf: cf::VERSIONS,
-            source: codec::CorruptEncoding { offset: 0, what: "tag" },
-        }),
-    }
+    codec::decode_version_head(v).map_err(StoreError::corrupt(cf::VERSIONS))
 }
 
 impl Store {
     /// Streams the live rows of `table` as of `cut`, in key order. Versions
     /// older than `dead_before` (the table's last reset at or before the
-    /// cut) are treated as gone. `f` returns `false` to stop early.
+    /// cut) are treated as gone. `f` returns [`ControlFlow::Break`] to stop
+    /// early; its errors come back unchanged.
     pub fn scan_as_of<E: From<StoreError>>(
         &self,
         table: TableId,
         cut: Lsn,
         dead_before: Option<Lsn>,
-        mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<bool, E>,
+        mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
         // Walk the newest version of every key (`latest`); only a key
         // changed after the cut needs a seek into its history. So a scan of
         // recent state costs the same however deep the history is.
-        let (lo, hi) = keys::table_range(table);
-        let bounded = || {
+        let readahead = || {
             let mut ro = ReadOptions::default();
-            ro.set_iterate_upper_bound(hi.clone());
             ro.set_readahead_size(2 << 20);
             ro
         };
-        let mut latest = self.db().raw_iterator_cf_opt(self.cf_handle(cf::LATEST)?, bounded());
-        latest.seek(lo);
+        let mut latest = self.table_iter(cf::LATEST, table, readahead())?;
         let mut history: Option<DBRawIterator<'_>> = None;
         let mut stats = ScanStats {
             seeks: 1,
@@ -229,15 +204,15 @@ impl Store {
         };
         let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
         while let (Some(uk), Some(lv)) = (latest.key(), latest.value()) {
-            let (newest, newest_value) = keys::decode_latest(lv).map_err(StoreError::corrupt(cf::LATEST))?;
+            let (newest, newest_value) = codec::decode_latest(lv).map_err(StoreError::corrupt(cf::LATEST))?;
             let visible: Option<(Lsn, &[u8])> = if newest <= cut {
                 Some((newest, newest_value))
             } else {
                 let it = match history.as_mut() {
                     Some(it) => it,
-                    None => history.insert(self.db().raw_iterator_cf_opt(self.cf_handle(cf::VERSIONS)?, bounded())),
+                    None => history.insert(self.table_iter(cf::VERSIONS, table, readahead())?),
                 };
-                it.seek(keys::UserKey(uk.to_vec()).at(cut).0);
+                it.seek(keys::encode_version_key(uk, cut).0);
                 stats.seeks += 1;
                 match (it.key(), it.value()) {
                     (Some(k), Some(v)) => {
@@ -255,14 +230,14 @@ impl Store {
                     let mut refs = recycle(std::mem::take(&mut spare));
                     codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
                     stats.rows += 1;
-                    let more = f(ScanRow {
+                    let flow = f(ScanRow {
                         key: uk,
                         lsn,
                         schema,
                         values: &refs,
                     })?;
                     spare = park(refs);
-                    if !more {
+                    if flow.is_break() {
                         return Ok(stats);
                     }
                 }
@@ -277,12 +252,13 @@ impl Store {
     /// Streams the keys of `table` whose visible version differs between
     /// `from` and `to` (`from <= to`), with the live row at each side.
     /// `dead_before_*` are the table's last resets at or before each cut.
+    /// `f` returns [`ControlFlow::Break`] to stop early.
     pub fn scan_diff<E: From<StoreError>>(
         &self,
         table: TableId,
         (from, dead_before_from): (Lsn, Option<Lsn>),
         (to, dead_before_to): (Lsn, Option<Lsn>),
-        mut f: impl FnMut(DiffRow<'_>) -> std::result::Result<bool, E>,
+        mut f: impl FnMut(DiffRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
         let mut w = Walker::new(self, table)?;
         let side = |v: &[u8], lsn: Lsn, dead: Option<Lsn>| -> Result<Option<SideVersion>> {
@@ -326,11 +302,13 @@ impl Store {
             if before.is_none() && after.is_none() {
                 continue;
             }
-            if !f(DiffRow {
+            if f(DiffRow {
                 key: &key,
                 before,
                 after,
-            })? {
+            })?
+            .is_break()
+            {
                 break;
             }
         }

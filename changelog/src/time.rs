@@ -80,11 +80,7 @@ impl fmt::Display for CommitTime {
     }
 }
 
-impl fmt::Debug for CommitTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+debug_as_display!(CommitTime);
 
 #[cfg(test)]
 mod tests {

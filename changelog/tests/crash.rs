@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use changelog::{AppendOutcome, Durability, Lsn, Store, Transaction};
-use support::{chunks, differences, leftovers, open, random_cuts, spill_scenario, Gen, Model, Rng};
+use support::{chunks, differences, leftovers, open, random_cuts, spill_scenario, Gen, Reference, Rng};
 
 const CHILD_DIR: &str = "ASOF_CRASH_CHILD";
 const CHILD_ROLE: &str = "ASOF_CRASH_ROLE";
@@ -258,7 +258,7 @@ fn spin(d: Duration) {
 /// Reopens the store after a crash and compares it with the fold of the
 /// transactions up to its watermark; returns how many transactions it
 /// holds, or the problems found.
-fn check_after_crash(dir: &Path, model: &Model) -> Result<usize, Vec<String>> {
+fn check_after_crash(dir: &Path, model: &Reference) -> Result<usize, Vec<String>> {
     let store = open(dir, Durability::Sync);
     let mark = store.watermark().map(|w| w.commit_lsn);
     let k = match mark {
@@ -295,7 +295,7 @@ fn kill_at_random_moments_loses_nothing_and_doubles_nothing() {
     println!("kill schedule seed {seed} (replay with ASOF_CRASH_SEED={seed})");
     let steps = sequence(SEQUENCE_SEED);
     let txns = flatten(&steps);
-    let model = Model::of(&txns);
+    let model = Reference::of(&txns);
     let total = txns.len();
     let spills: Vec<usize> = {
         let mut i = 0;
@@ -387,8 +387,8 @@ fn kill_at_random_moments_loses_nothing_and_doubles_nothing() {
 /// source does after a restart) must store exactly as if nothing happened.
 fn check_interrupted_spill(dir: &Path, ddl: bool) -> Vec<String> {
     let s = spill_scenario(ddl);
-    let before = Model::of(&s.base);
-    let whole = Model::of(&s.txns(true));
+    let before = Reference::of(&s.base);
+    let whole = Reference::of(&s.txns(true));
     let mut problems = Vec::new();
     let mut store = open(dir, Durability::Sync);
     problems.extend(
@@ -435,7 +435,7 @@ fn drop_spill_in_process(ddl: bool) -> Vec<String> {
     store.append(&s.base).unwrap();
     let sp = s.spill_without_finish(&mut store);
     // Readers see nothing of it while it is in flight.
-    let mut problems: Vec<String> = support::visible_differences(&store, &Model::of(&s.base), s.base.len())
+    let mut problems: Vec<String> = support::visible_differences(&store, &Reference::of(&s.base), s.base.len())
         .into_iter()
         .map(|p| format!("while in flight: {p}"))
         .collect();
@@ -465,7 +465,7 @@ fn kill_spill_child(ddl: bool) -> Vec<String> {
     // A reader beside the writer sees nothing of the open transaction.
     let reader = Store::open_read_only(dir.path()).unwrap();
     problems.extend(
-        support::visible_differences(&reader, &Model::of(&s.base), s.base.len())
+        support::visible_differences(&reader, &Reference::of(&s.base), s.base.len())
             .into_iter()
             .map(|p| format!("reader while in flight: {p}")),
     );
@@ -560,7 +560,7 @@ fn interrupted_compaction_never_resurrects_a_deleted_row() {
             }],
         },
     ];
-    let model = Model::of(&txns);
+    let model = Reference::of(&txns);
     let horizon = Lsn(0x1200);
     {
         let mut store = open(dir.path(), Durability::Sync);
@@ -580,7 +580,7 @@ fn interrupted_compaction_never_resurrects_a_deleted_row() {
             &wo,
         )
         .unwrap();
-        let k1 = keys::UserKey(support::key_of(t, &orders, &row("1").0));
+        let k1 = keys::row_key(t, &orders, &row("1").0);
         let mut batch = rocksdb::WriteBatch::default();
         batch.delete_cf(db.cf_handle(cf::VERSIONS).unwrap(), k1.at(Lsn(0x1100)).0);
         batch.delete_cf(db.cf_handle(cf::VERSIONS).unwrap(), k1.at(Lsn(0x1000)).0);

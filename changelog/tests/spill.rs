@@ -8,8 +8,8 @@ mod support;
 use changelog::{AppendOutcome, Datum, Durability, Lsn, Store, StoredVersion, Transaction, VersionState};
 use proptest::prelude::*;
 use support::{
-    assert_matches, dump, leftovers, model_keys, open, random_cuts, spill_scenario, spill_txn, Gen, Model, Rng, ORDERS,
-    TAGS,
+    assert_matches, dump, leftovers, model_keys, open, random_cuts, spill_scenario, spill_txn, Gen, Reference, Rng,
+    ORDERS, TAGS,
 };
 use tempfile::TempDir;
 
@@ -48,7 +48,7 @@ fn key(t: changelog::TableId, kind: usize, values: &[&str]) -> changelog::keys::
     let schema = support::initial_schema(kind);
     let mut row: Vec<Datum> = values.iter().map(|v| Datum::text(*v)).collect();
     row.resize(schema.columns.len(), Datum::Null);
-    changelog::keys::UserKey(support::key_of(t, &schema, &row))
+    changelog::keys::row_key(t, &schema, &row)
 }
 
 fn row_values(v: &StoredVersion) -> &[Datum] {
@@ -70,7 +70,7 @@ fn assert_datum(got: &Datum, expected: &Datum, what: &str) {
 fn check_equal_to_whole(ddl: bool) {
     let s = spill_scenario(ddl);
     let txns = s.txns(true);
-    let model = Model::of(&txns);
+    let model = Reference::of(&txns);
     let keys = model_keys(&model, txns.len());
     let (wdir, whole) = appended_whole(&txns);
     let (sdir, spilled) = scenario_spilled(ddl);
@@ -134,11 +134,11 @@ fn unchanged_toast_resolves_against_an_earlier_chunk() {
         // The log holds the resolved values too.
         let mut notes = Vec::new();
         store
-            .for_each_log_entry(at, at, |e| {
+            .for_each_log_entry::<changelog::StoreError>(at, at, |e| {
                 if let changelog::ChangeRecord::Update { new, .. } = e.record {
                     notes.push(new.0[2].clone());
                 }
-                Ok(true)
+                Ok(std::ops::ControlFlow::Continue(()))
             })
             .unwrap();
         let expected = vec![
@@ -188,7 +188,7 @@ fn unchanged_toast_resolves_in_a_table_the_spilled_transaction_created() {
     };
     let mut txns = s.base.clone();
     txns.push(created.clone());
-    let model = Model::of(&txns);
+    let model = Reference::of(&txns);
     let dir = tempfile::tempdir().unwrap();
     let mut store = store_in(&dir);
     store.append(&s.base).unwrap();
@@ -226,7 +226,7 @@ fn truncate_in_a_later_chunk_undoes_earlier_chunks() {
 fn abort_and_continue(ddl: bool) {
     let s = spill_scenario(ddl);
     let txns = s.txns(false);
-    let model = Model::of(&txns);
+    let model = Reference::of(&txns);
     let dir = tempfile::tempdir().unwrap();
     let mut store = store_in(&dir);
     store.append(&s.base).unwrap();
@@ -266,7 +266,7 @@ fn aborted_spill_delivered_again_equals_whole_append() {
     for ddl in [false, true] {
         let s = spill_scenario(ddl);
         let txns = s.txns(true);
-        let model = Model::of(&txns);
+        let model = Reference::of(&txns);
         let keys = model_keys(&model, txns.len());
         let (_wdir, whole) = appended_whole(&txns);
         let dir = tempfile::tempdir().unwrap();
@@ -292,7 +292,7 @@ fn aborted_spill_delivered_again_equals_whole_append() {
 fn spill_at_or_below_the_watermark_is_already_stored() {
     let s = spill_scenario(true);
     let txns = s.txns(true);
-    let model = Model::of(&txns);
+    let model = Reference::of(&txns);
     let (_dir, mut store) = appended_whole(&txns);
     assert_eq!(
         spill_txn(&mut store, &s.spilled, &s.cuts).unwrap(),
@@ -351,7 +351,7 @@ proptest! {
             let len = g.rng.range(1, 16);
             txns.push(g.txn(len, true));
         }
-        let model = Model::of(&txns);
+        let model = Reference::of(&txns);
         let keys = model_keys(&model, txns.len());
         let (_wdir, whole) = appended_whole(&txns);
         let expected = dump(&whole, &keys);

@@ -1,6 +1,7 @@
 //! The raw log as a stream of row-level change events.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 
 use changelog::keys::{self, UserKey};
 use changelog::{
@@ -8,7 +9,7 @@ use changelog::{
 };
 
 use crate::cut::Cut;
-use crate::error::{QueryError, Result};
+use crate::error::{Carried, QueryError, Result};
 use crate::snapshot::Projector;
 
 /// The kind of a change event (Debezium's `op`).
@@ -59,54 +60,40 @@ pub struct ChangeEvent {
 }
 
 /// Streams change events of transactions with `from < commit_lsn <= to`
-/// (`from = None`: from the start), optionally limited to some tables.
-pub fn changes(
+/// (`from = None`: from the start), optionally limited to some tables. `f`
+/// returns [`ControlFlow::Break`] to stop; its errors come back unchanged.
+pub fn changes<E: From<QueryError>>(
     store: &Store,
     from: Option<Cut>,
     to: Cut,
     tables: Option<&HashSet<TableId>>,
-    mut f: impl FnMut(ChangeEvent) -> Result<bool>,
-) -> Result<()> {
+    mut f: impl FnMut(ChangeEvent) -> Result<ControlFlow<()>, E>,
+) -> Result<(), E> {
     if let Some(from) = from {
         if from.lsn > to.lsn {
-            return Err(QueryError::ReversedRange { from, to });
+            return Err(QueryError::ReversedRange { from, to }.into());
         }
     }
     let start = from.map_or(Lsn::ZERO, |c| c.lsn.next());
     let mut txn = TxnView::default();
-    let mut result = Ok(());
-    store.for_each_log_entry(start, to.lsn, |e| {
+    let walk = store.for_each_log_entry::<Carried<E>>(start, to.lsn, |e| {
         if txn.commit.as_ref().is_none_or(|c| c.commit_lsn != e.commit_lsn) {
             let Some(c) = store.commit(e.commit_lsn)? else {
-                return Ok(true);
+                return Ok(ControlFlow::Continue(()));
             };
             txn = TxnView {
                 commit: Some(c),
                 ..TxnView::default()
             };
         }
-        match txn.events(store, &e.record, e.ordinal, tables) {
-            Ok(events) => {
-                for ev in events {
-                    match f(ev) {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(false),
-                        Err(err) => {
-                            result = Err(err);
-                            return Ok(false);
-                        }
-                    }
-                }
-                Ok(true)
-            }
-            Err(QueryError::Store(s)) => Err(s),
-            Err(other) => {
-                result = Err(other);
-                Ok(false)
+        for ev in txn.events(store, &e.record, e.ordinal, tables)? {
+            if f(ev).map_err(Carried)?.is_break() {
+                return Ok(ControlFlow::Break(()));
             }
         }
-    })?;
-    result
+        Ok(ControlFlow::Continue(()))
+    });
+    walk.map_err(|Carried(e)| e)
 }
 
 /// State while walking one transaction's records.
@@ -128,7 +115,7 @@ impl TxnView {
             return Some(*v);
         }
         let entry = store.catalog().table(t)?;
-        let v = entry.history.at(Lsn(lsn.0.saturating_sub(1)))?.version;
+        let v = entry.history.at(lsn.prev())?.version;
         self.versions.insert(t, v);
         Some(v)
     }
@@ -174,16 +161,7 @@ impl TxnView {
                 continue;
             };
             let columns: Vec<String> = schema.column_names().map(String::from).collect();
-            let key_of = |row: &RowImage| -> UserKey {
-                let types: Vec<u32> = schema.columns.iter().filter(|c| c.is_key).map(|c| c.type_oid).collect();
-                let vals = schema
-                    .columns
-                    .iter()
-                    .zip(&row.0)
-                    .filter(|(c, _)| c.is_key)
-                    .map(|(_, d)| d.as_ref());
-                keys::encode_user_key(*t, &types, vals)
-            };
+            let key_of = |row: &RowImage| keys::row_key(*t, schema, &row.0);
             let (op, before, after) = match rec {
                 ChangeRecord::Insert { new, .. } => {
                     self.images.insert(key_of(new).0, Some(new.0.clone()));
@@ -244,7 +222,7 @@ impl TxnView {
         if let Some(img) = self.images.get(&key.0) {
             return Ok(img.clone());
         }
-        let prev_cut = Lsn(lsn.0.saturating_sub(1));
+        let prev_cut = lsn.prev();
         let Some(entry) = store.catalog().table(t) else {
             return Ok(None);
         };

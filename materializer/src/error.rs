@@ -80,5 +80,22 @@ fn suggestion(s: &[String]) -> String {
     }
 }
 
+/// A caller's error on its way through a `changelog` scan: the store's own
+/// errors join it as [`QueryError::Store`], so a callback's error (an output
+/// error, say) reaches the caller as its own type, not as a store error.
+pub(crate) struct Carried<E>(pub(crate) E);
+
+impl<E: From<QueryError>> From<StoreError> for Carried<E> {
+    fn from(e: StoreError) -> Self {
+        Carried(E::from(QueryError::Store(e)))
+    }
+}
+
+impl<E: From<QueryError>> From<QueryError> for Carried<E> {
+    fn from(e: QueryError) -> Self {
+        Carried(E::from(e))
+    }
+}
+
 /// Result alias for queries.
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;

@@ -1,10 +1,12 @@
 //! Every version of one row, and the difference between two cuts.
 
+use std::ops::ControlFlow;
+
 use changelog::keys::UserKey;
 use changelog::{Datum, Lsn, Store, VersionState};
 
 use crate::cut::Cut;
-use crate::error::{QueryError, Result};
+use crate::error::{Carried, QueryError, Result};
 use crate::snapshot::Projector;
 use crate::table::TableAt;
 
@@ -170,17 +172,18 @@ pub struct DiffEntry {
 /// order. `from_table` is the table at `from` (`None` when it did not exist
 /// yet), `to_table` at `to`. A row counts as changed when its earlier values,
 /// read with the later columns, differ from its later values, so a column
-/// added with a default does not make every row "changed".
-pub fn diff(
+/// added with a default does not make every row "changed". `f` returns
+/// [`ControlFlow::Break`] to stop; its errors come back unchanged.
+pub fn diff<E: From<QueryError>>(
     store: &Store,
     from_table: Option<&TableAt<'_>>,
     to_table: &TableAt<'_>,
     from: Cut,
     to: Cut,
-    mut f: impl FnMut(DiffEntry) -> Result<bool>,
-) -> Result<changelog::ScanStats> {
+    mut f: impl FnMut(DiffEntry) -> Result<ControlFlow<()>, E>,
+) -> Result<changelog::ScanStats, E> {
     if from.lsn > to.lsn {
-        return Err(QueryError::ReversedRange { from, to });
+        return Err(QueryError::ReversedRange { from, to }.into());
     }
     let Some(entry) = store.catalog().table(to_table.id) else {
         return Ok(Default::default());
@@ -193,7 +196,7 @@ pub fn diff(
     let dead_to = entry.last_reset_at(to.lsn);
     let mut to_proj = Projector::new(&entry.history, to_table.version.version);
     let mut from_proj = from_table.map(|t| Projector::new(&entry.history, t.version.version));
-    store.scan_diff(to_table.id, (from.lsn, dead_from), (to.lsn, dead_to), |row| {
+    let scan = store.scan_diff(to_table.id, (from.lsn, dead_from), (to.lsn, dead_to), |row| {
         let after = row.after.map(|a| to_proj.owned(a.schema, &a.values));
         let (before, before_in_to) = match (&row.before, from_proj.as_mut()) {
             (Some(b), Some(p)) => (
@@ -205,10 +208,11 @@ pub fn diff(
         let kind = match (&before, &after) {
             (None, Some(_)) => DiffKind::Inserted,
             (Some(_), None) => DiffKind::Deleted,
-            (Some(_), Some(a)) if before_in_to.as_ref() == Some(a) => return Ok(true),
+            (Some(_), Some(a)) if before_in_to.as_ref() == Some(a) => return Ok(ControlFlow::Continue(())),
             (Some(_), Some(_)) => DiffKind::Changed,
-            (None, None) => return Ok(true),
+            (None, None) => return Ok(ControlFlow::Continue(())),
         };
-        f(DiffEntry { kind, before, after })
-    })
+        f(DiffEntry { kind, before, after }).map_err(Carried)
+    });
+    scan.map_err(|Carried(e)| e)
 }

@@ -13,6 +13,9 @@
 //! - [`changes`]: the raw log as row-level change events.
 //!
 //! Results stream through callbacks; nothing builds a whole table in memory.
+//! A callback returns [`std::ops::ControlFlow`] to go on or stop, and its
+//! error type is the caller's own (anything a [`QueryError`] converts into),
+//! so an output error reaches the caller unchanged.
 //! Edges are explicit: a moment before history or before the retention
 //! horizon is a [`QueryError`] naming the earliest answerable cut, and a
 //! moment after the last captured commit resolves to the latest state with
@@ -22,14 +25,15 @@
 //! or output formats (the `asof` binary).
 //!
 //! ```no_run
+//! use std::ops::ControlFlow;
 //! use changelog::{CommitTime, Store, TableName};
-//! use materializer::{resolve, snapshot, table_at, When};
+//! use materializer::{resolve, snapshot, table_at, QueryError, When};
 //! let store = Store::open_read_only("asof-data")?;
 //! let at = resolve(&store, "2026-11-20T09:00:00Z".parse::<When>()?, CommitTime::now())?;
 //! let orders = table_at(&store, &TableName::parse("orders"), at.cut)?;
 //! snapshot(&store, &orders, at.cut, |row| {
 //!     println!("{row:?}");
-//!     Ok(true)
+//!     Ok::<_, QueryError>(ControlFlow::Continue(()))
 //! })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -38,7 +42,7 @@ mod changes;
 mod cut;
 mod error;
 mod history;
-#[cfg(any(test, feature = "reference"))]
+#[cfg(feature = "reference")]
 pub mod reference;
 mod snapshot;
 mod table;

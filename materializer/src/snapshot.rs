@@ -1,11 +1,12 @@
 //! A table as of a cut, and one row as of a cut.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use changelog::{Datum, DatumRef, Projection, ScanStats, SchemaHistory, SchemaVersionNo, Store, VersionState};
 
 use crate::cut::Cut;
-use crate::error::Result;
+use crate::error::{Carried, QueryError, Result};
 use crate::table::TableAt;
 
 /// Caches the projection from each stored row's schema version to the
@@ -42,22 +43,24 @@ impl<'h> Projector<'h> {
 }
 
 /// Streams the rows of `table` as of `cut` in key order, each as values in
-/// the table's column order at the cut. `f` returns `false` to stop.
-pub fn snapshot(
+/// the table's column order at the cut. `f` returns [`ControlFlow::Break`]
+/// to stop; its errors come back unchanged, and the store's join them
+/// through `From<QueryError>`.
+pub fn snapshot<E: From<QueryError>>(
     store: &Store,
     table: &TableAt<'_>,
     cut: Cut,
-    mut f: impl FnMut(&[DatumRef<'_>]) -> Result<bool>,
-) -> Result<ScanStats> {
+    mut f: impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
+) -> Result<ScanStats, E> {
     let Some(entry) = store.catalog().table(table.id) else {
         return Ok(ScanStats::default());
     };
     let dead_before = entry.last_reset_at(cut.lsn);
     let mut projector = Projector::new(&entry.history, table.version.version);
     let mut out: Vec<DatumRef<'static>> = Vec::with_capacity(table.schema.columns.len());
-    store.scan_as_of(table.id, cut.lsn, dead_before, |row| {
+    let scan = store.scan_as_of(table.id, cut.lsn, dead_before, |row| {
         if row.schema == table.version.version {
-            return f(row.values);
+            return f(row.values).map_err(Carried);
         }
         // Reuse one buffer across rows; its lifetime is re-bound per row.
         let mut tmp: Vec<DatumRef<'_>> = std::mem::take(&mut out).into_iter().collect();
@@ -65,8 +68,9 @@ pub fn snapshot(
         let r = f(&tmp);
         tmp.clear();
         out = tmp.into_iter().map(|_| DatumRef::Null).collect();
-        r
-    })
+        r.map_err(Carried)
+    });
+    scan.map_err(|Carried(e)| e)
 }
 
 /// The row with key `key` as of `cut`, in the table's column order at the

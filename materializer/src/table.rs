@@ -6,9 +6,6 @@ use changelog::{DatumRef, SchemaVersion, Store, TableId, TableName, TableSchema}
 use crate::cut::Cut;
 use crate::error::{QueryError, Result};
 
-/// int2, int4, int8 and oid: key types encoded as numbers.
-const INTEGER_TYPE_OIDS: [u32; 4] = [21, 23, 20, 26];
-
 /// A table as it was at a cut.
 #[derive(Clone, Debug)]
 pub struct TableAt<'s> {
@@ -76,9 +73,7 @@ pub fn last_moment_of(store: &Store, name: &TableName) -> Result<Option<Cut>> {
         for (i, v) in versions.iter().enumerate() {
             if v.schema().is_some_and(|s| &s.name == name) {
                 // It existed until the next version (a drop or a rename).
-                let end = versions
-                    .get(i + 1)
-                    .map_or(v.valid_from, |n| changelog::Lsn(n.valid_from.0.saturating_sub(1)));
+                let end = versions.get(i + 1).map_or(v.valid_from, |n| n.valid_from.prev());
                 best = best.max(Some(end));
             }
         }
@@ -102,7 +97,7 @@ pub fn user_key(table: &TableAt<'_>, values: &[&str]) -> Result<UserKey> {
     // cannot match any row, which is worth saying rather than answering
     // "no such row".
     for (c, v) in key_cols.iter().zip(values) {
-        if INTEGER_TYPE_OIDS.contains(&c.type_oid) && v.trim().parse::<i64>().is_err() {
+        if keys::is_integer_key_type(c.type_oid) && v.trim().parse::<i64>().is_err() {
             return Err(QueryError::BadKey {
                 column: c.name.clone(),
                 value: (*v).to_owned(),

@@ -5,11 +5,14 @@
 
 use std::collections::BTreeSet;
 
+use std::ops::ControlFlow;
+
+use changelog::reference::{column, initial_schema, key_image, key_values, Reference};
 use changelog::{
-    keys, ChangeRecord, Column, CommitInfo, CommitTime, Datum, Durability, Lsn, ReplicaIdentity, RowImage,
-    SchemaChange, Store, StoreOptions, TableId, TableName, TableSchema, Transaction, Xid,
+    keys, ChangeRecord, CommitInfo, CommitTime, Datum, Durability, Lsn, RowImage, SchemaChange, Store, StoreOptions,
+    TableId, TableSchema, Transaction, Xid,
 };
-use materializer::reference::Reference;
+use materializer::reference;
 use materializer::{HistoryOp, QueryError, When};
 use proptest::prelude::*;
 
@@ -97,53 +100,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(|table| Op::DropTable { table }),
         6 => (-3_000_000i64..10_000_000).prop_map(|time_step| Op::Commit { time_step }),
     ]
-}
-
-fn col(name: &str, oid: u32, is_key: bool) -> Column {
-    let type_name = if oid == 20 {
-        "int8"
-    } else if oid == 23 {
-        "int4"
-    } else {
-        "text"
-    };
-    Column {
-        name: name.into(),
-        type_oid: oid,
-        type_name: type_name.into(),
-        type_modifier: -1,
-        is_key,
-    }
-}
-
-fn initial_schema(table: usize) -> TableSchema {
-    let (name, columns) = match table {
-        0 => (
-            "orders",
-            vec![col("id", 20, true), col("status", 25, false), col("note", 25, false)],
-        ),
-        1 => (
-            "lines",
-            vec![col("k1", 25, true), col("k2", 23, true), col("qty", 25, false)],
-        ),
-        _ => ("tags", vec![col("name", 25, true), col("v", 25, false)]),
-    };
-    TableSchema {
-        name: TableName::new("public", name),
-        relation_oid: 16000 + table as u32,
-        columns,
-        replica_identity: ReplicaIdentity::Default,
-    }
-}
-
-/// Key values for key choice `k` of a table (prefix-heavy text keys).
-fn key_values(table: usize, k: usize) -> Vec<Datum> {
-    const TEXT: [&str; 8] = ["", "a", "ab", "abc", "b", "a b", "ab\\", "é"];
-    match table {
-        0 => vec![Datum::text(((k as i64) - 10).to_string())],
-        1 => vec![Datum::text(TEXT[k % 8]), Datum::text(((k / 8) as i64 - 2).to_string())],
-        _ => vec![Datum::text(TEXT[k % 8].repeat(1 + k / 8))],
-    }
 }
 
 struct Gen {
@@ -274,21 +230,7 @@ impl Gen {
                         return;
                     }
                     if k != old_key {
-                        let schema = self.schemas[*table].as_ref().unwrap();
-                        let mut ok = old_key.iter();
-                        old = Some(RowImage(
-                            schema
-                                .columns
-                                .iter()
-                                .map(|c| {
-                                    if c.is_key {
-                                        ok.next().cloned().unwrap()
-                                    } else {
-                                        Datum::Missing
-                                    }
-                                })
-                                .collect(),
-                        ));
+                        old = Some(key_image(self.schemas[*table].as_ref().unwrap(), old_row));
                         key = k;
                     }
                 }
@@ -313,22 +255,7 @@ impl Gen {
                 if rows.is_empty() {
                     return;
                 }
-                let key = self.key_of_row(*table, &rows[pick % rows.len()]);
-                let schema = self.schemas[*table].as_ref().unwrap();
-                let mut ok = key.iter();
-                let old = RowImage(
-                    schema
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            if c.is_key {
-                                ok.next().cloned().unwrap()
-                            } else {
-                                Datum::Missing
-                            }
-                        })
-                        .collect(),
-                );
+                let old = key_image(self.schemas[*table].as_ref().unwrap(), &rows[pick % rows.len()]);
                 self.pending.push(ChangeRecord::Delete {
                     table: self.ids[*table],
                     old,
@@ -353,7 +280,7 @@ impl Gen {
                 if schema.column_index(&name).is_some() {
                     return;
                 }
-                schema.columns.push(col(&name, 25, false));
+                schema.columns.push(column(&name, 25, false));
                 let backfill = default.iter().map(|d| (name.clone(), d.datum())).collect();
                 self.define(*table, schema, backfill);
             }
@@ -465,7 +392,7 @@ fn snapshot_rows(store: &Store, id: TableId, cut: materializer::Cut) -> Option<V
     let mut rows = Vec::new();
     materializer::snapshot(store, &t, cut, |r| {
         rows.push(r.iter().map(|d| d.to_datum()).collect());
-        Ok(true)
+        Ok::<_, QueryError>(ControlFlow::Continue(()))
     })
     .unwrap();
     Some(rows)
@@ -559,10 +486,10 @@ fn check_all(
                 let mut got = Vec::new();
                 materializer::diff(store, from_t.as_ref(), &to_t, cut, to, |e| {
                     got.push((e.kind, e.before, e.after));
-                    Ok(true)
+                    Ok::<_, QueryError>(ControlFlow::Continue(()))
                 })
                 .unwrap();
-                let expected = model.diff(*id, *lsn, *later);
+                let expected = reference::diff(model, *id, *lsn, *later);
                 prop_assert_eq!(got, expected, "diff of {} from {} to {}", id, lsn, later);
             }
         }
@@ -580,14 +507,7 @@ fn check_all(
             let Some(schema) = entry.history.at(txn.commit.commit_lsn).and_then(|v| v.schema()) else {
                 continue;
             };
-            let types: Vec<u32> = schema.columns.iter().filter(|c| c.is_key).map(|c| c.type_oid).collect();
-            let vals = schema
-                .columns
-                .iter()
-                .zip(&row.0)
-                .filter(|(c, _)| c.is_key)
-                .map(|(_, d)| d.as_ref());
-            let key = keys::encode_user_key(t, &types, vals);
+            let key = keys::row_key(t, schema, &row.0);
             let last_cut = materializer::resolve(store, When::Now, now).unwrap().cut;
             let Some(name) = entry
                 .history
@@ -614,7 +534,7 @@ fn check_all(
                 .into_iter()
                 .map(|h| (h.cut.lsn, h.op, h.row))
                 .collect();
-            let mut expected = model.history(t, &key.0);
+            let mut expected = reference::history(model, t, &key.0);
             if let Some(h) = horizon {
                 let base = model.get(t, &key.0, h);
                 expected.retain(|(l, _, _)| *l > h);

@@ -118,7 +118,7 @@ pub fn store_table(store: &Store, when: When, table: &str) -> Option<(Vec<String
     let mut rows = Vec::new();
     materializer::snapshot(store, &t, r.cut, |row| {
         rows.push(row.iter().map(|d| d.to_datum()).collect());
-        Ok(true)
+        Ok::<_, materializer::QueryError>(std::ops::ControlFlow::Continue(()))
     })
     .expect("snapshot");
     Some((cols, rows))

@@ -183,7 +183,7 @@ impl History<'_> {
             .await?;
         let cp = created.consistent_point;
         // Every streamed commit is at or above the consistent point.
-        let base = Lsn(cp.0.saturating_sub(1));
+        let base = cp.prev();
         run.notice(format!("created replication slot {} at {cp}", opts.slot));
         let tables = &self.source.tables;
         if opts.snapshot {

@@ -1,9 +1,12 @@
 //! Retention: folding history older than a horizon into base versions.
 
+use std::ops::ControlFlow;
+
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
 
+use crate::codec;
 use crate::error::{Result, StoreError};
-use crate::keys::{self, cf, version_tag};
+use crate::keys::{self, cf};
 use crate::lsn::Lsn;
 use crate::store::Store;
 use crate::time::CommitTime;
@@ -74,12 +77,8 @@ impl Store {
         stats: &mut CompactStats,
     ) -> Result<()> {
         let vcf = self.cf(cf::VERSIONS)?;
-        let (lo, hi) = keys::table_range(table);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(hi);
-        let mut it = self.db.raw_iterator_cf_opt(vcf, ro);
-        it.seek(lo);
         let lcf = self.cf(cf::LATEST)?;
+        let mut it = self.table_iter(cf::VERSIONS, table, ReadOptions::default())?;
         let mut batch = WriteBatch::default();
         let mut cur: Vec<u8> = Vec::new();
         // Whether the current key's base (newest version <= horizon) was seen,
@@ -101,7 +100,7 @@ impl Store {
                 has_newer = false;
             }
             if lsn <= horizon {
-                let live = v.first() == Some(&version_tag::PUT) && dead_before.is_none_or(|r| lsn >= r);
+                let live = codec::is_row_version(v) && dead_before.is_none_or(|r| lsn >= r);
                 if !base_seen && live {
                     stats.base_versions += 1;
                 } else {
@@ -134,11 +133,11 @@ impl Store {
                 keys::encode_reset_key(*t, horizon.next()),
             );
         }
-        stats.commits_removed = self.commits(Lsn::ZERO, Lsn(horizon.0.saturating_sub(1)))?.len() as u64;
+        stats.commits_removed = self.commits(Lsn::ZERO, horizon.prev())?.len() as u64;
         let mut log_count = 0u64;
-        self.for_each_log_entry(Lsn::ZERO, Lsn(horizon.0.saturating_sub(1)), |_| {
+        self.for_each_log_entry::<StoreError>(Lsn::ZERO, horizon.prev(), |_| {
             log_count += 1;
-            Ok(true)
+            Ok(ControlFlow::Continue(()))
         })?;
         stats.log_records_removed = log_count;
         batch.delete_range_cf(

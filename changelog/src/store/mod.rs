@@ -1,6 +1,7 @@
 //! The RocksDB-backed store: opening, options and durability.
 
 mod append;
+mod batch;
 pub mod catalog;
 mod compact;
 pub use compact::CompactStats;

@@ -6,6 +6,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionTyp
 
 use crate::error::{Result, StoreError};
 use crate::keys::{self, cf};
+use crate::lsn::Lsn;
 use crate::schema::{SchemaHistory, SchemaVersion};
 use crate::store::catalog::{Catalog, TableEntry};
 use crate::store::integrity;
@@ -74,24 +75,23 @@ fn is_empty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
 }
 
+/// Why there is no store at `path` (which holds no RocksDB database): it
+/// holds something else, or nothing.
+fn no_store(path: &Path) -> StoreError {
+    let path = path.to_path_buf();
+    if path.exists() && !is_empty_dir(&path) {
+        StoreError::NotAStore { path }
+    } else {
+        StoreError::NotFound { path }
+    }
+}
+
 pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     let exists = looks_like_rocksdb(path)?;
     if !exists {
-        if !opts.create_if_missing {
-            return Err(if path.exists() && !is_empty_dir(path) {
-                StoreError::NotAStore {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                StoreError::NotFound {
-                    path: path.to_path_buf(),
-                }
-            });
-        }
-        if path.exists() && !is_empty_dir(path) {
-            return Err(StoreError::NotAStore {
-                path: path.to_path_buf(),
-            });
+        let missing = no_store(path);
+        if !opts.create_if_missing || matches!(missing, StoreError::NotAStore { .. }) {
+            return Err(missing);
         }
         std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
             path: path.to_path_buf(),
@@ -126,15 +126,7 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
 
 pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     if !looks_like_rocksdb(path)? {
-        return Err(if path.exists() && !is_empty_dir(path) {
-            StoreError::NotAStore {
-                path: path.to_path_buf(),
-            }
-        } else {
-            StoreError::NotFound {
-                path: path.to_path_buf(),
-            }
-        });
+        return Err(no_store(path));
     }
     let scratch = tempfile::Builder::new()
         .prefix("asof-reader")
@@ -172,7 +164,7 @@ fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: 
         watermark: None,
         horizon: None,
         compacted: None,
-        scanned: crate::lsn::Lsn::ZERO,
+        scanned: Lsn::ZERO,
         first_commit: None,
         poisoned: false,
         _secondary_dir: scratch,
@@ -197,16 +189,9 @@ fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
 }
 
 fn check_format(store: &Store) -> Result<()> {
-    let raw = store
-        .db
-        .get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?
-        .unwrap_or_default();
-    let found = <[u8; 4]>::try_from(raw.as_slice())
-        .map(u32::from_be_bytes)
-        .map_err(|_| StoreError::CorruptMeta {
-            cf: cf::META,
-            message: "format version".into(),
-        })?;
+    // A missing format is as corrupt as a malformed one.
+    let raw = store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?;
+    let found = decode_u32(raw.as_deref().unwrap_or_default(), "format version")?;
     if found != FORMAT_VERSION {
         return Err(StoreError::UnsupportedFormat {
             path: store.path.clone(),
@@ -217,34 +202,34 @@ fn check_format(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// Reads and decodes one `meta` entry, if present.
+fn meta_value<T>(store: &Store, key: &[u8], decode: impl FnOnce(&[u8]) -> Result<T>) -> Result<Option<T>> {
+    match store.db.get_cf(store.cf(cf::META)?, key)? {
+        Some(b) => decode(&b).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn decode_u32(b: &[u8], what: &str) -> Result<u32> {
+    <[u8; 4]>::try_from(b)
+        .map(u32::from_be_bytes)
+        .map_err(|_| StoreError::CorruptMeta {
+            cf: cf::META,
+            message: what.into(),
+        })
+}
+
+fn decode_lsn(b: &[u8]) -> Result<Lsn> {
+    keys::decode_lsn(b).map_err(StoreError::corrupt(cf::META))
+}
+
 /// (Re)loads watermark, horizon and catalog from disk.
 pub(super) fn load_state(store: &mut Store) -> Result<()> {
-    let m = store.cf(cf::META)?;
-    let watermark = match store.db.get_cf(m, keys::meta::WATERMARK)? {
-        Some(b) => Some(meta::decode::<Watermark>(cf::META, &b)?),
-        None => None,
-    };
-    let horizon = match store.db.get_cf(m, keys::meta::HORIZON)? {
-        Some(b) => Some(keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?),
-        None => None,
-    };
-    let compacted = match store.db.get_cf(m, keys::meta::COMPACTED)? {
-        Some(b) => Some(keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?),
-        None => None,
-    };
-    let scanned = match store.db.get_cf(m, keys::meta::SCANNED)? {
-        Some(b) => keys::decode_lsn(&b).map_err(StoreError::corrupt(cf::META))?,
-        None => crate::lsn::Lsn::ZERO,
-    };
-    let next_table = match store.db.get_cf(m, keys::meta::NEXT_TABLE)? {
-        Some(b) => <[u8; 4]>::try_from(b.as_slice())
-            .map(u32::from_be_bytes)
-            .map_err(|_| StoreError::CorruptMeta {
-                cf: cf::META,
-                message: "next table id".into(),
-            })?,
-        None => 0,
-    };
+    let watermark = meta_value(store, keys::meta::WATERMARK, |b| meta::decode::<Watermark>(cf::META, b))?;
+    let horizon = meta_value(store, keys::meta::HORIZON, decode_lsn)?;
+    let compacted = meta_value(store, keys::meta::COMPACTED, decode_lsn)?;
+    let scanned = meta_value(store, keys::meta::SCANNED, decode_lsn)?.unwrap_or(Lsn::ZERO);
+    let next_table = meta_value(store, keys::meta::NEXT_TABLE, |b| decode_u32(b, "next table id"))?.unwrap_or(0);
 
     let mut catalog = Catalog {
         next_table,

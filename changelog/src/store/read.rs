@@ -1,12 +1,14 @@
 //! Reading the store: commits, the log, and single-key version look-ups.
 //! Whole-table scans live in [`crate::mvcc`].
 
-use rocksdb::{Direction, IteratorMode, ReadOptions};
+use std::ops::ControlFlow;
+
+use rocksdb::{DBRawIterator, Direction, IteratorMode, ReadOptions};
 
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::ids::TableId;
-use crate::keys::{self, cf, version_tag, UserKey};
+use crate::keys::{self, cf, UserKey};
 use crate::lsn::Lsn;
 use crate::record::ChangeRecord;
 use crate::schema::SchemaVersionNo;
@@ -49,48 +51,28 @@ pub struct LogEntry {
     pub record: ChangeRecord,
 }
 
-/// Decodes a `versions` value into (tag, schema version, values).
-pub(crate) fn decode_version_owned(v: &[u8]) -> Result<(u8, SchemaVersionNo, Vec<Datum>)> {
-    let corrupt = StoreError::corrupt(cf::VERSIONS);
-    let tag = *v.first().ok_or(StoreError::Corrupt {
-        cf: cf::VERSIONS,
-        source: codec::CorruptEncoding {
-            offset: 0,
-            what: "version tag",
-        },
-    })?;
-    if tag == version_tag::TOMBSTONE {
-        return Ok((tag, SchemaVersionNo(0), Vec::new()));
-    }
-    let mut pos = 1;
-    let sv = codec::get_varint(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
-    let sv = u32::try_from(sv).map_err(|_| {
-        corrupt(codec::CorruptEncoding {
-            offset: 1,
-            what: "schema version",
-        })
-    })?;
-    let row = codec::decode_row_owned(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
-    Ok((tag, SchemaVersionNo(sv), row))
-}
-
 fn to_stored(lsn: Lsn, v: &[u8]) -> Result<StoredVersion> {
-    let (tag, schema, values) = decode_version_owned(v)?;
-    let state = if tag == version_tag::PUT {
-        VersionState::Row { schema, values }
-    } else {
-        VersionState::Deleted
+    let state = match codec::decode_version_owned(v).map_err(StoreError::corrupt(cf::VERSIONS))? {
+        Some((schema, values)) => VersionState::Row { schema, values },
+        None => VersionState::Deleted,
     };
     Ok(StoredVersion { lsn, state })
 }
 
 impl Store {
-    pub(crate) fn db(&self) -> &rocksdb::DB {
-        &self.db
-    }
-
-    pub(crate) fn cf_handle(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
-        self.cf(name)
+    /// An iterator over `table`'s range of a table-prefixed family,
+    /// positioned at its first key and bounded above by the table's end.
+    pub(crate) fn table_iter(
+        &self,
+        family: &'static str,
+        table: TableId,
+        mut ro: ReadOptions,
+    ) -> Result<DBRawIterator<'_>> {
+        let (lo, hi) = keys::table_range(table);
+        ro.set_iterate_upper_bound(hi);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(family)?, ro);
+        it.seek(lo);
+        Ok(it)
     }
 
     /// The commit at exactly `lsn`.
@@ -169,8 +151,14 @@ impl Store {
     }
 
     /// Log records of transactions with `from <= commit_lsn <= to`, in log
-    /// order, streamed through `f` (return `false` to stop).
-    pub fn for_each_log_entry(&self, from: Lsn, to: Lsn, mut f: impl FnMut(LogEntry) -> Result<bool>) -> Result<()> {
+    /// order, streamed through `f` (return [`ControlFlow::Break`] to stop;
+    /// its errors come back unchanged).
+    pub fn for_each_log_entry<E: From<StoreError>>(
+        &self,
+        from: Lsn,
+        to: Lsn,
+        mut f: impl FnMut(LogEntry) -> Result<ControlFlow<()>, E>,
+    ) -> Result<(), E> {
         let to = to.min(self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn));
         if from > to {
             return Ok(());
@@ -182,16 +170,18 @@ impl Store {
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (commit_lsn, ordinal) = keys::decode_log_key(k).map_err(StoreError::corrupt(cf::LOG))?;
             let record: ChangeRecord = meta::decode(cf::LOG, v)?;
-            if !f(LogEntry {
+            if f(LogEntry {
                 commit_lsn,
                 ordinal,
                 record,
-            })? {
+            })?
+            .is_break()
+            {
                 return Ok(());
             }
             it.next();
         }
-        it.status()?;
+        it.status().map_err(StoreError::from)?;
         Ok(())
     }
 
@@ -233,11 +223,7 @@ impl Store {
 
     /// Number of version entries of a table (for tests and statistics).
     pub fn count_versions(&self, t: TableId) -> Result<u64> {
-        let (lo, hi) = keys::table_range(t);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(hi);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::VERSIONS)?, ro);
-        it.seek(lo);
+        let mut it = self.table_iter(cf::VERSIONS, t, ReadOptions::default())?;
         let mut n = 0;
         while it.valid() {
             n += 1;

@@ -13,12 +13,14 @@ use std::collections::BTreeSet;
 use rocksdb::{ReadOptions, WriteBatch};
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::ids::TableId;
 use crate::keys::{self, cf};
 use crate::lsn::Lsn;
 use crate::record::{ChangeRecord, CommitInfo};
-use crate::store::append::{AppendOutcome, Pending, TxnState};
+use crate::store::append::AppendOutcome;
+use crate::store::batch::{BatchBuilder, Pending};
 use crate::store::meta;
 use crate::store::Store;
 
@@ -116,11 +118,13 @@ impl Store {
             self.purge_inflight(&sp.inflight)?;
             return Err(StoreError::OutOfOrder { lsn: sp.lsn });
         }
-        let mut batch = self.chunk_batch(&mut sp, records)?;
+        let mut builder = BatchBuilder::spilled(self, &mut sp.pending);
+        builder.write_records(sp.lsn, records, sp.next_ordinal)?;
         let n = sp
             .next_ordinal
             .saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
-        let mark = self.stage_commit(&mut batch, commit, n, self.watermark)?;
+        let mark = builder.commit(commit, n, self.watermark)?;
+        let mut batch = builder.into_batch();
         batch.delete_cf(self.cf(cf::META)?, keys::meta::INFLIGHT);
         self.commit_batch(batch, mark, sp.pending)?;
         self.first_commit = self.first_commit.or(Some(sp.lsn));
@@ -129,17 +133,9 @@ impl Store {
 
     /// A batch with `records` as the spilled transaction's next chunk.
     fn chunk_batch(&self, sp: &mut SpillTxn, records: &[ChangeRecord]) -> Result<WriteBatch> {
-        let mut batch = WriteBatch::default();
-        let mut state = TxnState::spilled();
-        self.write_records(
-            &mut batch,
-            &mut sp.pending,
-            &mut state,
-            sp.lsn,
-            records,
-            sp.next_ordinal,
-        )?;
-        Ok(batch)
+        let mut builder = BatchBuilder::spilled(self, &mut sp.pending);
+        builder.write_records(sp.lsn, records, sp.next_ordinal)?;
+        Ok(builder.into_batch())
     }
 
     /// Removes what a spilled transaction wrote (after a lost connection,
@@ -196,11 +192,7 @@ impl Store {
     ) -> Result<()> {
         let vcf = self.cf(cf::VERSIONS)?;
         let lcf = self.cf(cf::LATEST)?;
-        let (lo, hi) = keys::table_range(t);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(hi);
-        let mut it = self.db.raw_iterator_cf_opt(vcf, ro);
-        it.seek(lo);
+        let mut it = self.table_iter(cf::VERSIONS, t, ReadOptions::default())?;
         let mut undone: Vec<Vec<u8>> = Vec::new();
         while let Some(k) = it.key() {
             let (uk, vlsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
@@ -213,16 +205,16 @@ impl Store {
         it.status()?;
         for uk in undone {
             if !restore {
-                batch.put_cf(lcf, &uk, keys::encode_latest(lsn, &[keys::version_tag::TOMBSTONE]));
+                batch.put_cf(lcf, &uk, codec::encode_latest(lsn, &codec::TOMBSTONE_VERSION));
                 continue;
             }
             // Back to the newest version older than `lsn`, if any.
             let mut prev = self.db.raw_iterator_cf(vcf);
-            prev.seek(keys::UserKey(uk.clone()).at(Lsn(lsn.0.saturating_sub(1))).0);
+            prev.seek(keys::encode_version_key(&uk, lsn.prev()).0);
             let found = match (prev.key(), prev.value()) {
                 (Some(k), Some(v)) => {
                     let (puk, plsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
-                    (puk == uk.as_slice()).then(|| keys::encode_latest(plsn, v))
+                    (puk == uk.as_slice()).then(|| codec::encode_latest(plsn, v))
                 }
                 _ => None,
             };

@@ -1,6 +1,7 @@
 //! `asof changes`: the raw log as Debezium-style JSON lines.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::Result;
@@ -8,7 +9,7 @@ use changelog::Datum;
 use materializer::ChangeEvent;
 
 use crate::args::ChangesArgs;
-use crate::commands::{open_reader, output_failed, stdout};
+use crate::commands::{open_reader, stdout};
 use crate::output::{json_row, Format, RowPrinter};
 use crate::when;
 
@@ -37,10 +38,10 @@ pub fn run(store_path: &Path, a: ChangesArgs) -> Result<()> {
     };
     let mut printer = RowPrinter::start(stdout(), Format::Jsonl, Vec::new())?;
     let mut n = 0u64;
-    materializer::changes(&store, from.map(|f| f.cut), to.cut, only.as_ref(), |ev| {
-        printer.json_line(&change_json(&ev)).map_err(output_failed)?;
+    materializer::changes(&store, from.map(|f| f.cut), to.cut, only.as_ref(), |ev| -> Result<_> {
+        printer.json_line(&change_json(&ev))?;
         n += 1;
-        Ok(true)
+        Ok(ControlFlow::Continue(()))
     })?;
     printer.finish()?;
     eprintln!("{n} changes");

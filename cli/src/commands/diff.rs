@@ -1,5 +1,6 @@
 //! `asof diff`.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::Result;
@@ -7,7 +8,7 @@ use changelog::{Datum, DatumRef};
 use materializer::{DiffEntry, DiffKind};
 
 use crate::args::DiffArgs;
-use crate::commands::{column_names, open_reader, output_failed, stdout};
+use crate::commands::{column_names, open_reader, stdout};
 use crate::output::{json_row, Format, RowPrinter};
 use crate::when;
 
@@ -50,9 +51,9 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
         to_cols: &to_cols,
         counts: Counts::default(),
     };
-    materializer::diff(&store, from_t.as_ref(), &to_t, from.cut, to.cut, |e| {
-        p.entry(&e).map_err(output_failed)?;
-        Ok(true)
+    materializer::diff(&store, from_t.as_ref(), &to_t, from.cut, to.cut, |e| -> Result<_> {
+        p.entry(&e)?;
+        Ok(ControlFlow::Continue(()))
     })?;
     let Counts {
         inserted,

@@ -71,11 +71,3 @@ pub fn row_key(table: &TableAt<'_>, values: &[String]) -> Result<UserKey> {
 pub fn seconds_since(t: changelog::CommitTime) -> f64 {
     (changelog::CommitTime::now().unix_micros() - t.unix_micros()).max(0) as f64 / 1e6
 }
-
-/// Carries an output error through a materializer callback.
-pub fn output_failed(e: std::io::Error) -> materializer::QueryError {
-    materializer::QueryError::Store(changelog::StoreError::Io {
-        path: "<stdout>".into(),
-        source: e,
-    })
-}

@@ -1,12 +1,13 @@
 //! `asof snapshot` and `asof get`.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::Result;
 use changelog::{Datum, DatumRef};
 
 use crate::args::{GetArgs, SnapshotArgs};
-use crate::commands::{column_names, open_reader, output_failed, row_key, stdout};
+use crate::commands::{column_names, open_reader, row_key, stdout};
 use crate::output::{Format, RowPrinter};
 use crate::when;
 
@@ -16,9 +17,9 @@ pub fn snapshot(store_path: &Path, a: SnapshotArgs) -> Result<()> {
     let r = when::resolve(&store, a.at.at, "as of ")?;
     let table = materializer::table_at(&store, &a.table, r.cut)?;
     let mut printer = RowPrinter::start(stdout(), format, column_names(&table))?;
-    materializer::snapshot(&store, &table, r.cut, |row| {
-        printer.row(row).map_err(output_failed)?;
-        Ok(true)
+    materializer::snapshot(&store, &table, r.cut, |row| -> Result<_> {
+        printer.row(row)?;
+        Ok(ControlFlow::Continue(()))
     })?;
     printer.finish()?;
     Ok(())

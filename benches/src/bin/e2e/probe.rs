@@ -61,7 +61,7 @@ pub fn probe(store_path: &Path, tables: &[String]) -> Result<()> {
                     _ => 0,
                 })
                 .sum::<usize>();
-            Ok(true)
+            Ok::<_, materializer::QueryError>(std::ops::ControlFlow::Continue(()))
         })?;
         let scan = t.elapsed().as_secs_f64();
         println!(

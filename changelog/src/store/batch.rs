@@ -1,0 +1,432 @@
+//! Building one write batch from change records.
+//!
+//! A [`BatchBuilder`] turns the records of one or more transactions (or one
+//! chunk of a spilled transaction) into `log`, `versions` and `latest`
+//! entries of a single `WriteBatch`, and collects the catalog changes they
+//! make in a [`Pending`] that is published only once the batch is durable.
+//!
+//! Every stored version is a full row: unchanged-TOAST markers are replaced
+//! by the value from the key's previous version before anything is written.
+
+use std::collections::HashMap;
+
+use rocksdb::WriteBatch;
+
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::ids::TableId;
+use crate::keys::{self, cf};
+use crate::lsn::Lsn;
+use crate::record::{ChangeRecord, CommitInfo};
+use crate::schema::{SchemaChange, SchemaHistory, SchemaVersion, SchemaVersionNo, TableSchema};
+use crate::store::catalog::Catalog;
+use crate::store::meta::{self, CommitEntry, ResetKind, Watermark};
+use crate::store::Store;
+use crate::time::CommitTime;
+use crate::value::{Datum, DatumRef, RowImage};
+
+/// Changes to the catalog made by a batch, applied only after the batch is
+/// durable so a failed write leaves memory and disk in agreement.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub(super) schemas: HashMap<TableId, Vec<SchemaVersion>>,
+    pub(super) resets: Vec<(TableId, Lsn, ResetKind)>,
+    pub(super) max_table: Option<u32>,
+}
+
+impl Pending {
+    /// The latest schema version of a table as seen inside the batch.
+    fn current_version<'c>(&'c self, catalog: &'c Catalog, t: TableId) -> Option<&'c SchemaVersion> {
+        self.schemas
+            .get(&t)
+            .and_then(|v| v.last())
+            .or_else(|| catalog.table(t).and_then(|e| e.history.latest()))
+    }
+
+    /// The shape rows of `t` are written in, checked against `row`.
+    fn shape_for<'c>(&'c self, catalog: &'c Catalog, t: TableId, row: &RowImage) -> Result<Shape<'c>> {
+        let v = self.current_version(catalog, t).ok_or(StoreError::NoSchema(t))?;
+        let schema = v.schema().ok_or(StoreError::NoSchema(t))?;
+        if row.0.len() != schema.columns.len() {
+            return Err(StoreError::RowShape {
+                table: t,
+                expected: schema.columns.len(),
+                got: row.0.len(),
+            });
+        }
+        Ok(Shape {
+            table: t,
+            version: v.version,
+            schema,
+        })
+    }
+}
+
+/// The table and schema version a row is written under.
+#[derive(Clone, Copy)]
+struct Shape<'c> {
+    table: TableId,
+    version: SchemaVersionNo,
+    schema: &'c TableSchema,
+}
+
+/// Builds one write batch; see the module docs.
+pub(super) struct BatchBuilder<'s, 'a> {
+    store: &'s Store,
+    pending: &'s mut Pending,
+    writes: Writes<'a>,
+}
+
+/// The engine writes of a batch, and what it last wrote for each key: to
+/// resolve unchanged TOAST against an earlier change that is not in the
+/// engine yet, and to undo a transaction's own writes on a reset.
+struct Writes<'a> {
+    batch: WriteBatch,
+    /// Part of a spilled transaction: earlier chunks are already in the
+    /// engine at this LSN.
+    spilled: bool,
+    /// Commit LSN of the transaction being written.
+    lsn: Lsn,
+    written: HashMap<Vec<u8>, (TableId, Lsn, Written<'a>)>,
+    /// Rows whose unchanged-TOAST values were resolved, by [`Written::Resolved`].
+    resolved: Vec<RowImage>,
+    key_buf: Vec<u8>,
+    val_buf: Vec<u8>,
+}
+
+/// What this batch last wrote for a key.
+#[derive(Clone, Copy)]
+enum Written<'a> {
+    Tombstone,
+    /// A record's row, stored as it came.
+    Record(&'a RowImage, SchemaVersionNo),
+    /// `Writes::resolved[i]`.
+    Resolved(usize, SchemaVersionNo),
+}
+
+impl<'s, 'a> BatchBuilder<'s, 'a> {
+    /// A builder for whole transactions.
+    pub(super) fn new(store: &'s Store, pending: &'s mut Pending) -> Self {
+        BatchBuilder {
+            store,
+            pending,
+            writes: Writes {
+                batch: WriteBatch::default(),
+                spilled: false,
+                lsn: Lsn::ZERO,
+                written: HashMap::new(),
+                resolved: Vec::new(),
+                key_buf: Vec::new(),
+                val_buf: Vec::new(),
+            },
+        }
+    }
+
+    /// A builder for one chunk of a spilled transaction.
+    pub(super) fn spilled(store: &'s Store, pending: &'s mut Pending) -> Self {
+        let mut b = Self::new(store, pending);
+        b.writes.spilled = true;
+        b
+    }
+
+    /// The finished batch.
+    pub(super) fn into_batch(self) -> WriteBatch {
+        self.writes.batch
+    }
+
+    /// Adds `records` (a whole transaction committed at `lsn`, or one chunk
+    /// of a spilled one starting at ordinal `first_ordinal`).
+    pub(super) fn write_records(&mut self, lsn: Lsn, records: &'a [ChangeRecord], first_ordinal: u32) -> Result<()> {
+        self.writes.lsn = lsn;
+        let log_cf = self.store.cf(cf::LOG)?;
+        for (idx, rec) in records.iter().enumerate() {
+            let ord = first_ordinal.saturating_add(u32::try_from(idx).unwrap_or(u32::MAX));
+            let resolved = match rec {
+                ChangeRecord::Schema { table, change } => {
+                    self.schema(*table, change)?;
+                    None
+                }
+                ChangeRecord::Truncate { tables } => {
+                    for t in tables {
+                        self.reset(*t, ResetKind::Truncate)?;
+                    }
+                    None
+                }
+                ChangeRecord::ReadStart { table } => {
+                    self.reset(*table, ResetKind::Read)?;
+                    None
+                }
+                ChangeRecord::Insert { table, new } | ChangeRecord::Read { table, row: new } => {
+                    self.put_row(rec, *table, None, new)?
+                }
+                ChangeRecord::Update { table, old, new } => self.put_row(rec, *table, old.as_ref(), new)?,
+                ChangeRecord::Delete { table, old } => {
+                    self.delete_row(*table, old)?;
+                    None
+                }
+            };
+            let logged = resolved.as_ref().unwrap_or(rec);
+            self.writes
+                .batch
+                .put_cf(log_cf, keys::encode_log_key(lsn, ord), meta::encode(logged));
+        }
+        Ok(())
+    }
+
+    /// Adds a transaction's commit entry and time-index entry and returns
+    /// the watermark it would set. Commit times are made monotonic here.
+    pub(super) fn commit(&mut self, commit: &CommitInfo, records: u32, last: Option<Watermark>) -> Result<Watermark> {
+        let lsn = commit.commit_lsn;
+        let commit_time = commit.commit_time.max(last.map_or(CommitTime::MIN, |w| w.commit_time));
+        let entry = CommitEntry {
+            commit_lsn: lsn,
+            end_lsn: commit.end_lsn,
+            commit_time,
+            reported_time: commit.commit_time,
+            xid: commit.xid,
+            records,
+        };
+        let batch = &mut self.writes.batch;
+        batch.put_cf(
+            self.store.cf(cf::COMMITS)?,
+            keys::encode_commit_key(lsn),
+            meta::encode(&entry),
+        );
+        batch.put_cf(self.store.cf(cf::TIMES)?, keys::encode_time_key(commit_time, lsn), []);
+        Ok(Watermark {
+            commit_lsn: lsn,
+            end_lsn: commit.end_lsn,
+            commit_time,
+            xid: commit.xid,
+        })
+    }
+
+    /// Writes the new version of a row, and a tombstone under the old key
+    /// when an update changed the key. Returns the record as it is logged
+    /// when unchanged TOAST was resolved.
+    fn put_row(
+        &mut self,
+        rec: &ChangeRecord,
+        t: TableId,
+        old: Option<&'a RowImage>,
+        new: &'a RowImage,
+    ) -> Result<Option<ChangeRecord>> {
+        let store = self.store;
+        let shape = self.pending.shape_for(&store.catalog, t, new)?;
+        // The previous version lives under the old key when the key changed.
+        let resolved = self.resolve_toast(shape, new, old.unwrap_or(new))?;
+        let image = resolved.as_ref().unwrap_or(new);
+        if let Some(old) = old {
+            let old_key = keys::row_key(t, shape.schema, &old.0);
+            if old_key != keys::row_key(t, shape.schema, &image.0) {
+                self.writes.put_tombstone(store, t, &old_key.0)?;
+            }
+        }
+        self.writes.put_version(store, shape, image, new)?;
+        Ok(resolved.map(|row| {
+            let logged = with_row(rec, row.clone());
+            self.writes.keep_resolved(row);
+            logged
+        }))
+    }
+
+    fn delete_row(&mut self, t: TableId, old: &RowImage) -> Result<()> {
+        let shape = self.pending.shape_for(&self.store.catalog, t, old)?;
+        let key = keys::row_key(t, shape.schema, &old.0);
+        self.writes.put_tombstone(self.store, t, &key.0)
+    }
+
+    fn schema(&mut self, t: TableId, change: &SchemaChange) -> Result<()> {
+        let lsn = self.writes.lsn;
+        let next_no = self
+            .pending
+            .current_version(&self.store.catalog, t)
+            .map_or(0, |v| v.version.0 + 1);
+        let sv = SchemaVersion {
+            table: t,
+            version: SchemaVersionNo(next_no),
+            valid_from: lsn,
+            change: change.clone(),
+        };
+        // Written to disk with the commit (see `Store::commit_batch`), so a
+        // spilled transaction cut short leaves no schema behind.
+        self.pending.schemas.entry(t).or_default().push(sv);
+        self.pending.max_table = Some(self.pending.max_table.unwrap_or(0).max(t.0));
+        if matches!(change, SchemaChange::Drop) {
+            self.reset(t, ResetKind::Drop)?;
+        }
+        Ok(())
+    }
+
+    /// Records that `t` was emptied at the current LSN, and undoes this
+    /// transaction's earlier writes to it (versions at the reset's own LSN
+    /// are not covered by the reset, which only hides older versions).
+    fn reset(&mut self, t: TableId, kind: ResetKind) -> Result<()> {
+        let lsn = self.writes.lsn;
+        self.writes.undo_own_writes(self.store, t)?;
+        if self.writes.spilled {
+            self.store
+                .undo_spilled_versions(&mut self.writes.batch, t, lsn, false)?;
+        }
+        let resets = &mut self.pending.resets;
+        resets.retain(|(pt, pl, _)| !(*pt == t && *pl == lsn));
+        resets.push((t, lsn, kind));
+        Ok(())
+    }
+
+    /// Replaces unchanged-TOAST markers with the value from the key's
+    /// previous version: first an earlier change in this batch, else the
+    /// newest stored version before this transaction. When neither exists
+    /// (history began after the row was last written in full), the value is
+    /// recorded as missing, never as NULL.
+    fn resolve_toast(&self, shape: Shape<'_>, row: &RowImage, key_row: &RowImage) -> Result<Option<RowImage>> {
+        if !row.has_unchanged_toast() {
+            return Ok(None);
+        }
+        let t = shape.table;
+        let key = keys::row_key(t, shape.schema, &key_row.0);
+        let prev: Option<(SchemaVersionNo, Vec<Datum>)> = match self.writes.written.get(&key.0) {
+            Some((_, _, Written::Record(r, psv))) => Some((*psv, r.0.clone())),
+            Some((_, _, Written::Resolved(i, psv))) => self.writes.resolved.get(*i).map(|r| (*psv, r.0.clone())),
+            Some((_, _, Written::Tombstone)) => None,
+            None => self.store.previous_version(t, &key.0, self.writes.lsn)?,
+        };
+        let mut out = row.clone();
+        let Some((psv, pvals)) = prev else {
+            for d in &mut out.0 {
+                if matches!(d, Datum::UnchangedToast) {
+                    *d = Datum::Missing;
+                }
+            }
+            return Ok(Some(out));
+        };
+        let mut versions = self
+            .store
+            .catalog
+            .table(t)
+            .map(|e| e.history.versions().to_vec())
+            .unwrap_or_default();
+        versions.extend(self.pending.schemas.get(&t).into_iter().flatten().cloned());
+        let projection = SchemaHistory::new(versions).projection(psv, shape.version);
+        let refs: Vec<DatumRef<'_>> = pvals.iter().map(Datum::as_ref).collect();
+        let mut projected = Vec::new();
+        projection.apply(&refs, &mut projected);
+        for (i, d) in out.0.iter_mut().enumerate() {
+            if matches!(d, Datum::UnchangedToast) {
+                *d = projected.get(i).map_or(Datum::Missing, |p| p.to_datum());
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+impl<'a> Writes<'a> {
+    /// Writes `row` as the version of its key at the current LSN;
+    /// `record_row` is the record's own row, kept for later TOAST look-ups.
+    fn put_version(&mut self, store: &Store, shape: Shape<'_>, row: &RowImage, record_row: &'a RowImage) -> Result<()> {
+        keys::row_key_into(&mut self.key_buf, shape.table, shape.schema, &row.0);
+        codec::encode_row_version(&mut self.val_buf, shape.version, &row.0);
+        let key = std::mem::take(&mut self.key_buf);
+        let put = self.put(store, &key, Written::Record(record_row, shape.version), shape.table);
+        self.key_buf = key;
+        put
+    }
+
+    fn put_tombstone(&mut self, store: &Store, t: TableId, user_key: &[u8]) -> Result<()> {
+        self.val_buf.clear();
+        self.val_buf.extend_from_slice(&codec::TOMBSTONE_VERSION);
+        self.put(store, user_key, Written::Tombstone, t)
+    }
+
+    /// Writes the version value in `val_buf` under `user_key`, in both the
+    /// version index and `latest`.
+    fn put(&mut self, store: &Store, user_key: &[u8], what: Written<'a>, t: TableId) -> Result<()> {
+        let version_key = keys::encode_version_key(user_key, self.lsn);
+        self.batch
+            .put_cf(store.cf(cf::VERSIONS)?, &version_key.0, &self.val_buf);
+        self.batch.put_cf(
+            store.cf(cf::LATEST)?,
+            user_key,
+            codec::encode_latest(self.lsn, &self.val_buf),
+        );
+        self.written.insert(user_key.to_vec(), (t, self.lsn, what));
+        Ok(())
+    }
+
+    /// Removes the versions this transaction wrote to `t` before a reset at
+    /// its own LSN, leaving each key "gone at the reset" in `latest`; older
+    /// versions are hidden by the reset itself.
+    fn undo_own_writes(&mut self, store: &Store, t: TableId) -> Result<()> {
+        let vcf = store.cf(cf::VERSIONS)?;
+        let lcf = store.cf(cf::LATEST)?;
+        let (batch, lsn) = (&mut self.batch, self.lsn);
+        self.written.retain(|user_key, (table, wlsn, _)| {
+            if *table != t {
+                return true;
+            }
+            // Only this transaction's own versions share the reset's LSN.
+            if *wlsn == lsn {
+                batch.delete_cf(vcf, keys::encode_version_key(user_key, lsn).0);
+                batch.put_cf(
+                    lcf,
+                    user_key.as_slice(),
+                    codec::encode_latest(lsn, &codec::TOMBSTONE_VERSION),
+                );
+            }
+            false
+        });
+        Ok(())
+    }
+
+    /// Points the key just written (in `key_buf`) at its resolved row.
+    fn keep_resolved(&mut self, row: RowImage) {
+        if let Some((_, _, w)) = self.written.get_mut(self.key_buf.as_slice()) {
+            if let Written::Record(_, sv) = *w {
+                *w = Written::Resolved(self.resolved.len(), sv);
+                self.resolved.push(row);
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The newest stored version of `user_key` committed before `lsn`, if it
+    /// is a live row.
+    fn previous_version(&self, t: TableId, user_key: &[u8], lsn: Lsn) -> Result<Option<(SchemaVersionNo, Vec<Datum>)>> {
+        // Seeking at `lsn` itself also finds a version written by an earlier
+        // chunk of a spilled transaction; a whole transaction never has one.
+        let mut it = self.db.raw_iterator_cf(self.cf(cf::VERSIONS)?);
+        it.seek(keys::encode_version_key(user_key, lsn).0);
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            it.status()?;
+            return Ok(None);
+        };
+        let (uk, vlsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+        if uk != user_key {
+            return Ok(None);
+        }
+        // A table created by this (uncommitted) transaction has no
+        // committed resets; versions at `lsn` survive resets at `lsn`.
+        if !self.catalog.table(t).is_none_or(|e| e.survives_resets(vlsn, lsn)) {
+            return Ok(None);
+        }
+        codec::decode_version_owned(v).map_err(StoreError::corrupt(cf::VERSIONS))
+    }
+}
+
+/// `rec` with its row replaced by `row` (the row with TOAST resolved).
+fn with_row(rec: &ChangeRecord, row: RowImage) -> ChangeRecord {
+    match rec {
+        ChangeRecord::Insert { table, .. } => ChangeRecord::Insert {
+            table: *table,
+            new: row,
+        },
+        ChangeRecord::Read { table, .. } => ChangeRecord::Read { table: *table, row },
+        ChangeRecord::Update { table, old, .. } => ChangeRecord::Update {
+            table: *table,
+            old: old.clone(),
+            new: row,
+        },
+        other => other.clone(),
+    }
+}
