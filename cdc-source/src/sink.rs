@@ -32,6 +32,8 @@ pub struct Durable {
     pub records: u64,
     /// Transactions the item stored.
     pub txns: u64,
+    /// The newest transaction durable so far (none before the first).
+    pub last_commit: Option<changelog::Watermark>,
 }
 
 /// Receives captured transactions and reports what is durable.

@@ -168,6 +168,7 @@ fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, command: Command) -> R
                 lsn: store.scanned_through(),
                 records: 0,
                 txns: 0,
+                last_commit: store.watermark(),
             }))
         }
     }
@@ -180,6 +181,7 @@ fn durable_through_watermark(store: &Store, records: u64, txns: u64) -> Durable 
         lsn: store.watermark().map_or(Lsn::ZERO, |w| w.end_lsn),
         records,
         txns,
+        last_commit: store.watermark(),
     }
 }
 
@@ -233,6 +235,7 @@ mod tests {
             lsn: Lsn(100),
             records: 0,
             txns: 0,
+            last_commit: None,
         };
         assert_eq!(report, expected);
     }

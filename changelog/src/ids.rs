@@ -54,8 +54,9 @@ impl TableName {
         }
     }
 
-    /// Parses `schema.name`, or a bare `name` in `public`. Double quotes
-    /// around either part are removed (`"My Schema"."Order"`).
+    /// Parses `schema.name`, or a bare `name` in `public`, as psql reads a
+    /// name: unquoted letters fold to lower case (`Orders` is `orders`);
+    /// double quotes keep case and dots (`"My Schema"."Order"`).
     pub fn parse(s: &str) -> Self {
         let (schema, name) = split_qualified(s);
         TableName {
@@ -79,6 +80,8 @@ fn split_qualified(s: &str) -> (Option<String>, String) {
             }
             '"' => quoted = !quoted,
             '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            // Postgres folds only ASCII letters of unquoted identifiers.
+            c if !quoted => cur.push(c.to_ascii_lowercase()),
             c => cur.push(c),
         }
     }
@@ -111,5 +114,7 @@ mod tests {
             TableName::parse("\"My.Schema\".\"Or\"\"der\""),
             TableName::new("My.Schema", "Or\"der")
         );
+        assert_eq!(TableName::parse("Shop.Orders"), TableName::new("shop", "orders"));
+        assert_eq!(TableName::parse("\"Shop\".ÄOrders"), TableName::new("Shop", "Äorders"));
     }
 }

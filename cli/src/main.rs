@@ -9,6 +9,7 @@ mod output;
 mod values;
 mod when;
 
+use std::io::IsTerminal as _;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn,asof=info,cdc_source=info".into()),
         )
         .with_writer(io::stderr)
+        // Colour only on a terminal: log files and pipes get plain text.
+        .with_ansi(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .init();
     match commands::run(cli) {

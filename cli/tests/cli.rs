@@ -9,6 +9,8 @@ mod support;
 
 #[path = "cli/damage.rs"]
 mod damage;
+#[path = "cli/edges.rs"]
+mod edges;
 #[path = "cli/end_to_end.rs"]
 mod end_to_end;
 #[path = "cli/errors.rs"]

@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 
 use changelog::keys::UserKey;
-use changelog::{Datum, Lsn, Store, VersionState};
+use changelog::{Datum, Lsn, ResetKind, Store, VersionState};
 
 use crate::cut::Cut;
 use crate::error::{Carried, QueryError, Result};
@@ -13,7 +13,10 @@ use crate::table::TableAt;
 /// What a transaction did to a row.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum HistoryOp {
-    /// The row came into existence (insert, or first read).
+    /// The row was found by a full read of the table (the initial copy):
+    /// it existed before the history began.
+    Read,
+    /// The row came into existence.
     Insert,
     /// The row existed before and after (its values may be equal).
     Update,
@@ -25,9 +28,11 @@ pub enum HistoryOp {
 }
 
 impl HistoryOp {
-    /// One-letter code as in Debezium (`c`, `u`, `d`; `r` for the base).
+    /// One-letter code as in Debezium (`c`, `u`, `d`; `r` for a read and
+    /// for the base, which is what a read at the horizon would find).
     pub fn code(self) -> &'static str {
         match self {
+            HistoryOp::Read => "r",
             HistoryOp::Insert => "c",
             HistoryOp::Update => "u",
             HistoryOp::Delete => "d",
@@ -38,6 +43,7 @@ impl HistoryOp {
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {
+            HistoryOp::Read => "read",
             HistoryOp::Insert => "insert",
             HistoryOp::Update => "update",
             HistoryOp::Delete => "delete",
@@ -72,6 +78,7 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
     let mut versions = store.versions_of(key)?;
     versions.reverse();
     let horizon = store.horizon();
+    let read_at = |lsn: Lsn| entry.resets.iter().any(|(l, k)| *l == lsn && *k == ResetKind::Read);
     let mut events: Vec<(Lsn, Option<changelog::StoredVersion>)> =
         versions.into_iter().map(|v| (v.lsn, Some(v))).collect();
     let first_lsn = events.first().map(|(l, _)| *l);
@@ -116,6 +123,7 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
         let is_base = horizon.is_some_and(|h| lsn <= h);
         let op = match (before, after) {
             _ if is_base && after => HistoryOp::Base,
+            (false, true) if read_at(lsn) => HistoryOp::Read,
             (false, true) => HistoryOp::Insert,
             (true, true) => HistoryOp::Update,
             (true, false) => HistoryOp::Delete,

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use changelog::reference::{Reference, TableState};
-use changelog::{Datum, Lsn, TableId};
+use changelog::{ChangeRecord, Datum, Lsn, TableId};
 
 use crate::history::{DiffKind, HistoryOp};
 
@@ -24,7 +24,12 @@ pub fn history(r: &Reference, t: TableId, key: &[u8]) -> Vec<(Lsn, HistoryOp, Op
     for step in &r.steps {
         let after = step.state.tables.get(&t).and_then(|ts| ts.rows.get(key));
         if step.touched.get(&t).is_some_and(|keys| keys.contains(key)) {
+            let read = step
+                .log
+                .iter()
+                .any(|r| matches!(r, ChangeRecord::ReadStart { table } if *table == t));
             let op = match (before.is_some(), after.is_some()) {
+                (false, true) if read => Some(HistoryOp::Read),
                 (false, true) => Some(HistoryOp::Insert),
                 (true, true) => Some(HistoryOp::Update),
                 (true, false) => Some(HistoryOp::Delete),

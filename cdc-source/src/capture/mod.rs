@@ -33,6 +33,7 @@ use tokio::sync::watch;
 
 use crate::conninfo::ConnInfo;
 use crate::error::{CaptureError, Result};
+use crate::sink::Durable;
 use crate::snapshot::CopyProgress;
 use crate::writer::Writer;
 
@@ -186,7 +187,12 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
             Err(e) => return (Some(store), Err(e)),
         };
         *streamed_once = true;
-        let start = store.scanned_through();
+        let start = Durable {
+            lsn: store.scanned_through(),
+            records: 0,
+            txns: 0,
+            last_commit: store.watermark(),
+        };
         // If the OS refuses a thread, the store was closed with the closure.
         let mut writer = match Writer::spawn(store) {
             Ok(w) => w,

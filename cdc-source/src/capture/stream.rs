@@ -104,13 +104,18 @@ pub(super) struct Stream<'a, 'r, S, F> {
 }
 
 impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
-    /// Starts streaming at `start`, a position the store holds durably.
+    /// Starts streaming at `start`, what the store already holds durably.
     pub(super) async fn open(
         sink: &'a mut S,
         connected: Connected,
-        start: Lsn,
+        start: Durable,
         run: &'a mut Run<'r, F>,
     ) -> Result<Self> {
+        let Durable {
+            lsn: start,
+            last_commit,
+            ..
+        } = start;
         let Connected {
             client,
             repl,
@@ -138,6 +143,7 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             durable: start,
             progress: StreamProgress {
                 confirmed: start,
+                watermark: last_commit,
                 ..StreamProgress::default()
             },
             past_stop: false,
@@ -278,6 +284,9 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         self.run.summary.txns += d.txns;
         self.progress.records += d.records;
         self.progress.txns += d.txns;
+        if d.last_commit.is_some() {
+            self.progress.watermark = d.last_commit;
+        }
         if d.lsn > self.progress.confirmed {
             self.acknowledge(d.lsn).await?;
         }

@@ -86,6 +86,22 @@ fn no_store(path: &Path) -> StoreError {
     }
 }
 
+/// Creates the store's directory readable by its owner only: it holds a
+/// copy of the source's data, which the source's grants no longer guard.
+fn create_private_dir(path: &Path) -> Result<()> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}
+
 pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     let exists = looks_like_rocksdb(path)?;
     if !exists {
@@ -93,10 +109,7 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
         if !opts.create_if_missing || matches!(missing, StoreError::NotAStore { .. }) {
             return Err(missing);
         }
-        std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        create_private_dir(path)?;
     }
     let db =
         DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts)).map_err(|e| map_open_error(path, e))?;

@@ -11,7 +11,7 @@ use clap::Parser;
 use pg_fixture::PgCluster;
 
 use crate::args::{Cli, DemoArgs};
-use crate::commands::open_writer;
+use crate::commands::{open_writer, outln};
 
 const SCHEMA: &str = "
 SET TimeZone = 'UTC';
@@ -47,8 +47,9 @@ UPDATE orders SET status = 'delivered', updated_at = now() WHERE id = 7;
 DELETE FROM orders WHERE status = 'new' AND id < 5;
 ";
 
-fn heading(s: &str) {
-    println!("\n=== {s} ===");
+fn heading(s: &str) -> Result<()> {
+    outln!("\n=== {s} ===")?;
+    Ok(())
 }
 
 fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> Result<()> {
@@ -63,7 +64,7 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let summary = rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))?;
-    println!("  captured {summary}");
+    outln!("  captured {summary}")?;
     Ok(())
 }
 
@@ -77,7 +78,7 @@ fn moment(pg: &PgCluster) -> Result<String> {
 /// Runs `asof <shown> <hidden>` on the demo's store under a heading that
 /// shows the command (and `note`), as a user would type it.
 fn show(store: &Path, shown: &[&str], hidden: &[&str], note: &str) -> Result<()> {
-    heading(&format!("asof {}{note}", shown.join(" ")));
+    heading(&format!("asof {}{note}", shown.join(" ")))?;
     let store = store.as_os_str();
     let args = ["asof".as_ref(), "--store".as_ref(), store].into_iter();
     let cli = Cli::try_parse_from(args.chain(shown.iter().chain(hidden).map(OsStr::new)))?;
@@ -94,11 +95,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
             scratch.path().join("store")
         }
     };
-    heading("starting a private PostgreSQL");
+    heading("starting a private PostgreSQL")?;
     let pg = PgCluster::start().context("cannot start the demo's PostgreSQL")?;
-    println!("  {} (port {}, wal_level=logical)", pg.data_dir().display(), pg.port());
+    outln!("  {} (port {}, wal_level=logical)", pg.data_dir().display(), pg.port())?;
     pg.execute(SCHEMA)?;
-    println!("  created customers and orders, 8 orders inserted");
+    outln!("  created customers and orders, 8 orders inserted")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 
     let phases = [
@@ -114,13 +115,13 @@ pub fn run(a: DemoArgs) -> Result<()> {
     ];
     let mut moments = Vec::new();
     for (i, (title, sql)) in phases.into_iter().enumerate() {
-        heading(title);
+        heading(title)?;
         if !sql.is_empty() {
             pg.execute(sql)?;
         }
         catch_up(&rt, &store_path, &pg.conninfo())?;
         let t = moment(&pg)?;
-        println!("  t{} = {t}", i + 1);
+        outln!("  t{} = {t}", i + 1)?;
         moments.push(t);
     }
     drop(rt);
@@ -136,9 +137,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
     show(&store_path, &["status"], &[], "")?;
     // Leave nothing behind: the slot belongs to the throwaway cluster.
     drop(pg);
-    println!(
+    outln!(
         "\ndemo finished in {:.1} s; the private PostgreSQL is stopped and removed",
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }

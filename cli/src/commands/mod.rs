@@ -51,6 +51,16 @@ pub fn open_writer(path: &Path) -> Result<Store> {
 }
 
 /// Buffered stdout.
+/// `println!` that returns a write error (a closed pipe) instead of
+/// panicking, so `asof status | head -1` ends quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+pub(crate) use outln;
+
 pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
     std::io::BufWriter::with_capacity(256 << 10, std::io::stdout().lock())
 }

@@ -8,7 +8,7 @@ use cdc_source::conninfo::ConnInfo;
 use changelog::Store;
 
 use crate::args::StatusArgs;
-use crate::commands::{open_reader, seconds_since};
+use crate::commands::{open_reader, outln, seconds_since};
 
 fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -27,34 +27,34 @@ fn human(bytes: u64) -> String {
 
 pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
     let store = open_reader(store_path)?;
-    println!("store:        {}", store.path().display());
+    outln!("store:        {}", store.path().display())?;
     match store.watermark() {
         Some(w) => {
-            println!(
+            outln!(
                 "watermark:    {} (lsn {}, xid {})",
                 w.commit_time, w.commit_lsn, w.xid.0
-            );
-            println!("complete to:  lsn {}", store.scanned_through());
+            )?;
+            outln!("complete to:  lsn {}", store.scanned_through())?;
         }
-        None => println!("watermark:    none (empty store)"),
+        None => outln!("watermark:    none (empty store)")?,
     }
     if let Some(first) = store.first_commit_lsn().and_then(|l| store.commit(l).ok().flatten()) {
-        println!("first commit: {} (lsn {})", first.commit_time, first.commit_lsn);
+        outln!("first commit: {} (lsn {})", first.commit_time, first.commit_lsn)?;
     }
     match store.horizon() {
-        Some(h) => println!("horizon:      lsn {h} (earlier moments are compacted away)"),
-        None => println!("horizon:      none (full history kept)"),
+        Some(h) => outln!("horizon:      lsn {h} (earlier moments are compacted away)")?,
+        None => outln!("horizon:      none (full history kept)")?,
     }
     if let Some(src) = store.source_info()? {
-        println!("source:       {} (system {})", src.conninfo_redacted, src.system_id);
-        println!("slot:         {} (publication {})", src.slot, src.publication);
+        outln!("source:       {} (system {})", src.conninfo_redacted, src.system_id)?;
+        outln!("slot:         {} (publication {})", src.slot, src.publication)?;
     }
     let live = store
         .catalog()
         .tables()
         .filter(|(_, e)| e.current_schema().is_some())
         .count();
-    println!("tables:       {live}");
+    outln!("tables:       {live}")?;
     let sizes = store.family_sizes()?;
     let total: u64 = sizes.iter().map(|(_, s)| s).sum();
     let parts: Vec<String> = sizes
@@ -62,14 +62,14 @@ pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
         .filter(|(_, s)| *s > 0)
         .map(|(n, s)| format!("{n} {}", human(*s)))
         .collect();
-    println!(
+    outln!(
         "size:         {} on disk ({} live: {})",
         human(store.disk_bytes()?),
         human(total),
         parts.join(", ")
-    );
+    )?;
     if let Some(conninfo) = a.source {
-        println!("{}", source_lag(&conninfo, &store)?);
+        outln!("{}", source_lag(&conninfo, &store)?)?;
     }
     Ok(())
 }

@@ -59,6 +59,7 @@ fn a_closed_stdout_ends_every_command_quietly() {
     let asof = Asof::new(store_in(dir.path()));
     asof.catch_up(&pg.conninfo());
     let from = moment(&pg).at_lsn();
+    let conninfo = pg.conninfo();
     // Six versions of one row, each ~300 KB: even one row is more than any
     // output buffer.
     for n in 1..=6 {
@@ -85,6 +86,10 @@ fn a_closed_stdout_ends_every_command_quietly() {
         &["diff", "big", "--from", &from, "--format", "csv"],
         &["changes", "--from", &from],
         &["changes"],
+        // Lines printed after a pause (a query of the source, a phase of
+        // the demo) meet the closed pipe.
+        &["status", "--source", &conninfo],
+        &["demo"],
     ];
     let mut failures = Vec::new();
     for args in cases {
