@@ -76,6 +76,9 @@ pub enum Command {
     /// Run the showcase on a private PostgreSQL (nothing is left running).
     #[command(after_long_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
+    /// Remove what `asof tail` installed on a database (slot, publication, DDL triggers).
+    #[command(after_long_help = UNINSTALL_EXAMPLES)]
+    Uninstall(UninstallArgs),
 }
 
 #[derive(Args, Debug)]
@@ -209,6 +212,22 @@ pub struct DemoArgs {
     pub keep_store: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct UninstallArgs {
+    /// libpq connection string or URI of the source database.
+    #[arg(value_name = "CONNINFO", value_parser = values::conninfo)]
+    pub conninfo: ConnInfo,
+    /// Replication slot to drop.
+    #[arg(long, default_value = "asof")]
+    pub slot: String,
+    /// Publication whose DDL triggers to drop; the publication itself only if asof created it.
+    #[arg(long, default_value = "asof")]
+    pub publication: String,
+    /// List what would be dropped, drop nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 const TAIL_EXAMPLES: &str = "Examples:
   asof tail 'postgres://capture@db.internal/shop' --until caught-up
   asof tail 'host=db.internal dbname=shop user=capture' --tables public.orders,public.customers
@@ -279,6 +298,16 @@ Stop `asof tail` first: compaction needs the store's write lock.",
     "\n\n",
     when_note!()
 );
+
+const UNINSTALL_EXAMPLES: &str = "Examples:
+  asof uninstall 'host=db.internal dbname=shop user=postgres' --dry-run
+  asof uninstall 'postgres://postgres@db.internal/shop'
+  asof uninstall 'host=db dbname=shop' --slot asof_reports --publication asof_reports
+
+Drops the replication slot, the publication if asof created it (never one that existed before),
+and the DDL capture's event triggers and functions. Refused while `asof tail` streams from the
+slot. The store is not touched; once the slot is gone its history cannot continue, so a later
+`asof tail` needs a new store.";
 
 const DEMO_EXAMPLES: &str = "Examples:
   asof demo

@@ -20,7 +20,17 @@ use std::time::Duration;
 use crate::support::*;
 
 const SUBCOMMANDS: &[&str] = &[
-    "tail", "snapshot", "get", "history", "diff", "changes", "tables", "status", "compact", "demo",
+    "tail",
+    "snapshot",
+    "get",
+    "history",
+    "diff",
+    "changes",
+    "tables",
+    "status",
+    "compact",
+    "demo",
+    "uninstall",
 ];
 
 const SCHEMA: &str = "
