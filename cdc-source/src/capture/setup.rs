@@ -118,7 +118,9 @@ async fn plan_start(
                 catalog::check_free_slot(client).await?;
                 Ok(Start::Begin { leftover: false })
             }
-            Some(_) if first_run_slot(store, slot_name, server, ident)? => Ok(Start::Begin { leftover: true }),
+            Some(slot) if is_first_run_slot(store.source_info()?.as_ref(), slot_name, &slot, server, ident) => {
+                Ok(Start::Begin { leftover: true })
+            }
             Some(_) => Err(CaptureError::SlotWithoutHistory {
                 slot: slot_name.to_owned(),
             }),
@@ -138,12 +140,25 @@ async fn plan_start(
     }
 }
 
-/// Whether the empty store's record says its own first run created the
-/// slot `name` on this database (and so was cut short).
-fn first_run_slot(store: &Store, name: &str, server: &ServerInfo, ident: &SystemIdentity) -> Result<bool> {
-    Ok(store
-        .source_info()?
-        .is_some_and(|src| src.slot == name && src.system_id == ident.system_id && src.database == server.database))
+/// Whether `slot` is the one an empty store's own first run created (and
+/// was cut short): the store's record names it on this database, and it
+/// was never acknowledged past where it was created. Any other slot is
+/// not asof's to drop.
+fn is_first_run_slot(
+    record: Option<&SourceInfo>,
+    name: &str,
+    slot: &SlotInfo,
+    server: &ServerInfo,
+    ident: &SystemIdentity,
+) -> bool {
+    record.is_some_and(|r| {
+        r.slot == name
+            && r.system_id == ident.system_id
+            && r.database == server.database
+            && slot.plugin.as_deref() == Some("pgoutput")
+            // Zero: killed between creating the slot and recording where.
+            && (r.slot_consistent_point == Lsn::ZERO || slot.confirmed_flush == Some(r.slot_consistent_point))
+    })
 }
 
 /// In one transaction: the publication (created when missing) and its
@@ -303,7 +318,7 @@ impl History<'_> {
             conninfo_redacted: opts.conninfo.to_string(),
         };
         // Before the slot exists, so a run killed after creating it is
-        // recognised by the next one (see `first_run_slot`).
+        // recognised by the next one (see `is_first_run_slot`).
         store.set_source_info(&info)?;
         let slot = self
             .repl
@@ -365,6 +380,65 @@ mod tests {
             wal_status: Some("reserved".into()),
             active: false,
         }
+    }
+
+    fn record() -> SourceInfo {
+        SourceInfo {
+            system_id: "sys".into(),
+            database: "db".into(),
+            slot: "s".into(),
+            publication: "p".into(),
+            slot_consistent_point: Lsn(100),
+            conninfo_redacted: String::new(),
+        }
+    }
+
+    fn here() -> (ServerInfo, SystemIdentity) {
+        let server = ServerInfo {
+            version_num: 160_000,
+            superuser: true,
+            database: "db".into(),
+        };
+        let ident = SystemIdentity {
+            system_id: "sys".into(),
+            timeline: 1,
+            xlog_pos: Lsn(200),
+            dbname: Some("db".into()),
+        };
+        (server, ident)
+    }
+
+    #[test]
+    fn only_the_store_s_own_unfinished_slot_is_a_leftover() {
+        let (server, ident) = here();
+        let leftover = |r: Option<&SourceInfo>, slot: &SlotInfo| is_first_run_slot(r, "s", slot, &server, &ident);
+        assert!(leftover(Some(&record()), &healthy()));
+        let killed_before_recording = SourceInfo {
+            slot_consistent_point: Lsn::ZERO,
+            ..record()
+        };
+        assert!(leftover(Some(&killed_before_recording), &healthy()));
+        assert!(!leftover(None, &healthy()), "no record: another tool's slot");
+        let moved = SlotInfo {
+            confirmed_flush: Some(Lsn(150)),
+            ..healthy()
+        };
+        assert!(!leftover(Some(&record()), &moved), "acknowledged since: not ours");
+        let other_plugin = SlotInfo {
+            plugin: Some("test_decoding".into()),
+            ..healthy()
+        };
+        assert!(!leftover(Some(&record()), &other_plugin));
+        let other_slot = SourceInfo {
+            slot: "t".into(),
+            ..record()
+        };
+        assert!(!leftover(Some(&other_slot), &healthy()));
+        let other_system = SourceInfo {
+            system_id: "other".into(),
+            ..record()
+        };
+        assert!(!leftover(Some(&other_system), &healthy()));
     }
 
     #[test]

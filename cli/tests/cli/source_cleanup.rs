@@ -293,3 +293,20 @@ fn a_copy_failing_after_the_slot_was_created_removes_what_the_start_created() {
     a.catch_up(&conn);
     assert_eq!(a.snapshot_csv("t", "now").text(), "id,v\n1,a\n");
 }
+
+#[test]
+fn a_slot_that_is_not_asofs_leftover_is_still_refused() {
+    let pg = cluster();
+    sql(&pg, "CREATE TABLE t (id int PRIMARY KEY)");
+    sql(&pg, "SELECT pg_create_logical_replication_slot('asof', 'pgoutput')");
+    let dir = scratch();
+    let a = Asof::new(store_in(dir.path()));
+    let e = a
+        .run_timeout(
+            &["tail", &pg.conninfo(), "--until", "caught-up"],
+            Duration::from_secs(60),
+        )
+        .runtime_error();
+    assert!(e.contains("slot asof already exists"), "{e}");
+    assert_eq!(installed(&pg), ["slot asof"]);
+}
