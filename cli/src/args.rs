@@ -81,17 +81,24 @@ pub enum Command {
     Uninstall(UninstallArgs),
 }
 
+/// The source database and the names asof uses there.
 #[derive(Args, Debug)]
-pub struct TailArgs {
+pub struct SourceArgs {
     /// libpq connection string or URI; PG* environment variables fill the gaps.
     #[arg(value_name = "CONNINFO", value_parser = values::conninfo)]
     pub conninfo: ConnInfo,
-    /// Replication slot to use (created when missing).
+    /// Replication slot (`tail` creates it when missing).
     #[arg(long, default_value = "asof")]
     pub slot: String,
-    /// Publication to use (created when missing).
+    /// Publication (`tail` creates it when missing; `uninstall` drops it only if asof created it).
     #[arg(long, default_value = "asof")]
     pub publication: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Capture only these tables (schema.name, comma separated) when creating the publication.
     #[arg(long, value_delimiter = ',', value_name = "TABLE,...", value_parser = values::table)]
     pub tables: Vec<TableName>,
@@ -214,15 +221,8 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 pub struct UninstallArgs {
-    /// libpq connection string or URI of the source database.
-    #[arg(value_name = "CONNINFO", value_parser = values::conninfo)]
-    pub conninfo: ConnInfo,
-    /// Replication slot to drop.
-    #[arg(long, default_value = "asof")]
-    pub slot: String,
-    /// Publication whose DDL triggers to drop; the publication itself only if asof created it.
-    #[arg(long, default_value = "asof")]
-    pub publication: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// List what would be dropped, drop nothing.
     #[arg(long)]
     pub dry_run: bool,

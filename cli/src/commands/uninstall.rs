@@ -8,12 +8,13 @@ use cdc_source::uninstall;
 use crate::args::UninstallArgs;
 
 pub fn run(a: UninstallArgs) -> Result<()> {
+    let source = &a.source;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let removal = rt.block_on(async {
-        let client = cdc_source::sql::connect(&a.conninfo)
+        let client = cdc_source::sql::connect(&source.conninfo)
             .await
             .context("cannot connect to the source")?;
-        let removal = uninstall::find(&client, &a.slot, &a.publication).await?;
+        let removal = uninstall::find(&client, &source.slot, &source.publication).await?;
         if !a.dry_run {
             uninstall::remove(&client, &removal.objects).await?;
         }
@@ -28,7 +29,7 @@ pub fn run(a: UninstallArgs) -> Result<()> {
         writeln!(out, "kept {kept}")?;
     }
     if removal.objects.is_empty() {
-        writeln!(out, "nothing of asof's found on {}", a.conninfo)?;
+        writeln!(out, "nothing of asof's found on {}", source.conninfo)?;
     }
     out.flush()?;
     Ok(())
