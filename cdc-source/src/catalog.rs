@@ -82,7 +82,7 @@ pub struct SlotInfo {
 }
 
 /// Looks up a slot.
-pub async fn slot(client: &Client, name: &str) -> Result<Option<SlotInfo>> {
+pub async fn slot(client: &impl GenericClient, name: &str) -> Result<Option<SlotInfo>> {
     let row = client
         .query_opt(
             "SELECT plugin::text, database::text, confirmed_flush_lsn::text, wal_status, active \
@@ -100,7 +100,7 @@ pub async fn slot(client: &Client, name: &str) -> Result<Option<SlotInfo>> {
 }
 
 /// Errors unless a new slot can be created.
-pub async fn check_free_slot(client: &Client) -> Result<()> {
+pub async fn check_free_slot(client: &impl GenericClient) -> Result<()> {
     let row = client
         .query_one(
             "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int",
@@ -120,15 +120,16 @@ pub async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
     s.parse().map_err(CaptureError::ServerLsn)
 }
 
+/// The comment asof puts on a publication it created, so that removing
+/// asof drops its own publication and never the user's.
+pub const PUBLICATION_MARK: &str = "created by asof";
+
 /// Creates the publication when missing: for the given tables, or for all
-/// tables when none are given.
-pub async fn ensure_publication(client: &Client, name: &str, tables: &[TableName]) -> Result<()> {
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
-        .await?
-        .is_some();
-    if exists {
-        return Ok(());
+/// tables when none are given, marked with [`PUBLICATION_MARK`]. Returns
+/// whether it was created.
+pub async fn ensure_publication(client: &impl GenericClient, name: &str, tables: &[TableName]) -> Result<bool> {
+    if publication_mark(client, name).await?.is_some() {
+        return Ok(false);
     }
     let target = if tables.is_empty() {
         "FOR ALL TABLES".to_string()
@@ -138,8 +139,12 @@ pub async fn ensure_publication(client: &Client, name: &str, tables: &[TableName
             tables.iter().map(qualified).collect::<Vec<_>>().join(", ")
         )
     };
+    let pubname = quote_ident(name);
     client
-        .batch_execute(&format!("CREATE PUBLICATION {} {target}", quote_ident(name)))
+        .batch_execute(&format!(
+            "CREATE PUBLICATION {pubname} {target}; COMMENT ON PUBLICATION {pubname} IS {}",
+            quote_literal(PUBLICATION_MARK)
+        ))
         .await
         .map_err(|e| match e.code() {
             Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::PublicationDenied {
@@ -152,7 +157,19 @@ pub async fn ensure_publication(client: &Client, name: &str, tables: &[TableName
             },
             _ => CaptureError::Sql(e),
         })?;
-    Ok(())
+    Ok(true)
+}
+
+/// Whether the publication exists (outer `Some`) and carries asof's mark
+/// (`Some(true)`).
+pub async fn publication_mark(client: &impl GenericClient, name: &str) -> Result<Option<bool>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT obj_description(oid, 'pg_publication') IS NOT DISTINCT FROM $2 FROM pg_publication WHERE pubname = $1",
+            &[&name, &PUBLICATION_MARK],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 fn db_message(e: &tokio_postgres::Error) -> String {
@@ -161,7 +178,7 @@ fn db_message(e: &tokio_postgres::Error) -> String {
 }
 
 /// The tables a publication covers, with their OIDs.
-pub async fn published_tables(client: &Client, publication: &str) -> Result<Vec<(u32, TableName)>> {
+pub async fn published_tables(client: &impl GenericClient, publication: &str) -> Result<Vec<(u32, TableName)>> {
     let rows = client
         .query(
             "SELECT c.oid, t.schemaname::text, t.tablename::text FROM pg_publication_tables t \

@@ -22,7 +22,7 @@
 use changelog::{Column, Datum, TableName, TableSchema};
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::Client;
+use tokio_postgres::GenericClient;
 
 use crate::catalog::quote_ident;
 use crate::error::{CaptureError, Result};
@@ -36,28 +36,72 @@ pub const ROW_PREFIX: &str = "asof.row";
 /// Logical message prefix of a dropped table.
 pub const DROP_PREFIX: &str = "asof.drop";
 
+/// The event triggers and functions the DDL capture installs for one
+/// publication (functions in schema `public`). A trigger and its function
+/// share a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DdlObjects {
+    /// On `table_rewrite`.
+    pub rewrite: String,
+    /// On `ddl_command_end`.
+    pub end: String,
+    /// On `sql_drop`.
+    pub drop: String,
+}
+
+impl DdlObjects {
+    /// The names for `publication`.
+    pub fn for_publication(publication: &str) -> DdlObjects {
+        let suffix: String = publication
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        DdlObjects {
+            rewrite: format!("asof_ddl_rewrite_{suffix}"),
+            end: format!("asof_ddl_end_{suffix}"),
+            drop: format!("asof_ddl_drop_{suffix}"),
+        }
+    }
+
+    /// The three names, in the order triggers are dropped.
+    pub fn names(&self) -> [&str; 3] {
+        [&self.rewrite, &self.end, &self.drop]
+    }
+}
+
+/// Whether any of the DDL capture's event triggers for `publication` exist.
+pub async fn is_installed(client: &impl GenericClient, publication: &str) -> Result<bool, tokio_postgres::Error> {
+    let names: Vec<String> = DdlObjects::for_publication(publication)
+        .names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($1)",
+            &[&names],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) > 0)
+}
+
 /// Installs (or replaces) the event triggers for `publication`. Returns
 /// `false` when the role may not create event triggers.
-pub async fn install(client: &Client, publication: &str, superuser: bool) -> Result<bool> {
+pub async fn install(client: &impl GenericClient, publication: &str, superuser: bool) -> Result<bool> {
     if !superuser {
         return Ok(false);
     }
-    let suffix: String = publication
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let f_end = quote_ident(&format!("asof_ddl_end_{suffix}"));
-    let f_rw = quote_ident(&format!("asof_ddl_rewrite_{suffix}"));
-    let f_drop = quote_ident(&format!("asof_ddl_drop_{suffix}"));
-    let t_end = quote_ident(&format!("asof_ddl_end_{suffix}"));
-    let t_rw = quote_ident(&format!("asof_ddl_rewrite_{suffix}"));
-    let t_drop = quote_ident(&format!("asof_ddl_drop_{suffix}"));
+    let names = DdlObjects::for_publication(publication);
+    let f_end = quote_ident(&names.end);
+    let f_rw = quote_ident(&names.rewrite);
+    let f_drop = quote_ident(&names.drop);
+    let (t_end, t_rw, t_drop) = (&f_end, &f_rw, &f_drop);
     let pubname = crate::catalog::quote_literal(publication);
     let sql = format!(
         r#"

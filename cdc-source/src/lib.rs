@@ -10,7 +10,9 @@
 //! acknowledged only after the store made the data durable (see the
 //! [`mod@capture`] module docs for the argument), and
 //! transient failures reconnect with backoff. DDL is captured through
-//! event triggers ([`ddl`]).
+//! event triggers ([`ddl`]). A start that is refused or fails leaves the
+//! source as it was, and [`uninstall`] removes everything the capture
+//! installed there.
 //!
 //! Central pieces: [`conninfo`] (libpq connection strings), [`replication`]
 //! (the streaming replication protocol), [`pgoutput`] (the wire decoder),
@@ -34,6 +36,7 @@ pub mod snapshot;
 pub mod sql;
 pub mod text_formats;
 mod transient;
+pub mod uninstall;
 mod writer;
 
 pub use capture::{capture, CaptureEvent, CaptureOptions, CaptureSummary, StreamProgress, Until, SPILL_RECORDS};

@@ -76,19 +76,29 @@ pub enum Command {
     /// Run the showcase on a private PostgreSQL (nothing is left running).
     #[command(after_long_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
+    /// Remove what `asof tail` installed on a database (slot, publication, DDL triggers).
+    #[command(after_long_help = UNINSTALL_EXAMPLES)]
+    Uninstall(UninstallArgs),
+}
+
+/// The source database and the names asof uses there.
+#[derive(Args, Debug)]
+pub struct SourceArgs {
+    /// libpq connection string or URI; PG* environment variables fill the gaps.
+    #[arg(value_name = "CONNINFO", value_parser = values::conninfo)]
+    pub conninfo: ConnInfo,
+    /// Replication slot (`tail` creates it when missing).
+    #[arg(long, default_value = "asof")]
+    pub slot: String,
+    /// Publication (`tail` creates it when missing; `uninstall` drops it only if asof created it).
+    #[arg(long, default_value = "asof")]
+    pub publication: String,
 }
 
 #[derive(Args, Debug)]
 pub struct TailArgs {
-    /// libpq connection string or URI; PG* environment variables fill the gaps.
-    #[arg(value_name = "CONNINFO", value_parser = values::conninfo)]
-    pub conninfo: ConnInfo,
-    /// Replication slot to use (created when missing).
-    #[arg(long, default_value = "asof")]
-    pub slot: String,
-    /// Publication to use (created when missing).
-    #[arg(long, default_value = "asof")]
-    pub publication: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Capture only these tables (schema.name, comma separated) when creating the publication.
     #[arg(long, value_delimiter = ',', value_name = "TABLE,...", value_parser = values::table)]
     pub tables: Vec<TableName>,
@@ -209,6 +219,15 @@ pub struct DemoArgs {
     pub keep_store: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct UninstallArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// List what would be dropped, drop nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 const TAIL_EXAMPLES: &str = "Examples:
   asof tail 'postgres://capture@db.internal/shop' --until caught-up
   asof tail 'host=db.internal dbname=shop user=capture' --tables public.orders,public.customers
@@ -279,6 +298,16 @@ Stop `asof tail` first: compaction needs the store's write lock.",
     "\n\n",
     when_note!()
 );
+
+const UNINSTALL_EXAMPLES: &str = "Examples:
+  asof uninstall 'host=db.internal dbname=shop user=postgres' --dry-run
+  asof uninstall 'postgres://postgres@db.internal/shop'
+  asof uninstall 'host=db dbname=shop' --slot asof_reports --publication asof_reports
+
+Drops the replication slot, the publication if asof created it (never one that existed before),
+and the DDL capture's event triggers and functions. Refused while `asof tail` streams from the
+slot. The store is not touched; once the slot is gone its history cannot continue, so a later
+`asof tail` needs a new store.";
 
 const DEMO_EXAMPLES: &str = "Examples:
   asof demo

@@ -25,5 +25,7 @@ mod misc;
 mod pipes;
 #[path = "cli/queries.rs"]
 mod queries;
+#[path = "cli/source_cleanup.rs"]
+mod source_cleanup;
 #[path = "cli/tail_options.rs"]
 mod tail_options;

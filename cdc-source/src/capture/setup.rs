@@ -1,14 +1,26 @@
-//! A session's set-up, before anything streams: preflight checks of the
-//! server and the published tables, then either beginning a new history
+//! A session's set-up, before anything streams: checks of the server, the
+//! slot and the published tables, then either beginning a new history
 //! (slot, initial copy) or checking that the existing slot continues the
 //! store's history without a gap.
+//!
+//! A refused or failed start leaves the source as it was. Every check that
+//! can refuse runs before anything is created, and the publication and the
+//! DDL capture are created in one transaction with the checks of the
+//! tables they publish, so a refusal rolls them back. What this start
+//! created is remembered; if the new history fails before it is stored
+//! (slot creation, the initial copy), exactly that is removed again, never
+//! what existed before. Before creating a slot the store records which
+//! slot its first run uses, so a first run that was killed (and could not
+//! clean up) is recognised by the next: its slot is dropped and created
+//! again, and its partial copy was already discarded when the store opened.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use changelog::{Lsn, SourceInfo, Store};
 use tokio_postgres::Client;
 
-use super::{CaptureEvent, Run, Until};
+use super::{chain, CaptureEvent, Run, Until};
 use crate::assemble::Assembler;
 use crate::catalog::{self, ServerInfo, SlotInfo};
 use crate::ddl;
@@ -16,6 +28,11 @@ use crate::error::{CaptureError, Result};
 use crate::replication::{ReplicationClient, SlotSnapshot, SystemIdentity};
 use crate::snapshot::{self, CopyPlan};
 use crate::sql;
+use crate::uninstall::{self, Installed};
+
+/// How long a killed first run's slot may stay active (its server process
+/// notices the lost connection) before it counts as in use.
+const LEFTOVER_SLOT_WAIT: Duration = Duration::from_secs(10);
 
 /// The source, checked and ready to stream.
 pub(super) struct Connected {
@@ -36,6 +53,16 @@ struct Source {
     all_tables: bool,
 }
 
+/// How this session starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// The store holds a history; its slot continues it.
+    Resume,
+    /// The store is empty: a new history. `leftover`: the slot exists,
+    /// left by this store's own unfinished first run.
+    Begin { leftover: bool },
+}
+
 /// Checks the source, then begins a history or checks the resumed one.
 pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
     store: &mut Store,
@@ -43,39 +70,30 @@ pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
 ) -> Result<Connected> {
     let opts = run.opts;
     let mut client = sql::connect(&opts.conninfo).await?;
-    let source = preflight(&client, run).await?;
+    let server = catalog::check_server(&client).await?;
+    if opts.until == Until::CaughtUp && run.target.is_none() {
+        run.target = Some(catalog::current_wal_lsn(&client).await?);
+    }
     let mut repl = ReplicationClient::connect(opts.conninfo.config()).await?;
     let ident = repl.identify_system().await?;
-    check_same_source(store, &source.server, &ident)?;
-    let slot = catalog::slot(&client, &opts.slot).await?;
+    let start = plan_start(store, &client, &opts.slot, &server, &ident).await?;
+    let (source, mut created) = preflight(&mut client, run, server, start != Start::Resume).await?;
     let mut assembler = Assembler::from_catalog(store.catalog());
     if !source.all_tables {
         assembler.set_published(Some(source.tables.iter().copied().collect::<HashSet<u32>>()));
     }
-    match (store.watermark(), slot) {
-        (None, None) => {
-            let history = History {
-                client: &mut client,
-                repl: &mut repl,
-                assembler: &mut assembler,
-                source: &source,
-                ident: &ident,
-            };
-            history.begin(store, run).await?;
+    if let Start::Begin { leftover } = start {
+        let history = History {
+            client: &mut client,
+            repl: &mut repl,
+            assembler: &mut assembler,
+            source: &source,
+            ident: &ident,
+        };
+        if let Err(e) = history.begin(store, run, leftover, &mut created).await {
+            take_back(run, &created).await;
+            return Err(e);
         }
-        (None, Some(_)) => {
-            return Err(CaptureError::SlotWithoutHistory {
-                slot: opts.slot.clone(),
-            })
-        }
-        (Some(w), None) => {
-            return Err(CaptureError::SlotMissing {
-                slot: opts.slot.clone(),
-                commit_time: w.commit_time,
-                commit_lsn: w.commit_lsn,
-            })
-        }
-        (Some(_), Some(slot)) => check_resumed_slot(&opts.slot, &slot, store.scanned_through())?,
     }
     Ok(Connected {
         client,
@@ -84,28 +102,103 @@ pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
     })
 }
 
-/// Server settings and privileges, the publication and its tables' keys,
-/// the DDL capture; fixes `--until caught-up`'s target at the first session.
-async fn preflight<F: FnMut(CaptureEvent) + Send>(client: &Client, run: &mut Run<'_, F>) -> Result<Source> {
+/// Decides between a new history and a resumed one, refusing a slot that
+/// cannot continue the store's history, before anything is created.
+async fn plan_start(
+    store: &Store,
+    client: &Client,
+    slot_name: &str,
+    server: &ServerInfo,
+    ident: &SystemIdentity,
+) -> Result<Start> {
+    let slot = catalog::slot(client, slot_name).await?;
+    let Some(w) = store.watermark() else {
+        return match slot {
+            None => {
+                catalog::check_free_slot(client).await?;
+                Ok(Start::Begin { leftover: false })
+            }
+            Some(slot) if is_first_run_slot(store.source_info()?.as_ref(), slot_name, &slot, server, ident) => {
+                Ok(Start::Begin { leftover: true })
+            }
+            Some(_) => Err(CaptureError::SlotWithoutHistory {
+                slot: slot_name.to_owned(),
+            }),
+        };
+    };
+    check_same_source(store, server, ident)?;
+    match slot {
+        None => Err(CaptureError::SlotMissing {
+            slot: slot_name.to_owned(),
+            commit_time: w.commit_time,
+            commit_lsn: w.commit_lsn,
+        }),
+        Some(slot) => {
+            check_resumed_slot(slot_name, &slot, store.scanned_through())?;
+            Ok(Start::Resume)
+        }
+    }
+}
+
+/// Whether `slot` is the one an empty store's own first run created (and
+/// was cut short): the store's record names it on this database, and it
+/// was never acknowledged past where it was created. Any other slot is
+/// not asof's to drop.
+fn is_first_run_slot(
+    record: Option<&SourceInfo>,
+    name: &str,
+    slot: &SlotInfo,
+    server: &ServerInfo,
+    ident: &SystemIdentity,
+) -> bool {
+    record.is_some_and(|r| {
+        r.slot == name
+            && r.system_id == ident.system_id
+            && r.database == server.database
+            && slot.plugin.as_deref() == Some("pgoutput")
+            // Zero: killed between creating the slot and recording where.
+            && (r.slot_consistent_point == Lsn::ZERO || slot.confirmed_flush == Some(r.slot_consistent_point))
+    })
+}
+
+/// In one transaction: the publication (created when missing) and its
+/// tables' keys, the privilege to copy them, and the DDL capture. A check
+/// that refuses rolls the publication and triggers back. Returns what
+/// the transaction created.
+async fn preflight<F: FnMut(CaptureEvent) + Send>(
+    client: &mut Client,
+    run: &mut Run<'_, F>,
+    server: ServerInfo,
+    begin: bool,
+) -> Result<(Source, Vec<Installed>)> {
     let opts = run.opts;
-    let server = catalog::check_server(client).await?;
-    if opts.until == Until::CaughtUp && run.target.is_none() {
-        run.target = Some(catalog::current_wal_lsn(client).await?);
+    let mut created = Vec::new();
+    let txn = client.transaction().await?;
+    if catalog::ensure_publication(&txn, &opts.publication, &opts.tables).await? {
+        created.push(Installed::Publication(opts.publication.clone()));
     }
-    catalog::ensure_publication(client, &opts.publication, &opts.tables).await?;
-    let published = catalog::published_tables(client, &opts.publication).await?;
-    for (oid, _) in &published {
-        let schema = catalog::describe_table(client, *oid).await?;
+    let published = catalog::published_tables(&txn, &opts.publication).await?;
+    for (oid, name) in &published {
+        let schema = catalog::describe_table(&txn, *oid).await?;
         catalog::check_identity(&schema)?;
+        if begin && opts.snapshot {
+            catalog::check_select(&txn, *oid, name).await?;
+        }
     }
-    let all_tables: bool = client
+    let all_tables: bool = txn
         .query_one(
             "SELECT puballtables FROM pg_publication WHERE pubname = $1",
             &[&opts.publication],
         )
         .await?
         .get(0);
-    if !ddl::install(client, &opts.publication, server.superuser).await? {
+    let had_ddl = ddl::is_installed(&txn, &opts.publication).await?;
+    let ddl_on = ddl::install(&txn, &opts.publication, server.superuser).await?;
+    if ddl_on && !had_ddl {
+        created.extend(uninstall::ddl_objects(&opts.publication));
+    }
+    txn.commit().await?;
+    if !ddl_on {
         run.notice(
             "DDL capture is off (creating event triggers needs a superuser): column changes are recorded at the \
              table's next row change, and DDL-only transactions, ADD COLUMN defaults for existing rows and \
@@ -113,11 +206,37 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(client: &Client, run: &mut Run
                 .into(),
         );
     }
-    Ok(Source {
+    let source = Source {
         server,
         tables: published.into_iter().map(|(oid, _)| oid).collect(),
         all_tables,
-    })
+    };
+    Ok((source, created))
+}
+
+/// Removes what a failed start created (newest first), on a connection of
+/// its own since the failure may have broken the others. A removal that
+/// fails is reported, with the command that finishes it.
+async fn take_back<F: FnMut(CaptureEvent) + Send>(run: &mut Run<'_, F>, created: &[Installed]) {
+    if created.is_empty() {
+        return;
+    }
+    let newest_first: Vec<Installed> = created.iter().rev().cloned().collect();
+    let listed = newest_first
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let outcome = match sql::connect(&run.opts.conninfo).await {
+        Ok(client) => uninstall::remove(&client, &newest_first).await.map_err(|e| chain(&e)),
+        Err(e) => Err(chain(&e)),
+    };
+    match outcome {
+        Ok(()) => run.notice(format!("the start failed; removed what it created: {listed}")),
+        Err(why) => run.notice(format!(
+            "the start failed and could not remove {listed} ({why}); `asof uninstall` removes them"
+        )),
+    }
 }
 
 /// Refuses a store that holds the history of another database.
@@ -173,21 +292,48 @@ struct History<'c> {
 impl History<'_> {
     /// Creates the slot, stores the base state at its consistent point (the
     /// rows copied in its snapshot, or only the tables' shapes), and records
-    /// which source the store belongs to.
-    async fn begin<F: FnMut(CaptureEvent) + Send>(self, store: &mut Store, run: &mut Run<'_, F>) -> Result<()> {
+    /// which source the store belongs to. The slot, once created, is added
+    /// to `created`.
+    async fn begin<F: FnMut(CaptureEvent) + Send>(
+        self,
+        store: &mut Store,
+        run: &mut Run<'_, F>,
+        leftover: bool,
+        created: &mut Vec<Installed>,
+    ) -> Result<()> {
         let opts = run.opts;
-        catalog::check_free_slot(self.client).await?;
-        let created = self
+        if leftover {
+            drop_leftover_slot(self.client, self.repl, &opts.slot).await?;
+            run.notice(format!(
+                "dropped replication slot {}, left by this store's unfinished first run",
+                opts.slot
+            ));
+        }
+        let mut info = SourceInfo {
+            system_id: self.ident.system_id.clone(),
+            database: self.source.server.database.clone(),
+            slot: opts.slot.clone(),
+            publication: opts.publication.clone(),
+            slot_consistent_point: Lsn::ZERO,
+            conninfo_redacted: opts.conninfo.to_string(),
+        };
+        // Before the slot exists, so a run killed after creating it is
+        // recognised by the next one (see `is_first_run_slot`).
+        store.set_source_info(&info)?;
+        let slot = self
             .repl
             .create_logical_slot(&opts.slot, "pgoutput", SlotSnapshot::Export)
             .await?;
-        let cp = created.consistent_point;
+        created.push(Installed::Slot(opts.slot.clone()));
+        let cp = slot.consistent_point;
+        info.slot_consistent_point = cp;
+        store.set_source_info(&info)?;
         // Every streamed commit is at or above the consistent point.
         let base = cp.prev();
         run.notice(format!("created replication slot {} at {cp}", opts.slot));
         let tables = &self.source.tables;
         if opts.snapshot {
-            let name = created.snapshot_name.clone().unwrap_or_default();
+            let name = slot.snapshot_name.clone().unwrap_or_default();
             let plan = CopyPlan {
                 snapshot_name: &name,
                 tables,
@@ -195,6 +341,8 @@ impl History<'_> {
                 end_lsn: cp,
             };
             let on_event = &mut run.on_event;
+            // A copy cut short leaves chunks the store discards when it is
+            // next opened (they are marked in flight).
             run.summary.copied_rows = snapshot::copy_tables(self.client, store, self.assembler, &plan, |p| {
                 on_event(CaptureEvent::Copy(p.clone()))
             })
@@ -202,16 +350,22 @@ impl History<'_> {
         } else {
             snapshot::record_shapes(self.client, store, self.assembler, tables, base, cp).await?;
         }
-        store.set_source_info(&SourceInfo {
-            system_id: self.ident.system_id.clone(),
-            database: self.source.server.database.clone(),
-            slot: opts.slot.clone(),
-            publication: opts.publication.clone(),
-            slot_consistent_point: cp,
-            conninfo_redacted: opts.conninfo.to_string(),
-        })?;
         Ok(())
     }
+}
+
+/// Drops the slot a killed first run of this store left, once the server
+/// noticed that run is gone.
+async fn drop_leftover_slot(client: &Client, repl: &mut ReplicationClient, name: &str) -> Result<()> {
+    let waited = Instant::now();
+    while catalog::slot(client, name).await?.is_some_and(|s| s.active) {
+        if waited.elapsed() > LEFTOVER_SLOT_WAIT {
+            return Err(CaptureError::SlotInUse { slot: name.to_owned() });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    repl.drop_slot(name, false).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -226,6 +380,65 @@ mod tests {
             wal_status: Some("reserved".into()),
             active: false,
         }
+    }
+
+    fn record() -> SourceInfo {
+        SourceInfo {
+            system_id: "sys".into(),
+            database: "db".into(),
+            slot: "s".into(),
+            publication: "p".into(),
+            slot_consistent_point: Lsn(100),
+            conninfo_redacted: String::new(),
+        }
+    }
+
+    fn here() -> (ServerInfo, SystemIdentity) {
+        let server = ServerInfo {
+            version_num: 160_000,
+            superuser: true,
+            database: "db".into(),
+        };
+        let ident = SystemIdentity {
+            system_id: "sys".into(),
+            timeline: 1,
+            xlog_pos: Lsn(200),
+            dbname: Some("db".into()),
+        };
+        (server, ident)
+    }
+
+    #[test]
+    fn only_the_store_s_own_unfinished_slot_is_a_leftover() {
+        let (server, ident) = here();
+        let leftover = |r: Option<&SourceInfo>, slot: &SlotInfo| is_first_run_slot(r, "s", slot, &server, &ident);
+        assert!(leftover(Some(&record()), &healthy()));
+        let killed_before_recording = SourceInfo {
+            slot_consistent_point: Lsn::ZERO,
+            ..record()
+        };
+        assert!(leftover(Some(&killed_before_recording), &healthy()));
+        assert!(!leftover(None, &healthy()), "no record: another tool's slot");
+        let moved = SlotInfo {
+            confirmed_flush: Some(Lsn(150)),
+            ..healthy()
+        };
+        assert!(!leftover(Some(&record()), &moved), "acknowledged since: not ours");
+        let other_plugin = SlotInfo {
+            plugin: Some("test_decoding".into()),
+            ..healthy()
+        };
+        assert!(!leftover(Some(&record()), &other_plugin));
+        let other_slot = SourceInfo {
+            slot: "t".into(),
+            ..record()
+        };
+        assert!(!leftover(Some(&other_slot), &healthy()));
+        let other_system = SourceInfo {
+            system_id: "other".into(),
+            ..record()
+        };
+        assert!(!leftover(Some(&other_system), &healthy()));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod rows;
 mod status;
 mod tables;
 mod tail;
+mod uninstall;
 
 use std::path::Path;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(&cli.store, a),
         Command::Compact(a) => compact::run(&cli.store, a),
         Command::Demo(a) => demo::run(a),
+        Command::Uninstall(a) => uninstall::run(a),
     }
 }
 

@@ -14,11 +14,11 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     // `--tables a,,b` names two tables.
     let tables = a.tables.into_iter().filter(|t| !t.name.is_empty()).collect();
     let store = open_writer(store_path)?;
-    eprintln!("capturing {} into {}", a.conninfo, store_path.display());
+    eprintln!("capturing {} into {}", a.source.conninfo, store_path.display());
     let opts = CaptureOptions {
-        conninfo: a.conninfo,
-        slot: a.slot,
-        publication: a.publication,
+        conninfo: a.source.conninfo,
+        slot: a.source.slot,
+        publication: a.source.publication,
         tables,
         snapshot: !a.no_snapshot,
         until: a.until.unwrap_or(Until::Forever),

@@ -19,10 +19,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-const SUBCOMMANDS: &[&str] = &[
-    "tail", "snapshot", "get", "history", "diff", "changes", "tables", "status", "compact", "demo",
-];
-
 const SCHEMA: &str = "
 CREATE TABLE customers (id int PRIMARY KEY, name text);
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, status text);

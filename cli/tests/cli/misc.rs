@@ -2,10 +2,6 @@
 
 use crate::support::*;
 
-const SUBCOMMANDS: &[&str] = &[
-    "tail", "snapshot", "get", "history", "diff", "changes", "tables", "status", "compact", "demo",
-];
-
 #[test]
 fn every_subcommand_help_has_examples() {
     for sub in SUBCOMMANDS {

@@ -11,6 +11,21 @@ use pg_fixture::PgCluster;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_asof");
 
+/// Every subcommand, in the order the help examples run.
+pub const SUBCOMMANDS: &[&str] = &[
+    "tail",
+    "snapshot",
+    "get",
+    "history",
+    "diff",
+    "changes",
+    "tables",
+    "status",
+    "compact",
+    "demo",
+    "uninstall",
+];
+
 /// How long any single `asof` invocation may take before the test gives up.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
