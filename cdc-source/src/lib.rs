@@ -27,6 +27,7 @@ pub mod conninfo;
 pub mod ddl;
 mod error;
 pub mod identity;
+pub mod output;
 pub mod pgoutput;
 pub mod replication;
 mod sink;

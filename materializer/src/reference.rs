@@ -64,7 +64,7 @@ fn key_of(t: TableId, schema: &TableSchema, row: &[Datum]) -> Vec<u8> {
 /// Applies one schema change to one table's state, rewriting every row.
 fn apply_schema(ts: &mut TableState, change: &SchemaChange) {
     match change {
-        SchemaChange::Drop => *ts = TableState::default(),
+        SchemaChange::Drop | SchemaChange::Uncaptured { .. } => *ts = TableState::default(),
         SchemaChange::Define { schema, backfill } => {
             let Some(old) = ts.schema.take() else {
                 *ts = TableState {
@@ -133,7 +133,7 @@ impl Reference {
             match rec {
                 ChangeRecord::Schema { table, change } => {
                     let ts = state.tables.entry(*table).or_default();
-                    if matches!(change, SchemaChange::Drop) {
+                    if matches!(change, SchemaChange::Drop | SchemaChange::Uncaptured { .. }) {
                         touched.extend(ts.rows.keys().map(|k| (*table, k.clone())));
                     }
                     apply_schema(ts, change);

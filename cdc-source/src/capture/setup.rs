@@ -43,7 +43,7 @@ pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
 ) -> Result<Connected> {
     let opts = run.opts;
     let mut client = sql::connect(&opts.conninfo).await?;
-    let source = preflight(&client, run).await?;
+    let source = preflight(&client, run, store.watermark().is_none()).await?;
     let mut repl = ReplicationClient::connect(opts.conninfo.config()).await?;
     let ident = repl.identify_system().await?;
     check_same_source(store, &source.server, &ident)?;
@@ -86,7 +86,14 @@ pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
 
 /// Server settings and privileges, the publication and its tables' keys,
 /// the DDL capture; fixes `--until caught-up`'s target at the first session.
-async fn preflight<F: FnMut(CaptureEvent) + Send>(client: &Client, run: &mut Run<'_, F>) -> Result<Source> {
+/// A table without a usable key refuses a `fresh` history (nothing is
+/// stored yet, the advice says what to fix); a resumed history goes on and
+/// the stream records such a table as uncaptured.
+async fn preflight<F: FnMut(CaptureEvent) + Send>(
+    client: &Client,
+    run: &mut Run<'_, F>,
+    fresh: bool,
+) -> Result<Source> {
     let opts = run.opts;
     let server = catalog::check_server(client).await?;
     if opts.until == Until::CaughtUp && run.target.is_none() {
@@ -96,7 +103,12 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(client: &Client, run: &mut Run
     let published = catalog::published_tables(client, &opts.publication).await?;
     for (oid, _) in &published {
         let schema = catalog::describe_table(client, *oid).await?;
-        catalog::check_identity(&schema)?;
+        match catalog::check_identity(&schema) {
+            Err(CaptureError::NoReplicaIdentity { table, reason }) if !fresh => {
+                run.notice(format!("table {table} is not captured: {reason}"));
+            }
+            checked => checked?,
+        }
     }
     let all_tables: bool = client
         .query_one(
@@ -105,6 +117,16 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(client: &Client, run: &mut Run
         )
         .await?
         .get(0);
+    if all_tables {
+        let unlogged = catalog::unlogged_tables(client).await?;
+        if !unlogged.is_empty() {
+            let names: Vec<String> = unlogged.iter().map(ToString::to_string).collect();
+            run.notice(format!(
+                "unlogged tables are not captured (their changes are not written to the WAL): {}",
+                names.join(", ")
+            ));
+        }
+    }
     if !ddl::install(client, &opts.publication, server.superuser).await? {
         run.notice(
             "DDL capture is off (creating event triggers needs a superuser): column changes are recorded at the \

@@ -153,7 +153,7 @@ impl Store {
                     keys::encode_schema_key(sv.table, sv.version.0),
                     meta::encode(sv),
                 );
-                if let SchemaChange::Define { schema, .. } = &sv.change {
+                if let SchemaChange::Define { schema, .. } | SchemaChange::Uncaptured { schema, .. } = &sv.change {
                     batch.put_cf(
                         self.cf(cf::TABLES)?,
                         keys::encode_table_key(sv.table),
@@ -338,7 +338,8 @@ impl Store {
         // transaction cut short leaves no schema behind.
         pending.schemas.entry(t).or_default().push(sv);
         pending.max_table = Some(pending.max_table.unwrap_or(0).max(t.0));
-        if matches!(change, SchemaChange::Drop) {
+        // An uncaptured table's earlier rows are no longer known to be current.
+        if matches!(change, SchemaChange::Drop | SchemaChange::Uncaptured { .. }) {
             self.write_reset(batch, pending, state, t, lsn, ResetKind::Drop)?;
         }
         Ok(())
