@@ -387,8 +387,17 @@ impl Assembler {
                 let was_uncaptured = self.uncaptured.get(&oid).map(|v| v.id);
                 let missing = identity::missing_key(&ev.schema);
                 if let Some(id) = was_uncaptured.filter(|_| missing.is_some() || !ev.rewrite) {
-                    // Still without a key, or a key without the rows.
-                    self.uncaptured.insert(oid, TableView { id, schema: ev.schema });
+                    // Still without a key (the advice may have changed with
+                    // the table), or a key without the rows.
+                    let before = self.uncaptured.get(&oid).and_then(|v| identity::missing_key(&v.schema));
+                    match missing {
+                        Some(reason) if before.as_ref() != Some(&reason) => {
+                            self.set_uncaptured(oid, id, ev.schema, reason);
+                        }
+                        _ => {
+                            self.uncaptured.insert(oid, TableView { id, schema: ev.schema });
+                        }
+                    }
                     return Ok(Fed::Nothing);
                 }
                 let prev = self.by_oid.get(&oid).cloned();
