@@ -162,7 +162,7 @@ pub struct State {
 
 fn apply_schema(ts: &mut TableState, change: &SchemaChange) {
     match change {
-        SchemaChange::Drop => *ts = TableState::default(),
+        SchemaChange::Drop | SchemaChange::Uncaptured { .. } => *ts = TableState::default(),
         SchemaChange::Define { schema, backfill } => {
             let Some(old) = ts.schema.take() else {
                 *ts = TableState {
@@ -211,7 +211,7 @@ impl State {
         match rec {
             ChangeRecord::Schema { table, change } => {
                 apply_schema(self.tables.entry(*table).or_default(), change);
-                if matches!(change, SchemaChange::Drop) {
+                if matches!(change, SchemaChange::Drop | SchemaChange::Uncaptured { .. }) {
                     written.remove(table);
                 }
                 rec.clone()
@@ -322,7 +322,7 @@ impl Model {
             match rec {
                 ChangeRecord::Schema { table, change } => {
                     schema_changes.push((*table, change.clone()));
-                    if matches!(change, SchemaChange::Drop) {
+                    if matches!(change, SchemaChange::Drop | SchemaChange::Uncaptured { .. }) {
                         resets.insert(*table, ResetKind::Drop);
                     }
                 }
