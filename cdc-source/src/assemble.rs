@@ -274,14 +274,15 @@ impl Assembler {
             .columns
             .iter()
             .map(|c| {
-                // Under REPLICA IDENTITY FULL pgoutput flags every column; keep
-                // the narrower key the table already had when it still fits.
+                // Under REPLICA IDENTITY FULL pgoutput flags every column, and
+                // under NOTHING none; keep the key the table already had (its
+                // primary key, from the catalog) when it still fits.
                 let prev_key = prev
                     .as_ref()
                     .and_then(|p| p.schema.columns.iter().find(|pc| pc.name == c.name))
                     .map(|pc| pc.is_key);
                 let is_key = match (r.replica_identity, prev_key) {
-                    (crate::pgoutput::ReplicaIdentity::Full, Some(k))
+                    (crate::pgoutput::ReplicaIdentity::Full | crate::pgoutput::ReplicaIdentity::Nothing, Some(k))
                         if prev.as_ref().is_some_and(|p| {
                             p.schema
                                 .columns

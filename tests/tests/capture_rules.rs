@@ -148,6 +148,11 @@ fn tables_without_a_key_are_never_answered_and_are_picked_up_once_keyed() {
     captured.push(look(&[("loses", "id")]));
     run("ALTER TABLE loses DROP CONSTRAINT loses_pkey; INSERT INTO loses VALUES (1, 'one')");
     unanswered.push((look(&[]).lsn, "loses"));
+    // Under REPLICA IDENTITY NOTHING the primary key still tells rows apart
+    // (Postgres then allows only inserts).
+    run("CREATE TABLE nothing (id int PRIMARY KEY, v text); ALTER TABLE nothing REPLICA IDENTITY NOTHING");
+    run("INSERT INTO nothing VALUES (1, 'a'), (2, 'a')");
+    captured.push(look(&[("nothing", "id")]));
     // A table that stays without a key does not stop a restart.
     run("CREATE TABLE stays (a int); INSERT INTO stays VALUES (1)");
     unanswered.push((look(&[]).lsn, "stays"));
