@@ -56,14 +56,43 @@ pub async fn install(client: &Client, publication: &str, superuser: bool) -> Res
     if !superuser {
         return Ok(false);
     }
-    client
-        .batch_execute(&install_sql(publication))
-        .await
-        .map_err(|e| match e.code() {
-            Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::DdlTriggersDenied,
-            _ => CaptureError::Sql(e),
-        })?;
+    let sql = format!(
+        "{}{}",
+        drop_stale_sql(client, publication).await?,
+        install_sql(publication)
+    );
+    client.batch_execute(&sql).await.map_err(|e| match e.code() {
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::DdlTriggersDenied,
+        _ => CaptureError::Sql(e),
+    })?;
     Ok(true)
+}
+
+/// Drops the triggers an earlier install left for this publication under
+/// other names (the names were once made differently): they would send
+/// every message a second time. They are found by the publication literal
+/// in their `ddl_command_end` function.
+async fn drop_stale_sql(client: &Client, publication: &str) -> Result<String> {
+    let needle = format!("p.pubname = {}", quote_literal(publication));
+    let current = format!("asof_ddl_end_{}", name_suffix(publication));
+    let rows = client
+        .query(
+            "SELECT e.evtname::text FROM pg_catalog.pg_event_trigger e \
+             JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
+             WHERE e.evtname LIKE 'asof\\_ddl\\_end\\_%' AND strpos(p.prosrc, $1) > 0 AND e.evtname <> $2",
+            &[&needle, &current],
+        )
+        .await?;
+    let mut sql = String::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let suffix = name.trim_start_matches("asof_ddl_end_");
+        for kind in ["start", "rewrite", "end", "drop"] {
+            let trigger = quote_ident(&format!("asof_ddl_{kind}_{suffix}"));
+            sql.push_str(&format!("DROP EVENT TRIGGER IF EXISTS {trigger};\n"));
+        }
+    }
+    Ok(sql)
 }
 
 /// A suffix for the trigger and function names that differs for different

@@ -342,6 +342,15 @@ fn no_user_name_breaks_the_capture() {
             cols.join(", ")
         ));
     }
+    // A trigger an earlier release left for the same publication under
+    // another name must go, or every message would come twice.
+    setup.push_str(
+        "CREATE FUNCTION public.asof_ddl_end_my_pub() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+         BEGIN -- p.pubname = 'My,Pub'
+           IF tg_tag <> 'CREATE PUBLICATION' THEN RAISE EXCEPTION 'stale trigger'; END IF;
+         END $f$;
+         CREATE EVENT TRIGGER asof_ddl_end_my_pub ON ddl_command_end EXECUTE FUNCTION public.asof_ddl_end_my_pub();",
+    );
     pg.execute(&setup).expect("setup");
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
