@@ -10,7 +10,10 @@
 //! acknowledged only after the store made the data durable (see the
 //! [`mod@capture`] module docs for the argument), and
 //! transient failures reconnect with backoff. DDL is captured through
-//! event triggers ([`ddl`]).
+//! event triggers ([`ddl`]). Values are stored as Postgres prints them in
+//! one fixed set of output settings ([`output`]); a table whose rows
+//! cannot be told apart is never captured with a made-up key
+//! ([`identity::missing_key`]).
 //!
 //! Central pieces: [`conninfo`] (libpq connection strings), [`replication`]
 //! (the streaming replication protocol), [`pgoutput`] (the wire decoder),
