@@ -8,6 +8,11 @@
 //! before a table's next change after its shape changed). A Relation whose
 //! shape equals the current one records nothing.
 //!
+//! A table whose rows cannot be told apart ([`identity::missing_key`]) is
+//! recorded as uncaptured, its row changes are left out, and a notice says
+//! why; it is captured again once a DDL message brings a key together with
+//! all its rows.
+//!
 //! Pure and synchronous: it never talks to the network or the store; type
 //! names for Relation-only schemas come from a cache the stream fills.
 
@@ -20,6 +25,7 @@ use changelog::{
 
 use crate::ddl;
 use crate::error::{CaptureError, Result, StreamProblem};
+use crate::identity;
 use crate::pgoutput::{Message, OldTuple, RelationBody, TupleData, TupleValue};
 
 /// What the capture knows about one published table.
@@ -69,6 +75,10 @@ pub struct Assembler {
     open: Option<OpenTxn>,
     /// Relation OIDs published (None: every table is).
     published: Option<std::collections::HashSet<u32>>,
+    /// Published tables that are not captured (no usable key).
+    uncaptured: HashMap<u32, TableView>,
+    /// Things to tell the user, collected while feeding.
+    notices: Vec<String>,
 }
 
 impl Assembler {
@@ -79,6 +89,14 @@ impl Assembler {
             ..Assembler::default()
         };
         for (id, entry) in catalog.tables() {
+            if let Some(SchemaChange::Uncaptured { schema, .. }) = entry.history.latest().map(|v| &v.change) {
+                a.ids_by_name.insert(schema.name.clone(), id);
+                let view = TableView {
+                    id,
+                    schema: schema.clone(),
+                };
+                a.uncaptured.insert(schema.relation_oid, view);
+            }
             if let Some(schema) = entry.current_schema() {
                 a.ids_by_name.insert(schema.name.clone(), id);
                 a.by_oid.insert(
@@ -133,6 +151,11 @@ impl Assembler {
             .collect()
     }
 
+    /// Takes the notices collected since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
     /// Whether a transaction is open (between Begin and Commit).
     pub fn in_transaction(&self) -> bool {
         self.open.is_some()
@@ -185,6 +208,9 @@ impl Assembler {
                 self.relation(r);
                 Ok(Fed::Nothing)
             }
+            Message::Insert(i) if self.uncaptured.contains_key(&i.rel_id) => Ok(Fed::Nothing),
+            Message::Update(u) if self.uncaptured.contains_key(&u.rel_id) => Ok(Fed::Nothing),
+            Message::Delete(d) if self.uncaptured.contains_key(&d.rel_id) => Ok(Fed::Nothing),
             Message::Insert(i) => {
                 let t = self.known(i.rel_id, at)?;
                 let new = row(&i.new, at)?;
@@ -212,8 +238,12 @@ impl Assembler {
                 let tables = tr
                     .rel_ids
                     .iter()
+                    .filter(|r| !self.uncaptured.contains_key(r))
                     .map(|r| self.known(*r, at))
                     .collect::<Result<Vec<_>>>()?;
+                if tables.is_empty() {
+                    return Ok(Fed::Nothing);
+                }
                 self.push(ChangeRecord::Truncate { tables }, at)
             }
             Message::LogicalMessage(m) if m.transactional => self.logical_message(&m.prefix, &m.content, at),
@@ -244,14 +274,15 @@ impl Assembler {
             .columns
             .iter()
             .map(|c| {
-                // Under REPLICA IDENTITY FULL pgoutput flags every column; keep
-                // the narrower key the table already had when it still fits.
+                // Under REPLICA IDENTITY FULL pgoutput flags every column, and
+                // under NOTHING none; keep the key the table already had (its
+                // primary key, from the catalog) when it still fits.
                 let prev_key = prev
                     .as_ref()
                     .and_then(|p| p.schema.columns.iter().find(|pc| pc.name == c.name))
                     .map(|pc| pc.is_key);
                 let is_key = match (r.replica_identity, prev_key) {
-                    (crate::pgoutput::ReplicaIdentity::Full, Some(k))
+                    (crate::pgoutput::ReplicaIdentity::Full | crate::pgoutput::ReplicaIdentity::Nothing, Some(k))
                         if prev.as_ref().is_some_and(|p| {
                             p.schema
                                 .columns
@@ -283,11 +314,29 @@ impl Assembler {
             columns,
             replica_identity: ident,
         };
+        if let Some(was) = self.uncaptured.get(&r.rel_id) {
+            // Without its rows a key is no use: only a DDL message, which
+            // brings them, captures the table again.
+            if identity::missing_key(&schema).is_none() && !same_shape(&was.schema, &schema) {
+                self.notices.push(format!(
+                    "table {} now has a key, but its rows can only be read afresh by the DDL capture; it stays \
+                     uncaptured",
+                    schema.name
+                ));
+            }
+            let id = was.id;
+            self.uncaptured.insert(r.rel_id, TableView { id, schema });
+            return;
+        }
         let id = match &prev {
             Some(p) => p.id,
             None => self.id_for(&schema.name),
         };
         if prev.as_ref().is_some_and(|p| same_shape(&p.schema, &schema)) {
+            return;
+        }
+        if let Some(reason) = identity::missing_key(&schema) {
+            self.set_uncaptured(r.rel_id, id, schema, reason);
             return;
         }
         if let Some(p) = &prev {
@@ -330,11 +379,45 @@ impl Assembler {
                     self.type_names
                         .insert((c.type_oid, c.type_modifier), c.type_name.clone());
                 }
+                let open = self
+                    .open
+                    .as_mut()
+                    .ok_or_else(|| protocol(at, StreamProblem::OutsideTransaction("DDL message")))?;
+                // Rows of an earlier re-read in this transaction end here.
+                open.reread = None;
+                let was_uncaptured = self.uncaptured.get(&oid).map(|v| v.id);
+                let missing = identity::missing_key(&ev.schema);
+                if let Some(id) = was_uncaptured.filter(|_| missing.is_some() || !ev.rewrite) {
+                    // Still without a key (the advice may have changed with
+                    // the table), or a key without the rows.
+                    let before = self.uncaptured.get(&oid).and_then(|v| identity::missing_key(&v.schema));
+                    match missing {
+                        Some(reason) if before.as_ref() != Some(&reason) => {
+                            self.set_uncaptured(oid, id, ev.schema, reason);
+                        }
+                        _ => {
+                            self.uncaptured.insert(oid, TableView { id, schema: ev.schema });
+                        }
+                    }
+                    return Ok(Fed::Nothing);
+                }
                 let prev = self.by_oid.get(&oid).cloned();
-                let id = match &prev {
-                    Some(p) => p.id,
-                    None => self.id_for(&ev.schema.name),
+                let id = match (&prev, was_uncaptured) {
+                    (Some(p), _) => p.id,
+                    (None, Some(id)) => id,
+                    (None, None) => self.id_for(&ev.schema.name),
                 };
+                if let Some(reason) = missing {
+                    self.set_uncaptured(oid, id, ev.schema, reason);
+                    return Ok(Fed::Nothing);
+                }
+                if was_uncaptured.is_some() {
+                    self.uncaptured.remove(&oid);
+                    self.notices.push(format!(
+                        "table {} has a key now and is captured from here on",
+                        ev.schema.name
+                    ));
+                }
                 if let Some(p) = &prev {
                     if p.schema.name != ev.schema.name {
                         self.ids_by_name.remove(&p.schema.name);
@@ -405,7 +488,7 @@ impl Assembler {
             }
             ddl::DROP_PREFIX => {
                 let oid = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
-                let Some(view) = self.by_oid.remove(&oid) else {
+                let Some(view) = self.by_oid.remove(&oid).or_else(|| self.uncaptured.remove(&oid)) else {
                     return Ok(Fed::Nothing);
                 };
                 self.ids_by_name.remove(&view.schema.name);
@@ -419,8 +502,32 @@ impl Assembler {
                 });
                 Ok(Fed::Nothing)
             }
+            ddl::UNLOGGED_PREFIX => {
+                let name = ddl::parse_unlogged(content).map_err(|e| at_lsn(e, at))?;
+                self.notices.push(format!(
+                    "table {name} is unlogged: its changes are not written to the WAL, so it is not captured"
+                ));
+                Ok(Fed::Nothing)
+            }
             _ => Ok(Fed::Nothing),
         }
+    }
+
+    /// Records that a table is not captured from here on, and says why.
+    fn set_uncaptured(&mut self, oid: u32, id: TableId, schema: TableSchema, reason: String) {
+        self.by_oid.remove(&oid);
+        self.notices
+            .push(format!("table {} is not captured: {reason}", schema.name));
+        if let Some(open) = self.open.as_mut() {
+            open.records.push(ChangeRecord::Schema {
+                table: id,
+                change: SchemaChange::Uncaptured {
+                    schema: schema.clone(),
+                    reason,
+                },
+            });
+        }
+        self.uncaptured.insert(oid, TableView { id, schema });
     }
 }
 

@@ -199,6 +199,22 @@ pub async fn published_tables(client: &impl GenericClient, publication: &str) ->
         .collect())
 }
 
+/// Unlogged tables, which a `FOR ALL TABLES` publication leaves out.
+pub async fn unlogged_tables(client: &impl GenericClient) -> Result<Vec<TableName>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' ORDER BY 1, 2",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
 /// Reads a table's shape from the catalog (as of the client's snapshot).
 /// The key is the primary key, else the replica identity index, else every
 /// column under `REPLICA IDENTITY FULL`.
@@ -247,15 +263,16 @@ pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<Tab
     })
 }
 
-/// Errors when changes to the table could not be captured row by row.
+/// Errors when the table's rows could not be told apart
+/// ([`identity::missing_key`]): a capture does not start with such a table.
 pub fn check_identity(schema: &TableSchema) -> Result<()> {
-    if schema.columns.iter().any(|c| c.is_key) {
-        return Ok(());
+    match identity::missing_key(schema) {
+        None => Ok(()),
+        Some(reason) => Err(CaptureError::NoReplicaIdentity {
+            table: schema.name.clone(),
+            reason,
+        }),
     }
-    Err(CaptureError::NoReplicaIdentity {
-        table: schema.name.clone(),
-        qualified: qualified(&schema.name),
-    })
 }
 
 /// Errors unless the role may read the table (needed for the initial copy).

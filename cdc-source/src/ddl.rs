@@ -10,10 +10,16 @@
 //!
 //! - `asof.ddl`: the table's new shape as JSON, including for each column
 //!   the value existing rows take (`attmissingval`);
-//! - `asof.row`: after a rewrite, every row of the table in composite-text
-//!   form, so the capture re-reads the table exactly as the DDL left it,
-//!   inside the same transaction (no separate snapshot to reconcile);
-//! - `asof.drop`: a dropped table.
+//! - `asof.row`: after a rewrite, or when a table without a usable key
+//!   gains one, every row of the table in composite-text form, so the
+//!   capture re-reads the table exactly as the DDL left it, inside the same
+//!   transaction (no separate snapshot to reconcile);
+//! - `asof.drop`: a dropped table;
+//! - `asof.unlogged`: an unlogged table under a `FOR ALL TABLES`
+//!   publication, which is not in the WAL and so is not captured.
+//!
+//! Values are printed in the fixed output settings of [`crate::output`],
+//! whatever the DDL session's own settings are.
 //!
 //! Creating event triggers needs a superuser. Without one the capture still
 //! sees column changes through Relation messages (at the next change of
@@ -24,7 +30,7 @@ use serde::Deserialize;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
 
-use crate::catalog::quote_ident;
+use crate::catalog::{quote_ident, quote_literal};
 use crate::error::{CaptureError, Result};
 use crate::identity::{self, KeyMembership};
 use crate::text_formats::TextFormatError;
@@ -35,12 +41,16 @@ pub const DDL_PREFIX: &str = "asof.ddl";
 pub const ROW_PREFIX: &str = "asof.row";
 /// Logical message prefix of a dropped table.
 pub const DROP_PREFIX: &str = "asof.drop";
+/// Logical message prefix of an unlogged table, which is not captured.
+pub const UNLOGGED_PREFIX: &str = "asof.unlogged";
 
 /// The event triggers and functions the DDL capture installs for one
 /// publication (functions in schema `public`). A trigger and its function
 /// share a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DdlObjects {
+    /// On `ddl_command_start`.
+    pub start: String,
     /// On `table_rewrite`.
     pub rewrite: String,
     /// On `ddl_command_end`.
@@ -52,26 +62,22 @@ pub struct DdlObjects {
 impl DdlObjects {
     /// The names for `publication`.
     pub fn for_publication(publication: &str) -> DdlObjects {
-        let suffix: String = publication
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        DdlObjects::with_suffix(&name_suffix(publication))
+    }
+
+    fn with_suffix(suffix: &str) -> DdlObjects {
+        let name = |kind: &str| format!("asof_ddl_{kind}_{suffix}");
         DdlObjects {
-            rewrite: format!("asof_ddl_rewrite_{suffix}"),
-            end: format!("asof_ddl_end_{suffix}"),
-            drop: format!("asof_ddl_drop_{suffix}"),
+            start: name("start"),
+            rewrite: name("rewrite"),
+            end: name("end"),
+            drop: name("drop"),
         }
     }
 
-    /// The three names, in the order triggers are dropped.
-    pub fn names(&self) -> [&str; 3] {
-        [&self.rewrite, &self.end, &self.drop]
+    /// The four names, in the order triggers are dropped.
+    pub fn names(&self) -> [&str; 4] {
+        [&self.start, &self.rewrite, &self.end, &self.drop]
     }
 }
 
@@ -93,46 +99,139 @@ pub async fn is_installed(client: &impl GenericClient, publication: &str) -> Res
 
 /// Installs (or replaces) the event triggers for `publication`. Returns
 /// `false` when the role may not create event triggers.
+///
+/// The functions pin `search_path` (nothing of the user's schemas can stand
+/// in for a catalog function) and the output settings ([`crate::output`]);
+/// user tables are named only through `%I` and read through a whole-row
+/// reference of an alias, so no column or table name can change the SQL's
+/// meaning.
 pub async fn install(client: &impl GenericClient, publication: &str, superuser: bool) -> Result<bool> {
     if !superuser {
         return Ok(false);
     }
-    let names = DdlObjects::for_publication(publication);
-    let f_end = quote_ident(&names.end);
-    let f_rw = quote_ident(&names.rewrite);
-    let f_drop = quote_ident(&names.drop);
-    let (t_end, t_rw, t_drop) = (&f_end, &f_rw, &f_drop);
-    let pubname = crate::catalog::quote_literal(publication);
     let sql = format!(
+        "{}{}",
+        drop_stale_sql(client, publication).await?,
+        install_sql(publication)
+    );
+    client.batch_execute(&sql).await.map_err(|e| match e.code() {
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::DdlTriggersDenied,
+        _ => CaptureError::Sql(e),
+    })?;
+    Ok(true)
+}
+
+/// Drops the triggers an earlier install left for this publication under
+/// other names (the names were once made differently): they would send
+/// every message a second time. They are found by the publication literal
+/// in their `ddl_command_end` function.
+async fn drop_stale_sql(client: &impl GenericClient, publication: &str) -> Result<String> {
+    let needle = format!("p.pubname = {}", quote_literal(publication));
+    let current = DdlObjects::for_publication(publication).end;
+    let rows = client
+        .query(
+            "SELECT e.evtname::text FROM pg_catalog.pg_event_trigger e \
+             JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
+             WHERE e.evtname LIKE 'asof\\_ddl\\_end\\_%' AND strpos(p.prosrc, $1) > 0 AND e.evtname <> $2",
+            &[&needle, &current],
+        )
+        .await?;
+    let mut sql = String::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let stale = DdlObjects::with_suffix(name.trim_start_matches("asof_ddl_end_"));
+        for trigger in stale.names() {
+            sql.push_str(&format!("DROP EVENT TRIGGER IF EXISTS {};\n", quote_ident(trigger)));
+        }
+    }
+    Ok(sql)
+}
+
+/// A suffix for the trigger and function names that differs for different
+/// publications: the name itself when it is a short lower-case word, else
+/// a hash of it (names that differ only in case or punctuation differ).
+fn name_suffix(publication: &str) -> String {
+    let plain = publication.len() <= 40
+        && publication
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain {
+        return publication.to_owned();
+    }
+    // FNV-1a: stable across releases, unlike the standard library's hasher.
+    let hash = publication.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("h{hash:016x}")
+}
+
+/// The functions and triggers of the DDL capture.
+fn install_sql(publication: &str) -> String {
+    let names = DdlObjects::for_publication(publication);
+    let (f_start, f_end, f_rw, f_drop) = (
+        quote_ident(&names.start),
+        quote_ident(&names.end),
+        quote_ident(&names.rewrite),
+        quote_ident(&names.drop),
+    );
+    let pubname = quote_literal(publication);
+    let pinned = "SET search_path TO pg_catalog, pg_temp";
+    let output = crate::output::function_clauses();
+    // A table's rows can be told apart (see `identity::key_columns`): a
+    // primary key, a replica identity index, or FULL with some column.
+    let keyed = "(EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
+                   AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident))) \
+                 OR (c.relreplident = 'f' AND EXISTS (SELECT 1 FROM pg_attribute a \
+                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)))";
+    format!(
         r#"
-CREATE OR REPLACE FUNCTION public.{f_rw}() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION public.{f_start}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
+BEGIN
+  -- Tables without a usable key before this command: one that gains a key
+  -- is read afresh at its end.
+  PERFORM set_config('asof.keyless', coalesce((SELECT string_agg(c.oid::text, ',') FROM pg_class c
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND NOT {keyed}), ''), true);
+END $fn$;
+
+CREATE OR REPLACE FUNCTION public.{f_rw}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
 BEGIN
   PERFORM set_config('asof.rewritten',
     coalesce(current_setting('asof.rewritten', true), '') || pg_event_trigger_table_rewrite_oid()::text || ',', true);
 END $fn$;
 
-CREATE OR REPLACE FUNCTION public.{f_end}() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION public.{f_end}() RETURNS event_trigger LANGUAGE plpgsql {pinned}{output} AS $fn$
 DECLARE
-  cmd record;
-  rel oid;
-  done oid[] := '{{}}';
-  rewritten text := coalesce(current_setting('asof.rewritten', true), '');
-  payload text;
-  r record;
+  v_cmd record;
+  v_rel oid;
+  v_done oid[] := '{{}}';
+  v_rewritten text[] := string_to_array(coalesce(current_setting('asof.rewritten', true), ''), ',');
+  v_keyless text[] := string_to_array(coalesce(current_setting('asof.keyless', true), ''), ',');
+  v_reread boolean;
+  v_payload text;
+  v_row record;
 BEGIN
-  FOR cmd IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column') LOOP
-    rel := cmd.objid;
-    CONTINUE WHEN rel = ANY(done);
-    done := done || rel;
+  FOR v_cmd IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column') LOOP
+    v_rel := v_cmd.objid;
+    CONTINUE WHEN v_rel = ANY(v_done);
+    v_done := v_done || v_rel;
+    -- Unlogged tables are not in the WAL: say so, capture nothing.
+    IF EXISTS (SELECT 1 FROM pg_publication p, pg_class c WHERE p.pubname = {pubname} AND p.puballtables
+               AND c.oid = v_rel AND c.relkind IN ('r', 'p') AND c.relpersistence = 'u') THEN
+      PERFORM pg_logical_emit_message(true, '{UNLOGGED_PREFIX}', (SELECT json_build_object(
+        'schema', n.nspname, 'name', c.relname)::text
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel));
+    END IF;
     CONTINUE WHEN NOT EXISTS (
-      SELECT 1 FROM pg_publication p JOIN pg_class c ON c.oid = rel
+      SELECT 1 FROM pg_publication p JOIN pg_class c ON c.oid = v_rel
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE p.pubname = {pubname} AND c.relkind IN ('r', 'p')
-        AND (p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_tables t
-             WHERE t.pubname = p.pubname AND t.schemaname = n.nspname AND t.tablename = c.relname)));
+      WHERE p.pubname = {pubname} AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p'
+        AND (p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_tables pt
+             WHERE pt.pubname = p.pubname AND pt.schemaname = n.nspname AND pt.tablename = c.relname)));
+    SELECT v_rel::text = ANY(v_rewritten) OR (v_rel::text = ANY(v_keyless) AND {keyed})
+      INTO v_reread FROM pg_class c WHERE c.oid = v_rel;
     SELECT json_build_object(
       'oid', c.oid::bigint, 'schema', n.nspname, 'name', c.relname, 'ident', c.relreplident::text,
-      'rewrite', position(c.oid::text || ',' in ',' || rewritten) > 0,
+      'rewrite', v_reread,
       'columns', coalesce((SELECT json_agg(json_build_object(
           'name', a.attname, 'type_oid', a.atttypid::bigint, 'type_name', format_type(a.atttypid, a.atttypmod),
           'typmod', a.atttypmod,
@@ -140,41 +239,39 @@ BEGIN
           'ri', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)::int2[]), false),
           'missing', CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END) ORDER BY a.attnum)
         FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json))::text
-    INTO payload
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel;
-    PERFORM pg_logical_emit_message(true, '{DDL_PREFIX}', payload);
-    IF position(rel::text || ',' in ',' || rewritten) > 0 THEN
-      FOR r IN EXECUTE format('SELECT t::text AS v FROM %s t', rel::regclass) LOOP
-        PERFORM pg_logical_emit_message(true, '{ROW_PREFIX}', rel::text || ':' || r.v);
+    INTO v_payload
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    PERFORM pg_logical_emit_message(true, '{DDL_PREFIX}', v_payload);
+    IF v_reread THEN
+      FOR v_row IN EXECUTE (SELECT format('SELECT (asof_row.*)::text AS v FROM %I.%I AS asof_row', n.nspname, c.relname)
+                            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel) LOOP
+        PERFORM pg_logical_emit_message(true, '{ROW_PREFIX}', v_rel::text || ':' || v_row.v);
       END LOOP;
     END IF;
   END LOOP;
   PERFORM set_config('asof.rewritten', '', true);
 END $fn$;
 
-CREATE OR REPLACE FUNCTION public.{f_drop}() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION public.{f_drop}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
 DECLARE
-  obj record;
+  v_obj record;
 BEGIN
-  FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' AND NOT is_temporary LOOP
+  FOR v_obj IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' AND NOT is_temporary LOOP
     PERFORM pg_logical_emit_message(true, '{DROP_PREFIX}',
-      json_build_object('oid', obj.objid::bigint, 'schema', obj.schema_name, 'name', obj.object_name)::text);
+      json_build_object('oid', v_obj.objid::bigint, 'schema', v_obj.schema_name, 'name', v_obj.object_name)::text);
   END LOOP;
 END $fn$;
 
-DROP EVENT TRIGGER IF EXISTS {t_rw};
-DROP EVENT TRIGGER IF EXISTS {t_end};
-DROP EVENT TRIGGER IF EXISTS {t_drop};
-CREATE EVENT TRIGGER {t_rw} ON table_rewrite EXECUTE FUNCTION public.{f_rw}();
-CREATE EVENT TRIGGER {t_end} ON ddl_command_end EXECUTE FUNCTION public.{f_end}();
-CREATE EVENT TRIGGER {t_drop} ON sql_drop EXECUTE FUNCTION public.{f_drop}();
+DROP EVENT TRIGGER IF EXISTS {f_start};
+DROP EVENT TRIGGER IF EXISTS {f_rw};
+DROP EVENT TRIGGER IF EXISTS {f_end};
+DROP EVENT TRIGGER IF EXISTS {f_drop};
+CREATE EVENT TRIGGER {f_start} ON ddl_command_start EXECUTE FUNCTION public.{f_start}();
+CREATE EVENT TRIGGER {f_rw} ON table_rewrite EXECUTE FUNCTION public.{f_rw}();
+CREATE EVENT TRIGGER {f_end} ON ddl_command_end EXECUTE FUNCTION public.{f_end}();
+CREATE EVENT TRIGGER {f_drop} ON sql_drop EXECUTE FUNCTION public.{f_drop}();
 "#
-    );
-    client.batch_execute(&sql).await.map_err(|e| match e.code() {
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::DdlTriggersDenied,
-        _ => CaptureError::Sql(e),
-    })?;
-    Ok(true)
+    )
 }
 
 #[derive(Deserialize)]
@@ -206,7 +303,8 @@ pub struct DdlEvent {
     /// For each column, the value rows that existed before it was added
     /// take (Postgres's `attmissingval`); only meaningful for new columns.
     pub missing: Vec<(String, Datum)>,
-    /// The table was rewritten: `asof.row` messages with all rows follow.
+    /// The table was rewritten, or gained a usable key: `asof.row`
+    /// messages with all its rows follow.
     pub rewrite: bool,
 }
 
@@ -220,6 +318,9 @@ pub enum MessageError {
     /// An `asof.drop` message is not the expected JSON.
     #[error("bad drop message")]
     Drop(#[source] serde_json::Error),
+    /// An `asof.unlogged` message is not the expected JSON.
+    #[error("bad unlogged-table message")]
+    Unlogged(#[source] serde_json::Error),
     /// An `asof.row` message does not start with `<table oid>:`.
     #[error("bad row message: no table OID")]
     RowTable,
@@ -280,6 +381,18 @@ pub fn parse_drop(content: &[u8]) -> Result<u32, MessageError> {
     Ok(m.oid)
 }
 
+#[derive(Deserialize)]
+struct TableMessage {
+    schema: String,
+    name: String,
+}
+
+/// Decodes an `asof.unlogged` message into the table's name.
+pub fn parse_unlogged(content: &[u8]) -> Result<TableName, MessageError> {
+    let m: TableMessage = serde_json::from_slice(content).map_err(MessageError::Unlogged)?;
+    Ok(TableName::new(m.schema, m.name))
+}
+
 /// Decodes an `asof.row` message into (table OID, row values).
 pub fn parse_row(content: &[u8]) -> Result<(u32, Vec<Datum>), MessageError> {
     let colon = content.iter().position(|b| *b == b':').ok_or(MessageError::RowTable)?;
@@ -290,4 +403,27 @@ pub fn parse_row(content: &[u8]) -> Result<(u32, Vec<Datum>), MessageError> {
         .ok_or(MessageError::RowTable)?;
     let row = crate::text_formats::parse_record(rest.get(1..).unwrap_or_default()).map_err(MessageError::Row)?;
     Ok((oid, row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_names_differ_for_publications_that_differ() {
+        assert_eq!(name_suffix("asof_pub"), "asof_pub");
+        let odd = ["My,Pub", "my,pub", "my pub", "my_pub\"x", "MY_PUB"];
+        let suffixes: std::collections::HashSet<String> = odd.iter().map(|p| name_suffix(p)).collect();
+        assert_eq!(suffixes.len(), odd.len());
+        assert!(suffixes.iter().all(|s| s.len() == 17 && s.starts_with('h')));
+        assert_eq!(name_suffix("My,Pub"), name_suffix("My,Pub"));
+    }
+
+    #[test]
+    fn the_publication_is_a_literal_and_names_are_identifiers() {
+        let sql = install_sql("it's \"odd\", Pub");
+        assert!(sql.contains("p.pubname = 'it''s \"odd\", Pub'"), "{sql}");
+        assert!(sql.contains("%I.%I AS asof_row"));
+        assert!(sql.contains("SET search_path TO pg_catalog, pg_temp"));
+    }
 }

@@ -65,15 +65,12 @@ pub enum CaptureError {
     #[error("cannot install the DDL capture triggers: permission denied")]
     DdlTriggersDenied,
     /// A published table's updates and deletes could not be captured.
-    #[error(
-        "table {table} has no primary key or usable replica identity, so its updates and deletes cannot be \
-         captured; add a primary key, or run: ALTER TABLE {qualified} REPLICA IDENTITY FULL"
-    )]
+    #[error("table {table} cannot be captured: {reason}")]
     NoReplicaIdentity {
         /// The table.
         table: TableName,
-        /// Its quoted, schema-qualified name.
-        qualified: String,
+        /// Why, and the fix that fits the table's state.
+        reason: String,
     },
     /// `max_replication_slots` is exhausted.
     #[error("no free replication slot (raise max_replication_slots, or drop an unused slot)")]

@@ -3,8 +3,9 @@
 //! `pg_class.relreplident` letters, whichever way they arrive (a catalog
 //! query, the DDL capture's JSON, or a pgoutput Relation message).
 
-use changelog::ReplicaIdentity;
+use changelog::{ReplicaIdentity, TableSchema};
 
+use crate::catalog::qualified;
 use crate::pgoutput;
 
 impl From<pgoutput::ReplicaIdentity> for ReplicaIdentity {
@@ -54,6 +55,33 @@ pub fn key_columns(identity: ReplicaIdentity, columns: &[KeyMembership]) -> Vec<
         .collect()
 }
 
+/// The one rule for a table whose rows cannot be told apart (no column is
+/// a key): it is not captured, at the start or later. Returns why, with
+/// the fix that fits the table's actual state; `None` when it has a key.
+pub fn missing_key(schema: &TableSchema) -> Option<String> {
+    if schema.columns.iter().any(|c| c.is_key) {
+        return None;
+    }
+    let table = qualified(&schema.name);
+    Some(match (schema.columns.is_empty(), schema.replica_identity) {
+        (true, ReplicaIdentity::Full) => "it has no columns, so its rows cannot be told apart; it is \
+             captured once it has a column (REPLICA IDENTITY FULL then keys rows by all columns)"
+            .to_owned(),
+        (true, _) => format!(
+            "it has no columns, so its rows cannot be told apart; add a column with a primary key, or add a \
+             column and run: ALTER TABLE {table} REPLICA IDENTITY FULL"
+        ),
+        (false, ReplicaIdentity::Index) => format!(
+            "its replica identity index is gone and it has no primary key, so its rows cannot be told apart; \
+             add a primary key, or run: ALTER TABLE {table} REPLICA IDENTITY FULL"
+        ),
+        (false, _) => format!(
+            "it has no primary key or usable replica identity, so its updates and deletes cannot be captured; \
+             add a primary key, or run: ALTER TABLE {table} REPLICA IDENTITY FULL"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +112,39 @@ mod tests {
         assert_eq!(key_columns(ReplicaIdentity::Full, &[plain, plain]), [true, true]);
         assert_eq!(key_columns(ReplicaIdentity::Full, &[pk, plain]), [true, false]);
         assert_eq!(key_columns(ReplicaIdentity::Default, &[plain]), [false]);
+    }
+
+    fn table(identity: ReplicaIdentity, keys: &[bool]) -> TableSchema {
+        TableSchema {
+            name: changelog::TableName::new("public", "t"),
+            relation_oid: 1,
+            columns: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| changelog::Column {
+                    name: format!("c{i}"),
+                    type_oid: 23,
+                    type_name: "integer".into(),
+                    type_modifier: -1,
+                    is_key: *k,
+                })
+                .collect(),
+            replica_identity: identity,
+        }
+    }
+
+    #[test]
+    fn advice_fits_the_tables_state() {
+        assert_eq!(missing_key(&table(ReplicaIdentity::Default, &[true, false])), None);
+        let plain = missing_key(&table(ReplicaIdentity::Default, &[false])).expect("no key");
+        assert!(
+            plain.contains("ALTER TABLE \"public\".\"t\" REPLICA IDENTITY FULL"),
+            "{plain}"
+        );
+        // Already FULL: running it again would change nothing.
+        let empty_full = missing_key(&table(ReplicaIdentity::Full, &[])).expect("no columns");
+        assert!(!empty_full.contains("ALTER TABLE"), "{empty_full}");
+        let empty = missing_key(&table(ReplicaIdentity::Nothing, &[])).expect("no columns");
+        assert!(empty.contains("add a column"), "{empty}");
     }
 }

@@ -12,7 +12,9 @@
 //! transient failures reconnect with backoff. DDL is captured through
 //! event triggers ([`ddl`]). A start that is refused or fails leaves the
 //! source as it was, and [`uninstall`] removes everything the capture
-//! installed there.
+//! installed there. Values are stored as Postgres prints them in one fixed
+//! set of output settings ([`output`]); a table whose rows cannot be told
+//! apart is never captured with a made-up key ([`identity::missing_key`]).
 //!
 //! Central pieces: [`conninfo`] (libpq connection strings), [`replication`]
 //! (the streaming replication protocol), [`pgoutput`] (the wire decoder),
@@ -29,6 +31,7 @@ pub mod conninfo;
 pub mod ddl;
 mod error;
 pub mod identity;
+pub mod output;
 pub mod pgoutput;
 pub mod replication;
 mod sink;

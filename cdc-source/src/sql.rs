@@ -41,6 +41,8 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
         drive(conn);
         client
     };
+    // The initial copy prints values in the same settings as the stream.
+    client.batch_execute(&crate::output::set_statements()).await?;
     Ok(client)
 }
 

@@ -83,6 +83,17 @@ pub enum SchemaChange {
     },
     /// The table was dropped; it has no rows and no shape from now on.
     Drop,
+    /// The table exists in the source but is not captured from now on
+    /// (no primary key or usable replica identity, so its rows cannot be
+    /// told apart). Like a drop it has no rows and no shape; unlike a drop
+    /// readers can say why. A later `Define` captures it again, with its
+    /// rows read afresh.
+    Uncaptured {
+        /// The table's shape in the source (no column is a key).
+        schema: TableSchema,
+        /// Why it is not captured, and what would fix it.
+        reason: String,
+    },
 }
 
 /// The per-table sequence number of a schema version (0, 1, 2, ...).
@@ -108,7 +119,7 @@ impl SchemaVersion {
     pub fn schema(&self) -> Option<&TableSchema> {
         match &self.change {
             SchemaChange::Define { schema, .. } => Some(schema),
-            SchemaChange::Drop => None,
+            SchemaChange::Drop | SchemaChange::Uncaptured { .. } => None,
         }
     }
 }
@@ -140,6 +151,14 @@ impl SchemaHistory {
     pub fn at(&self, cut: Lsn) -> Option<&SchemaVersion> {
         let idx = self.versions.partition_point(|v| v.valid_from <= cut);
         idx.checked_sub(1).and_then(|i| self.versions.get(i))
+    }
+
+    /// Why the table is not captured, when its newest version says so.
+    pub fn uncaptured_reason(&self) -> Option<&str> {
+        match &self.latest()?.change {
+            SchemaChange::Uncaptured { reason, .. } => Some(reason),
+            _ => None,
+        }
     }
 
     /// A version by number.
@@ -191,7 +210,7 @@ impl SchemaHistory {
                     SchemaChange::Define { backfill, .. } => {
                         backfill.iter().find(|(n, _)| *n == col.name).map(|(_, d)| d.clone())
                     }
-                    SchemaChange::Drop => None,
+                    SchemaChange::Drop | SchemaChange::Uncaptured { .. } => None,
                 });
                 Source::Constant(fill.unwrap_or(Datum::Null))
             });

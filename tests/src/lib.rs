@@ -23,7 +23,8 @@ pub struct Observation {
     pub tables: BTreeMap<String, (Vec<String>, Vec<Vec<Datum>>)>,
 }
 
-/// Connects to a database of the cluster.
+/// Connects to a database of the cluster, in the capture's fixed output
+/// settings, so its COPY prints values as the capture stores them.
 pub async fn connect(pg: &PgCluster, db: &str) -> Client {
     let mut cfg = pg.config();
     cfg.dbname(db);
@@ -31,6 +32,10 @@ pub async fn connect(pg: &PgCluster, db: &str) -> Client {
     tokio::spawn(async move {
         let _ = conn.await;
     });
+    client
+        .batch_execute(&cdc_source::output::set_statements())
+        .await
+        .expect("output settings");
     client
 }
 
@@ -57,20 +62,16 @@ pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
     let us: i64 = row.get(1);
     let mut out = BTreeMap::new();
     for (t, order) in tables {
-        let cols: Option<String> = client
+        // An array, not a joined string: column names may contain commas.
+        let cols: Vec<String> = client
             .query_one(
-                "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
+                "SELECT coalesce(array_agg(attname::text ORDER BY attnum), '{}') FROM pg_attribute \
+                 WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
                 &[&t],
             )
             .await
             .expect("columns")
             .get(0);
-        let cols: Vec<String> = cols
-            .unwrap_or_default()
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
         let stream = client
             .copy_out(&format!("COPY (SELECT * FROM {t} ORDER BY {order}) TO STDOUT"))
             .await

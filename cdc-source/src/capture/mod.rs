@@ -26,7 +26,7 @@
 mod setup;
 mod stream;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use changelog::{Lsn, Store, TableName};
 use tokio::sync::watch;
@@ -143,21 +143,22 @@ pub async fn capture(
         summary: CaptureSummary::default(),
     };
     let mut store = store;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::default();
     // Reconnecting makes sense once the source was reached; a source that
     // is unreachable from the start is a configuration error to report.
     let mut streamed_once = false;
     loop {
-        let (returned, result) = run.session(store, &mut streamed_once).await;
+        let mut streaming_since = None;
+        let (returned, result) = run.session(store, &mut streamed_once, &mut streaming_since).await;
         match result {
             Ok(()) => return Ok(run.summary),
             Err(e) if streamed_once && e.is_transient() && !*run.shutdown.borrow() => {
-                run.notice(format!("connection lost ({}); reconnecting in {backoff:?}", chain(&e)));
+                let delay = backoff.after_session(streaming_since.map(|t: Instant| t.elapsed()));
+                run.notice(format!("connection lost ({}); reconnecting in {delay:?}", chain(&e)));
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = run.shutdown.changed() => return Ok(run.summary),
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e),
         }
@@ -181,7 +182,12 @@ struct Run<'a, F> {
 impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
     /// One connection's worth: set-up, then the stream until it stops or
     /// fails. Gives the store back unless the writer thread could not start.
-    async fn session(&mut self, mut store: Store, streamed_once: &mut bool) -> (Option<Store>, Result<()>) {
+    async fn session(
+        &mut self,
+        mut store: Store,
+        streamed_once: &mut bool,
+        streaming_since: &mut Option<Instant>,
+    ) -> (Option<Store>, Result<()>) {
         let connected = match setup::prepare(&mut store, self).await {
             Ok(c) => c,
             Err(e) => return (Some(store), Err(e)),
@@ -200,7 +206,10 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
         };
         let result = stream::Stream::open(&mut writer, connected, start, self).await;
         let result = match result {
-            Ok(stream) => stream.run().await,
+            Ok(stream) => {
+                *streaming_since = Some(Instant::now());
+                stream.run().await
+            }
             Err(e) => Err(e),
         };
         (Some(writer.join()), result)
@@ -208,6 +217,38 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
 
     fn notice(&mut self, text: String) {
         (self.on_event)(CaptureEvent::Notice(text));
+    }
+}
+
+/// The delay before reconnecting: it doubles after each failed session up
+/// to a cap, and starts over after a good connection (one that streamed
+/// for a while), so an outage next week is not retried at the cap.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(30);
+    /// A session that streamed this long was a good connection.
+    const GOOD_SESSION: Duration = Duration::from_secs(30);
+
+    /// The delay after a session that streamed for `streamed` (`None`:
+    /// it never got to stream).
+    fn after_session(&mut self, streamed: Option<Duration>) -> Duration {
+        if streamed.is_some_and(|d| d >= Self::GOOD_SESSION) {
+            self.next = Self::FIRST;
+        }
+        let delay = self.next;
+        self.next = (delay * 2).min(Self::MAX);
+        delay
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: Self::FIRST }
     }
 }
 
@@ -224,4 +265,25 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_doubles_to_the_cap_and_starts_over_after_a_good_connection() {
+        let mut b = Backoff::default();
+        let short = Some(Duration::from_secs(1));
+        let delays: Vec<Duration> = (0..8).map(|_| b.after_session(short)).collect();
+        assert_eq!(delays[0], Duration::from_millis(500));
+        assert_eq!(delays[1], Duration::from_secs(1));
+        assert_eq!(delays[7], Duration::from_secs(30));
+        assert_eq!(b.after_session(None), Duration::from_secs(30));
+        assert_eq!(
+            b.after_session(Some(Duration::from_secs(45))),
+            Duration::from_millis(500)
+        );
+        assert_eq!(b.after_session(short), Duration::from_secs(1));
+    }
 }

@@ -164,7 +164,9 @@ fn is_first_run_slot(
 /// In one transaction: the publication (created when missing) and its
 /// tables' keys, the privilege to copy them, and the DDL capture. A check
 /// that refuses rolls the publication and triggers back. Returns what
-/// the transaction created.
+/// the transaction created. A table without a usable key refuses a new
+/// history (nothing is stored yet, the advice says what to fix); a resumed
+/// history goes on and the stream records such a table as uncaptured.
 async fn preflight<F: FnMut(CaptureEvent) + Send>(
     client: &mut Client,
     run: &mut Run<'_, F>,
@@ -180,7 +182,12 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(
     let published = catalog::published_tables(&txn, &opts.publication).await?;
     for (oid, name) in &published {
         let schema = catalog::describe_table(&txn, *oid).await?;
-        catalog::check_identity(&schema)?;
+        match catalog::check_identity(&schema) {
+            Err(CaptureError::NoReplicaIdentity { table, reason }) if !begin => {
+                run.notice(format!("table {table} is not captured: {reason}"));
+            }
+            checked => checked?,
+        }
         if begin && opts.snapshot {
             catalog::check_select(&txn, *oid, name).await?;
         }
@@ -192,6 +199,16 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(
         )
         .await?
         .get(0);
+    if all_tables {
+        let unlogged = catalog::unlogged_tables(&txn).await?;
+        if !unlogged.is_empty() {
+            let names: Vec<String> = unlogged.iter().map(ToString::to_string).collect();
+            run.notice(format!(
+                "unlogged tables are not captured (their changes are not written to the WAL): {}",
+                names.join(", ")
+            ));
+        }
+    }
     let had_ddl = ddl::is_installed(&txn, &opts.publication).await?;
     let ddl_on = ddl::install(&txn, &opts.publication, server.superuser).await?;
     if ddl_on && !had_ddl {

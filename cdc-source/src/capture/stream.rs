@@ -121,9 +121,11 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             repl,
             assembler,
         } = connected;
+        // pgoutput reads a list of identifiers: quoted, any name is one.
+        let publication = catalog::quote_ident(&run.opts.publication);
         let options = [
             ("proto_version", "1"),
-            ("publication_names", run.opts.publication.as_str()),
+            ("publication_names", publication.as_str()),
             ("messages", "true"),
         ];
         let wal = repl.start_logical(&run.opts.slot, start, &options).await?;
@@ -214,7 +216,11 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
                 self.assembler.type_names.insert((oid, typmod), name);
             }
         }
-        match self.assembler.feed(msg, wal_start)? {
+        let fed = self.assembler.feed(msg, wal_start)?;
+        for notice in self.assembler.take_notices() {
+            self.run.notice(notice);
+        }
+        match fed {
             Fed::Committed(txn) => self.committed(txn).await,
             Fed::Nothing => self.spill().await,
         }

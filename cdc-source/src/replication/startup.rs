@@ -119,6 +119,9 @@ async fn send_startup(conn: &mut Conn, config: &Config, user: &str) -> Result<()
         // Query results are decoded as UTF-8.
         ("client_encoding", "UTF8"),
     ];
+    // Decoded values are printed in these, whatever the server's defaults;
+    // start-up parameters win over `options`.
+    params.extend(crate::output::OUTPUT_SETTINGS);
     if let Some(dbname) = config.get_dbname() {
         params.push(("database", dbname));
     }

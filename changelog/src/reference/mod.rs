@@ -35,7 +35,7 @@ impl TableState {
     /// NULL).
     pub fn apply_schema(&mut self, change: &SchemaChange) {
         match change {
-            SchemaChange::Drop => *self = TableState::default(),
+            SchemaChange::Drop | SchemaChange::Uncaptured { .. } => *self = TableState::default(),
             SchemaChange::Define { schema, backfill } => {
                 let Some(old) = self.schema.take() else {
                     *self = TableState {
@@ -101,7 +101,7 @@ impl State {
     pub fn apply(&mut self, rec: &ChangeRecord, fx: &mut Effects) -> ChangeRecord {
         match rec {
             ChangeRecord::Schema { table, change } => {
-                if matches!(change, SchemaChange::Drop) {
+                if matches!(change, SchemaChange::Drop | SchemaChange::Uncaptured { .. }) {
                     self.empty(*table, fx);
                 }
                 self.tables.entry(*table).or_default().apply_schema(change);
@@ -251,7 +251,7 @@ impl Reference {
             match rec {
                 ChangeRecord::Schema { table, change } => {
                     schema_changes.push((*table, change.clone()));
-                    if matches!(change, SchemaChange::Drop) {
+                    if matches!(change, SchemaChange::Drop | SchemaChange::Uncaptured { .. }) {
                         resets.insert(*table, ResetKind::Drop);
                     }
                 }

@@ -81,7 +81,7 @@ impl Store {
                     keys::encode_schema_key(sv.table, sv.version.0),
                     meta::encode(sv),
                 );
-                if let SchemaChange::Define { schema, .. } = &sv.change {
+                if let SchemaChange::Define { schema, .. } | SchemaChange::Uncaptured { schema, .. } = &sv.change {
                     batch.put_cf(
                         self.cf(cf::TABLES)?,
                         keys::encode_table_key(sv.table),

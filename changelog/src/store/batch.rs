@@ -252,7 +252,8 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         // spilled transaction cut short leaves no schema behind.
         self.pending.schemas.entry(t).or_default().push(sv);
         self.pending.max_table = Some(self.pending.max_table.unwrap_or(0).max(t.0));
-        if matches!(change, SchemaChange::Drop) {
+        // An uncaptured table's earlier rows are no longer known to be current.
+        if matches!(change, SchemaChange::Drop | SchemaChange::Uncaptured { .. }) {
             self.reset(t, ResetKind::Drop)?;
         }
         Ok(())

@@ -1,0 +1,451 @@
+//! The capture's rules for what it may not guess, against a real
+//! PostgreSQL: tables without a key, unlogged and temporary tables, the
+//! DDL session's output settings, and user names that collide with the
+//! DDL capture's own SQL. As-of answers must equal what Postgres's own COPY
+//! printed at that moment (in the capture's fixed output settings), and
+//! what is not captured must not be answered at all.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use asof_tests::{assert_matches, connect, conninfo, observe, open_store, store_table, Observation};
+use cdc_source::conninfo::parse_conninfo;
+use cdc_source::{CaptureEvent, CaptureOptions, Until};
+use changelog::{Lsn, SchemaChange, Store};
+use materializer::When;
+use pg_fixture::PgCluster;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn options(pg: &PgCluster, slot: &str, publication: &str, until: Until) -> CaptureOptions {
+    CaptureOptions {
+        conninfo: parse_conninfo(&conninfo(pg, "postgres")).expect("conninfo"),
+        slot: slot.into(),
+        publication: publication.into(),
+        tables: Vec::new(),
+        snapshot: true,
+        until,
+    }
+}
+
+type Notices = Arc<Mutex<Vec<String>>>;
+
+fn collect(notices: &Notices) -> impl FnMut(CaptureEvent) + Send + 'static {
+    let notices = notices.clone();
+    move |e| {
+        if let CaptureEvent::Notice(n) = e {
+            eprintln!("capture: {n}");
+            notices.lock().expect("notices").push(n);
+        }
+    }
+}
+
+/// A capture running while the test changes the database.
+struct Live {
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<cdc_source::Result<cdc_source::CaptureSummary>>,
+}
+
+fn start_live(
+    rt: &tokio::runtime::Runtime,
+    pg: &PgCluster,
+    dir: &std::path::Path,
+    opts: CaptureOptions,
+    notices: &Notices,
+) -> Live {
+    let slot = opts.slot.clone();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(cdc_source::capture(open_store(dir), opts, stop_rx, collect(notices)));
+    let start = Instant::now();
+    let active = format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active");
+    while pg.query_one_value(&active).ok().flatten().as_deref() != Some("1") {
+        assert!(!handle.is_finished(), "the capture stopped before streaming");
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "gave up waiting for the slot"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Live { stop, handle }
+}
+
+/// Stops the live capture, then catches up once more in a new session (a
+/// restart must accept everything the live capture recorded).
+fn finish(
+    rt: &tokio::runtime::Runtime,
+    live: Live,
+    dir: &std::path::Path,
+    opts: CaptureOptions,
+    notices: &Notices,
+) -> Store {
+    let _ = live.stop.send(true);
+    rt.block_on(live.handle).expect("join").expect("live capture");
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let opts = CaptureOptions {
+        until: Until::CaughtUp,
+        ..opts
+    };
+    rt.block_on(cdc_source::capture(open_store(dir), opts, rx, collect(notices)))
+        .expect("catch up");
+    Store::open_read_only(dir).expect("open")
+}
+
+fn notices_about<'a>(notices: &'a [String], what: &str) -> Vec<&'a String> {
+    notices.iter().filter(|n| n.contains(what)).collect()
+}
+
+/// Asserts the store answers nothing for `table` at `lsn`.
+fn assert_unanswered(store: &Store, lsn: Lsn, table: &str) {
+    let got = store_table(store, When::Lsn(lsn), table);
+    assert!(got.is_none(), "{table} at {lsn} answered as if captured: {got:?}");
+}
+
+#[test]
+fn tables_without_a_key_are_never_answered_and_are_picked_up_once_keyed() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute("CREATE TABLE base (id int PRIMARY KEY, v text); INSERT INTO base VALUES (1, 'a')")
+        .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let opts = options(&pg, "keys", "asof_keys", Until::Forever);
+    let live = start_live(&rt, &pg, dir.path(), opts.clone(), &notices);
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let run = |sql: &str| rt.block_on(client.batch_execute(sql)).expect(sql);
+    let look = |tables: &[(&str, &str)]| rt.block_on(observe(&client, tables));
+
+    let mut captured: Vec<Observation> = Vec::new();
+    let mut unanswered: Vec<(Lsn, &str)> = Vec::new();
+    // Created without a key: its rows would collapse into one.
+    run("CREATE TABLE nokey (a int, b text); INSERT INTO nokey VALUES (1, 'x'), (2, 'x'), (3, NULL)");
+    run("INSERT INTO base VALUES (2, 'b'); INSERT INTO nokey VALUES (4, 'y')");
+    unanswered.push((look(&[]).lsn, "nokey"));
+    // A zero-column table, then under FULL, then with a column.
+    run("CREATE TABLE bare ()");
+    run("ALTER TABLE bare REPLICA IDENTITY FULL");
+    unanswered.push((look(&[]).lsn, "bare"));
+    run("CREATE TABLE later_full (a int, b text); INSERT INTO later_full VALUES (1, 'p'), (2, NULL), (3, 'p')");
+    unanswered.push((look(&[]).lsn, "later_full"));
+    // Fixing the identity captures each from that point, rows and all.
+    run("ALTER TABLE nokey ADD PRIMARY KEY (a)");
+    captured.push(look(&[("nokey", "a"), ("base", "id")]));
+    run("UPDATE nokey SET b = 'z' WHERE a = 1; DELETE FROM nokey WHERE a = 2");
+    captured.push(look(&[("nokey", "a")]));
+    run("ALTER TABLE bare ADD COLUMN v int; INSERT INTO bare VALUES (7), (8), (NULL)");
+    captured.push(look(&[("bare", "v NULLS FIRST")]));
+    run("ALTER TABLE later_full REPLICA IDENTITY FULL");
+    captured.push(look(&[("later_full", "a, b")]));
+    run("UPDATE later_full SET b = 'q' WHERE a = 2");
+    captured.push(look(&[("later_full", "a, b")]));
+    // A captured table that loses its key stops being answered.
+    run("CREATE TABLE loses (id int PRIMARY KEY, v text); INSERT INTO loses VALUES (1, 'one')");
+    captured.push(look(&[("loses", "id")]));
+    run("ALTER TABLE loses DROP CONSTRAINT loses_pkey; INSERT INTO loses VALUES (1, 'one')");
+    unanswered.push((look(&[]).lsn, "loses"));
+    // Under REPLICA IDENTITY NOTHING the primary key still tells rows apart
+    // (Postgres then allows only inserts).
+    run("CREATE TABLE nothing (id int PRIMARY KEY, v text); ALTER TABLE nothing REPLICA IDENTITY NOTHING");
+    run("INSERT INTO nothing VALUES (1, 'a'), (2, 'a')");
+    captured.push(look(&[("nothing", "id")]));
+    // A table that stays without a key does not stop a restart.
+    run("CREATE TABLE stays (a int); INSERT INTO stays VALUES (1)");
+    unanswered.push((look(&[]).lsn, "stays"));
+
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &captured);
+    for (lsn, table) in &unanswered {
+        assert_unanswered(&store, *lsn, table);
+    }
+    // Recorded, with its reason, so readers can tell.
+    let recorded = store.catalog().tables().any(|(_, e)| {
+        e.history.versions().iter().any(|v| {
+            matches!(&v.change, SchemaChange::Uncaptured { schema, reason } if schema.name.name == "nokey" && reason.contains("ALTER TABLE"))
+        })
+    });
+    assert!(recorded, "nokey's uncaptured state is not in the store");
+    let stays = store.catalog().tables().find_map(|(_, e)| {
+        e.history
+            .uncaptured_reason()
+            .filter(|r| r.contains("\"stays\""))
+            .map(String::from)
+    });
+    assert!(stays.is_some(), "stays is not recorded as uncaptured");
+
+    let notices = notices.lock().expect("notices").clone();
+    let nokey = notices_about(&notices, "public.nokey is not captured");
+    assert!(
+        nokey
+            .iter()
+            .any(|n| n.contains("ALTER TABLE \"public\".\"nokey\" REPLICA IDENTITY FULL")),
+        "{notices:#?}"
+    );
+    // Advice fits the table's state: FULL is not suggested to a table under FULL.
+    let bare = notices_about(&notices, "public.bare is not captured");
+    assert!(bare.len() >= 2, "{notices:#?}");
+    let last = bare.last().expect("bare");
+    assert!(
+        last.contains("no columns") && !last.contains("ALTER TABLE"),
+        "{notices:#?}"
+    );
+    assert!(
+        !notices_about(&notices, "public.nokey has a key now").is_empty(),
+        "{notices:#?}"
+    );
+    assert!(
+        !notices_about(&notices, "public.stays is not captured").is_empty(),
+        "{notices:#?}"
+    );
+}
+
+#[test]
+fn a_new_history_refuses_a_table_without_a_key_with_fitting_advice() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute("CREATE TABLE bare (); ALTER TABLE bare REPLICA IDENTITY FULL")
+        .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let err = rt
+        .block_on(cdc_source::capture(
+            open_store(dir.path()),
+            options(&pg, "fresh", "asof_fresh", Until::CaughtUp),
+            rx,
+            |_| {},
+        ))
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        matches!(err, cdc_source::CaptureError::NoReplicaIdentity { .. }) && !text.contains("ALTER TABLE"),
+        "{text}"
+    );
+}
+
+/// Output settings a DDL session might use, each different from the fixed ones.
+const ODD_SESSION: &str = "SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'SQL, DMY'; \
+     SET IntervalStyle = 'sql_standard'; SET extra_float_digits = 0; SET bytea_output = 'escape'";
+
+#[test]
+fn values_never_depend_on_the_session_that_changed_them() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute(
+        "CREATE TABLE vals (id int PRIMARY KEY, n int4, tz timestamptz, d date, iv interval, f8 float8, by bytea, \
+                            f4 float4, ts text);
+         INSERT INTO vals VALUES
+           (1, 1, '2026-11-20 09:00:00.5+00', '2026-02-03', '1 year 2 mons 3 days 04:05:06.789', 0.1, '\\x00ff5c',
+            0.1, '2026-01-02 03:04:05'),
+           (2, NULL, '-infinity', '4713-01-01 BC', '-1 day', 1e-310, '\\x', 3.14159, '1999-12-31 23:59:59'),
+           (3, 3, NULL, NULL, NULL, 'NaN', NULL, NULL, NULL)",
+    )
+    .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let opts = options(&pg, "vals", "asof_vals", Until::Forever);
+    let live = start_live(&rt, &pg, dir.path(), opts.clone(), &notices);
+    let observer = rt.block_on(connect(&pg, "postgres"));
+    let ddl = rt.block_on(connect(&pg, "postgres"));
+    rt.block_on(ddl.batch_execute(ODD_SESSION)).expect("odd session");
+    let settings = |c: &tokio_postgres::Client| -> Vec<String> {
+        let row = rt
+            .block_on(c.query_one(
+                "SELECT current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), \
+                        current_setting('extra_float_digits'), current_setting('bytea_output')",
+                &[],
+            ))
+            .expect("settings");
+        (0..5).map(|i| row.get::<_, String>(i)).collect()
+    };
+    let before = settings(&ddl);
+    let tables = [("vals", "id")];
+    let mut observations = vec![rt.block_on(observe(&observer, &tables))];
+    for step in [
+        // Rewrites: every row is read again by the DDL capture.
+        "ALTER TABLE vals ALTER COLUMN n TYPE int8",
+        "ALTER TABLE vals ALTER COLUMN f4 TYPE float8",
+        "ALTER TABLE vals ALTER COLUMN ts TYPE timestamptz USING ts::timestamptz",
+        // Values older rows take in added columns.
+        "ALTER TABLE vals ADD COLUMN a_tz timestamptz DEFAULT '2026-01-02 03:04:05.25+00', \
+                          ADD COLUMN a_d date DEFAULT '2026-12-31', \
+                          ADD COLUMN a_iv interval DEFAULT '3 days 04:05:06', \
+                          ADD COLUMN a_f8 float8 DEFAULT 0.1, \
+                          ADD COLUMN a_by bytea DEFAULT '\\x5c00ff'",
+        "BEGIN; ALTER TABLE vals ALTER COLUMN n TYPE int4; INSERT INTO vals (id) VALUES (4); COMMIT",
+    ] {
+        rt.block_on(ddl.batch_execute(step)).expect(step);
+        observations.push(rt.block_on(observe(&observer, &tables)));
+    }
+    // The DDL session keeps its own settings.
+    assert_eq!(settings(&ddl), before);
+    assert_eq!(before[0], "Asia/Tokyo");
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &observations);
+}
+
+#[test]
+fn no_user_name_breaks_the_capture() {
+    let pg = PgCluster::start().expect("postgres");
+    // Every name the DDL capture's SQL uses, reserved words, and odd text.
+    let columns = [
+        "t",
+        "v",
+        "c",
+        "n",
+        "a",
+        "i",
+        "p",
+        "pt",
+        "r",
+        "x",
+        "asof_row",
+        "oid",
+        "rel",
+        "cmd",
+        "done",
+        "payload",
+        "rewritten",
+        "v_rel",
+        "v_row",
+        "v_cmd",
+        "v_payload",
+        "select",
+        "from",
+        "user",
+        "order",
+        "group",
+        "table",
+        "Mixed Case",
+        "quo\"te",
+        "com,ma",
+    ];
+    let quoted = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let tables = [
+        ("public", "t"),
+        ("public", "asof_row"),
+        ("public", "select"),
+        ("My Schema", "Weird \"Name\", with comma"),
+        ("from", "user"),
+    ];
+    let mut setup = String::new();
+    for (schema, table) in &tables {
+        let q = format!("{}.{}", quoted(schema), quoted(table));
+        let cols: Vec<String> = columns.iter().map(|c| format!("{} text", quoted(c))).collect();
+        setup.push_str(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (id int PRIMARY KEY, {}); \
+             INSERT INTO {q} (id, \"t\", \"user\") VALUES (1, '1', 'u'), (2, NULL, 'w');",
+            quoted(schema),
+            cols.join(", ")
+        ));
+    }
+    // A trigger an earlier release left for the same publication under
+    // another name must go, or every message would come twice.
+    setup.push_str(
+        "CREATE FUNCTION public.asof_ddl_end_my_pub() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+         BEGIN -- p.pubname = 'My,Pub'
+           IF tg_tag <> 'CREATE PUBLICATION' THEN RAISE EXCEPTION 'stale trigger'; END IF;
+         END $f$;
+         CREATE EVENT TRIGGER asof_ddl_end_my_pub ON ddl_command_end EXECUTE FUNCTION public.asof_ddl_end_my_pub();",
+    );
+    pg.execute(&setup).expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    // Capitals and a comma in the publication's name as well.
+    let opts = options(&pg, "names", "My,Pub", Until::Forever);
+    let live = start_live(&rt, &pg, dir.path(), opts.clone(), &notices);
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let names: Vec<String> = tables
+        .iter()
+        .map(|(s, t)| format!("{}.{}", quoted(s), quoted(t)))
+        .collect();
+    let observed: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "id")).collect();
+    let mut observations = vec![rt.block_on(observe(&client, &observed))];
+    for q in &names {
+        for step in [
+            // A rewrite: the rows are read again through the capture's SQL.
+            format!("ALTER TABLE {q} ALTER COLUMN \"t\" TYPE int8 USING \"t\"::int8"),
+            format!("ALTER TABLE {q} ADD COLUMN \"where\" text DEFAULT 'f'"),
+            format!("UPDATE {q} SET \"user\" = \"user\" || '!', \"select\" = 's' WHERE id = 1"),
+            format!("ALTER TABLE {q} ALTER COLUMN \"asof_row\" TYPE int4 USING length(\"user\")"),
+            format!("INSERT INTO {q} (id, \"t\") VALUES (3, 3)"),
+        ] {
+            rt.block_on(client.batch_execute(&step)).expect(&step);
+            observations.push(rt.block_on(observe(&client, &observed)));
+        }
+    }
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &observations);
+}
+
+#[test]
+fn unlogged_and_temporary_tables_are_not_answered() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute(
+        "CREATE TABLE base (id int PRIMARY KEY); CREATE UNLOGGED TABLE early (id int PRIMARY KEY); \
+         INSERT INTO early VALUES (1)",
+    )
+    .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let opts = options(&pg, "unlogged", "asof_unlogged", Until::Forever);
+    let live = start_live(&rt, &pg, dir.path(), opts.clone(), &notices);
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let other = rt.block_on(connect(&pg, "postgres"));
+    let run = |c: &tokio_postgres::Client, sql: &str| rt.block_on(c.batch_execute(sql)).expect(sql);
+    run(
+        &client,
+        "CREATE UNLOGGED TABLE ul (id int PRIMARY KEY, v text); INSERT INTO ul VALUES (1, 'a'), (2, 'b')",
+    );
+    run(
+        &other,
+        "CREATE TEMP TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)",
+    );
+    run(
+        &client,
+        "INSERT INTO base VALUES (1); UPDATE ul SET v = 'c' WHERE id = 1",
+    );
+    let before = rt.block_on(observe(&client, &[("base", "id")]));
+    // Made logged, it is captured from then on, rows and all.
+    run(&client, "ALTER TABLE ul SET LOGGED");
+    let after = rt.block_on(observe(&client, &[("base", "id"), ("ul", "id")]));
+    run(&client, "UPDATE ul SET v = 'd' WHERE id = 2");
+    let later = rt.block_on(observe(&client, &[("ul", "id")]));
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &[before.clone(), after, later]);
+    for table in ["ul", "early"] {
+        assert_unanswered(&store, before.lsn, table);
+    }
+    let names: Vec<String> = store
+        .catalog()
+        .tables()
+        .flat_map(|(_, e)| {
+            e.history
+                .versions()
+                .iter()
+                .filter_map(|v| v.schema())
+                .map(|s| s.name.to_string())
+        })
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("scratch") || n.contains("early")),
+        "{names:?}"
+    );
+    let notices = notices.lock().expect("notices").clone();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("unlogged") && n.contains("public.early")),
+        "{notices:#?}"
+    );
+    assert!(
+        notices.iter().any(|n| n.contains("public.ul is unlogged")),
+        "{notices:#?}"
+    );
+    assert!(!notices.iter().any(|n| n.contains("scratch")), "{notices:#?}");
+}
