@@ -25,3 +25,5 @@ mod pipes;
 mod queries;
 #[path = "cli/tail_options.rs"]
 mod tail_options;
+#[path = "cli/verify.rs"]
+mod verify;

@@ -10,6 +10,7 @@ mod rows;
 mod status;
 mod tables;
 mod tail;
+mod verify;
 
 use std::path::Path;
 
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tables(a) => tables::run(&cli.store, a),
         Command::Status(a) => status::run(&cli.store, a),
         Command::Compact(a) => compact::run(&cli.store, a),
+        Command::Verify(a) => verify::run(&cli.store, a),
         Command::Demo(a) => demo::run(a),
     }
 }
