@@ -140,7 +140,10 @@ impl Bisect<'_> {
         bounds: &[usize],
         found: &mut Found,
     ) -> Result<HashMap<usize, (u64, Option<String>)>, VerifyError> {
-        let texts: Vec<&KeyText> = bounds.iter().filter_map(|&b| self.rows.get(b).map(|r| &r.text)).collect();
+        let texts: Vec<&KeyText> = bounds
+            .iter()
+            .filter_map(|&b| self.rows.get(b).map(|r| &r.text))
+            .collect();
         let query = self.sql.buckets(self.range(span), &texts);
         found.ranges += bounds.len() as u64 + 1;
         let mut out = HashMap::new();
@@ -159,7 +162,10 @@ impl Bisect<'_> {
     /// Lists `span` at the source and compares it with the store key by key.
     async fn list(&self, span: Span, found: &mut Found) -> Result<(), VerifyError> {
         let width = self.key_types.len();
-        let listed = self.client.query(&self.sql.rows(self.range(span), LIST_LIMIT), &[]).await?;
+        let listed = self
+            .client
+            .query(&self.sql.rows(self.range(span), LIST_LIMIT), &[])
+            .await?;
         found.listed += listed.len() as u64;
         let mut source = Vec::with_capacity(listed.len());
         for row in &listed {

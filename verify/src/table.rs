@@ -134,7 +134,9 @@ fn store_rows(store: &Store, table: &TableAt<'_>, key_types: &[u32], cut: Cut) -
     let key_at: Vec<usize> = table.schema.key_indices();
     let mut rows = Vec::new();
     materializer::snapshot(store, table, cut, |values| {
-        let key = key_at.iter().map(|&i| values.get(i).copied().unwrap_or(DatumRef::Missing));
+        let key = key_at
+            .iter()
+            .map(|&i| values.get(i).copied().unwrap_or(DatumRef::Missing));
         let text = key
             .clone()
             .map(|v| match v {

@@ -72,7 +72,10 @@ fn summary(t: &TableReport) -> String {
         None => format!("{} rows in the store", t.store_rows),
     };
     let how = if t.keyed {
-        format!("{} key ranges compared, {} rows listed", t.ranges_compared, t.rows_listed)
+        format!(
+            "{} key ranges compared, {} rows listed",
+            t.ranges_compared, t.rows_listed
+        )
     } else {
         "no usable key: compared by fingerprint only".to_owned()
     };

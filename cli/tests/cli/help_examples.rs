@@ -11,7 +11,8 @@
 //! earliest answerable moment (so the moment parsed and resolved), and is
 //! then run again with each moment replaced by one of the same kind inside
 //! the test's history. `tail` without `--until` runs until stopped,
-//! so it is run with `--until caught-up`. A `wrong:` example must be a
+//! so it is run with `--until caught-up`; `verify` waits for a running
+//! tail, so one runs in the background during its examples. A `wrong:` example must be a
 //! usage error; a `(then: ...)` note is an example of its own.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use std::time::Duration;
 use crate::support::*;
 
 const SUBCOMMANDS: &[&str] = &[
-    "tail", "snapshot", "get", "history", "diff", "changes", "tables", "status", "compact", "demo",
+    "tail", "snapshot", "get", "history", "diff", "changes", "tables", "status", "compact", "verify", "demo",
 ];
 
 const SCHEMA: &str = "
@@ -208,6 +209,7 @@ fn every_help_example_runs() {
     let mut problems = Vec::new();
     let mut ran = 0;
     for sub in SUBCOMMANDS {
+        let mut tail = (*sub == "verify").then(|| Tail::spawn(&store, &pg.conninfo(), dir.path()));
         for example in examples(sub) {
             if *sub != "tail" && stand.lsn.is_empty() {
                 // The tail examples have captured the schema; later
@@ -238,6 +240,9 @@ fn every_help_example_runs() {
                     out.ok();
                 }
             });
+        }
+        if let Some(tail) = &mut tail {
+            assert_eq!(tail.terminate(Duration::from_secs(20)), Some(0), "{}", tail.stderr());
         }
     }
     assert_no_problems(&problems);

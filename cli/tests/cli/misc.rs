@@ -3,7 +3,7 @@
 use crate::support::*;
 
 const SUBCOMMANDS: &[&str] = &[
-    "tail", "snapshot", "get", "history", "diff", "changes", "tables", "status", "compact", "demo",
+    "tail", "snapshot", "get", "history", "diff", "changes", "tables", "status", "compact", "verify", "demo",
 ];
 
 #[test]

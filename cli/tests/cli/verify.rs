@@ -203,7 +203,10 @@ fn a_few_differences_in_many_rows_are_found_by_bisection() {
     let dir = scratch();
     let (asof, mut tail) = tail_with_copy(&pg, dir.path(), "big");
     sql(&pg, "ALTER PUBLICATION asof DROP TABLE big");
-    sql(&pg, "UPDATE big SET v = 'x' WHERE id IN (7, 31337); DELETE FROM big WHERE id = 49999;");
+    sql(
+        &pg,
+        "UPDATE big SET v = 'x' WHERE id IN (7, 31337); DELETE FROM big WHERE id = 49999;",
+    );
     sql(&pg, "ALTER PUBLICATION asof ADD TABLE big");
     let (stdout, stderr) = differs(verify(&asof, &pg, &[]));
     assert_eq!(
@@ -221,4 +224,28 @@ fn a_few_differences_in_many_rows_are_found_by_bisection() {
         .unwrap_or_else(|| panic!("no count of listed rows:\n{stderr}"));
     assert!(listed <= 3 * 256 + 3, "listed {listed} rows of {ROWS}:\n{stderr}");
     assert_eq!(tail.terminate(Duration::from_secs(20)), Some(0), "{}", tail.stderr());
+}
+
+#[test]
+fn a_store_nobody_tails_is_reported_behind_in_one_line() {
+    let pg = cluster();
+    sql(&pg, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+    let dir = scratch();
+    let asof = Asof::new(store_in(dir.path()));
+    asof.catch_up(&pg.conninfo()).ok();
+    sql(&pg, "INSERT INTO t VALUES (2)");
+    let e = verify(&asof, &pg, &["--timeout", "1s"]).runtime_error();
+    assert!(
+        e.contains("did not reach the source's position") && e.contains("asof tail"),
+        "{e}"
+    );
+    let e = verify(&asof, &pg, &["--timeout", "soon"]).usage_error();
+    assert!(e.contains("--timeout"), "{e}");
+    // No temporary slot is left behind; only the capture's own.
+    assert_eq!(
+        pg.query_one_value("SELECT string_agg(slot_name, ',') FROM pg_replication_slots")
+            .expect("slots")
+            .as_deref(),
+        Some("asof")
+    );
 }
