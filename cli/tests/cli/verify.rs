@@ -197,23 +197,29 @@ fn a_few_differences_in_many_rows_are_found_by_bisection() {
         &format!(
             "CREATE TABLE big (id bigint PRIMARY KEY, v text, n numeric);
              INSERT INTO big SELECT g, md5(g::text), g / 7.0 FROM generate_series(1, {ROWS}) g;
-             CREATE PUBLICATION asof FOR TABLE big;"
+             CREATE TABLE words (w text, n int, v text, PRIMARY KEY (w, n));
+             INSERT INTO words SELECT (ARRAY['É', 'e', 'E', 'é', 'it''s', ''])[g % 6 + 1] || (g % 97)::text, g, 'v'
+               FROM generate_series(1, 5000) g;
+             CREATE PUBLICATION asof FOR TABLE big, words;"
         ),
     );
     let dir = scratch();
     let (asof, mut tail) = tail_with_copy(&pg, dir.path(), "big");
-    sql(&pg, "ALTER PUBLICATION asof DROP TABLE big");
+    sql(&pg, "ALTER PUBLICATION asof DROP TABLE big, words");
     sql(
         &pg,
-        "UPDATE big SET v = 'x' WHERE id IN (7, 31337); DELETE FROM big WHERE id = 49999;",
+        "UPDATE big SET v = 'x' WHERE id IN (7, 31337); DELETE FROM big WHERE id = 49999;
+         UPDATE words SET v = 'w' WHERE n IN (2000, 4001);",
     );
-    sql(&pg, "ALTER PUBLICATION asof ADD TABLE big");
+    sql(&pg, "ALTER PUBLICATION asof ADD TABLE big, words");
     let (stdout, stderr) = differs(verify(&asof, &pg, &[]));
     assert_eq!(
         stdout,
         "public.big key 7: values differ\n\
          public.big key 31337: values differ\n\
-         public.big key 49999: in the store but not at the source\n",
+         public.big key 49999: in the store but not at the source\n\
+         public.words key (24, 4001): values differ\n\
+         public.words key (E60, 2000): values differ\n",
         "{stderr}"
     );
     let listed: u64 = stderr
