@@ -22,6 +22,8 @@ const LIST_BELOW: usize = 256;
 const FAN_OUT: usize = 16;
 /// Source rows fetched by one listing at most.
 const LIST_LIMIT: usize = 10_000;
+/// Store rows in one range of the first comparison at most.
+const MAX_FIRST_RANGE: usize = 1_000_000;
 /// Differing keys kept by name per table.
 pub const MAX_NAMED_KEYS: usize = 1_000;
 
@@ -79,14 +81,14 @@ impl Bisect<'_> {
     /// Runs the comparison.
     pub async fn run(&self) -> Result<Found, VerifyError> {
         let mut found = Found::default();
-        let whole = Span { lo: None, hi: None };
-        let top = self.fingerprints(whole, &[], &mut found).await?;
-        let (count, fp) = top.get(&0).cloned().unwrap_or_default();
-        found.source_rows = count;
         let mut pending = Vec::new();
-        if !self.same(whole, count, fp.as_deref()) {
-            pending.push(whole);
-        }
+        // A very large table starts out split, so that no one fingerprint
+        // concatenates more row hashes than a text value can hold.
+        let first: Vec<usize> = (1..self.rows.len().div_ceil(MAX_FIRST_RANGE))
+            .map(|p| p * MAX_FIRST_RANGE)
+            .collect();
+        let whole = Span { lo: None, hi: None };
+        found.source_rows = self.split(whole, &first, &mut found, &mut pending).await?;
         while let Some(span) = pending.pop() {
             let (i, j) = self.slice(span);
             if j - i <= LIST_BELOW {
@@ -94,22 +96,38 @@ impl Bisect<'_> {
                 continue;
             }
             let bounds: Vec<usize> = (1..FAN_OUT).map(|p| i + (j - i) * p / FAN_OUT).collect();
-            let buckets = self.fingerprints(span, &bounds, &mut found).await?;
-            let edges: Vec<Option<usize>> = std::iter::once(span.lo)
-                .chain(bounds.iter().copied().map(Some))
-                .chain(std::iter::once(span.hi))
-                .collect();
-            // Pushed in reverse so ranges are examined, and keys named, in key order.
-            for (b, w) in edges.windows(2).enumerate().rev() {
-                let (&lo, &hi) = (w.first().unwrap_or(&None), w.get(1).unwrap_or(&None));
-                let part = Span { lo, hi };
-                let (count, fp) = buckets.get(&b).cloned().unwrap_or_default();
-                if !self.same(part, count, fp.as_deref()) {
-                    pending.push(part);
-                }
-            }
+            self.split(span, &bounds, &mut found, &mut pending).await?;
         }
         Ok(found)
+    }
+
+    /// Compares the parts of `span` split at the store rows `bounds`,
+    /// pushing the mismatching ones onto `pending` (in reverse, so ranges
+    /// are examined, and keys named, in key order). Returns the source's
+    /// row count in `span`.
+    async fn split(
+        &self,
+        span: Span,
+        bounds: &[usize],
+        found: &mut Found,
+        pending: &mut Vec<Span>,
+    ) -> Result<u64, VerifyError> {
+        let buckets = self.fingerprints(span, bounds, found).await?;
+        let edges: Vec<Option<usize>> = std::iter::once(span.lo)
+            .chain(bounds.iter().copied().map(Some))
+            .chain(std::iter::once(span.hi))
+            .collect();
+        let mut total = 0;
+        for (b, w) in edges.windows(2).enumerate().rev() {
+            let (&lo, &hi) = (w.first().unwrap_or(&None), w.get(1).unwrap_or(&None));
+            let part = Span { lo, hi };
+            let (count, fp) = buckets.get(&b).cloned().unwrap_or_default();
+            total += count;
+            if !self.same(part, count, fp.as_deref()) {
+                pending.push(part);
+            }
+        }
+        Ok(total)
     }
 
     /// The store rows inside `span`.
