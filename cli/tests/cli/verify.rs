@@ -94,6 +94,13 @@ fn an_intact_store_verifies() {
     // Only the named tables.
     let out = verify(&asof, &pg, &["--tables", "public.names,lines"]).ok();
     assert!(!out.stderr.contains("kinds"), "{}", out.stderr);
+    // A table the store does not have is a difference, not a skip.
+    let (stdout, stderr) = differs(verify(&asof, &pg, &["--tables", "names,nosuch"]));
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("public.nosuch: DIFFERS: no such table in the store") && stderr.contains("1 of 2 tables"),
+        "{stderr}"
+    );
     assert_eq!(tail.terminate(Duration::from_secs(20)), Some(0), "{}", tail.stderr());
 }
 
