@@ -273,6 +273,28 @@ async fn streams_decodes_and_acknowledges_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_slot_exports_a_snapshot_and_goes_away_with_its_connection() {
+    let cluster = PgCluster::start().unwrap();
+    let mut client = ReplicationClient::connect(&cluster.config()).await.unwrap();
+    let slot = client
+        .create_temporary_logical_slot("asof_check", "pgoutput", SlotSnapshot::Export)
+        .await
+        .unwrap();
+    assert_eq!(slot.slot_name, "asof_check");
+    assert!(slot.snapshot_name.is_some(), "no exported snapshot");
+    let temporary = "SELECT count(*) FILTER (WHERE temporary) FROM pg_replication_slots WHERE slot_name = 'asof_check'";
+    assert_eq!(cluster.query_one_value(temporary).unwrap().as_deref(), Some("1"));
+    drop(client);
+    for _ in 0..100 {
+        if cluster.query_one_value(temporary).unwrap().as_deref() == Some("0") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the temporary slot outlived its connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connects_over_the_unix_socket() {
     let cluster = PgCluster::start().unwrap();
     let mut config = tokio_postgres::Config::new();

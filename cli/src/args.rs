@@ -2,6 +2,7 @@
 //! `values.rs`), so a command only checks what needs the store.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use cdc_source::conninfo::ConnInfo;
 use cdc_source::Until;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Drop history before a moment (answers from then on are unchanged).
     #[command(after_long_help = COMPACT_EXAMPLES)]
     Compact(CompactArgs),
+    /// Check that the store holds exactly what the source holds, at one exact LSN.
+    #[command(after_long_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
     /// Run the showcase on a private PostgreSQL (nothing is left running).
     #[command(after_long_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
@@ -213,6 +217,19 @@ pub struct CompactArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// libpq connection string or URI of the source; PG* environment variables fill the gaps.
+    #[arg(value_name = "CONNINFO", value_parser = values::conninfo)]
+    pub conninfo: ConnInfo,
+    /// Compare only these tables (schema.name, comma separated; default: every table in the store).
+    #[arg(long, value_delimiter = ',', value_name = "TABLE,...", value_parser = values::table)]
+    pub tables: Vec<TableName>,
+    /// How long to wait for the store to reach the source's position (e.g. 90s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = values::duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Keep the demo's store in this directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
@@ -308,6 +325,15 @@ Drops the replication slot, the publication if asof created it (never one that e
 and the DDL capture's event triggers and functions. Refused while `asof tail` streams from the
 slot. The store is not touched; once the slot is gone its history cannot continue, so a later
 `asof tail` needs a new store.";
+
+const VERIFY_EXAMPLES: &str = "Examples:
+  asof verify 'host=db.internal dbname=shop user=capture'
+  asof verify 'postgres://capture@db.internal/shop' --tables public.orders --timeout 5m
+
+Reads the source at the position of a temporary replication slot (the role needs REPLICATION),
+waits until the store has passed it (a running `asof tail` gets it there; verify never writes
+the store), and compares each table's rows there. Exits 0 only when every table is equal;
+otherwise prints one line per differing key on stdout and exits 1.";
 
 const DEMO_EXAMPLES: &str = "Examples:
   asof demo

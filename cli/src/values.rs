@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::time::Duration;
 
 use cdc_source::conninfo::{parse_conninfo, ConnInfo};
 use cdc_source::Until;
@@ -76,4 +77,26 @@ pub fn conninfo(s: &str) -> Result<ConnInfo, BadValue> {
 /// A table name, `schema.name` or a bare name in `public`.
 pub fn table(s: &str) -> Result<TableName, Infallible> {
     Ok(TableName::parse(s))
+}
+
+/// A duration: whole seconds, optionally with an `s`, `m` or `h` unit.
+pub fn duration(s: &str) -> Result<Duration, BadValue> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let scale = match unit {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        _ => None,
+    };
+    scale
+        .zip(digits.parse::<u64>().ok())
+        .and_then(|(scale, n)| n.checked_mul(scale))
+        .map(Duration::from_secs)
+        .ok_or_else(|| BadValue {
+            message: format!("expected a duration like 90s, 5m or 1h, got {s:?}"),
+            names_option: true,
+        })
 }

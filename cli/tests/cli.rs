@@ -29,3 +29,5 @@ mod queries;
 mod source_cleanup;
 #[path = "cli/tail_options.rs"]
 mod tail_options;
+#[path = "cli/verify.rs"]
+mod verify;

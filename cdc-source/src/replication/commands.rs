@@ -90,8 +90,30 @@ impl ReplicationClient {
         output_plugin: &str,
         snapshot: SlotSnapshot,
     ) -> Result<CreatedSlot, ReplicationError> {
+        self.create_slot(slot, "", output_plugin, snapshot).await
+    }
+
+    /// [`Self::create_logical_slot`] with `TEMPORARY`: the slot belongs to
+    /// this connection and the server drops it when the connection ends,
+    /// however it ends; no cleanup is left to the caller.
+    pub async fn create_temporary_logical_slot(
+        &mut self,
+        slot: &str,
+        output_plugin: &str,
+        snapshot: SlotSnapshot,
+    ) -> Result<CreatedSlot, ReplicationError> {
+        self.create_slot(slot, " TEMPORARY", output_plugin, snapshot).await
+    }
+
+    async fn create_slot(
+        &mut self,
+        slot: &str,
+        temporary: &str,
+        output_plugin: &str,
+        snapshot: SlotSnapshot,
+    ) -> Result<CreatedSlot, ReplicationError> {
         let command = format!(
-            "CREATE_REPLICATION_SLOT {} LOGICAL {} (SNAPSHOT {})",
+            "CREATE_REPLICATION_SLOT {}{temporary} LOGICAL {} (SNAPSHOT {})",
             quote_identifier(slot),
             quote_identifier(output_plugin),
             quote_literal(snapshot.keyword()),

@@ -11,6 +11,7 @@ mod status;
 mod tables;
 mod tail;
 mod uninstall;
+mod verify;
 
 use std::path::Path;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tables(a) => tables::run(&cli.store, a),
         Command::Status(a) => status::run(&cli.store, a),
         Command::Compact(a) => compact::run(&cli.store, a),
+        Command::Verify(a) => verify::run(&cli.store, a),
         Command::Demo(a) => demo::run(a),
         Command::Uninstall(a) => uninstall::run(a),
     }

@@ -11,7 +11,8 @@
 //! earliest answerable moment (so the moment parsed and resolved), and is
 //! then run again with each moment replaced by one of the same kind inside
 //! the test's history. `tail` without `--until` runs until stopped,
-//! so it is run with `--until caught-up`. A `wrong:` example must be a
+//! so it is run with `--until caught-up`; `verify` waits for a running
+//! tail, so one runs in the background during its examples. A `wrong:` example must be a
 //! usage error; a `(then: ...)` note is an example of its own.
 
 use std::path::{Path, PathBuf};
@@ -204,6 +205,7 @@ fn every_help_example_runs() {
     let mut problems = Vec::new();
     let mut ran = 0;
     for sub in SUBCOMMANDS {
+        let mut tail = (*sub == "verify").then(|| Tail::spawn(&store, &pg.conninfo(), dir.path()));
         for example in examples(sub) {
             if *sub != "tail" && stand.lsn.is_empty() {
                 // The tail examples have captured the schema; later
@@ -234,6 +236,9 @@ fn every_help_example_runs() {
                     out.ok();
                 }
             });
+        }
+        if let Some(tail) = &mut tail {
+            assert_eq!(tail.terminate(Duration::from_secs(20)), Some(0), "{}", tail.stderr());
         }
     }
     assert_no_problems(&problems);

@@ -1,71 +1,8 @@
 //! Reads beside a running `asof tail`, a second writer refused, and SIGTERM.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
-
-/// A background `asof tail`, killed hard if the test fails before it ends.
-struct Tail {
-    child: Option<Child>,
-    stderr_path: std::path::PathBuf,
-}
-
-impl Tail {
-    fn spawn(store: &std::path::Path, conninfo: &str, log_dir: &std::path::Path) -> Tail {
-        let stderr_path = log_dir.join("tail.stderr");
-        let stdout_path = log_dir.join("tail.stdout");
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("ASOF_STORE")
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("PGPASSWORD");
-        let child = cmd
-            .arg("--store")
-            .arg(store)
-            .args(["tail", conninfo])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-            .spawn()
-            .expect("spawn asof tail");
-        Tail {
-            child: Some(child),
-            stderr_path,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits for the exit code.
-    fn terminate(&mut self, limit: Duration) -> Option<i32> {
-        let child = self.child.as_mut().expect("running");
-        let pid = child.id().to_string();
-        let st = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
-        assert!(st.success(), "kill -TERM {pid} failed");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                self.child = None;
-                return status.code();
-            }
-            if start.elapsed() > limit {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tail {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 #[test]
 fn snapshots_while_tail_runs_then_sigterm_exits_zero() {
