@@ -122,6 +122,20 @@ pub async fn install(client: &impl GenericClient, publication: &str, superuser: 
 }
 
 /// Drops the triggers an earlier install left for this publication under
+/// other names, before the set-up runs any DDL of its own (creating or
+/// marking the publication) that they would react to. A no-op without a
+/// superuser, who alone could have installed them.
+pub async fn drop_stale(client: &impl GenericClient, publication: &str, superuser: bool) -> Result<()> {
+    if superuser {
+        let sql = drop_stale_sql(client, publication).await?;
+        if !sql.is_empty() {
+            client.batch_execute(&sql).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The triggers an earlier install left for this publication under
 /// other names (the names were once made differently): they would send
 /// every message a second time. They are found by the publication literal
 /// in their `ddl_command_end` function.

@@ -172,10 +172,14 @@ mod tests {
 
     #[test]
     fn ddl_objects_are_functions_then_their_triggers() {
-        let objects = ddl_objects("My-Pub");
-        assert_eq!(objects.len(), 6);
-        assert_eq!(objects[0], Installed::Function("asof_ddl_rewrite_my_pub".into()));
-        assert_eq!(objects[5], Installed::EventTrigger("asof_ddl_drop_my_pub".into()));
-        assert_eq!(objects[0].to_string(), "function public.asof_ddl_rewrite_my_pub()");
+        let objects = ddl_objects("my_pub");
+        assert_eq!(objects.len(), 8);
+        assert_eq!(objects[0], Installed::Function("asof_ddl_start_my_pub".into()));
+        assert_eq!(objects[7], Installed::EventTrigger("asof_ddl_drop_my_pub".into()));
+        assert_eq!(objects[0].to_string(), "function public.asof_ddl_start_my_pub()");
+        // Other names are hashed, the same way every time.
+        let odd = ddl_objects("My-Pub");
+        assert_eq!(odd, ddl_objects("My-Pub"));
+        assert_ne!(odd, ddl_objects("my-pub"));
     }
 }

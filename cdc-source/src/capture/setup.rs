@@ -176,6 +176,7 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(
     let opts = run.opts;
     let mut created = Vec::new();
     let txn = client.transaction().await?;
+    ddl::drop_stale(&txn, &opts.publication, server.superuser).await?;
     if catalog::ensure_publication(&txn, &opts.publication, &opts.tables).await? {
         created.push(Installed::Publication(opts.publication.clone()));
     }

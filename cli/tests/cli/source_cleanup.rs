@@ -196,12 +196,12 @@ fn uninstall_removes_everything_and_refuses_while_tail_runs() {
     assert!(all.contains(&"slot asof".to_owned()) && all.contains(&"publication asof".to_owned()));
     assert_eq!(
         all.iter().filter(|o| o.starts_with("event trigger asof_ddl_")).count(),
-        3,
+        4,
         "{all:?}"
     );
     assert_eq!(
         all.iter().filter(|o| o.starts_with("function asof_ddl_")).count(),
-        3,
+        4,
         "{all:?}"
     );
 
