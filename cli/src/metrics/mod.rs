@@ -12,7 +12,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use changelog::CommitTime;
 
 use crate::commands::seconds_since;
 
@@ -59,6 +61,10 @@ pub struct CaptureMetrics {
     acknowledged: Gauge,
     wal_end: Gauge,
     store_size: Gauge,
+    /// When the capture was last seen caught up (Unix microseconds, 0:
+    /// never): a capture that falls behind now is behind by at most the
+    /// time since, however old its last stored commit.
+    caught_up_at: AtomicI64,
 }
 
 impl CaptureMetrics {
@@ -78,6 +84,7 @@ impl CaptureMetrics {
             acknowledged: Gauge::default(),
             wal_end: Gauge::default(),
             store_size: Gauge::default(),
+            caught_up_at: AtomicI64::new(0),
         };
         m.register();
         // Every label value is shown from the start, so a query sees a 0
@@ -187,7 +194,15 @@ impl CaptureMetrics {
             self.last_commit.set(w.commit_time.unix_micros() as f64 / 1e6);
         }
         self.lag_bytes.set(gauge_value(p.lag_bytes()));
-        self.lag_seconds.set(lag_seconds(p));
+        let now = CommitTime::now().unix_micros();
+        if p.lag_bytes() == 0 {
+            self.caught_up_at.store(now, Ordering::Relaxed);
+        }
+        let behind_for = match self.caught_up_at.load(Ordering::Relaxed) {
+            0 => f64::INFINITY,
+            t => (now - t).max(0) as f64 / 1e6,
+        };
+        self.lag_seconds.set(lag_seconds(p).min(behind_for));
         self.acknowledged.set(gauge_value(p.confirmed.0));
         self.wal_end.set(gauge_value(p.server_wal_end.0));
     }
@@ -231,4 +246,90 @@ fn raise(counter: &Counter, total: u64) {
 
 fn gauge_value(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use changelog::Lsn;
+
+    fn sample(text: &str, name: &str) -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+    }
+
+    #[test]
+    fn stream_progress_becomes_named_samples_and_survives_a_reconnect() {
+        let m = CaptureMetrics::new();
+        let progress = StreamProgress {
+            records: 7,
+            txns: 2,
+            confirmed: Lsn(100),
+            server_wal_end: Lsn(150),
+            ..StreamProgress::default()
+        };
+        m.observe(&CaptureEvent::Stream(progress));
+        m.observe(&CaptureEvent::Reconnecting {
+            stage: SessionStage::Stream,
+            delay: std::time::Duration::from_millis(500),
+        });
+        let text = m.encode();
+        for (name, want) in [
+            ("asof_changes_stored_total", "7"),
+            ("asof_transactions_stored_total", "2"),
+            ("asof_lag_bytes", "50"),
+            ("asof_acknowledged_lsn", "100"),
+            ("asof_source_wal_end_lsn", "150"),
+            ("asof_reconnects_total", "1"),
+            ("asof_errors_total{kind=\"stream\"}", "1"),
+            ("asof_errors_total{kind=\"setup\"}", "0"),
+            ("asof_capture_state{state=\"reconnecting\"}", "1"),
+            ("asof_capture_state{state=\"streaming\"}", "0"),
+            ("asof_slot_active", "0"),
+            ("asof_store_size_bytes", "0"),
+        ] {
+            assert_eq!(sample(&text, name).as_deref(), Some(want), "{name} in\n{text}");
+        }
+        // The next session reports the same running totals.
+        m.observe(&CaptureEvent::Stream(StreamProgress {
+            records: 9,
+            confirmed: Lsn(200),
+            server_wal_end: Lsn(200),
+            ..progress
+        }));
+        let text = m.encode();
+        assert_eq!(sample(&text, "asof_changes_stored_total").as_deref(), Some("9"));
+        assert_eq!(sample(&text, "asof_lag_bytes").as_deref(), Some("0"));
+        assert_eq!(sample(&text, "asof_lag_seconds").as_deref(), Some("0.0"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn lag_in_seconds_counts_from_the_last_time_it_was_caught_up() {
+        let hour_ago = CommitTime::from_unix_micros(CommitTime::now().unix_micros() - 3_600_000_000);
+        let watermark = changelog::Watermark {
+            commit_lsn: Lsn(90),
+            end_lsn: Lsn(100),
+            commit_time: hour_ago,
+            xid: changelog::Xid(7),
+        };
+        let behind = StreamProgress {
+            watermark: Some(watermark),
+            confirmed: Lsn(100),
+            server_wal_end: Lsn(300),
+            ..StreamProgress::default()
+        };
+        let lag = |m: &CaptureMetrics| sample(&m.encode(), "asof_lag_seconds").and_then(|v| v.parse::<f64>().ok());
+        let m = CaptureMetrics::new();
+        m.observe(&CaptureEvent::Stream(behind));
+        assert!(lag(&m).is_some_and(|s| s >= 3599.0), "{:?}", lag(&m));
+        m.observe(&CaptureEvent::Stream(StreamProgress {
+            server_wal_end: Lsn(100),
+            ..behind
+        }));
+        assert_eq!(lag(&m), Some(0.0));
+        // Behind again after a quiet hour: not an hour behind.
+        m.observe(&CaptureEvent::Stream(behind));
+        assert!(lag(&m).is_some_and(|s| s < 60.0), "{:?}", lag(&m));
+    }
 }
