@@ -42,5 +42,7 @@ mod transient;
 pub mod uninstall;
 mod writer;
 
-pub use capture::{capture, CaptureEvent, CaptureOptions, CaptureSummary, StreamProgress, Until, SPILL_RECORDS};
+pub use capture::{
+    capture, CaptureEvent, CaptureOptions, CaptureSummary, SessionStage, StreamProgress, Until, SPILL_RECORDS,
+};
 pub use error::{CaptureError, CopyProblem, Result, StreamProblem};

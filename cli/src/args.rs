@@ -1,6 +1,7 @@
 //! The command line as clap parses it: every value arrives typed (see
 //! `values.rs`), so a command only checks what needs the store.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -112,6 +113,9 @@ pub struct TailArgs {
     /// Stop at 'caught-up' (everything committed before the start is stored) or at an LSN.
     #[arg(long, value_name = "caught-up|LSN", value_parser = values::until)]
     pub until: Option<Until>,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (lag, throughput, store size, reconnects).
+    #[arg(long, value_name = "HOST:PORT", value_parser = values::listen_address)]
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -249,6 +253,7 @@ const TAIL_EXAMPLES: &str = "Examples:
   asof tail 'postgres://capture@db.internal/shop' --until caught-up
   asof tail 'host=db.internal dbname=shop user=capture' --tables public.orders,public.customers
   PGPASSWORD=... asof --store /var/lib/asof tail 'host=db dbname=shop'
+  asof tail 'host=db.internal dbname=shop user=capture' --metrics 127.0.0.1:9187
 
 The role needs REPLICATION (or superuser) and SELECT on the captured tables; the server needs
 wal_level=logical. Ctrl-C or SIGTERM finishes the transaction in hand, acknowledges it and exits 0.";

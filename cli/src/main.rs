@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod metrics;
 mod output;
 mod values;
 mod when;

@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use cdc_source::conninfo::{parse_conninfo, ConnInfo};
@@ -72,6 +73,16 @@ pub fn conninfo(s: &str) -> Result<ConnInfo, BadValue> {
         message: format!("invalid connection string: {e}"),
         names_option: false,
     })
+}
+
+/// `--metrics`: an address to listen on, `HOST:PORT` (a name is resolved
+/// now, so a typo is a usage error rather than a failure later).
+pub fn listen_address(s: &str) -> Result<SocketAddr, BadValue> {
+    let bad = || BadValue {
+        message: format!("expected HOST:PORT to listen on, like 127.0.0.1:9187, got {s:?}"),
+        names_option: true,
+    };
+    s.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)
 }
 
 /// A table name, `schema.name` or a bare name in `public`.

@@ -19,6 +19,8 @@ mod errors;
 mod help_examples;
 #[path = "cli/live_tail.rs"]
 mod live_tail;
+#[path = "cli/metrics.rs"]
+mod metrics;
 #[path = "cli/misc.rs"]
 mod misc;
 #[path = "cli/pipes.rs"]

@@ -76,14 +76,41 @@ pub enum CaptureEvent {
     Copy(CopyProgress),
     /// Progress of the stream.
     Stream(StreamProgress),
+    /// A session failed with a transient error; the capture connects
+    /// again after `delay` (a [`CaptureEvent::Notice`] gives the cause).
+    Reconnecting {
+        /// Where the failed session was.
+        stage: SessionStage,
+        /// How long until the next attempt.
+        delay: Duration,
+    },
+}
+
+/// Where in its life a session failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionStage {
+    /// Checks, slot and publication, initial copy.
+    Setup,
+    /// Streaming changes.
+    Stream,
+}
+
+impl SessionStage {
+    /// A short lowercase name (`setup`, `stream`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStage::Setup => "setup",
+            SessionStage::Stream => "stream",
+        }
+    }
 }
 
 /// Stream progress and lag.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StreamProgress {
-    /// Row changes stored by this capture.
+    /// Row changes stored by this capture (across reconnects).
     pub records: u64,
-    /// Transactions stored by this capture.
+    /// Transactions stored by this capture (across reconnects).
     pub txns: u64,
     /// Last durable commit.
     pub watermark: Option<changelog::Watermark>,
@@ -155,6 +182,11 @@ pub async fn capture(
             Err(e) if streamed_once && e.is_transient() && !*run.shutdown.borrow() => {
                 let delay = backoff.after_session(streaming_since.map(|t: Instant| t.elapsed()));
                 run.notice(format!("connection lost ({}); reconnecting in {delay:?}", chain(&e)));
+                let stage = match streaming_since {
+                    Some(_) => SessionStage::Stream,
+                    None => SessionStage::Setup,
+                };
+                (run.on_event)(CaptureEvent::Reconnecting { stage, delay });
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = run.shutdown.changed() => return Ok(run.summary),

@@ -132,6 +132,8 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
         status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let stopping = *run.shutdown.borrow();
+        // Totals run on from earlier sessions of this capture.
+        let (records, txns) = (run.summary.records, run.summary.txns);
         Ok(Stream {
             sink,
             client,
@@ -144,6 +146,8 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             spilling: false,
             durable: start,
             progress: StreamProgress {
+                records,
+                txns,
                 confirmed: start,
                 watermark: last_commit,
                 ..StreamProgress::default()

@@ -1,18 +1,24 @@
 //! `asof tail`: capture into the store.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cdc_source::{CaptureEvent, CaptureOptions, Until};
 
 use crate::args::TailArgs;
-use crate::commands::{open_writer, seconds_since};
+use crate::commands::open_writer;
+use crate::metrics::{self, CaptureMetrics};
 
 pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     // `--tables a,,b` names two tables.
     let tables = a.tables.into_iter().filter(|t| !t.name.is_empty()).collect();
+    // Listen before anything is opened: a taken address stops the command
+    // before it changes the store or the source.
+    let listener = a.metrics.map(listen).transpose()?;
     let store = open_writer(store_path)?;
     eprintln!("capturing {} into {}", a.source.conninfo, store_path.display());
     let opts = CaptureOptions {
@@ -27,6 +33,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     // (cross-thread wake-ups cost more than they save); the store writer
     // has its own thread.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store_dir = store_path.to_path_buf();
     let summary = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -34,12 +41,40 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
             eprintln!("\nstopping after the transaction in hand...");
             let _ = tx.send(true);
         });
+        let metrics = match listener {
+            Some(l) => Some(serve_metrics(l, store_dir)?),
+            None => None,
+        };
         let mut reporter = Reporter::new();
-        cdc_source::capture(store, opts, rx, move |ev| reporter.report(ev)).await
+        cdc_source::capture(store, opts, rx, move |ev| {
+            if let Some(m) = &metrics {
+                m.observe(&ev);
+            }
+            reporter.report(ev)
+        })
+        .await
+        .context("capture stopped")
     });
-    let summary = summary.context("capture stopped")?;
+    let summary = summary?;
     eprintln!("stored {summary}; acknowledged up to {}", summary.confirmed);
     Ok(())
+}
+
+fn listen(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen for metrics on {addr}"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Starts answering scrapes on `listener` and watching the store's size.
+fn serve_metrics(listener: std::net::TcpListener, store_dir: std::path::PathBuf) -> Result<Arc<CaptureMetrics>> {
+    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let m = Arc::new(CaptureMetrics::new());
+    tokio::spawn(metrics::http::serve(listener, Arc::clone(&m)));
+    tokio::spawn(metrics::disk::watch_size(store_dir, Arc::clone(&m)));
+    eprintln!("metrics at http://{addr}/metrics");
+    Ok(m)
 }
 
 async fn wait_for_signal() {
@@ -120,11 +155,7 @@ impl Reporter {
                 self.last_at = Instant::now();
                 self.last_line = Instant::now();
                 let mark = p.watermark.map_or("none".to_string(), |w| w.commit_time.to_string());
-                let lag_s = p
-                    .watermark
-                    .filter(|_| p.lag_bytes() > 0)
-                    .map(|w| seconds_since(w.commit_time))
-                    .unwrap_or(0.0);
+                let lag_s = metrics::lag_seconds(&p);
                 let line = format!(
                     "{:.0} changes/s, {} stored, acknowledged {}, last commit {mark}, lag {} bytes / {lag_s:.1}s",
                     rate,
@@ -134,6 +165,8 @@ impl Reporter {
                 );
                 self.emit(&line);
             }
+            // A notice tells the cause and the delay.
+            CaptureEvent::Reconnecting { .. } => {}
         }
     }
 

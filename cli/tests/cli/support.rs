@@ -545,6 +545,11 @@ pub struct Tail {
 
 impl Tail {
     pub fn spawn(store: &std::path::Path, conninfo: &str, log_dir: &std::path::Path) -> Tail {
+        Tail::spawn_with(store, conninfo, log_dir, &[])
+    }
+
+    /// [`Tail::spawn`] with more options after the connection string.
+    pub fn spawn_with(store: &std::path::Path, conninfo: &str, log_dir: &std::path::Path, options: &[&str]) -> Tail {
         let stderr_path = log_dir.join("tail.stderr");
         let stdout_path = log_dir.join("tail.stdout");
         let mut cmd = Command::new(BIN);
@@ -555,6 +560,7 @@ impl Tail {
             .arg("--store")
             .arg(store)
             .args(["tail", conninfo])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
