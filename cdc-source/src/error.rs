@@ -5,7 +5,7 @@
 //! Whether reconnecting may help is one rule (`transient.rs`) for
 //! both the SQL and the replication connection.
 
-use changelog::{CommitTime, Lsn, ParseLsnError, StoreError, TableName};
+use changelog::{CommitTime, Lsn, ParseLsnError, TableName};
 
 use crate::conninfo::SslMode;
 use crate::ddl::MessageError;
@@ -209,7 +209,8 @@ pub enum CaptureError {
     Replication(#[from] crate::replication::ReplicationError),
     /// The store failed.
     #[error("store")]
-    Store(#[from] StoreError),
+    #[cfg(feature = "capture")]
+    Store(#[from] changelog::StoreError),
 }
 
 /// Why decoded messages do not form valid transactions.

@@ -24,7 +24,9 @@
 //! Not here: answering questions about the past (`materializer`), or the
 //! storage format (`changelog`).
 
+#[cfg(feature = "capture")]
 pub mod assemble;
+#[cfg(feature = "capture")]
 pub mod capture;
 pub mod catalog;
 pub mod conninfo;
@@ -34,14 +36,18 @@ pub mod identity;
 pub mod output;
 pub mod pgoutput;
 pub mod replication;
+#[cfg(feature = "capture")]
 mod sink;
+#[cfg(feature = "capture")]
 pub mod snapshot;
 pub mod sql;
 pub mod text_formats;
 mod transient;
 pub mod uninstall;
+#[cfg(feature = "capture")]
 mod writer;
 
+#[cfg(feature = "capture")]
 pub use capture::{
     capture, CaptureEvent, CaptureOptions, CaptureSummary, SessionStage, StreamProgress, Until, SPILL_RECORDS,
 };

@@ -48,27 +48,33 @@ macro_rules! debug_as_display {
 }
 
 pub mod codec;
+#[cfg(feature = "store")]
 mod error;
 mod ids;
 pub mod keys;
 mod lsn;
+#[cfg(feature = "store")]
 pub mod mvcc;
 mod record;
 #[cfg(feature = "reference")]
 pub mod reference;
 pub mod schema;
+#[cfg(feature = "store")]
 mod store;
 mod time;
 mod value;
 
+#[cfg(feature = "store")]
 pub use error::{Result, StoreError};
 pub use ids::{TableId, TableName, Xid};
 pub use lsn::{Lsn, ParseLsnError};
+#[cfg(feature = "store")]
 pub use mvcc::{DiffRow, ScanRow, ScanStats, SideVersion, SEEK_AFTER_NEXTS};
 pub use record::{ChangeRecord, CommitInfo, Transaction};
 pub use schema::{
     Column, Projection, ReplicaIdentity, SchemaChange, SchemaHistory, SchemaVersion, SchemaVersionNo, TableSchema,
 };
+#[cfg(feature = "store")]
 pub use store::{
     Access, AppendOutcome, Catalog, CommitEntry, CompactStats, Durability, LogEntry, ResetKind, SourceInfo, SpillTxn,
     Store, StoreOptions, StoredVersion, TableEntry, VersionState, Watermark, FORMAT_VERSION,

@@ -38,20 +38,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "store")]
 mod changes;
+#[cfg(feature = "store")]
 mod cut;
+#[cfg(feature = "store")]
 mod error;
+#[cfg(feature = "store")]
 mod history;
-#[cfg(feature = "reference")]
+#[cfg(all(feature = "store", feature = "reference"))]
 pub mod reference;
+#[cfg(feature = "store")]
 mod snapshot;
+#[cfg(feature = "store")]
 mod table;
 mod when;
 
+#[cfg(feature = "store")]
 pub use changes::{changes, ChangeEvent, ChangeOp};
+#[cfg(feature = "store")]
 pub use cut::{resolve, Cut, Resolved};
+#[cfg(feature = "store")]
 pub use error::{QueryError, Result};
+#[cfg(feature = "store")]
 pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
+#[cfg(feature = "store")]
 pub use snapshot::{get, snapshot};
+#[cfg(feature = "store")]
 pub use table::{last_moment_of, table_at, tables_at, user_key, TableAt};
 pub use when::{ParseWhenError, When};
