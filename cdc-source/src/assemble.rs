@@ -6,7 +6,11 @@
 //! two places: `asof.ddl` logical messages (at the DDL's own position, with
 //! the values older rows take in added columns) and Relation messages (sent
 //! before a table's next change after its shape changed). A Relation whose
-//! shape equals the current one records nothing.
+//! shape equals the current one records nothing. A Relation is applied when
+//! a change first names its relation: a publication that publishes
+//! partitions through their root sends the root's Relation and then the
+//! leaf's, but every change names the root, and the leaf is no table of
+//! the capture.
 //!
 //! A table whose rows cannot be told apart ([`identity::missing_key`]) is
 //! recorded as uncaptured, its row changes are left out, and a notice says
@@ -79,6 +83,11 @@ pub struct Assembler {
     uncaptured: HashMap<u32, TableView>,
     /// Things to tell the user, collected while feeding.
     notices: Vec<String>,
+    /// Relation messages not yet named by a change, by relation OID.
+    pending: HashMap<u32, RelationBody>,
+    /// The publication captured: DDL messages of other publications'
+    /// captures are in the same WAL and are not for this one.
+    publication: Option<String>,
 }
 
 impl Assembler {
@@ -118,6 +127,16 @@ impl Assembler {
     /// Limits DDL capture to these relations (a publication for some tables).
     pub fn set_published(&mut self, oids: Option<std::collections::HashSet<u32>>) {
         self.published = oids;
+    }
+
+    /// Names the publication captured (see [`Assembler::feed`]).
+    pub fn set_publication(&mut self, name: &str) {
+        self.publication = Some(name.to_owned());
+    }
+
+    /// Whether a DDL message came from another publication's capture.
+    fn foreign(&self, sender: Option<&str>) -> bool {
+        matches!((sender, &self.publication), (Some(s), Some(p)) if s != p)
     }
 
     /// The table for a relation, if known.
@@ -174,6 +193,7 @@ impl Assembler {
 
     /// Feeds one decoded message.
     pub fn feed(&mut self, msg: Message, at: Lsn) -> Result<Fed> {
+        self.apply_pending(&msg);
         match msg {
             Message::Begin(b) => {
                 self.open = Some(OpenTxn {
@@ -205,7 +225,7 @@ impl Assembler {
                 }))
             }
             Message::Relation(r) => {
-                self.relation(r);
+                self.pending.insert(r.rel_id, r);
                 Ok(Fed::Nothing)
             }
             Message::Insert(i) if self.uncaptured.contains_key(&i.rel_id) => Ok(Fed::Nothing),
@@ -248,6 +268,22 @@ impl Assembler {
             }
             Message::LogicalMessage(m) if m.transactional => self.logical_message(&m.prefix, &m.content, at),
             _ => Ok(Fed::Nothing),
+        }
+    }
+
+    /// Applies the Relation messages of the relations a change names.
+    fn apply_pending(&mut self, msg: &Message) {
+        let named = match msg {
+            Message::Insert(i) => std::slice::from_ref(&i.rel_id),
+            Message::Update(u) => std::slice::from_ref(&u.rel_id),
+            Message::Delete(d) => std::slice::from_ref(&d.rel_id),
+            Message::Truncate(t) => t.rel_ids.as_slice(),
+            _ => return,
+        };
+        for oid in named {
+            if let Some(r) = self.pending.remove(oid) {
+                self.relation(r);
+            }
         }
     }
 
@@ -367,6 +403,13 @@ impl Assembler {
         match prefix {
             ddl::DDL_PREFIX => {
                 let ev = ddl::parse_ddl(content).map_err(|e| at_lsn(e, at))?;
+                if self.foreign(ev.publication.as_deref()) {
+                    // Rows it re-reads are not for an earlier re-read here.
+                    if let Some(open) = self.open.as_mut() {
+                        open.reread = None;
+                    }
+                    return Ok(Fed::Nothing);
+                }
                 if self
                     .published
                     .as_ref()
@@ -487,7 +530,11 @@ impl Assembler {
                 Ok(Fed::Nothing)
             }
             ddl::DROP_PREFIX => {
-                let oid = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
+                let dropped = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
+                if self.foreign(dropped.publication.as_deref()) {
+                    return Ok(Fed::Nothing);
+                }
+                let oid = dropped.oid;
                 let Some(view) = self.by_oid.remove(&oid).or_else(|| self.uncaptured.remove(&oid)) else {
                     return Ok(Fed::Nothing);
                 };

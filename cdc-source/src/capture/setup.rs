@@ -79,6 +79,7 @@ pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
     let start = plan_start(store, &client, &opts.slot, &server, &ident).await?;
     let (source, mut created) = preflight(&mut client, run, server, start != Start::Resume).await?;
     let mut assembler = Assembler::from_catalog(store.catalog());
+    assembler.set_publication(&opts.publication);
     if !source.all_tables {
         assembler.set_published(Some(source.tables.iter().copied().collect::<HashSet<u32>>()));
     }
@@ -192,13 +193,23 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(
             catalog::check_select(&txn, *oid, name).await?;
         }
     }
-    let all_tables: bool = txn
+    let flags = txn
         .query_one(
-            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            "SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1",
             &[&opts.publication],
         )
-        .await?
-        .get(0);
+        .await?;
+    let (all_tables, via_root): (bool, bool) = (flags.get(0), flags.get(1));
+    if via_root {
+        for (oid, name) in &published {
+            if catalog::is_partitioned(&txn, *oid).await? {
+                run.notice(format!(
+                    "partitioned table {name} is published through its root: Postgres does not send a TRUNCATE \
+                     of one of its partitions, so rows it removes stay in the root's answers"
+                ));
+            }
+        }
+    }
     if all_tables {
         let unlogged = catalog::unlogged_tables(&txn).await?;
         if !unlogged.is_empty() {
