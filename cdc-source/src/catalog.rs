@@ -277,6 +277,23 @@ pub async fn is_partitioned(client: &impl GenericClient, oid: u32) -> Result<boo
         .get(0))
 }
 
+/// The partitioned tables some of these relations are partitions of (a
+/// publication that publishes the leaves captures them, not the root).
+pub async fn partition_roots(client: &impl GenericClient, oids: &[u32]) -> Result<Vec<TableName>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT n.nspname::text, r.relname::text FROM pg_class c \
+             JOIN pg_class r ON r.oid = pg_partition_root(c.oid) JOIN pg_namespace n ON n.oid = r.relnamespace \
+             WHERE c.oid = ANY($1) AND c.relispartition ORDER BY 1, 2",
+            &[&oids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
 /// Errors when the table's rows could not be told apart
 /// ([`identity::missing_key`]): a capture does not start with such a table.
 pub fn check_identity(schema: &TableSchema) -> Result<()> {

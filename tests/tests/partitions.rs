@@ -197,6 +197,12 @@ fn partitioned_roots_and_their_leaves_are_answered_as_postgres_shows_them() {
         assert_unanswered(&store, first, leaf);
     }
     let (store, _dir) = finish(&rt, leaves, &notices);
+    let said = notices.lock().expect("notices").clone();
+    assert!(
+        said.iter()
+            .any(|n| n.contains("public.m is captured as its partitions")),
+        "{said:#?}"
+    );
     assert_matches(&store, &at_leaf);
     // Published through its leaves, the root itself is no table.
     assert_unanswered(&store, last, "m");

@@ -200,7 +200,15 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(
         )
         .await?;
     let (all_tables, via_root): (bool, bool) = (flags.get(0), flags.get(1));
-    if via_root {
+    if !via_root {
+        let oids: Vec<u32> = published.iter().map(|(oid, _)| *oid).collect();
+        for root in catalog::partition_roots(&txn, &oids).await? {
+            run.notice(format!(
+                "partitioned table {root} is captured as its partitions, not as one table: the publication does \
+                 not publish via the root (publish_via_partition_root)"
+            ));
+        }
+    } else {
         for (oid, name) in &published {
             if catalog::is_partitioned(&txn, *oid).await? {
                 run.notice(format!(
