@@ -626,3 +626,78 @@ fn key_image(t: &TupleData, at: Lsn) -> Result<RowImage> {
         .collect::<Result<Vec<_>>>()
         .map(RowImage)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgoutput::{BeginBody, CommitBody, InsertBody, RelationColumn, ReplicaIdentity};
+
+    fn relation(rel_id: u32, name: &str) -> Message {
+        Message::Relation(RelationBody {
+            rel_id,
+            namespace: "public".into(),
+            name: name.into(),
+            replica_identity: ReplicaIdentity::Default,
+            columns: vec![RelationColumn {
+                is_key: true,
+                name: "id".into(),
+                type_oid: 23,
+                type_modifier: -1,
+            }],
+        })
+    }
+
+    #[test]
+    fn a_relation_no_change_names_is_no_table() {
+        let mut a = Assembler::default();
+        a.type_names.insert((23, -1), "integer".into());
+        let at = Lsn(10);
+        let feed = |a: &mut Assembler, m: Message| a.feed(m, at).expect("feed");
+        feed(
+            &mut a,
+            Message::Begin(BeginBody {
+                final_lsn: at,
+                commit_time_us: 0,
+                xid: 1,
+            }),
+        );
+        // Through the root, pgoutput sends the root's Relation, then the
+        // leaf's, then the change as the root's.
+        feed(&mut a, relation(100, "root"));
+        feed(&mut a, relation(101, "root_1"));
+        feed(
+            &mut a,
+            Message::Insert(InsertBody {
+                rel_id: 100,
+                new: TupleData {
+                    values: vec![TupleValue::Text("1".into())],
+                },
+            }),
+        );
+        let Fed::Committed(txn) = feed(
+            &mut a,
+            Message::Commit(CommitBody {
+                flags: 0,
+                commit_lsn: at,
+                end_lsn: Lsn(11),
+                commit_time_us: 0,
+            }),
+        ) else {
+            panic!("no commit");
+        };
+        let defined: Vec<String> = txn
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                ChangeRecord::Schema {
+                    change: SchemaChange::Define { schema, .. },
+                    ..
+                } => Some(schema.name.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(defined, ["public.root"]);
+        assert!(a.table(101).is_none());
+        assert!(matches!(txn.records.last(), Some(ChangeRecord::Insert { .. })));
+    }
+}
