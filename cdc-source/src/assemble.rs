@@ -410,10 +410,13 @@ impl Assembler {
                     }
                     return Ok(Fed::Nothing);
                 }
-                if self
-                    .published
-                    .as_ref()
-                    .is_some_and(|p| !p.contains(&ev.schema.relation_oid))
+                // Older triggers named no publication; their messages are
+                // limited to the tables published when the capture started.
+                if ev.publication.is_none()
+                    && self
+                        .published
+                        .as_ref()
+                        .is_some_and(|p| !p.contains(&ev.schema.relation_oid))
                 {
                     return Ok(Fed::Nothing);
                 }

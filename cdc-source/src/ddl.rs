@@ -232,11 +232,12 @@ BEGIN
     v_before := string_to_array(substr(current_setting('asof.leaves', true), 2), ',');
     v_after := coalesce((SELECT array_agg(c.oid::text || ':' || pg_partition_root(c.oid)::oid::text) FROM pg_class c
       WHERE c.relispartition AND c.relkind = 'r'), '{{}}');
-    -- A detached leaf is a table of its own again, with its rows.
+    -- A detached leaf is a table of its own again, with its rows; an
+    -- attached one may be published only from now on.
     v_moved := ARRAY(
       SELECT split_part(e, ':', 2)::oid FROM unnest(v_before) e WHERE NOT e = ANY(v_after)
       UNION SELECT split_part(e, ':', 1)::oid FROM unnest(v_before) e WHERE NOT e = ANY(v_after)
-      UNION SELECT split_part(e, ':', 2)::oid FROM unnest(v_after) e
+      UNION SELECT unnest(ARRAY[split_part(e, ':', 1)::oid, split_part(e, ':', 2)::oid]) FROM unnest(v_after) e
         WHERE NOT e = ANY(v_before) AND pg_relation_size(split_part(e, ':', 1)::oid) > 0);
     -- Through the root, a table that became a partition is no table of
     -- its own any more: its rows are the root's.

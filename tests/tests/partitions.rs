@@ -246,3 +246,35 @@ fn a_user_publication_through_the_root_copies_and_streams() {
         "{notices:#?}"
     );
 }
+
+#[test]
+fn a_user_publication_of_a_root_s_leaves_follows_new_partitions() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute(
+        "CREATE TABLE m (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k); \
+         CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (10); \
+         INSERT INTO m VALUES (1, 1, 'a'); \
+         CREATE PUBLICATION some_leaves FOR TABLE m",
+    )
+    .expect("setup");
+    let rt = runtime();
+    let notices = Notices::default();
+    let live = start_live(&rt, &pg, options(&pg, "some_leaves", "some_leaves"), &notices);
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let run = |sql: &str| rt.block_on(client.batch_execute(sql)).expect(sql);
+    let look = |tables: &[&str]| {
+        let t: Vec<(&str, &str)> = tables.iter().map(|t| (*t, ORDER)).collect();
+        rt.block_on(observe(&client, &t))
+    };
+    let mut seen = vec![look(&["m1"])];
+    // Not published until attached, and then with the rows it has.
+    run("CREATE TABLE m2 (id int, k int, v text, PRIMARY KEY (id, k)); INSERT INTO m2 VALUES (2, 12, 'b')");
+    run("ALTER TABLE m ATTACH PARTITION m2 FOR VALUES FROM (10) TO (20)");
+    seen.push(look(&["m1", "m2"]));
+    run("CREATE TABLE m3 PARTITION OF m FOR VALUES FROM (20) TO (30); INSERT INTO m VALUES (3, 25, 'c')");
+    seen.push(look(&["m1", "m2", "m3"]));
+    run("UPDATE m SET k = 5 WHERE id = 3; ALTER TABLE m ADD COLUMN d int DEFAULT 4");
+    seen.push(look(&["m1", "m2", "m3"]));
+    let (store, _dir) = finish(&rt, live, &notices);
+    assert_matches(&store, &seen);
+}
