@@ -6,7 +6,11 @@
 //! two places: `asof.ddl` logical messages (at the DDL's own position, with
 //! the values older rows take in added columns) and Relation messages (sent
 //! before a table's next change after its shape changed). A Relation whose
-//! shape equals the current one records nothing.
+//! shape equals the current one records nothing. A Relation is applied when
+//! a change first names its relation: a publication that publishes
+//! partitions through their root sends the root's Relation and then the
+//! leaf's, but every change names the root, and the leaf is no table of
+//! the capture.
 //!
 //! A table whose rows cannot be told apart ([`identity::missing_key`]) is
 //! recorded as uncaptured, its row changes are left out, and a notice says
@@ -79,6 +83,11 @@ pub struct Assembler {
     uncaptured: HashMap<u32, TableView>,
     /// Things to tell the user, collected while feeding.
     notices: Vec<String>,
+    /// Relation messages not yet named by a change, by relation OID.
+    pending: HashMap<u32, RelationBody>,
+    /// The publication captured: DDL messages of other publications'
+    /// captures are in the same WAL and are not for this one.
+    publication: Option<String>,
 }
 
 impl Assembler {
@@ -118,6 +127,16 @@ impl Assembler {
     /// Limits DDL capture to these relations (a publication for some tables).
     pub fn set_published(&mut self, oids: Option<std::collections::HashSet<u32>>) {
         self.published = oids;
+    }
+
+    /// Names the publication captured (see [`Assembler::feed`]).
+    pub fn set_publication(&mut self, name: &str) {
+        self.publication = Some(name.to_owned());
+    }
+
+    /// Whether a DDL message came from another publication's capture.
+    fn foreign(&self, sender: Option<&str>) -> bool {
+        matches!((sender, &self.publication), (Some(s), Some(p)) if s != p)
     }
 
     /// The table for a relation, if known.
@@ -174,6 +193,7 @@ impl Assembler {
 
     /// Feeds one decoded message.
     pub fn feed(&mut self, msg: Message, at: Lsn) -> Result<Fed> {
+        self.apply_pending(&msg);
         match msg {
             Message::Begin(b) => {
                 self.open = Some(OpenTxn {
@@ -205,7 +225,7 @@ impl Assembler {
                 }))
             }
             Message::Relation(r) => {
-                self.relation(r);
+                self.pending.insert(r.rel_id, r);
                 Ok(Fed::Nothing)
             }
             Message::Insert(i) if self.uncaptured.contains_key(&i.rel_id) => Ok(Fed::Nothing),
@@ -248,6 +268,22 @@ impl Assembler {
             }
             Message::LogicalMessage(m) if m.transactional => self.logical_message(&m.prefix, &m.content, at),
             _ => Ok(Fed::Nothing),
+        }
+    }
+
+    /// Applies the Relation messages of the relations a change names.
+    fn apply_pending(&mut self, msg: &Message) {
+        let named = match msg {
+            Message::Insert(i) => std::slice::from_ref(&i.rel_id),
+            Message::Update(u) => std::slice::from_ref(&u.rel_id),
+            Message::Delete(d) => std::slice::from_ref(&d.rel_id),
+            Message::Truncate(t) => t.rel_ids.as_slice(),
+            _ => return,
+        };
+        for oid in named {
+            if let Some(r) = self.pending.remove(oid) {
+                self.relation(r);
+            }
         }
     }
 
@@ -367,10 +403,20 @@ impl Assembler {
         match prefix {
             ddl::DDL_PREFIX => {
                 let ev = ddl::parse_ddl(content).map_err(|e| at_lsn(e, at))?;
-                if self
-                    .published
-                    .as_ref()
-                    .is_some_and(|p| !p.contains(&ev.schema.relation_oid))
+                if self.foreign(ev.publication.as_deref()) {
+                    // Rows it re-reads are not for an earlier re-read here.
+                    if let Some(open) = self.open.as_mut() {
+                        open.reread = None;
+                    }
+                    return Ok(Fed::Nothing);
+                }
+                // Older triggers named no publication; their messages are
+                // limited to the tables published when the capture started.
+                if ev.publication.is_none()
+                    && self
+                        .published
+                        .as_ref()
+                        .is_some_and(|p| !p.contains(&ev.schema.relation_oid))
                 {
                     return Ok(Fed::Nothing);
                 }
@@ -487,7 +533,11 @@ impl Assembler {
                 Ok(Fed::Nothing)
             }
             ddl::DROP_PREFIX => {
-                let oid = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
+                let dropped = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
+                if self.foreign(dropped.publication.as_deref()) {
+                    return Ok(Fed::Nothing);
+                }
+                let oid = dropped.oid;
                 let Some(view) = self.by_oid.remove(&oid).or_else(|| self.uncaptured.remove(&oid)) else {
                     return Ok(Fed::Nothing);
                 };
@@ -578,4 +628,79 @@ fn key_image(t: &TupleData, at: Lsn) -> Result<RowImage> {
         })
         .collect::<Result<Vec<_>>>()
         .map(RowImage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgoutput::{BeginBody, CommitBody, InsertBody, RelationColumn, ReplicaIdentity};
+
+    fn relation(rel_id: u32, name: &str) -> Message {
+        Message::Relation(RelationBody {
+            rel_id,
+            namespace: "public".into(),
+            name: name.into(),
+            replica_identity: ReplicaIdentity::Default,
+            columns: vec![RelationColumn {
+                is_key: true,
+                name: "id".into(),
+                type_oid: 23,
+                type_modifier: -1,
+            }],
+        })
+    }
+
+    #[test]
+    fn a_relation_no_change_names_is_no_table() {
+        let mut a = Assembler::default();
+        a.type_names.insert((23, -1), "integer".into());
+        let at = Lsn(10);
+        let feed = |a: &mut Assembler, m: Message| a.feed(m, at).expect("feed");
+        feed(
+            &mut a,
+            Message::Begin(BeginBody {
+                final_lsn: at,
+                commit_time_us: 0,
+                xid: 1,
+            }),
+        );
+        // Through the root, pgoutput sends the root's Relation, then the
+        // leaf's, then the change as the root's.
+        feed(&mut a, relation(100, "root"));
+        feed(&mut a, relation(101, "root_1"));
+        feed(
+            &mut a,
+            Message::Insert(InsertBody {
+                rel_id: 100,
+                new: TupleData {
+                    values: vec![TupleValue::Text("1".into())],
+                },
+            }),
+        );
+        let Fed::Committed(txn) = feed(
+            &mut a,
+            Message::Commit(CommitBody {
+                flags: 0,
+                commit_lsn: at,
+                end_lsn: Lsn(11),
+                commit_time_us: 0,
+            }),
+        ) else {
+            panic!("no commit");
+        };
+        let defined: Vec<String> = txn
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                ChangeRecord::Schema {
+                    change: SchemaChange::Define { schema, .. },
+                    ..
+                } => Some(schema.name.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(defined, ["public.root"]);
+        assert!(a.table(101).is_none());
+        assert!(matches!(txn.records.last(), Some(ChangeRecord::Insert { .. })));
+    }
 }

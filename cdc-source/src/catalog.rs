@@ -127,6 +127,10 @@ pub const PUBLICATION_MARK: &str = "created by asof";
 /// Creates the publication when missing: for the given tables, or for all
 /// tables when none are given, marked with [`PUBLICATION_MARK`]. Returns
 /// whether it was created.
+///
+/// It publishes partitions through their root: a partitioned table is then
+/// captured as one table, keyed by its own key, whose changes (a row moving
+/// between partitions too) arrive as the root's.
 pub async fn ensure_publication(client: &impl GenericClient, name: &str, tables: &[TableName]) -> Result<bool> {
     if publication_mark(client, name).await?.is_some() {
         return Ok(false);
@@ -142,7 +146,8 @@ pub async fn ensure_publication(client: &impl GenericClient, name: &str, tables:
     let pubname = quote_ident(name);
     client
         .batch_execute(&format!(
-            "CREATE PUBLICATION {pubname} {target}; COMMENT ON PUBLICATION {pubname} IS {}",
+            "CREATE PUBLICATION {pubname} {target} WITH (publish_via_partition_root = true); \
+             COMMENT ON PUBLICATION {pubname} IS {}",
             quote_literal(PUBLICATION_MARK)
         ))
         .await
@@ -261,6 +266,32 @@ pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<Tab
         columns,
         replica_identity: ident,
     })
+}
+
+/// Whether the relation is a partitioned table (no rows of its own: its
+/// rows are its partitions').
+pub async fn is_partitioned(client: &impl GenericClient, oid: u32) -> Result<bool> {
+    Ok(client
+        .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1", &[&oid])
+        .await?
+        .get(0))
+}
+
+/// The partitioned tables some of these relations are partitions of (a
+/// publication that publishes the leaves captures them, not the root).
+pub async fn partition_roots(client: &impl GenericClient, oids: &[u32]) -> Result<Vec<TableName>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT n.nspname::text, r.relname::text FROM pg_class c \
+             JOIN pg_class r ON r.oid = pg_partition_root(c.oid) JOIN pg_namespace n ON n.oid = r.relnamespace \
+             WHERE c.oid = ANY($1) AND c.relispartition ORDER BY 1, 2",
+            &[&oids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
 }
 
 /// Errors when the table's rows could not be told apart

@@ -18,6 +18,12 @@
 //! - `asof.unlogged`: an unlogged table under a `FOR ALL TABLES`
 //!   publication, which is not in the WAL and so is not captured.
 //!
+//! Partitioned tables: DDL on a parent is described for each of its
+//! partitions too (a publication of the leaves sees it at its position),
+//! and a root whose leaves change without row changes (`ATTACH`, `DETACH`,
+//! `DROP` of a partition) is described and re-read, so a publication
+//! through the root follows it.
+//!
 //! Values are printed in the fixed output settings of [`crate::output`],
 //! whatever the DDL session's own settings are.
 //!
@@ -201,10 +207,17 @@ fn install_sql(publication: &str) -> String {
         r#"
 CREATE OR REPLACE FUNCTION public.{f_start}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
 BEGIN
+  -- Settings are cleared here, not at the end: every publication's DDL
+  -- capture reads them at the end of the same command.
+  PERFORM set_config('asof.rewritten', '', true);
   -- Tables without a usable key before this command: one that gains a key
   -- is read afresh at its end.
   PERFORM set_config('asof.keyless', coalesce((SELECT string_agg(c.oid::text, ',') FROM pg_class c
     WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND NOT {keyed}), ''), true);
+  -- Each leaf partition with its root before this command ('+' marks the
+  -- list as taken): a root whose leaves change is read afresh at its end.
+  PERFORM set_config('asof.leaves', '+' || coalesce((SELECT string_agg(c.oid::text || ':' || pg_partition_root(c.oid)::oid::text, ',')
+    FROM pg_class c WHERE c.relispartition AND c.relkind = 'r'), ''), true);
 END $fn$;
 
 CREATE OR REPLACE FUNCTION public.{f_rw}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -215,17 +228,43 @@ END $fn$;
 
 CREATE OR REPLACE FUNCTION public.{f_end}() RETURNS event_trigger LANGUAGE plpgsql {pinned}{output} AS $fn$
 DECLARE
-  v_cmd record;
   v_rel oid;
+  v_rels oid[];
   v_done oid[] := '{{}}';
+  v_before text[];
+  v_after text[];
+  v_moved oid[] := '{{}}';
   v_rewritten text[] := string_to_array(coalesce(current_setting('asof.rewritten', true), ''), ',');
   v_keyless text[] := string_to_array(coalesce(current_setting('asof.keyless', true), ''), ',');
   v_reread boolean;
   v_payload text;
   v_row record;
 BEGIN
-  FOR v_cmd IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column') LOOP
-    v_rel := v_cmd.objid;
+  -- Roots that gained a leaf with rows or lost one (ATTACH, DETACH, DROP):
+  -- their rows changed without any row change in the WAL.
+  IF left(coalesce(current_setting('asof.leaves', true), ''), 1) = '+' THEN
+    v_before := string_to_array(substr(current_setting('asof.leaves', true), 2), ',');
+    v_after := coalesce((SELECT array_agg(c.oid::text || ':' || pg_partition_root(c.oid)::oid::text) FROM pg_class c
+      WHERE c.relispartition AND c.relkind = 'r'), '{{}}');
+    -- A detached leaf is a table of its own again, with its rows; an
+    -- attached one may be published only from now on.
+    v_moved := ARRAY(
+      SELECT split_part(e, ':', 2)::oid FROM unnest(v_before) e WHERE NOT e = ANY(v_after)
+      UNION SELECT split_part(e, ':', 1)::oid FROM unnest(v_before) e WHERE NOT e = ANY(v_after)
+      UNION SELECT unnest(ARRAY[split_part(e, ':', 1)::oid, split_part(e, ':', 2)::oid]) FROM unnest(v_after) e
+        WHERE NOT e = ANY(v_before) AND pg_relation_size(split_part(e, ':', 1)::oid) > 0);
+    -- Through the root, a table that became a partition is no table of
+    -- its own any more: its rows are the root's.
+    IF EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = {pubname} AND p.pubviaroot) THEN
+      FOR v_rel IN SELECT split_part(e, ':', 1)::oid FROM unnest(v_after) e WHERE NOT e = ANY(v_before) LOOP
+        PERFORM pg_logical_emit_message(true, '{DROP_PREFIX}', json_build_object('oid', v_rel::bigint, 'publication', {pubname})::text);
+      END LOOP;
+    END IF;
+  END IF;
+  v_rels := ARRAY(SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column'));
+  -- A partitioned table's DDL changes its partitions too.
+  v_rels := v_rels || ARRAY(SELECT t.relid FROM unnest(v_rels) r, pg_partition_tree(r) t WHERE t.relid <> r) || v_moved;
+  FOREACH v_rel IN ARRAY v_rels LOOP
     CONTINUE WHEN v_rel = ANY(v_done);
     v_done := v_done || v_rel;
     -- Unlogged tables are not in the WAL: say so, capture nothing.
@@ -239,19 +278,31 @@ BEGIN
       SELECT 1 FROM pg_publication p JOIN pg_class c ON c.oid = v_rel
       JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE p.pubname = {pubname} AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p'
-        AND (p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_tables pt
+        -- All tables means the leaves, or the roots when published via
+        -- the root (a partitioned table has no rows of its own).
+        AND ((p.puballtables AND CASE WHEN p.pubviaroot THEN NOT c.relispartition ELSE c.relkind = 'r' END)
+          OR EXISTS (SELECT 1 FROM pg_publication_tables pt
              WHERE pt.pubname = p.pubname AND pt.schemaname = n.nspname AND pt.tablename = c.relname)));
-    SELECT v_rel::text = ANY(v_rewritten) OR (v_rel::text = ANY(v_keyless) AND {keyed})
+    SELECT v_rel::text = ANY(v_rewritten) OR v_rel = ANY(v_moved)
+        -- A rewrite is reported for the table the command named.
+        OR EXISTS (SELECT 1 FROM pg_partition_tree(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
+        OR EXISTS (SELECT 1 FROM pg_partition_ancestors(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
+        OR (v_rel::text = ANY(v_keyless) AND {keyed})
       INTO v_reread FROM pg_class c WHERE c.oid = v_rel;
     SELECT json_build_object(
       'oid', c.oid::bigint, 'schema', n.nspname, 'name', c.relname, 'ident', c.relreplident::text,
+      'publication', {pubname},
       'rewrite', v_reread,
       'columns', coalesce((SELECT json_agg(json_build_object(
           'name', a.attname, 'type_oid', a.atttypid::bigint, 'type_name', format_type(a.atttypid, a.atttypmod),
           'typmod', a.atttypmod,
           'pk', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)::int2[]), false),
           'ri', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)::int2[]), false),
-          'missing', CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END) ORDER BY a.attnum)
+          -- A partitioned table keeps no missing values; its leaves do.
+          'missing', CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1]
+            WHEN c.relkind = 'p' THEN (SELECT (l.attmissingval::text::text[])[1] FROM pg_partition_tree(c.oid) t
+              JOIN pg_attribute l ON l.attrelid = t.relid AND l.attname = a.attname
+              WHERE t.isleaf AND l.atthasmissing LIMIT 1) END) ORDER BY a.attnum)
         FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json))::text
     INTO v_payload
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
@@ -263,7 +314,6 @@ BEGIN
       END LOOP;
     END IF;
   END LOOP;
-  PERFORM set_config('asof.rewritten', '', true);
 END $fn$;
 
 CREATE OR REPLACE FUNCTION public.{f_drop}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -272,7 +322,8 @@ DECLARE
 BEGIN
   FOR v_obj IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' AND NOT is_temporary LOOP
     PERFORM pg_logical_emit_message(true, '{DROP_PREFIX}',
-      json_build_object('oid', v_obj.objid::bigint, 'schema', v_obj.schema_name, 'name', v_obj.object_name)::text);
+      json_build_object('oid', v_obj.objid::bigint, 'schema', v_obj.schema_name, 'name', v_obj.object_name,
+        'publication', {pubname})::text);
   END LOOP;
 END $fn$;
 
@@ -302,6 +353,8 @@ struct DdlColumn {
 #[derive(Deserialize)]
 struct DdlMessage {
     oid: u32,
+    #[serde(default)]
+    publication: Option<String>,
     schema: String,
     name: String,
     ident: String,
@@ -320,6 +373,9 @@ pub struct DdlEvent {
     /// The table was rewritten, or gained a usable key: `asof.row`
     /// messages with all its rows follow.
     pub rewrite: bool,
+    /// The publication whose DDL capture sent it (every capture of the
+    /// database decodes every message); `None` from older triggers.
+    pub publication: Option<String>,
 }
 
 /// Why a logical message of the DDL capture could not be read.
@@ -381,18 +437,25 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent, MessageError> {
         },
         missing,
         rewrite: m.rewrite,
+        publication: m.publication,
     })
 }
 
-#[derive(Deserialize)]
-struct DropMessage {
-    oid: u32,
+/// A decoded `asof.drop` message: a table dropped, or, through the root,
+/// a table that became a partition.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DropEvent {
+    /// The table's OID.
+    pub oid: u32,
+    /// The publication whose DDL capture sent it; `None` from older
+    /// triggers.
+    #[serde(default)]
+    pub publication: Option<String>,
 }
 
-/// Decodes an `asof.drop` message into the dropped table's OID.
-pub fn parse_drop(content: &[u8]) -> Result<u32, MessageError> {
-    let m: DropMessage = serde_json::from_slice(content).map_err(MessageError::Drop)?;
-    Ok(m.oid)
+/// Decodes an `asof.drop` message.
+pub fn parse_drop(content: &[u8]) -> Result<DropEvent, MessageError> {
+    serde_json::from_slice(content).map_err(MessageError::Drop)
 }
 
 #[derive(Deserialize)]

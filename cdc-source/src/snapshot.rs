@@ -90,7 +90,16 @@ pub async fn copy_tables(
         p.table = schema.name.to_string();
         let cols: Vec<String> = schema.columns.iter().map(|c| catalog::quote_ident(&c.name)).collect();
         let width = schema.columns.len();
-        let sql = format!("COPY {} ({}) TO STDOUT", qualified(&schema.name), cols.join(", "));
+        // COPY reads a partitioned table only through a query.
+        let sql = if catalog::is_partitioned(&txn, oid).await? {
+            format!(
+                "COPY (SELECT {} FROM {}) TO STDOUT",
+                cols.join(", "),
+                qualified(&schema.name)
+            )
+        } else {
+            format!("COPY {} ({}) TO STDOUT", qualified(&schema.name), cols.join(", "))
+        };
         let name = schema.name.clone();
         let table = assembler.register(schema.clone());
         chunk.push(define(table, schema));

@@ -303,6 +303,10 @@ const TABLES_EXAMPLES: &str = concat!(
   asof tables
   asof tables --at 2026-11-01",
     "\n\n",
+    "A partitioned table published through its root (publish_via_partition_root, as asof's own
+publication does) is one table with the rows of all its partitions. Postgres does not send a
+TRUNCATE of a single partition through the root: the rows it removes stay in the root's answers.",
+    "\n\n",
     when_note!()
 );
 

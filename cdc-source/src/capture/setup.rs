@@ -79,6 +79,7 @@ pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
     let start = plan_start(store, &client, &opts.slot, &server, &ident).await?;
     let (source, mut created) = preflight(&mut client, run, server, start != Start::Resume).await?;
     let mut assembler = Assembler::from_catalog(store.catalog());
+    assembler.set_publication(&opts.publication);
     if !source.all_tables {
         assembler.set_published(Some(source.tables.iter().copied().collect::<HashSet<u32>>()));
     }
@@ -193,13 +194,31 @@ async fn preflight<F: FnMut(CaptureEvent) + Send>(
             catalog::check_select(&txn, *oid, name).await?;
         }
     }
-    let all_tables: bool = txn
+    let flags = txn
         .query_one(
-            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            "SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1",
             &[&opts.publication],
         )
-        .await?
-        .get(0);
+        .await?;
+    let (all_tables, via_root): (bool, bool) = (flags.get(0), flags.get(1));
+    if !via_root {
+        let oids: Vec<u32> = published.iter().map(|(oid, _)| *oid).collect();
+        for root in catalog::partition_roots(&txn, &oids).await? {
+            run.notice(format!(
+                "partitioned table {root} is captured as its partitions, not as one table: the publication does \
+                 not publish via the root (publish_via_partition_root)"
+            ));
+        }
+    } else {
+        for (oid, name) in &published {
+            if catalog::is_partitioned(&txn, *oid).await? {
+                run.notice(format!(
+                    "partitioned table {name} is published through its root: Postgres does not send a TRUNCATE \
+                     of one of its partitions, so rows it removes stay in the root's answers"
+                ));
+            }
+        }
+    }
     if all_tables {
         let unlogged = catalog::unlogged_tables(&txn).await?;
         if !unlogged.is_empty() {
