@@ -238,12 +238,19 @@ BEGIN
           'pk', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)::int2[]), false),
           'ri', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)::int2[]), false),
           'missing', CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END) ORDER BY a.attnum)
-        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json))::text
+        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '[]'::json),
+      'generated', coalesce((SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '[]'::json))::text
     INTO v_payload
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
     PERFORM pg_logical_emit_message(true, '{DDL_PREFIX}', v_payload);
     IF v_reread THEN
-      FOR v_row IN EXECUTE (SELECT format('SELECT (asof_row.*)::text AS v FROM %I.%I AS asof_row', n.nspname, c.relname)
+      -- Generated columns are left out, as pgoutput leaves them out.
+      FOR v_row IN EXECUTE (SELECT format('SELECT ROW(%s)::text AS v FROM %I.%I AS asof_row',
+                              coalesce((SELECT string_agg(format('asof_row.%I', a.attname), ', ' ORDER BY a.attnum)
+                                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                  AND a.attgenerated = ''), ''),
+                              n.nspname, c.relname)
                             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel) LOOP
         PERFORM pg_logical_emit_message(true, '{ROW_PREFIX}', v_rel::text || ':' || v_row.v);
       END LOOP;
@@ -293,6 +300,8 @@ struct DdlMessage {
     ident: String,
     rewrite: bool,
     columns: Vec<DdlColumn>,
+    #[serde(default)]
+    generated: Vec<String>,
 }
 
 /// A decoded `asof.ddl` message.
@@ -306,6 +315,8 @@ pub struct DdlEvent {
     /// The table was rewritten, or gained a usable key: `asof.row`
     /// messages with all its rows follow.
     pub rewrite: bool,
+    /// Stored generated columns, which are not captured.
+    pub generated: Vec<String>,
 }
 
 /// Why a logical message of the DDL capture could not be read.
@@ -367,6 +378,7 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent, MessageError> {
         },
         missing,
         rewrite: m.rewrite,
+        generated: m.generated,
     })
 }
 
@@ -424,6 +436,7 @@ mod tests {
         let sql = install_sql("it's \"odd\", Pub");
         assert!(sql.contains("p.pubname = 'it''s \"odd\", Pub'"), "{sql}");
         assert!(sql.contains("%I.%I AS asof_row"));
+        assert!(sql.contains("format('asof_row.%I', a.attname)"));
         assert!(sql.contains("SET search_path TO pg_catalog, pg_temp"));
     }
 }
