@@ -65,7 +65,9 @@ fn start_live(
     let start = Instant::now();
     let active = format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active");
     while pg.query_one_value(&active).ok().flatten().as_deref() != Some("1") {
-        assert!(!handle.is_finished(), "the capture stopped before streaming");
+        if handle.is_finished() {
+            panic!("the capture stopped before streaming: {:?}", rt.block_on(handle));
+        }
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "gave up waiting for the slot"
