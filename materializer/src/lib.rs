@@ -53,5 +53,5 @@ pub use cut::{resolve, Cut, Resolved};
 pub use error::{QueryError, Result};
 pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
 pub use snapshot::{get, snapshot};
-pub use table::{last_moment_of, table_at, tables_at, user_key, TableAt};
+pub use table::{last_moment_of, table_at, tables_at, uncaptured_at, user_key, TableAt, UncapturedAt};
 pub use when::{ParseWhenError, When};

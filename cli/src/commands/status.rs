@@ -32,7 +32,9 @@ pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
         Some(w) => {
             outln!(
                 "watermark:    {} (lsn {}, xid {})",
-                w.commit_time, w.commit_lsn, w.xid.0
+                w.commit_time,
+                w.commit_lsn,
+                w.xid.0
             )?;
             outln!("complete to:  lsn {}", store.scanned_through())?;
         }

@@ -75,7 +75,10 @@ fn the_store_directory_is_private() {
 #[test]
 fn a_logged_tail_is_plain_text_and_names_its_last_commit() {
     let pg = cluster();
-    sql(&pg, "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);");
+    sql(
+        &pg,
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);",
+    );
     let dir = scratch();
     let store = store_in(dir.path());
     let log_path = dir.path().join("tail.log");
@@ -109,7 +112,10 @@ fn a_logged_tail_is_plain_text_and_names_its_last_commit() {
     };
     let _ = child.kill();
     let _ = child.wait();
-    assert!(text.contains("logical replication started"), "the debug log is there:\n{text}");
+    assert!(
+        text.contains("logical replication started"),
+        "the debug log is there:\n{text}"
+    );
     assert!(!text.contains('\x1b'), "colour codes in a log file:\n{text:?}");
     let status = text
         .lines()
