@@ -10,6 +10,12 @@
 //! is missed. The copy is stored as one transaction just below C (every
 //! streamed commit LSN is at or above C), and the store's watermark end LSN
 //! is C, so the first acknowledgement is C.
+//!
+//! DDL committed after the snapshot is in the stream at its own position;
+//! the copy locks its tables and reads each by OID, as the snapshot shows
+//! it ([`crate::copy_source`]), so such DDL neither stops the copy nor
+//! changes what it reads. Generated columns are left out, as pgoutput
+//! leaves them out, and a notice says so.
 
 use changelog::{
     ChangeRecord, CommitInfo, CommitTime, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema, Transaction, Xid,
