@@ -151,6 +151,21 @@ impl Assembler {
         id
     }
 
+    /// Registers a table the initial copy could not read (see
+    /// [`crate::copy_source`]) as not captured; returns its id.
+    pub fn register_uncaptured(&mut self, schema: TableSchema, reason: String) -> TableId {
+        let id = self.id_for(&schema.name);
+        self.notices
+            .push(format!("table {} is not captured: {reason}", schema.name));
+        self.uncaptured.insert(schema.relation_oid, TableView { id, schema });
+        id
+    }
+
+    /// Adds a notice for the user.
+    pub fn note(&mut self, text: String) {
+        self.notices.push(text);
+    }
+
     fn id_for(&mut self, name: &TableName) -> TableId {
         if let Some(id) = self.ids_by_name.get(name) {
             return *id;
@@ -490,6 +505,9 @@ impl Assembler {
                     .as_mut()
                     .ok_or_else(|| protocol(at, StreamProblem::OutsideTransaction("DDL message")))?;
                 if changed {
+                    if let Some(note) = generated_note(&ev.schema.name, &ev.generated) {
+                        self.notices.push(note);
+                    }
                     open.records.push(ChangeRecord::Schema {
                         table: id,
                         change: SchemaChange::Define {
@@ -579,6 +597,20 @@ impl Assembler {
         }
         self.uncaptured.insert(oid, TableView { id, schema });
     }
+}
+
+/// What to say about a table's stored generated columns, which are not
+/// captured: pgoutput (before PostgreSQL 18) does not send them, so the
+/// copy leaves them out too and every stored row has the same columns.
+pub fn generated_note(table: &TableName, generated: &[String]) -> Option<String> {
+    if generated.is_empty() {
+        return None;
+    }
+    let cols: Vec<String> = generated.iter().map(|c| crate::catalog::quote_ident(c)).collect();
+    Some(format!(
+        "table {table}: generated column {} is not captured (logical replication does not send generated columns)",
+        cols.join(", ")
+    ))
 }
 
 /// Equal for the log's purposes: names, types and keys of the columns.

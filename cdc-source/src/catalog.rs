@@ -222,8 +222,27 @@ pub async fn unlogged_tables(client: &impl GenericClient) -> Result<Vec<TableNam
 
 /// Reads a table's shape from the catalog (as of the client's snapshot).
 /// The key is the primary key, else the replica identity index, else every
-/// column under `REPLICA IDENTITY FULL`.
+/// column under `REPLICA IDENTITY FULL`. Generated columns are left out:
+/// pgoutput does not send them, and a column the stream lacks must not be
+/// in the copy either.
 pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<TableSchema> {
+    Ok(describe_columns(client, oid).await?.schema)
+}
+
+/// A table's shape with what the shape leaves out and where its columns
+/// are in the table.
+#[derive(Clone, Debug)]
+pub struct DescribedTable {
+    /// The captured shape.
+    pub schema: TableSchema,
+    /// Column numbers (`attnum`) of the shape's columns, in order.
+    pub numbers: Vec<i16>,
+    /// Stored generated columns, which are not captured.
+    pub generated: Vec<String>,
+}
+
+/// [`describe_table`], with column numbers and the generated columns.
+pub async fn describe_columns(client: &impl GenericClient, oid: u32) -> Result<DescribedTable> {
     let head = client
         .query_one(
             "SELECT n.nspname::text, c.relname::text, c.relreplident::text FROM pg_class c \
@@ -237,11 +256,15 @@ pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<Tab
         .query(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.atttypmod, \
                     coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary)::int2[]), false), \
-                    coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisreplident)::int2[]), false) \
+                    coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisreplident)::int2[]), false), \
+                    a.attnum, a.attgenerated <> '' \
              FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             &[&oid],
         )
         .await?;
+    let (generated, rows): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<_, bool>(7));
+    let generated = generated.iter().map(|r| r.get(0)).collect();
+    let numbers = rows.iter().map(|r| r.get(6)).collect();
     let membership: Vec<KeyMembership> = rows
         .iter()
         .map(|r| KeyMembership {
@@ -260,11 +283,15 @@ pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<Tab
             is_key,
         })
         .collect();
-    Ok(TableSchema {
-        name,
-        relation_oid: oid,
-        columns,
-        replica_identity: ident,
+    Ok(DescribedTable {
+        schema: TableSchema {
+            name,
+            relation_oid: oid,
+            columns,
+            replica_identity: ident,
+        },
+        numbers,
+        generated,
     })
 }
 

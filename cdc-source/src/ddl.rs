@@ -303,12 +303,19 @@ BEGIN
             WHEN c.relkind = 'p' THEN (SELECT (l.attmissingval::text::text[])[1] FROM pg_partition_tree(c.oid) t
               JOIN pg_attribute l ON l.attrelid = t.relid AND l.attname = a.attname
               WHERE t.isleaf AND l.atthasmissing LIMIT 1) END) ORDER BY a.attnum)
-        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json))::text
+        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '[]'::json),
+      'generated', coalesce((SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '[]'::json))::text
     INTO v_payload
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
     PERFORM pg_logical_emit_message(true, '{DDL_PREFIX}', v_payload);
     IF v_reread THEN
-      FOR v_row IN EXECUTE (SELECT format('SELECT (asof_row.*)::text AS v FROM %I.%I AS asof_row', n.nspname, c.relname)
+      -- Generated columns are left out, as pgoutput leaves them out.
+      FOR v_row IN EXECUTE (SELECT format('SELECT ROW(%s)::text AS v FROM %I.%I AS asof_row',
+                              coalesce((SELECT string_agg(format('asof_row.%I', a.attname), ', ' ORDER BY a.attnum)
+                                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                  AND a.attgenerated = ''), ''),
+                              n.nspname, c.relname)
                             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel) LOOP
         PERFORM pg_logical_emit_message(true, '{ROW_PREFIX}', v_rel::text || ':' || v_row.v);
       END LOOP;
@@ -360,6 +367,8 @@ struct DdlMessage {
     ident: String,
     rewrite: bool,
     columns: Vec<DdlColumn>,
+    #[serde(default)]
+    generated: Vec<String>,
 }
 
 /// A decoded `asof.ddl` message.
@@ -376,6 +385,8 @@ pub struct DdlEvent {
     /// The publication whose DDL capture sent it (every capture of the
     /// database decodes every message); `None` from older triggers.
     pub publication: Option<String>,
+    /// Stored generated columns, which are not captured.
+    pub generated: Vec<String>,
 }
 
 /// Why a logical message of the DDL capture could not be read.
@@ -438,6 +449,7 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent, MessageError> {
         missing,
         rewrite: m.rewrite,
         publication: m.publication,
+        generated: m.generated,
     })
 }
 
@@ -501,6 +513,7 @@ mod tests {
         let sql = install_sql("it's \"odd\", Pub");
         assert!(sql.contains("p.pubname = 'it''s \"odd\", Pub'"), "{sql}");
         assert!(sql.contains("%I.%I AS asof_row"));
+        assert!(sql.contains("format('asof_row.%I', a.attname)"));
         assert!(sql.contains("SET search_path TO pg_catalog, pg_temp"));
     }
 }

@@ -34,6 +34,12 @@ pub enum CaptureError {
     /// The role may not use replication.
     #[error("the role lacks the REPLICATION privilege (ALTER ROLE <role> WITH REPLICATION)")]
     MissingReplicationPrivilege,
+    /// A table's name kept changing while the initial copy tried to lock it.
+    #[error("table with OID {oid} was renamed again and again while the initial copy tried to lock it")]
+    TableKeepsChanging {
+        /// The table's OID.
+        oid: u32,
+    },
     /// The role may not read a table the initial copy needs.
     #[error("the role may not read {table} (GRANT SELECT ON {qualified} TO <role>)")]
     MissingSelectPrivilege {

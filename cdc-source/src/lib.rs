@@ -30,6 +30,7 @@ pub mod assemble;
 pub mod capture;
 pub mod catalog;
 pub mod conninfo;
+pub mod copy_source;
 pub mod ddl;
 mod error;
 pub mod identity;

@@ -10,6 +10,12 @@
 //! is missed. The copy is stored as one transaction just below C (every
 //! streamed commit LSN is at or above C), and the store's watermark end LSN
 //! is C, so the first acknowledgement is C.
+//!
+//! DDL committed after the snapshot is in the stream at its own position;
+//! the copy locks its tables and reads each by OID, as the snapshot shows
+//! it ([`crate::copy_source`]), so such DDL neither stops the copy nor
+//! changes what it reads. Generated columns are left out, as pgoutput
+//! leaves them out, and a notice says so.
 
 use changelog::{
     ChangeRecord, CommitInfo, CommitTime, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema, Transaction, Xid,
@@ -18,7 +24,8 @@ use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::Client;
 
 use crate::assemble::Assembler;
-use crate::catalog::{self, qualified};
+use crate::catalog;
+use crate::copy_source::{self, CopySource};
 use crate::error::{CaptureError, CopyProblem, Result};
 use crate::text_formats::parse_copy_line;
 
@@ -76,6 +83,8 @@ pub async fn copy_tables(
         catalog::quote_literal(snapshot_name)
     ))
     .await?;
+    // The base state is as of the snapshot, taken just before this.
+    let commit = base_commit(base_lsn, end_lsn);
     let mut sp = store.begin_spill(base_lsn)?;
     let mut chunk: Vec<ChangeRecord> = Vec::with_capacity(CHUNK_ROWS + 2);
     let mut p = CopyProgress {
@@ -83,23 +92,30 @@ pub async fn copy_tables(
         ..CopyProgress::default()
     };
     let mut values = Vec::new();
+    // No DDL commits on a locked table until the copy ends; DDL committed
+    // before the lock is handled by `copy_source`.
+    copy_source::lock_tables(&txn, tables).await?;
     for &oid in tables {
-        let schema = catalog::describe_table(&txn, oid).await?;
+        let described = catalog::describe_columns(&txn, oid).await?;
+        let schema = described.schema;
         catalog::check_identity(&schema)?;
-        catalog::check_select(&txn, oid, &schema.name).await?;
         p.table = schema.name.to_string();
-        let cols: Vec<String> = schema.columns.iter().map(|c| catalog::quote_ident(&c.name)).collect();
-        let width = schema.columns.len();
-        // COPY reads a partitioned table only through a query.
-        let sql = if catalog::is_partitioned(&txn, oid).await? {
-            format!(
-                "COPY (SELECT {} FROM {}) TO STDOUT",
-                cols.join(", "),
-                qualified(&schema.name)
-            )
-        } else {
-            format!("COPY {} ({}) TO STDOUT", qualified(&schema.name), cols.join(", "))
+        note_generated(assembler, &schema.name, &described.generated);
+        let sql = match copy_source::copy_source(&txn, oid, &described.numbers).await? {
+            CopySource::Readable { sql } => sql,
+            CopySource::Unreadable(reason) => {
+                let table = assembler.register_uncaptured(schema.clone(), reason.clone());
+                chunk.push(ChangeRecord::Schema {
+                    table,
+                    change: SchemaChange::Uncaptured { schema, reason },
+                });
+                p.tables_done += 1;
+                progress(&p);
+                continue;
+            }
         };
+        catalog::check_select(&txn, oid, &schema.name).await?;
+        let width = schema.columns.len();
         let name = schema.name.clone();
         let table = assembler.register(schema.clone());
         chunk.push(define(table, schema));
@@ -148,7 +164,7 @@ pub async fn copy_tables(
         p.tables_done += 1;
         progress(&p);
     }
-    store.finish_spill(sp, &base_commit(base_lsn, end_lsn), &chunk)?;
+    store.finish_spill(sp, &commit, &chunk)?;
     txn.commit().await?;
     Ok(p.rows)
 }
@@ -166,12 +182,21 @@ pub async fn record_shapes(
 ) -> Result<()> {
     let mut records = Vec::with_capacity(tables.len());
     for &oid in tables {
-        let schema = catalog::describe_table(client, oid).await?;
+        let described = catalog::describe_columns(client, oid).await?;
+        note_generated(assembler, &described.schema.name, &described.generated);
+        let schema = described.schema;
         records.push(define(assembler.register(schema.clone()), schema));
     }
     let commit = base_commit(base_lsn, end_lsn);
     store.append(&[Transaction { commit, records }])?;
     Ok(())
+}
+
+/// Says which generated columns of a table are not captured.
+fn note_generated(assembler: &mut Assembler, table: &changelog::TableName, generated: &[String]) {
+    if let Some(note) = crate::assemble::generated_note(table, generated) {
+        assembler.note(note);
+    }
 }
 
 /// The base transaction: just below the consistent point, ending at it.

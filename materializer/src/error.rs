@@ -27,6 +27,16 @@ pub enum QueryError {
         /// The horizon cut.
         earliest: Cut,
     },
+    /// The table existed at the cut but was not captured then.
+    #[error("table {name} is not captured as of {cut}: {reason}")]
+    NotCaptured {
+        /// The table.
+        name: TableName,
+        /// The cut.
+        cut: Cut,
+        /// Why, as recorded by the capture.
+        reason: String,
+    },
     /// No table of that name existed at the cut.
     #[error("no table {name} as of {cut}{}", suggestion(.suggestions))]
     UnknownTable {

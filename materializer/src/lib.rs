@@ -65,5 +65,5 @@ pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
 #[cfg(feature = "store")]
 pub use snapshot::{get, snapshot};
 #[cfg(feature = "store")]
-pub use table::{last_moment_of, table_at, tables_at, user_key, TableAt};
+pub use table::{last_moment_of, table_at, tables_at, uncaptured_at, user_key, TableAt, UncapturedAt};
 pub use when::{ParseWhenError, When};

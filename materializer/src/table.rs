@@ -1,7 +1,7 @@
 //! Finding tables by name at a cut, and building keys from user input.
 
 use changelog::keys::{self, UserKey};
-use changelog::{DatumRef, SchemaVersion, Store, TableId, TableName, TableSchema};
+use changelog::{DatumRef, SchemaChange, SchemaVersion, Store, TableId, TableName, TableSchema};
 
 use crate::cut::Cut;
 use crate::error::{QueryError, Result};
@@ -29,12 +29,43 @@ pub fn tables_at(store: &Store, cut: Cut) -> Vec<TableAt<'_>> {
     out
 }
 
-/// The table named `name` at `cut`, or an error suggesting close names.
+/// A table that existed at a cut but was not captured then.
+#[derive(Clone, Debug)]
+pub struct UncapturedAt<'s> {
+    /// Its shape in the source.
+    pub schema: &'s TableSchema,
+    /// Why it was not captured.
+    pub reason: &'s str,
+}
+
+/// The tables that existed at `cut` but were not captured, sorted by name.
+pub fn uncaptured_at(store: &Store, cut: Cut) -> Vec<UncapturedAt<'_>> {
+    let mut out: Vec<_> = store
+        .catalog()
+        .tables()
+        .filter_map(|(_, e)| match &e.history.at(cut.lsn)?.change {
+            SchemaChange::Uncaptured { schema, reason } => Some(UncapturedAt { schema, reason }),
+            _ => None,
+        })
+        .collect();
+    out.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
+    out
+}
+
+/// The table named `name` at `cut`, or an error saying it was not
+/// captured then, or one suggesting close names.
 pub fn table_at<'s>(store: &'s Store, name: &TableName, cut: Cut) -> Result<TableAt<'s>> {
     if let Some((id, version)) = store.catalog().table_named_at(name, cut.lsn) {
         if let Some(schema) = version.schema() {
             return Ok(TableAt { id, version, schema });
         }
+    }
+    if let Some(u) = uncaptured_at(store, cut).into_iter().find(|u| &u.schema.name == name) {
+        return Err(QueryError::NotCaptured {
+            name: name.clone(),
+            cut,
+            reason: u.reason.to_owned(),
+        });
     }
     // Compare bare names when the schema matches, so a shared `public.`
     // prefix does not make every table look close.

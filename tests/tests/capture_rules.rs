@@ -65,7 +65,9 @@ fn start_live(
     let start = Instant::now();
     let active = format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active");
     while pg.query_one_value(&active).ok().flatten().as_deref() != Some("1") {
-        assert!(!handle.is_finished(), "the capture stopped before streaming");
+        if handle.is_finished() {
+            panic!("the capture stopped before streaming: {:?}", rt.block_on(handle));
+        }
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "gave up waiting for the slot"
@@ -448,4 +450,154 @@ fn unlogged_and_temporary_tables_are_not_answered() {
         "{notices:#?}"
     );
     assert!(!notices.iter().any(|n| n.contains("scratch")), "{notices:#?}");
+}
+
+/// The observation with one column left out (a column that is not captured).
+fn without_column(mut o: Observation, table: &str, column: &str) -> Observation {
+    if let Some((cols, rows)) = o.tables.get_mut(table) {
+        if let Some(i) = cols.iter().position(|c| c == column) {
+            cols.remove(i);
+            for r in rows.iter_mut() {
+                r.remove(i);
+            }
+        }
+    }
+    o
+}
+
+#[test]
+fn generated_columns_are_left_out_consistently_and_said_so() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute(
+        "CREATE TABLE gen (id int PRIMARY KEY, v int, twice int GENERATED ALWAYS AS (v * 2) STORED, w text);
+         INSERT INTO gen (id, v, w) VALUES (1, 1, 'a'), (2, NULL, 'b')",
+    )
+    .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let opts = options(&pg, "gen", "asof_gen", Until::Forever);
+    let live = start_live(&rt, &pg, dir.path(), opts.clone(), &notices);
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let run = |sql: &str| rt.block_on(client.batch_execute(sql)).expect(sql);
+    let look = |tables: &[(&str, &str)]| {
+        without_column(
+            without_column(rt.block_on(observe(&client, tables)), "gen", "twice"),
+            "gen2",
+            "g",
+        )
+    };
+    let mut seen = vec![look(&[("gen", "id")])];
+    run("INSERT INTO gen (id, v, w) VALUES (3, 3, 'c'); UPDATE gen SET v = 10 WHERE id = 1");
+    seen.push(look(&[("gen", "id")]));
+    // A rewrite re-reads every row: without the generated column too.
+    run("ALTER TABLE gen ALTER COLUMN id TYPE bigint");
+    seen.push(look(&[("gen", "id")]));
+    run("CREATE TABLE gen2 (id int PRIMARY KEY, g text GENERATED ALWAYS AS (id::text || 'x') STORED, v int)");
+    run("INSERT INTO gen2 (id, v) VALUES (1, 5), (2, 6); DELETE FROM gen WHERE id = 2");
+    seen.push(look(&[("gen", "id"), ("gen2", "id")]));
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &seen);
+    let notices = notices.lock().expect("notices").clone();
+    for (table, col) in [("public.gen", "\"twice\""), ("public.gen2", "\"g\"")] {
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.contains(table) && n.contains(&format!("generated column {col} is not captured"))),
+            "{notices:#?}"
+        );
+    }
+}
+
+#[test]
+fn ddl_committed_during_the_initial_copy_lands_at_its_own_position() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute(
+        "CREATE TABLE a_big (id int PRIMARY KEY, v text);
+         INSERT INTO a_big SELECT i, repeat('x', 20) || i FROM generate_series(1, 300000) i;
+         CREATE TABLE b_rename (id int PRIMARY KEY, v text); INSERT INTO b_rename VALUES (1, 'r1'), (2, 'r2');
+         CREATE TABLE b_add (id int PRIMARY KEY, v text); INSERT INTO b_add VALUES (1, 'a1'), (2, 'a2');
+         CREATE TABLE b_type (id int PRIMARY KEY, v int); INSERT INTO b_type VALUES (1, 10), (2, 20);
+         CREATE TABLE b_drop (id int PRIMARY KEY); INSERT INTO b_drop VALUES (1);
+         CREATE TABLE b_col (id int PRIMARY KEY, v text, gone int); INSERT INTO b_col VALUES (1, 'c', 5)",
+    )
+    .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let all = [
+        ("a_big", "id"),
+        ("b_rename", "id"),
+        ("b_add", "id"),
+        ("b_type", "id"),
+        ("b_drop", "id"),
+        ("b_col", "id"),
+    ];
+    let base = rt.block_on(observe(&client, &all));
+    let opts = options(&pg, "during", "asof_during", Until::Forever);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (copying_tx, copying) = std::sync::mpsc::channel();
+    let mut on_notice = collect(&notices);
+    let on_event = move |e: CaptureEvent| match &e {
+        CaptureEvent::Copy(p) if p.table == "public.a_big" && p.rows > 0 => {
+            let _ = copying_tx.send(());
+        }
+        _ => on_notice(e),
+    };
+    let handle = rt.spawn(cdc_source::capture(
+        open_store(dir.path()),
+        opts.clone(),
+        stop_rx,
+        on_event,
+    ));
+    copying.recv_timeout(Duration::from_secs(90)).expect("the copy started");
+    // The slot exists: this position is at or after the copy's base.
+    let at_base = rt.block_on(observe(&client, &[])).lsn;
+    // Committed while a_big is being copied, on tables not copied yet and
+    // on a_big itself.
+    let ddl = rt.block_on(connect(&pg, "postgres"));
+    let other = rt.block_on(connect(&pg, "postgres"));
+    let ddl_done = rt.spawn(async move {
+        ddl.batch_execute(
+            "ALTER TABLE b_rename RENAME TO b_renamed;
+             ALTER TABLE b_add ADD COLUMN z int DEFAULT 7;
+             ALTER TABLE b_type ALTER COLUMN v TYPE bigint;
+             DROP TABLE b_drop;
+             ALTER TABLE b_col DROP COLUMN gone",
+        )
+        .await
+    });
+    let big_done = rt.spawn(async move {
+        other
+            .batch_execute("ALTER TABLE a_big ADD COLUMN w text DEFAULT 'w'")
+            .await
+    });
+    rt.block_on(ddl_done).expect("join").expect("ddl");
+    rt.block_on(big_done).expect("join").expect("ddl on a_big");
+    let mut seen = vec![rt.block_on(observe(
+        &client,
+        &[
+            ("a_big", "id"),
+            ("b_renamed", "id"),
+            ("b_add", "id"),
+            ("b_type", "id"),
+            ("b_col", "id"),
+        ],
+    ))];
+    rt.block_on(
+        client.batch_execute("ALTER TABLE a_big ALTER COLUMN v TYPE varchar(80); UPDATE b_add SET z = 8 WHERE id = 1"),
+    )
+    .expect("ddl after");
+    seen.push(rt.block_on(observe(&client, &[("a_big", "id"), ("b_add", "id")])));
+    let live = Live { stop, handle };
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    // As of the copy's snapshot: what Postgres showed before the DDL.
+    for (t, _) in all {
+        let got = store_table(&store, When::Lsn(at_base), t);
+        assert_eq!(got.as_ref(), base.tables.get(t), "{t} as of the copy");
+    }
+    assert_matches(&store, &seen);
+    assert_unanswered(&store, seen[1].lsn, "b_drop");
+    assert_unanswered(&store, seen[1].lsn, "b_rename");
 }

@@ -387,6 +387,9 @@ impl History<'_> {
         } else {
             snapshot::record_shapes(self.client, store, self.assembler, tables, base, cp).await?;
         }
+        for notice in self.assembler.take_notices() {
+            run.notice(notice);
+        }
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
+use changelog::{TableName, TableSchema};
 
 use crate::args::TablesArgs;
 use crate::commands::{open_reader, stdout};
@@ -14,13 +15,8 @@ pub fn run(store_path: &Path, a: TablesArgs) -> Result<()> {
     let store = open_reader(store_path)?;
     let r = when::resolve(&store, a.at.at, "as of ")?;
     let mut t = TableWriter::new(vec!["table".into(), "columns".into(), "key".into()]);
+    let mut rows: Vec<(TableName, Vec<String>)> = Vec::new();
     for table in materializer::tables_at(&store, r.cut) {
-        let cols: Vec<String> = table
-            .schema
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", c.name, c.type_name))
-            .collect();
         let key: Vec<&str> = table
             .schema
             .columns
@@ -28,10 +24,32 @@ pub fn run(store_path: &Path, a: TablesArgs) -> Result<()> {
             .filter(|c| c.is_key)
             .map(|c| c.name.as_str())
             .collect();
-        t.push_strings(vec![table.schema.name.to_string(), cols.join(", "), key.join(", ")]);
+        rows.push((table.schema.name.clone(), vec![columns(table.schema), key.join(", ")]));
+    }
+    // Tables that exist but are not captured are listed too, with why.
+    for u in materializer::uncaptured_at(&store, r.cut) {
+        rows.push((
+            u.schema.name.clone(),
+            vec![columns(u.schema), format!("(not captured: {})", u.reason)],
+        ));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, rest) in rows {
+        let mut values = vec![name.to_string()];
+        values.extend(rest);
+        t.push_strings(values);
     }
     let mut out = stdout();
     t.finish(&mut out)?;
     out.flush()?;
     Ok(())
+}
+
+fn columns(schema: &TableSchema) -> String {
+    let cols: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.type_name))
+        .collect();
+    cols.join(", ")
 }

@@ -600,3 +600,31 @@ fn diff(a: &Asof, table: &str, from: &str, to: &str, format: &str, counts: &str)
     assert!(out.stderr.contains(counts), "{}", out.stderr);
     out
 }
+
+#[test]
+fn tables_lists_uncaptured_tables_and_queries_say_why() {
+    let pg = cluster();
+    sql(&pg, "CREATE TABLE keyed (id int PRIMARY KEY)");
+    let dir = scratch();
+    let a = Asof::new(store_in(dir.path()));
+    a.catch_up(&pg.conninfo());
+    sql(
+        &pg,
+        "CREATE TABLE nokey (a int, b text); INSERT INTO nokey VALUES (1, 'x')",
+    );
+    a.catch_up(&pg.conninfo());
+    let listed = a.run(&["tables"]).ok().text();
+    let line = listed.lines().find(|l| l.contains("public.nokey")).unwrap_or_default();
+    assert!(
+        line.contains("a integer, b text") && line.contains("(not captured: "),
+        "{listed}"
+    );
+    assert!(listed.contains("public.keyed"), "{listed}");
+    for args in [&["snapshot", "nokey"][..], &["get", "nokey", "1"]] {
+        let e = a.run(args).runtime_error();
+        assert!(
+            e.contains("table public.nokey is not captured") && e.lines().count() == 1,
+            "{e}"
+        );
+    }
+}
