@@ -90,8 +90,15 @@ pub fn encode_lsn(lsn: Lsn) -> [u8; 8] {
     lsn.0.to_be_bytes()
 }
 
-/// Reads an LSN from the first 8 bytes.
+/// Reads an LSN from exactly 8 bytes: anything longer is damage, not a
+/// key with a suffix.
 pub fn decode_lsn(buf: &[u8]) -> Result<Lsn, CorruptEncoding> {
+    if buf.len() != 8 {
+        return Err(CorruptEncoding {
+            offset: buf.len().min(8),
+            what: "lsn of 8 bytes",
+        });
+    }
     Ok(Lsn(u64::from_be_bytes(take::<8>(buf, 0, "lsn")?)))
 }
 
@@ -336,6 +343,17 @@ pub fn table_range(t: TableId) -> ([u8; 4], Vec<u8>) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    #[test]
+    fn an_lsn_with_trailing_bytes_is_damage() {
+        // Found by the store_keys fuzz target: 9 bytes decoded as the LSN
+        // of their first 8.
+        let bytes = [10, 5, 0, 255, 255, 255, 255, 146, 10];
+        assert!(super::decode_lsn(&bytes).is_err());
+        assert!(super::decode_lsn(&bytes[..7]).is_err());
+        let lsn = super::decode_lsn(&bytes[..8]).expect("8 bytes");
+        assert_eq!(super::encode_lsn(lsn), bytes[..8]);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -53,7 +53,22 @@ impl fmt::Display for When {
             When::Time(t) => write!(f, "{t}"),
             When::Lsn(l) => write!(f, "lsn:{l}"),
             When::Now => f.write_str("now"),
-            When::Relative(us) => write!(f, "{}s", us / 1_000_000),
+            When::Relative(us) => {
+                // The largest unit that divides it exactly, so the text
+                // parses back to the same moment.
+                let sign = if *us < 0 { '-' } else { '+' };
+                let magnitude = us.unsigned_abs();
+                let (n, unit) = [
+                    (604_800_000_000, 'w'),
+                    (86_400_000_000, 'd'),
+                    (3_600_000_000, 'h'),
+                    (60_000_000, 'm'),
+                ]
+                .into_iter()
+                .find(|(unit_us, _)| magnitude % unit_us == 0)
+                .map_or((magnitude / 1_000_000, 's'), |(unit_us, u)| (magnitude / unit_us, u));
+                write!(f, "{sign}{n}{unit}")
+            }
         }
     }
 }
@@ -220,6 +235,17 @@ mod tests {
         assert_eq!("-10m".parse::<When>().unwrap(), When::Relative(-600_000_000));
         assert_eq!("-2h".parse::<When>().unwrap(), When::Relative(-7_200_000_000));
         assert_eq!("-1d".parse::<When>().unwrap(), When::Relative(-86_400_000_000));
+        // Printed in the largest exact unit, which parses back (a fuzzer found
+        // `-900155w` printed as seconds too long to parse).
+        for text in ["-900155w", "-60s", "+0s", "-90m", "-36h", "-14d"] {
+            let when: When = text.parse().unwrap();
+            assert_eq!(
+                when.to_string().parse::<When>().unwrap(),
+                when,
+                "{text} printed as {when}"
+            );
+        }
+        assert_eq!(When::Relative(-3_600_000_000).to_string(), "-1h");
     }
 
     #[test]

@@ -68,3 +68,11 @@ pub use client::{quote_identifier, quote_literal, QueryResult, ReplicationClient
 pub use commands::{CreatedSlot, SlotSnapshot, SystemIdentity};
 pub use error::{ReplicationError, ServerError};
 pub use logical::{LogicalStream, ReplicationEvent};
+
+/// Fuzz entry point: decodes arbitrary bytes as the body of a `CopyData`
+/// message received while streaming (XLogData, keepalive, or garbage).
+/// Whatever the input, the answer is an event or an error, never a panic.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_copy_data(data: &[u8]) {
+    let _ = logical::parse_copy_data(bytes::Bytes::copy_from_slice(data));
+}
