@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use changelog::reference::{Reference, TableState};
-use changelog::{ChangeRecord, Datum, Lsn, TableId};
+use changelog::{ChangeRecord, Datum, Lsn, SchemaChange, TableId};
 
 use crate::history::{DiffKind, HistoryOp};
 
@@ -24,10 +24,22 @@ pub fn history(r: &Reference, t: TableId, key: &[u8]) -> Vec<(Lsn, HistoryOp, Op
     for step in &r.steps {
         let after = step.state.tables.get(&t).and_then(|ts| ts.rows.get(key));
         if step.touched.get(&t).is_some_and(|keys| keys.contains(key)) {
+            // As the store keeps it: the transaction's last reset of the
+            // table says whether its rows came from a full read.
             let read = step
                 .log
                 .iter()
-                .any(|r| matches!(r, ChangeRecord::ReadStart { table } if *table == t));
+                .rev()
+                .find_map(|r| match r {
+                    ChangeRecord::ReadStart { table } if *table == t => Some(true),
+                    ChangeRecord::Truncate { tables } if tables.contains(&t) => Some(false),
+                    ChangeRecord::Schema {
+                        table,
+                        change: SchemaChange::Drop | SchemaChange::Uncaptured { .. },
+                    } if *table == t => Some(false),
+                    _ => None,
+                })
+                .unwrap_or(false);
             let op = match (before.is_some(), after.is_some()) {
                 (false, true) if read => Some(HistoryOp::Read),
                 (false, true) => Some(HistoryOp::Insert),

@@ -48,12 +48,22 @@ fn first_bad_file(db: &DB, path: &Path) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// Checks a writer's live files.
+/// Checks a writer's live files. Its own background compaction, which may
+/// start as soon as it opens, can delete a file between the listing and
+/// the look at the disk; a file still listed on a fresh listing a moment
+/// later is really gone.
 pub(super) fn check_writer(db: &DB, path: &Path) -> Result<()> {
-    match first_bad_file(db, path)? {
-        None => Ok(()),
-        Some(detail) => Err(damaged(path, detail)),
+    let mut last = String::new();
+    for attempt in 0..=RACE_RETRIES {
+        if attempt > 0 {
+            std::thread::sleep(RACE_PAUSE);
+        }
+        match first_bad_file(db, path)? {
+            None => return Ok(()),
+            Some(detail) => last = detail,
+        }
     }
+    Err(damaged(path, last))
 }
 
 /// Checks the store as a reader sees it, strictly: the files the manifest
