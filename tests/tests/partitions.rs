@@ -76,6 +76,20 @@ fn start_live(rt: &tokio::runtime::Runtime, pg: &PgCluster, opts: CaptureOptions
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The slot is active from its creation, while the initial copy still
+    // runs: wait until the copy is stored, so the test's DDL comes after it.
+    while Store::open_read_only(dir.path())
+        .ok()
+        .and_then(|s| s.watermark())
+        .is_none()
+    {
+        assert!(!handle.is_finished(), "the capture stopped during its initial copy");
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "gave up waiting for the initial copy"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Live {
         opts,
         dir,
