@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use cdc_source::conninfo::parse_conninfo;
 use cdc_source::text_formats::parse_copy_line;
+use cdc_source::{CaptureEvent, CaptureOptions, Until};
 use changelog::{CommitTime, Datum, Lsn, Store, StoreOptions, TableName};
 use futures_util::{pin_mut, TryStreamExt};
 use materializer::When;
@@ -141,6 +143,42 @@ pub fn assert_matches(store: &Store, observations: &[Observation]) {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A runtime for a capture run from a test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Capture options for the fixture's `postgres` database, with the initial
+/// copy.
+pub fn capture_options(pg: &PgCluster, slot: &str, publication: &str, until: Until) -> CaptureOptions {
+    CaptureOptions {
+        conninfo: parse_conninfo(&conninfo(pg, "postgres")).expect("conninfo"),
+        slot: slot.into(),
+        publication: publication.into(),
+        tables: Vec::new(),
+        snapshot: true,
+        until,
+    }
+}
+
+/// The notices a capture gave, shared with the test.
+pub type Notices = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A capture callback that keeps (and prints) every notice.
+pub fn collect(notices: &Notices) -> impl FnMut(CaptureEvent) + Send + 'static {
+    let notices = notices.clone();
+    move |e| {
+        if let CaptureEvent::Notice(n) = e {
+            eprintln!("capture: {n}");
+            notices.lock().expect("notices").push(n);
         }
     }
 }

@@ -5,46 +5,15 @@
 //! printed at that moment (in the capture's fixed output settings), and
 //! what is not captured must not be answered at all.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asof_tests::{assert_matches, connect, conninfo, observe, open_store, store_table, Observation};
-use cdc_source::conninfo::parse_conninfo;
+use asof_tests::{assert_matches, collect, connect, observe, open_store, runtime, store_table, Notices, Observation};
 use cdc_source::{CaptureEvent, CaptureOptions, Until};
 use changelog::{Lsn, SchemaChange, Store};
 use materializer::When;
 use pg_fixture::PgCluster;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn options(pg: &PgCluster, slot: &str, publication: &str, until: Until) -> CaptureOptions {
-    CaptureOptions {
-        conninfo: parse_conninfo(&conninfo(pg, "postgres")).expect("conninfo"),
-        slot: slot.into(),
-        publication: publication.into(),
-        tables: Vec::new(),
-        snapshot: true,
-        until,
-    }
-}
-
-type Notices = Arc<Mutex<Vec<String>>>;
-
-fn collect(notices: &Notices) -> impl FnMut(CaptureEvent) + Send + 'static {
-    let notices = notices.clone();
-    move |e| {
-        if let CaptureEvent::Notice(n) = e {
-            eprintln!("capture: {n}");
-            notices.lock().expect("notices").push(n);
-        }
-    }
-}
+use asof_tests::capture_options as options;
 
 /// A capture running while the test changes the database.
 struct Live {

@@ -5,45 +5,16 @@
 //! printed after every commit, through rows moving between partitions,
 //! DDL on the parent, and partitions attached, detached and created.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asof_tests::{assert_matches, connect, conninfo, observe, open_store, store_table, Observation};
-use cdc_source::conninfo::parse_conninfo;
-use cdc_source::{CaptureEvent, CaptureOptions, Until};
+use asof_tests::{assert_matches, collect, connect, observe, open_store, runtime, store_table, Notices, Observation};
+use cdc_source::{CaptureOptions, Until};
 use changelog::{Lsn, Store};
 use materializer::When;
 use pg_fixture::PgCluster;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn options(pg: &PgCluster, slot: &str, publication: &str) -> CaptureOptions {
-    CaptureOptions {
-        conninfo: parse_conninfo(&conninfo(pg, "postgres")).expect("conninfo"),
-        slot: slot.into(),
-        publication: publication.into(),
-        tables: Vec::new(),
-        snapshot: true,
-        until: Until::Forever,
-    }
-}
-
-type Notices = Arc<Mutex<Vec<String>>>;
-
-fn collect(notices: &Notices) -> impl FnMut(CaptureEvent) + Send + 'static {
-    let notices = notices.clone();
-    move |e| {
-        if let CaptureEvent::Notice(n) = e {
-            eprintln!("capture: {n}");
-            notices.lock().expect("notices").push(n);
-        }
-    }
+    asof_tests::capture_options(pg, slot, publication, Until::Forever)
 }
 
 /// A capture running while the test changes the database.

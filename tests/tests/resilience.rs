@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use asof_tests::runtime;
 use asof_tests::{assert_matches, connect, conninfo, observe, open_store};
 use cdc_source::conninfo::parse_conninfo;
 use cdc_source::{CaptureError, CaptureOptions, Until};
@@ -18,14 +19,6 @@ fn options(conn: &str, slot: &str, until: Until) -> CaptureOptions {
         snapshot: true,
         until,
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// Waits for `cond`, failing after a generous bound (a liveness check, not
