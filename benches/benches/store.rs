@@ -42,6 +42,7 @@ fn append(c: &mut Criterion) {
                     change: SchemaChange::Define {
                         schema: orders_schema(),
                         backfill: vec![],
+                        coverage: Default::default(),
                     },
                 };
                 store.append(&[b.txn(vec![define])]).unwrap();

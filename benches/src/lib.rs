@@ -114,6 +114,7 @@ pub fn load_orders(store: &mut Store, rows: u64, versions: u32) -> (TableId, Txn
         change: SchemaChange::Define {
             schema: orders_schema(),
             backfill: vec![],
+            coverage: Default::default(),
         },
     };
     store.append(&[b.txn(vec![define])]).expect("append schema");

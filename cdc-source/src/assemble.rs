@@ -23,10 +23,11 @@
 use std::collections::HashMap;
 
 use changelog::{
-    Catalog, ChangeRecord, Column, CommitInfo, CommitTime, Datum, Lsn, RowImage, SchemaChange, TableId, TableName,
-    TableSchema, Transaction, Xid,
+    Catalog, ChangeRecord, Column, CommitInfo, CommitTime, Coverage, Datum, Lsn, RowImage, SchemaChange, TableId,
+    TableName, TableSchema, Transaction, Xid,
 };
 
+use crate::coverage;
 use crate::ddl;
 use crate::error::{CaptureError, Result, StreamProblem};
 use crate::identity;
@@ -39,6 +40,8 @@ pub struct TableView {
     pub id: TableId,
     /// The shape last recorded in the log.
     pub schema: TableSchema,
+    /// What of the source table that shape leaves out.
+    pub coverage: Coverage,
 }
 
 /// The open transaction.
@@ -90,6 +93,17 @@ pub struct Assembler {
     publication: Option<String>,
 }
 
+impl TableView {
+    /// A table that is not captured: it has no coverage to speak of.
+    fn uncaptured(id: TableId, schema: TableSchema) -> Self {
+        TableView {
+            id,
+            schema,
+            coverage: Coverage::default(),
+        }
+    }
+}
+
 impl Assembler {
     /// Starts from what the store already holds.
     pub fn from_catalog(catalog: &Catalog) -> Self {
@@ -103,6 +117,7 @@ impl Assembler {
                 let view = TableView {
                     id,
                     schema: schema.clone(),
+                    coverage: Coverage::default(),
                 };
                 a.uncaptured.insert(schema.relation_oid, view);
             }
@@ -113,6 +128,12 @@ impl Assembler {
                     TableView {
                         id,
                         schema: schema.clone(),
+                        coverage: entry
+                            .history
+                            .latest()
+                            .and_then(|v| v.coverage())
+                            .cloned()
+                            .unwrap_or_default(),
                     },
                 );
                 a.next_id = a.next_id.max(id.0 + 1);
@@ -145,9 +166,10 @@ impl Assembler {
     }
 
     /// Registers a table read by the initial copy; returns its id.
-    pub fn register(&mut self, schema: TableSchema) -> TableId {
+    pub fn register(&mut self, schema: TableSchema, coverage: Coverage) -> TableId {
         let id = self.id_for(&schema.name);
-        self.by_oid.insert(schema.relation_oid, TableView { id, schema });
+        self.by_oid
+            .insert(schema.relation_oid, TableView { id, schema, coverage });
         id
     }
 
@@ -157,7 +179,8 @@ impl Assembler {
         let id = self.id_for(&schema.name);
         self.notices
             .push(format!("table {} is not captured: {reason}", schema.name));
-        self.uncaptured.insert(schema.relation_oid, TableView { id, schema });
+        self.uncaptured
+            .insert(schema.relation_oid, TableView::uncaptured(id, schema));
         id
     }
 
@@ -376,7 +399,7 @@ impl Assembler {
                 ));
             }
             let id = was.id;
-            self.uncaptured.insert(r.rel_id, TableView { id, schema });
+            self.uncaptured.insert(r.rel_id, TableView::uncaptured(id, schema));
             return;
         }
         let id = match &prev {
@@ -396,11 +419,16 @@ impl Assembler {
                 self.ids_by_name.insert(schema.name.clone(), id);
             }
         }
+        // A Relation message says nothing of what it leaves out: what was
+        // left out before and is still absent stays so.
+        let mut coverage = prev.map(|p| p.coverage).unwrap_or_default();
+        coverage.omitted.retain(|c| schema.column_index(&c.name).is_none());
         self.by_oid.insert(
             r.rel_id,
             TableView {
                 id,
                 schema: schema.clone(),
+                coverage: coverage.clone(),
             },
         );
         if let Some(open) = self.open.as_mut() {
@@ -409,6 +437,7 @@ impl Assembler {
                 change: SchemaChange::Define {
                     schema,
                     backfill: Vec::new(),
+                    coverage,
                 },
             });
         }
@@ -457,7 +486,7 @@ impl Assembler {
                             self.set_uncaptured(oid, id, ev.schema, reason);
                         }
                         _ => {
-                            self.uncaptured.insert(oid, TableView { id, schema: ev.schema });
+                            self.uncaptured.insert(oid, TableView::uncaptured(id, ev.schema));
                         }
                     }
                     return Ok(Fed::Nothing);
@@ -492,12 +521,16 @@ impl Assembler {
                     .filter(|(n, _)| prev.as_ref().is_none_or(|p| p.schema.column_index(n).is_none()))
                     .cloned()
                     .collect();
-                let changed = prev.as_ref().is_none_or(|p| !same_shape(&p.schema, &ev.schema)) || !backfill.is_empty();
+                let changed = prev
+                    .as_ref()
+                    .is_none_or(|p| !same_shape(&p.schema, &ev.schema) || p.coverage != ev.coverage)
+                    || !backfill.is_empty();
                 self.by_oid.insert(
                     oid,
                     TableView {
                         id,
                         schema: ev.schema.clone(),
+                        coverage: ev.coverage.clone(),
                     },
                 );
                 let open = self
@@ -505,7 +538,7 @@ impl Assembler {
                     .as_mut()
                     .ok_or_else(|| protocol(at, StreamProblem::OutsideTransaction("DDL message")))?;
                 if changed {
-                    if let Some(note) = generated_note(&ev.schema.name, &ev.generated) {
+                    if let Some(note) = coverage::notice(&ev.schema.name, &ev.coverage) {
                         self.notices.push(note);
                     }
                     open.records.push(ChangeRecord::Schema {
@@ -513,6 +546,7 @@ impl Assembler {
                         change: SchemaChange::Define {
                             schema: ev.schema,
                             backfill,
+                            coverage: ev.coverage,
                         },
                     });
                 }
@@ -595,22 +629,8 @@ impl Assembler {
                 },
             });
         }
-        self.uncaptured.insert(oid, TableView { id, schema });
+        self.uncaptured.insert(oid, TableView::uncaptured(id, schema));
     }
-}
-
-/// What to say about a table's stored generated columns, which are not
-/// captured: pgoutput (before PostgreSQL 18) does not send them, so the
-/// copy leaves them out too and every stored row has the same columns.
-pub fn generated_note(table: &TableName, generated: &[String]) -> Option<String> {
-    if generated.is_empty() {
-        return None;
-    }
-    let cols: Vec<String> = generated.iter().map(|c| crate::catalog::quote_ident(c)).collect();
-    Some(format!(
-        "table {table}: generated column {} is not captured (logical replication does not send generated columns)",
-        cols.join(", ")
-    ))
 }
 
 /// Equal for the log's purposes: names, types and keys of the columns.

@@ -1,7 +1,7 @@
 //! Reading the source's catalog: settings, privileges, publications, slots
 //! and table shapes, with errors that say how to fix what is missing.
 
-use changelog::{Column, Lsn, TableName, TableSchema};
+use changelog::{Column, Coverage, Lsn, TableName, TableSchema};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
@@ -237,21 +237,22 @@ pub struct DescribedTable {
     pub schema: TableSchema,
     /// Column numbers (`attnum`) of the shape's columns, in order.
     pub numbers: Vec<i16>,
-    /// Stored generated columns, which are not captured.
-    pub generated: Vec<String>,
+    /// What of the table the shape leaves out.
+    pub coverage: Coverage,
 }
 
-/// [`describe_table`], with column numbers and the generated columns.
+/// [`describe_table`], with column numbers and what is left out.
 pub async fn describe_columns(client: &impl GenericClient, oid: u32) -> Result<DescribedTable> {
     let head = client
         .query_one(
-            "SELECT n.nspname::text, c.relname::text, c.relreplident::text FROM pg_class c \
+            "SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.relkind = 'p' FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
             &[&oid],
         )
         .await?;
     let name = TableName::new(head.get::<_, String>(0), head.get::<_, String>(1));
     let ident = identity::from_relreplident(&head.get::<_, String>(2));
+    let partitioned: bool = head.get(3);
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.atttypmod, \
@@ -291,17 +292,8 @@ pub async fn describe_columns(client: &impl GenericClient, oid: u32) -> Result<D
             replica_identity: ident,
         },
         numbers,
-        generated,
+        coverage: crate::coverage::of_shape(generated, partitioned),
     })
-}
-
-/// Whether the relation is a partitioned table (no rows of its own: its
-/// rows are its partitions').
-pub async fn is_partitioned(client: &impl GenericClient, oid: u32) -> Result<bool> {
-    Ok(client
-        .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1", &[&oid])
-        .await?
-        .get(0))
 }
 
 /// The partitioned tables some of these relations are partitions of (a

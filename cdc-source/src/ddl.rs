@@ -31,7 +31,7 @@
 //! sees column changes through Relation messages (at the next change of
 //! the table), but cannot see the three cases above; it says so at start.
 
-use changelog::{Column, Datum, TableName, TableSchema};
+use changelog::{Column, Coverage, Datum, TableName, TableSchema};
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
@@ -305,7 +305,8 @@ BEGIN
               WHERE t.isleaf AND l.atthasmissing LIMIT 1) END) ORDER BY a.attnum)
         FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '[]'::json),
       'generated', coalesce((SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
-        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '[]'::json))::text
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '[]'::json),
+      'partitioned', c.relkind = 'p')::text
     INTO v_payload
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
     PERFORM pg_logical_emit_message(true, '{DDL_PREFIX}', v_payload);
@@ -369,6 +370,8 @@ struct DdlMessage {
     columns: Vec<DdlColumn>,
     #[serde(default)]
     generated: Vec<String>,
+    #[serde(default)]
+    partitioned: bool,
 }
 
 /// A decoded `asof.ddl` message.
@@ -385,8 +388,8 @@ pub struct DdlEvent {
     /// The publication whose DDL capture sent it (every capture of the
     /// database decodes every message); `None` from older triggers.
     pub publication: Option<String>,
-    /// Stored generated columns, which are not captured.
-    pub generated: Vec<String>,
+    /// What of the table is not captured.
+    pub coverage: Coverage,
 }
 
 /// Why a logical message of the DDL capture could not be read.
@@ -449,7 +452,7 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent, MessageError> {
         missing,
         rewrite: m.rewrite,
         publication: m.publication,
-        generated: m.generated,
+        coverage: crate::coverage::of_shape(m.generated, m.partitioned),
     })
 }
 

@@ -31,6 +31,7 @@ pub mod capture;
 pub mod catalog;
 pub mod conninfo;
 pub mod copy_source;
+mod coverage;
 pub mod ddl;
 mod error;
 pub mod identity;

@@ -18,7 +18,8 @@
 //! leaves them out, and a notice says so.
 
 use changelog::{
-    ChangeRecord, CommitInfo, CommitTime, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema, Transaction, Xid,
+    ChangeRecord, CommitInfo, CommitTime, Coverage, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema,
+    Transaction, Xid,
 };
 use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::Client;
@@ -100,7 +101,7 @@ pub async fn copy_tables(
         let schema = described.schema;
         catalog::check_identity(&schema)?;
         p.table = schema.name.to_string();
-        note_generated(assembler, &schema.name, &described.generated);
+        note_coverage(assembler, &schema.name, &described.coverage);
         let sql = match copy_source::copy_source(&txn, oid, &described.numbers).await? {
             CopySource::Readable { sql } => sql,
             CopySource::Unreadable(reason) => {
@@ -117,8 +118,9 @@ pub async fn copy_tables(
         catalog::check_select(&txn, oid, &schema.name).await?;
         let width = schema.columns.len();
         let name = schema.name.clone();
-        let table = assembler.register(schema.clone());
-        chunk.push(define(table, schema));
+        let coverage = described.coverage;
+        let table = assembler.register(schema.clone(), coverage.clone());
+        chunk.push(define(table, schema, coverage));
         chunk.push(ChangeRecord::ReadStart { table });
         let bad = |problem| CaptureError::CopyData {
             table: name.clone(),
@@ -183,18 +185,22 @@ pub async fn record_shapes(
     let mut records = Vec::with_capacity(tables.len());
     for &oid in tables {
         let described = catalog::describe_columns(client, oid).await?;
-        note_generated(assembler, &described.schema.name, &described.generated);
-        let schema = described.schema;
-        records.push(define(assembler.register(schema.clone()), schema));
+        note_coverage(assembler, &described.schema.name, &described.coverage);
+        let (schema, coverage) = (described.schema, described.coverage);
+        records.push(define(
+            assembler.register(schema.clone(), coverage.clone()),
+            schema,
+            coverage,
+        ));
     }
     let commit = base_commit(base_lsn, end_lsn);
     store.append(&[Transaction { commit, records }])?;
     Ok(())
 }
 
-/// Says which generated columns of a table are not captured.
-fn note_generated(assembler: &mut Assembler, table: &changelog::TableName, generated: &[String]) {
-    if let Some(note) = crate::assemble::generated_note(table, generated) {
+/// Says what of a table is not captured.
+fn note_coverage(assembler: &mut Assembler, table: &changelog::TableName, coverage: &Coverage) {
+    if let Some(note) = crate::coverage::notice(table, coverage) {
         assembler.note(note);
     }
 }
@@ -210,12 +216,13 @@ fn base_commit(base_lsn: Lsn, end_lsn: Lsn) -> CommitInfo {
 }
 
 /// A table's first shape in the log.
-fn define(table: TableId, schema: TableSchema) -> ChangeRecord {
+fn define(table: TableId, schema: TableSchema, coverage: Coverage) -> ChangeRecord {
     ChangeRecord::Schema {
         table,
         change: SchemaChange::Define {
             schema,
             backfill: Vec::new(),
+            coverage,
         },
     }
 }

@@ -72,7 +72,8 @@ pub use lsn::{Lsn, ParseLsnError};
 pub use mvcc::{DiffRow, ScanRow, ScanStats, SideVersion, SEEK_AFTER_NEXTS};
 pub use record::{ChangeRecord, CommitInfo, Transaction};
 pub use schema::{
-    Column, Projection, ReplicaIdentity, SchemaChange, SchemaHistory, SchemaVersion, SchemaVersionNo, TableSchema,
+    Column, Coverage, Omission, OmittedColumn, Projection, ReplicaIdentity, SchemaChange, SchemaHistory, SchemaVersion,
+    SchemaVersionNo, TableSchema,
 };
 #[cfg(feature = "store")]
 pub use store::{

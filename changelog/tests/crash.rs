@@ -533,6 +533,7 @@ fn interrupted_compaction_never_resurrects_a_deleted_row() {
                     change: SchemaChange::Define {
                         schema: orders.clone(),
                         backfill: vec![],
+                        coverage: Default::default(),
                     },
                 },
                 ChangeRecord::Insert {

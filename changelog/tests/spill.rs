@@ -173,6 +173,7 @@ fn unchanged_toast_resolves_in_a_table_the_spilled_transaction_created() {
                 change: SchemaChange::Define {
                     schema: support::initial_schema(0),
                     backfill: vec![],
+                    coverage: Default::default(),
                 },
             },
             ChangeRecord::Insert {

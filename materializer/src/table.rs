@@ -1,7 +1,7 @@
 //! Finding tables by name at a cut, and building keys from user input.
 
 use changelog::keys::{self, UserKey};
-use changelog::{DatumRef, SchemaChange, SchemaVersion, Store, TableId, TableName, TableSchema};
+use changelog::{Coverage, DatumRef, SchemaChange, SchemaVersion, Store, TableId, TableName, TableSchema};
 
 use crate::cut::Cut;
 use crate::error::{QueryError, Result};
@@ -15,6 +15,20 @@ pub struct TableAt<'s> {
     pub version: &'s SchemaVersion,
     /// Its shape.
     pub schema: &'s TableSchema,
+    /// What of the source table that shape leaves out.
+    pub coverage: &'s Coverage,
+}
+
+impl<'s> TableAt<'s> {
+    /// The table under a schema version, if the version gives it a shape.
+    fn of(id: TableId, version: &'s SchemaVersion) -> Option<Self> {
+        Some(TableAt {
+            id,
+            version,
+            schema: version.schema()?,
+            coverage: version.coverage()?,
+        })
+    }
 }
 
 /// The tables that existed at `cut`, sorted by name.
@@ -23,7 +37,7 @@ pub fn tables_at(store: &Store, cut: Cut) -> Vec<TableAt<'_>> {
         .catalog()
         .tables_at(cut.lsn)
         .into_iter()
-        .filter_map(|(id, version)| version.schema().map(|schema| TableAt { id, version, schema }))
+        .filter_map(|(id, version)| TableAt::of(id, version))
         .collect();
     out.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
     out
@@ -56,8 +70,8 @@ pub fn uncaptured_at(store: &Store, cut: Cut) -> Vec<UncapturedAt<'_>> {
 /// captured then, or one suggesting close names.
 pub fn table_at<'s>(store: &'s Store, name: &TableName, cut: Cut) -> Result<TableAt<'s>> {
     if let Some((id, version)) = store.catalog().table_named_at(name, cut.lsn) {
-        if let Some(schema) = version.schema() {
-            return Ok(TableAt { id, version, schema });
+        if let Some(table) = TableAt::of(id, version) {
+            return Ok(table);
         }
     }
     if let Some(u) = uncaptured_at(store, cut).into_iter().find(|u| &u.schema.name == name) {

@@ -140,6 +140,7 @@ impl Gen {
             change: SchemaChange::Define {
                 schema: schema.clone(),
                 backfill,
+                coverage: Default::default(),
             },
         });
         self.schemas[t] = Some(schema);

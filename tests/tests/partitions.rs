@@ -230,6 +230,10 @@ fn a_user_publication_through_the_root_copies_and_streams() {
         notices.iter().any(|n| n.contains("TRUNCATE") && n.contains("public.m")),
         "{notices:#?}"
     );
+    // And where answers are read: the root's coverage says so.
+    let cut = materializer::resolve(&store, When::Now, changelog::CommitTime::now()).expect("now");
+    let m = materializer::table_at(&store, &changelog::TableName::new("public", "m"), cut.cut).expect("m");
+    assert!(m.coverage.partition_truncates_unseen, "{:?}", m.coverage);
 }
 
 #[test]

@@ -36,7 +36,7 @@ impl TableState {
     pub fn apply_schema(&mut self, change: &SchemaChange) {
         match change {
             SchemaChange::Drop | SchemaChange::Uncaptured { .. } => *self = TableState::default(),
-            SchemaChange::Define { schema, backfill } => {
+            SchemaChange::Define { schema, backfill, .. } => {
                 let Some(old) = self.schema.take() else {
                     *self = TableState {
                         schema: Some(schema.clone()),

@@ -59,6 +59,7 @@ impl Gen {
             let change = SchemaChange::Define {
                 schema: initial_schema(kind),
                 backfill: Vec::new(),
+                coverage: Default::default(),
             };
             g.push(ChangeRecord::Schema {
                 table: g.ids[kind],
@@ -220,7 +221,11 @@ impl Gen {
     fn define(&mut self, kind: usize, schema: TableSchema, backfill: Vec<(String, Datum)>) {
         self.push(ChangeRecord::Schema {
             table: self.ids[kind],
-            change: SchemaChange::Define { schema, backfill },
+            change: SchemaChange::Define {
+                schema,
+                backfill,
+                coverage: Default::default(),
+            },
         });
     }
 

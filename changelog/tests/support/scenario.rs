@@ -92,6 +92,7 @@ pub fn spill_scenario(ddl: bool) -> SpillScenario {
             change: SchemaChange::Define {
                 schema: orders.clone(),
                 backfill: vec![],
+                coverage: Default::default(),
             },
         },
         ChangeRecord::Schema {
@@ -99,6 +100,7 @@ pub fn spill_scenario(ddl: bool) -> SpillScenario {
             change: SchemaChange::Define {
                 schema: tags.clone(),
                 backfill: vec![],
+                coverage: Default::default(),
             },
         },
     ];
@@ -160,6 +162,7 @@ pub fn spill_scenario(ddl: bool) -> SpillScenario {
             change: SchemaChange::Define {
                 schema: wider,
                 backfill: vec![("region".into(), Datum::text("eu"))],
+                coverage: Default::default(),
             },
         });
     }

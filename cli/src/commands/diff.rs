@@ -8,7 +8,7 @@ use changelog::{Datum, DatumRef};
 use materializer::{DiffEntry, DiffKind};
 
 use crate::args::DiffArgs;
-use crate::commands::{column_names, open_reader, stdout};
+use crate::commands::{column_names, note_coverage, open_reader, stdout};
 use crate::output::{json_row, Format, RowPrinter};
 use crate::when;
 
@@ -42,6 +42,11 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
     }
     let to_t = materializer::table_at(&store, &a.table, to.cut)?;
     let from_t = materializer::table_at(&store, &a.table, from.cut).ok();
+    match &from_t {
+        Some(f) if f.coverage != to_t.coverage => note_coverage(f),
+        _ => {}
+    }
+    note_coverage(&to_t);
     let from_cols = from_t.as_ref().map(column_names).unwrap_or_default();
     let to_cols = column_names(&to_t);
     let header = std::iter::once("change".to_string()).chain(to_cols.iter().cloned());

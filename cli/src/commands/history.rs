@@ -7,7 +7,7 @@ use changelog::{CommitTime, Datum, DatumRef};
 use materializer::{HistoryEntry, When};
 
 use crate::args::HistoryArgs;
-use crate::commands::{column_names, open_reader, row_key, stdout};
+use crate::commands::{column_names, note_coverage, open_reader, row_key, stdout};
 use crate::output::{json_row, Format, RowPrinter};
 
 /// The columns that say which transaction wrote a version, before the
@@ -26,6 +26,7 @@ pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
             None => return Err(e.into()),
         },
     };
+    note_coverage(&table);
     let key = row_key(&table, &a.key)?;
     let entries = materializer::history(&store, &table, &key)?;
     if entries.is_empty() {

@@ -69,6 +69,14 @@ pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
     std::io::BufWriter::with_capacity(256 << 10, std::io::stdout().lock())
 }
 
+/// Says on stderr what of the table the answer leaves out, when the
+/// capture did not take it whole.
+pub fn note_coverage(table: &TableAt<'_>) {
+    if !table.coverage.is_whole() {
+        eprintln!("note: table {}: {}", table.schema.name, table.coverage);
+    }
+}
+
 /// The table's column names, in order.
 pub fn column_names(table: &TableAt<'_>) -> Vec<String> {
     table.schema.column_names().map(String::from).collect()

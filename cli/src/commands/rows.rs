@@ -7,7 +7,7 @@ use anyhow::Result;
 use changelog::{Datum, DatumRef};
 
 use crate::args::{GetArgs, SnapshotArgs};
-use crate::commands::{column_names, open_reader, row_key, stdout};
+use crate::commands::{column_names, note_coverage, open_reader, row_key, stdout};
 use crate::output::{Format, RowPrinter};
 use crate::when;
 
@@ -16,6 +16,7 @@ pub fn snapshot(store_path: &Path, a: SnapshotArgs) -> Result<()> {
     let store = open_reader(store_path)?;
     let r = when::resolve(&store, a.at.at, "as of ")?;
     let table = materializer::table_at(&store, &a.table, r.cut)?;
+    note_coverage(&table);
     let mut printer = RowPrinter::start(stdout(), format, column_names(&table))?;
     materializer::snapshot(&store, &table, r.cut, |row| -> Result<_> {
         printer.row(row)?;
@@ -30,6 +31,7 @@ pub fn get(store_path: &Path, a: GetArgs) -> Result<()> {
     let store = open_reader(store_path)?;
     let r = when::resolve(&store, a.at.at, "as of ")?;
     let table = materializer::table_at(&store, &a.table, r.cut)?;
+    note_coverage(&table);
     let key = row_key(&table, &a.key)?;
     let row = materializer::get(&store, &table, &key, r.cut)?;
     let mut printer = RowPrinter::start(stdout(), format, column_names(&table))?;

@@ -14,7 +14,7 @@ use crate::when;
 pub fn run(store_path: &Path, a: TablesArgs) -> Result<()> {
     let store = open_reader(store_path)?;
     let r = when::resolve(&store, a.at.at, "as of ")?;
-    let mut t = TableWriter::new(vec!["table".into(), "columns".into(), "key".into()]);
+    let mut t = TableWriter::new(vec!["table".into(), "columns".into(), "key".into(), "notes".into()]);
     let mut rows: Vec<(TableName, Vec<String>)> = Vec::new();
     for table in materializer::tables_at(&store, r.cut) {
         let key: Vec<&str> = table
@@ -24,13 +24,17 @@ pub fn run(store_path: &Path, a: TablesArgs) -> Result<()> {
             .filter(|c| c.is_key)
             .map(|c| c.name.as_str())
             .collect();
-        rows.push((table.schema.name.clone(), vec![columns(table.schema), key.join(", ")]));
+        let notes = table.coverage.to_string();
+        rows.push((
+            table.schema.name.clone(),
+            vec![columns(table.schema), key.join(", "), notes],
+        ));
     }
     // Tables that exist but are not captured are listed too, with why.
     for u in materializer::uncaptured_at(&store, r.cut) {
         rows.push((
             u.schema.name.clone(),
-            vec![columns(u.schema), format!("(not captured: {})", u.reason)],
+            vec![columns(u.schema), String::new(), format!("not captured: {}", u.reason)],
         ));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));

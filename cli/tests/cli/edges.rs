@@ -124,3 +124,70 @@ fn a_logged_tail_is_plain_text_and_names_its_last_commit() {
     assert!(!status.contains("last commit none"), "{status}");
     assert!(status.contains("last commit 20"), "the last commit's time: {status}");
 }
+
+/// Columns logical replication does not send are named wherever a user
+/// reads the table: `tables`, and a note beside every answer about it.
+#[test]
+fn columns_that_are_not_captured_are_named_beside_every_answer() {
+    let pg = cluster();
+    sql(
+        &pg,
+        "CREATE TABLE g (id int PRIMARY KEY, v int, twice int GENERATED ALWAYS AS (v * 2) STORED);
+         INSERT INTO g (id, v) VALUES (1, 2);
+         CREATE TABLE plain (id int PRIMARY KEY);",
+    );
+    let dir = scratch();
+    let a = Asof::new(store_in(dir.path()));
+    a.catch_up(&pg.conninfo());
+    let first = a.cut_lsn("now");
+    let note = "note: table public.g: column twice (generated) not captured";
+
+    let tables = show(&a.run(&["tables"]).ok().stdout);
+    let line = |t: &str, name: &str| -> String {
+        t.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {t}"))
+            .to_string()
+    };
+    assert!(
+        line(&tables, "public.g ").ends_with("column twice (generated) not captured"),
+        "{tables}"
+    );
+    assert!(!line(&tables, "public.plain ").contains("not captured"), "{tables}");
+
+    let snap = a.run(&["snapshot", "g", "--format", "csv"]).ok();
+    assert_eq!(show(&snap.stdout), "id,v\n1,2\n");
+    assert!(snap.stderr.contains(note), "{}", snap.stderr);
+    for args in [
+        &["get", "g", "1"][..],
+        &["history", "g", "1"],
+        &["diff", "g", "--from", &format!("lsn:{first}")],
+    ] {
+        let out = a.run(args).ok();
+        assert!(out.stderr.contains(note), "{args:?}: {}", out.stderr);
+    }
+    let plain = a.run(&["snapshot", "plain"]).ok();
+    assert!(!plain.stderr.contains("not captured"), "{}", plain.stderr);
+
+    // A generated column added during capture is named from its own moment;
+    // earlier answers keep the earlier note.
+    sql(
+        &pg,
+        "ALTER TABLE g ADD COLUMN later text GENERATED ALWAYS AS (id::text) STORED; INSERT INTO g (id, v) VALUES (2, 3);",
+    );
+    a.catch_up(&pg.conninfo());
+    let now = a.run(&["snapshot", "g", "--format", "csv"]).ok();
+    assert_eq!(show(&now.stdout), "id,v\n1,2\n2,3\n");
+    assert!(
+        now.stderr
+            .contains("note: table public.g: columns twice (generated), later (generated) not captured"),
+        "{}",
+        now.stderr
+    );
+    let then = a.run(&["snapshot", "g", "--at", &format!("lsn:{first}")]).ok();
+    assert!(
+        then.stderr.contains(note) && !then.stderr.contains("later"),
+        "{}",
+        then.stderr
+    );
+}

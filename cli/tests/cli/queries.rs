@@ -616,7 +616,7 @@ fn tables_lists_uncaptured_tables_and_queries_say_why() {
     let listed = a.run(&["tables"]).ok().text();
     let line = listed.lines().find(|l| l.contains("public.nokey")).unwrap_or_default();
     assert!(
-        line.contains("a integer, b text") && line.contains("(not captured: "),
+        line.contains("a integer, b text") && line.contains("| not captured: "),
         "{listed}"
     );
     assert!(listed.contains("public.keyed"), "{listed}");

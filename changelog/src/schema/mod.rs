@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+mod coverage;
+mod wire;
+
+pub use coverage::{Coverage, Omission, OmittedColumn};
+
 use crate::ids::{TableId, TableName};
 use crate::lsn::Lsn;
 use crate::value::{Datum, DatumRef};
@@ -71,6 +76,7 @@ impl TableSchema {
 
 /// What a schema change does to a table.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(from = "wire::SchemaChangeRepr", into = "wire::SchemaChangeRepr")]
 pub enum SchemaChange {
     /// The table has this shape from now on (created or altered).
     Define {
@@ -80,6 +86,8 @@ pub enum SchemaChange {
         /// change adds (`ADD COLUMN ... DEFAULT <constant>`); added columns not
         /// listed read as NULL in older rows, as in Postgres.
         backfill: Vec<(String, Datum)>,
+        /// What of the source table is not captured under this shape.
+        coverage: Coverage,
     },
     /// The table was dropped; it has no rows and no shape from now on.
     Drop,
@@ -119,6 +127,15 @@ impl SchemaVersion {
     pub fn schema(&self) -> Option<&TableSchema> {
         match &self.change {
             SchemaChange::Define { schema, .. } => Some(schema),
+            SchemaChange::Drop | SchemaChange::Uncaptured { .. } => None,
+        }
+    }
+
+    /// What the shape leaves out of the source table, or `None` when the
+    /// table has no shape here.
+    pub fn coverage(&self) -> Option<&Coverage> {
+        match &self.change {
+            SchemaChange::Define { coverage, .. } => Some(coverage),
             SchemaChange::Drop | SchemaChange::Uncaptured { .. } => None,
         }
     }
@@ -280,6 +297,7 @@ mod tests {
                     replica_identity: ReplicaIdentity::Default,
                 },
                 backfill: backfill.iter().map(|(n, v)| (n.to_string(), Datum::text(*v))).collect(),
+                coverage: Coverage::default(),
             },
         }
     }
