@@ -12,9 +12,11 @@
 //! either still readable as of the snapshot (a renamed table or column, an
 //! added column, a type change without a rewrite) or is not (a dropped
 //! table, a dropped column, or storage rewritten or truncated: rows written
-//! by a rewrite are invisible to an older snapshot). A table that is not
-//! readable is recorded as not captured, with the reason, until the stream
-//! brings its rows again.
+//! by a rewrite are invisible to an older snapshot). When a table is not
+//! readable the copy stores nothing and a new history begins with a new
+//! slot, whose snapshot is newer than that DDL; only a table that keeps
+//! changing through every attempt is recorded as not captured, with the
+//! reason, until the stream brings its rows again.
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;

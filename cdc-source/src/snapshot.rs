@@ -59,22 +59,41 @@ pub struct CopyPlan<'a> {
     pub base_lsn: Lsn,
     /// Its end LSN (the slot's consistent point).
     pub end_lsn: Lsn,
+    /// Give up, storing nothing, when a table cannot be read as of the
+    /// snapshot (DDL rewrote or dropped it before the copy locked it), so
+    /// that the caller can begin again with a newer snapshot.
+    pub restart_when_stale: bool,
+}
+
+/// What a copy did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Copied {
+    /// Stored every table; this many rows.
+    Rows(u64),
+    /// Stored nothing: this table could not be read as of the snapshot.
+    Stale {
+        /// The table.
+        table: changelog::TableName,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Copies the plan's tables in its snapshot into the store as one
-/// transaction. Returns the number of rows copied.
+/// transaction.
 pub async fn copy_tables(
     client: &mut Client,
     store: &mut Store,
     assembler: &mut Assembler,
     plan: &CopyPlan<'_>,
     mut progress: impl FnMut(&CopyProgress),
-) -> Result<u64> {
+) -> Result<Copied> {
     let CopyPlan {
         snapshot_name,
         tables,
         base_lsn,
         end_lsn,
+        restart_when_stale,
     } = *plan;
     let txn = client.transaction().await?;
     txn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -86,7 +105,6 @@ pub async fn copy_tables(
     .await?;
     // The base state is as of the snapshot, taken just before this.
     let commit = base_commit(base_lsn, end_lsn);
-    let mut sp = store.begin_spill(base_lsn)?;
     let mut chunk: Vec<ChangeRecord> = Vec::with_capacity(CHUNK_ROWS + 2);
     let mut p = CopyProgress {
         tables_total: tables.len(),
@@ -96,13 +114,25 @@ pub async fn copy_tables(
     // No DDL commits on a locked table until the copy ends; DDL committed
     // before the lock is handled by `copy_source`.
     copy_source::lock_tables(&txn, tables).await?;
+    let mut sources = Vec::with_capacity(tables.len());
     for &oid in tables {
         let described = catalog::describe_columns(&txn, oid).await?;
+        catalog::check_identity(&described.schema)?;
+        let source = copy_source::copy_source(&txn, oid, &described.numbers).await?;
+        if let (CopySource::Unreadable(reason), true) = (&source, restart_when_stale) {
+            return Ok(Copied::Stale {
+                table: described.schema.name,
+                reason: reason.clone(),
+            });
+        }
+        sources.push((oid, described, source));
+    }
+    let mut sp = store.begin_spill(base_lsn)?;
+    for (oid, described, source) in sources {
         let schema = described.schema;
-        catalog::check_identity(&schema)?;
         p.table = schema.name.to_string();
         note_coverage(assembler, &schema.name, &described.coverage);
-        let sql = match copy_source::copy_source(&txn, oid, &described.numbers).await? {
+        let sql = match source {
             CopySource::Readable { sql } => sql,
             CopySource::Unreadable(reason) => {
                 let table = assembler.register_uncaptured(schema.clone(), reason.clone());
@@ -168,7 +198,7 @@ pub async fn copy_tables(
     }
     store.finish_spill(sp, &commit, &chunk)?;
     txn.commit().await?;
-    Ok(p.rows)
+    Ok(Copied::Rows(p.rows))
 }
 
 /// Starts a history without copying rows: it begins empty at the slot, so

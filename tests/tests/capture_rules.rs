@@ -31,11 +31,17 @@ fn start_live(
     let slot = opts.slot.clone();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let handle = rt.spawn(cdc_source::capture(open_store(dir), opts, stop_rx, collect(notices)));
+    let live = Live { stop, handle };
+    wait_streaming(rt, pg, &slot, live)
+}
+
+/// Waits until the capture streams from its slot (its history has begun).
+fn wait_streaming(rt: &tokio::runtime::Runtime, pg: &PgCluster, slot: &str, live: Live) -> Live {
     let start = Instant::now();
     let active = format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active");
     while pg.query_one_value(&active).ok().flatten().as_deref() != Some("1") {
-        if handle.is_finished() {
-            panic!("the capture stopped before streaming: {:?}", rt.block_on(handle));
+        if live.handle.is_finished() {
+            panic!("the capture stopped before streaming: {:?}", rt.block_on(live.handle));
         }
         assert!(
             start.elapsed() < Duration::from_secs(90),
@@ -43,7 +49,7 @@ fn start_live(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Live { stop, handle }
+    live
 }
 
 /// Stops the live capture, then catches up once more in a new session (a
@@ -569,4 +575,59 @@ fn ddl_committed_during_the_initial_copy_lands_at_its_own_position() {
     assert_matches(&store, &seen);
     assert_unanswered(&store, seen[1].lsn, "b_drop");
     assert_unanswered(&store, seen[1].lsn, "b_rename");
+}
+
+/// DDL that commits after the copy's snapshot but before the copy locks the
+/// table (a rewrite here) leaves rows the snapshot cannot read: the copy
+/// begins again with a newer snapshot instead of leaving the table out.
+#[test]
+fn ddl_committed_before_the_copy_locks_a_table_begins_the_copy_again() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute("CREATE TABLE w (id int PRIMARY KEY, v int); INSERT INTO w VALUES (1, 10), (2, 20)")
+        .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let opts = options(&pg, "stale", "asof_stale", Until::Forever);
+    // The capture says it created its slot before it copies; holding it
+    // there while the DDL commits puts the DDL between the two.
+    let (created_tx, created) = std::sync::mpsc::channel();
+    let (resume, resumed) = std::sync::mpsc::channel::<()>();
+    let mut on_notice = collect(&notices);
+    let mut first = true;
+    let on_event = move |e: CaptureEvent| {
+        let slot_created = matches!(&e, CaptureEvent::Notice(n) if n.starts_with("created replication slot"));
+        on_notice(e);
+        if slot_created && std::mem::take(&mut first) {
+            let _ = created_tx.send(());
+            let _ = resumed.recv_timeout(Duration::from_secs(60));
+        }
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(cdc_source::capture(
+        open_store(dir.path()),
+        opts.clone(),
+        stop_rx,
+        on_event,
+    ));
+    created
+        .recv_timeout(Duration::from_secs(90))
+        .expect("the slot was created");
+    pg.execute("ALTER TABLE w ALTER COLUMN v TYPE bigint; UPDATE w SET v = 21 WHERE id = 2")
+        .expect("ddl");
+    resume.send(()).expect("resume");
+    let live = wait_streaming(&rt, &pg, "stale", Live { stop, handle });
+    // The history begins with the new slot, after the DDL.
+    rt.block_on(client.batch_execute("INSERT INTO w VALUES (3, 30)"))
+        .expect("insert");
+    let seen = vec![rt.block_on(observe(&client, &[("w", "id")]))];
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &seen);
+    let notices = notices.lock().expect("notices").clone();
+    assert!(
+        !notices_about(&notices, "table public.w changed before the initial copy").is_empty(),
+        "{notices:#?}"
+    );
+    assert!(notices_about(&notices, "is not captured").is_empty(), "{notices:#?}");
 }

@@ -26,13 +26,17 @@ use crate::catalog::{self, ServerInfo, SlotInfo};
 use crate::ddl;
 use crate::error::{CaptureError, Result};
 use crate::replication::{ReplicationClient, SlotSnapshot, SystemIdentity};
-use crate::snapshot::{self, CopyPlan};
+use crate::snapshot::{self, Copied, CopyPlan};
 use crate::sql;
 use crate::uninstall::{self, Installed};
 
 /// How long a killed first run's slot may stay active (its server process
 /// notices the lost connection) before it counts as in use.
 const LEFTOVER_SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// How many snapshots a new history tries before it records a table DDL
+/// keeps changing under the copy as not captured.
+const COPY_ATTEMPTS: usize = 5;
 
 /// The source, checked and ready to stream.
 pub(super) struct Connected {
@@ -350,35 +354,54 @@ impl History<'_> {
         // Before the slot exists, so a run killed after creating it is
         // recognised by the next one (see `is_first_run_slot`).
         store.set_source_info(&info)?;
-        let slot = self
-            .repl
-            .create_logical_slot(&opts.slot, "pgoutput", SlotSnapshot::Export)
-            .await?;
-        created.push(Installed::Slot(opts.slot.clone()));
-        let cp = slot.consistent_point;
-        info.slot_consistent_point = cp;
-        store.set_source_info(&info)?;
-        // Every streamed commit is at or above the consistent point.
-        let base = cp.prev();
-        run.notice(format!("created replication slot {} at {cp}", opts.slot));
         let tables = &self.source.tables;
-        if opts.snapshot {
+        for attempt in 1..=COPY_ATTEMPTS {
+            let slot = self
+                .repl
+                .create_logical_slot(&opts.slot, "pgoutput", SlotSnapshot::Export)
+                .await?;
+            created.push(Installed::Slot(opts.slot.clone()));
+            let cp = slot.consistent_point;
+            info.slot_consistent_point = cp;
+            store.set_source_info(&info)?;
+            // Every streamed commit is at or above the consistent point.
+            let base = cp.prev();
+            run.notice(format!("created replication slot {} at {cp}", opts.slot));
+            if !opts.snapshot {
+                snapshot::record_shapes(self.client, store, self.assembler, tables, base, cp).await?;
+                break;
+            }
             let name = slot.snapshot_name.clone().unwrap_or_default();
             let plan = CopyPlan {
                 snapshot_name: &name,
                 tables,
                 base_lsn: base,
                 end_lsn: cp,
+                restart_when_stale: attempt < COPY_ATTEMPTS,
             };
             let on_event = &mut run.on_event;
             // A copy cut short leaves chunks the store discards when it is
             // next opened (they are marked in flight).
-            run.summary.copied_rows = snapshot::copy_tables(self.client, store, self.assembler, &plan, |p| {
+            let copied = snapshot::copy_tables(self.client, store, self.assembler, &plan, |p| {
                 on_event(CaptureEvent::Copy(p.clone()))
             })
             .await?;
-        } else {
-            snapshot::record_shapes(self.client, store, self.assembler, tables, base, cp).await?;
+            match copied {
+                Copied::Rows(rows) => {
+                    run.summary.copied_rows = rows;
+                    break;
+                }
+                // DDL committed between the slot's snapshot and the copy's
+                // locks: a newer snapshot sees the table as it is now.
+                Copied::Stale { table, reason } => {
+                    run.notice(format!(
+                        "table {table} changed before the initial copy could lock it ({reason}); beginning again \
+                         with a new slot"
+                    ));
+                    self.repl.drop_slot(&opts.slot, false).await?;
+                    created.retain(|i| *i != Installed::Slot(opts.slot.clone()));
+                }
+            }
         }
         for notice in self.assembler.take_notices() {
             run.notice(notice);
