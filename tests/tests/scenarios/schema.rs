@@ -95,3 +95,22 @@ fn one_name_in_two_schemas() {
         )
         .check();
 }
+
+/// DDL among the rows of one transaction, and DDL rolled back.
+#[test]
+fn ddl_inside_transactions() {
+    Scenario::new("ddl_inside_transactions")
+        .setup("CREATE TABLE dt (id int PRIMARY KEY, v text); INSERT INTO dt VALUES (1, 'a')")
+        // The row inserted before the column exists takes its default too.
+        .step("INSERT INTO dt VALUES (2, 'b'); ALTER TABLE dt ADD COLUMN d int DEFAULT 5; UPDATE dt SET d = 6 WHERE id = 1")
+        .step("TRUNCATE dt; ALTER TABLE dt ADD COLUMN e text DEFAULT 'e'; INSERT INTO dt (id, v) VALUES (3, 'c')")
+        .step("BEGIN; SAVEPOINT s; ALTER TABLE dt ADD COLUMN gone int DEFAULT 1; ROLLBACK TO s; INSERT INTO dt VALUES (4, 'd'); COMMIT")
+        .step("BEGIN; ALTER TABLE dt DROP COLUMN v; ALTER TABLE dt ALTER COLUMN d TYPE text; ROLLBACK")
+        .step("UPDATE dt SET v = 'after rollbacks' WHERE id = 3")
+        .step(
+            "CREATE TABLE ctas AS SELECT id, v FROM dt; ALTER TABLE ctas ADD PRIMARY KEY (id); \
+             UPDATE ctas SET v = 'keyed' WHERE id = 3",
+        )
+        .step("ALTER TABLE dt ADD COLUMN w int DEFAULT 1; ALTER TABLE dt DROP COLUMN w; INSERT INTO dt (id) VALUES (5)")
+        .check();
+}
