@@ -11,8 +11,21 @@
 //! past the last step, the store's snapshot of each of those tables, by LSN
 //! and by time, must hold the same rows, compared as multisets of row text.
 //!
+//! Steps run in one session; steps aside run in a second one, so that a
+//! transaction can stay open across others and commit after them.
+//!
 //! Each scenario has a database, slot and store of its own, in a cluster
 //! shared by the scenarios that run at the same time.
+//!
+//! ```no_run
+//! use asof_tests::scenario::Scenario;
+//!
+//! Scenario::new("moods")
+//!     .setup("CREATE TYPE mood AS ENUM ('sad'); CREATE TABLE t (id int PRIMARY KEY, m mood); INSERT INTO t VALUES (1, 'sad')")
+//!     .step("ALTER TYPE mood ADD VALUE 'ok'")
+//!     .step("UPDATE t SET m = 'ok'")
+//!     .check();
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use cdc_source::Until;
-use changelog::{Datum, Store};
+use changelog::{CommitTime, Datum, Store};
 use materializer::When;
 use pg_fixture::PgCluster;
 use tokio_postgres::Client;
@@ -42,7 +55,7 @@ const REPORTED: usize = 12;
 pub struct Scenario {
     name: &'static str,
     setup: Vec<&'static str>,
-    steps: Vec<&'static str>,
+    steps: Vec<Step>,
     publication: Option<&'static str>,
 }
 
@@ -73,13 +86,20 @@ impl Scenario {
 
     /// One transaction committed while the capture streams.
     pub fn step(mut self, sql: &'static str) -> Scenario {
-        self.steps.push(sql);
+        self.steps.push(Step { sql, aside: false });
         self
     }
 
     /// Several steps, in order.
     pub fn steps(mut self, sql: impl IntoIterator<Item = &'static str>) -> Scenario {
-        self.steps.extend(sql);
+        self.steps.extend(sql.into_iter().map(|sql| Step { sql, aside: false }));
+        self
+    }
+
+    /// A step in a second session, which may leave a transaction open
+    /// across the steps that follow, to be committed by a later step aside.
+    pub fn step_aside(mut self, sql: &'static str) -> Scenario {
+        self.steps.push(Step { sql, aside: true });
         self
     }
 
@@ -105,10 +125,12 @@ impl Scenario {
         let opts = capture_options_in(&pg, self.name, self.name, publication, Until::Forever);
         let live = Live::start(&rt, &pg, opts, &notices);
         let client = rt.block_on(connect(&pg, self.name));
+        let aside = rt.block_on(connect(&pg, self.name));
         let mut seen = vec![rt.block_on(observe_published(&client, publication))];
-        for (i, sql) in self.steps.iter().enumerate() {
-            rt.block_on(client.batch_execute(sql))
-                .unwrap_or_else(|e| panic!("scenario {}: step {} failed: {e:?}\n{sql}", self.name, i + 1));
+        for (i, step) in self.steps.iter().enumerate() {
+            let session = if step.aside { &aside } else { &client };
+            rt.block_on(session.batch_execute(step.sql))
+                .unwrap_or_else(|e| panic!("scenario {}: step {} failed: {e:?}\n{}", self.name, i + 1, step.sql));
             seen.push(rt.block_on(observe_published(&client, publication)));
         }
         assert!(
@@ -139,8 +161,11 @@ impl Scenario {
                     (!same).then_some((when, got))
                 });
                 if let Some((when, got)) = differing {
+                    let cut = materializer::resolve(store, when, CommitTime::now())
+                        .map_or_else(|e| e.to_string(), |r| r.cut.to_string());
                     out.push(Mismatch {
                         step,
+                        cut,
                         table: table.clone(),
                         when,
                         got,
@@ -163,7 +188,7 @@ impl Scenario {
                 0 => "after the initial copy".to_string(),
                 n => format!("after step {n}: {}", self.steps[n - 1]),
             };
-            let _ = writeln!(text, "\n{step}\n  table {} as of {}:", m.table, m.when);
+            let _ = writeln!(text, "\n{step}\n  table {} as of {} (cut {}):", m.table, m.when, m.cut);
             let Some((cols, rows)) = &m.got else {
                 let _ = writeln!(
                     text,
@@ -190,9 +215,28 @@ impl Scenario {
     }
 }
 
+/// SQL committed (or left open, aside) at one point of the scenario.
+#[derive(Clone, Debug)]
+struct Step {
+    sql: &'static str,
+    /// Run in the second session.
+    aside: bool,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.aside {
+            f.write_str("(aside) ")?;
+        }
+        f.write_str(self.sql)
+    }
+}
+
 /// One table at one observation where the store disagrees.
 struct Mismatch {
     step: usize,
+    /// The commit the store resolved `when` to, or why it could not.
+    cut: String,
     table: String,
     when: When,
     got: Option<(Vec<String>, Vec<Vec<Datum>>)>,

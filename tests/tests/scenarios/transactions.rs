@@ -40,3 +40,24 @@ fn large_and_busy_transactions() {
         .step("DELETE FROM many WHERE id > 100; UPDATE other SET id = id + 1000")
         .check();
 }
+
+/// Transactions that overlap: asof orders them by commit, not by start.
+#[test]
+fn overlapping_transactions() {
+    Scenario::new("overlapping_transactions")
+        .setup(
+            "CREATE TABLE ov (id int PRIMARY KEY, v text);
+             CREATE TABLE side (id int PRIMARY KEY, n int);
+             INSERT INTO ov VALUES (1, 'a'), (2, 'b'); INSERT INTO side VALUES (1, 0)",
+        )
+        .step_aside("BEGIN; UPDATE ov SET v = 'first begun' WHERE id = 1; INSERT INTO side VALUES (2, 2)")
+        .step("UPDATE ov SET v = 'first committed' WHERE id = 2; INSERT INTO ov VALUES (3, 'c')")
+        .step("CREATE TABLE third (id int PRIMARY KEY); ALTER TABLE third ADD COLUMN note text DEFAULT 'n'")
+        .step_aside("UPDATE ov SET v = v || '!' WHERE id = 3")
+        .step("CREATE TABLE made_meanwhile (id int PRIMARY KEY); INSERT INTO made_meanwhile VALUES (1)")
+        .step_aside("INSERT INTO side VALUES (3, 3); COMMIT")
+        .step_aside("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ov")
+        .step("DELETE FROM ov WHERE id = 1")
+        .step_aside("INSERT INTO side (id, n) SELECT 10 + id, id FROM ov; COMMIT")
+        .check();
+}
