@@ -1,7 +1,12 @@
 //! Support for asof's end-to-end tests: a captured Postgres workload and
-//! what Postgres itself showed after each commit.
+//! what Postgres itself showed after each commit, a capture running beside
+//! the test ([`live`]), and declarative scenarios checked at every commit
+//! ([`scenario`]).
 //!
 //! Not a library for users.
+
+pub mod live;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 
@@ -53,15 +58,7 @@ pub fn conninfo(pg: &PgCluster, db: &str) -> String {
 
 /// Reads what Postgres shows now for `tables` (name, ORDER BY clause).
 pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
-    let row = client
-        .query_one(
-            "SELECT pg_current_wal_lsn()::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
-            &[],
-        )
-        .await
-        .expect("observe");
-    let lsn: String = row.get(0);
-    let us: i64 = row.get(1);
+    let (lsn, time) = position(client).await;
     let mut out = BTreeMap::new();
     for (t, order) in tables {
         // An array, not a joined string: column names may contain commas.
@@ -74,31 +71,52 @@ pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
             .await
             .expect("columns")
             .get(0);
-        let stream = client
-            .copy_out(&format!("COPY (SELECT * FROM {t} ORDER BY {order}) TO STDOUT"))
-            .await
-            .expect("copy");
-        pin_mut!(stream);
-        let mut data = Vec::new();
-        while let Some(chunk) = stream.try_next().await.expect("copy data") {
-            data.extend_from_slice(&chunk);
-        }
-        let mut rows = Vec::new();
-        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let mut values = Vec::new();
-            parse_copy_line(line, &mut values).expect("copy line");
-            if cols.is_empty() {
-                values.clear();
-            }
-            rows.push(values);
-        }
+        let rows = copy_rows(client, &format!("SELECT * FROM {t} ORDER BY {order}"), cols.len()).await;
         out.insert((*t).to_string(), (cols, rows));
     }
-    Observation {
-        lsn: lsn.parse().expect("lsn"),
-        time: CommitTime::from_unix_micros(us),
-        tables: out,
+    Observation { lsn, time, tables: out }
+}
+
+/// Where the server is now: `pg_current_wal_lsn()` and `clock_timestamp()`,
+/// both at or after the session's last commit.
+pub async fn position(client: &Client) -> (Lsn, CommitTime) {
+    let row = client
+        .query_one(
+            "SELECT pg_current_wal_lsn()::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
+            &[],
+        )
+        .await
+        .expect("position");
+    let lsn: String = row.get(0);
+    (lsn.parse().expect("lsn"), CommitTime::from_unix_micros(row.get(1)))
+}
+
+/// The rows of `query` as Postgres's COPY prints them, each with `width`
+/// values.
+pub async fn copy_rows(client: &Client, query: &str, width: usize) -> Vec<Vec<Datum>> {
+    let stream = client
+        .copy_out(&format!("COPY ({query}) TO STDOUT"))
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    pin_mut!(stream);
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.try_next().await.expect("copy data") {
+        data.extend_from_slice(&chunk);
     }
+    // Every row ends in a newline; a row of no columns, or of one empty
+    // text, is an empty line.
+    let Some(data) = data.strip_suffix(b"\n") else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for line in data.split(|b| *b == b'\n') {
+        let mut values = Vec::new();
+        if width > 0 {
+            parse_copy_line(line, &mut values).expect("copy line");
+        }
+        rows.push(values);
+    }
+    rows
 }
 
 /// Opens (creating) a store for writing.
@@ -159,8 +177,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// Capture options for the fixture's `postgres` database, with the initial
 /// copy.
 pub fn capture_options(pg: &PgCluster, slot: &str, publication: &str, until: Until) -> CaptureOptions {
+    capture_options_in(pg, "postgres", slot, publication, until)
+}
+
+/// Capture options for a database of the cluster, with the initial copy.
+pub fn capture_options_in(pg: &PgCluster, db: &str, slot: &str, publication: &str, until: Until) -> CaptureOptions {
     CaptureOptions {
-        conninfo: parse_conninfo(&conninfo(pg, "postgres")).expect("conninfo"),
+        conninfo: parse_conninfo(&conninfo(pg, db)).expect("conninfo"),
         slot: slot.into(),
         publication: publication.into(),
         tables: Vec::new(),

@@ -5,9 +5,8 @@
 //! printed after every commit, through rows moving between partitions,
 //! DDL on the parent, and partitions attached, detached and created.
 
-use std::time::{Duration, Instant};
-
-use asof_tests::{assert_matches, collect, connect, observe, open_store, runtime, store_table, Notices, Observation};
+use asof_tests::live::Live;
+use asof_tests::{assert_matches, connect, observe, runtime, store_table, Notices, Observation};
 use cdc_source::{CaptureOptions, Until};
 use changelog::{Lsn, Store};
 use materializer::When;
@@ -15,78 +14,6 @@ use pg_fixture::PgCluster;
 
 fn options(pg: &PgCluster, slot: &str, publication: &str) -> CaptureOptions {
     asof_tests::capture_options(pg, slot, publication, Until::Forever)
-}
-
-/// A capture running while the test changes the database.
-struct Live {
-    opts: CaptureOptions,
-    dir: tempfile::TempDir,
-    stop: tokio::sync::watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<cdc_source::Result<cdc_source::CaptureSummary>>,
-}
-
-fn start_live(rt: &tokio::runtime::Runtime, pg: &PgCluster, opts: CaptureOptions, notices: &Notices) -> Live {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let handle = rt.spawn(cdc_source::capture(
-        open_store(dir.path()),
-        opts.clone(),
-        stop_rx,
-        collect(notices),
-    ));
-    let active = format!(
-        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}' AND active",
-        opts.slot
-    );
-    let start = Instant::now();
-    while pg.query_one_value(&active).ok().flatten().as_deref() != Some("1") {
-        assert!(!handle.is_finished(), "the capture stopped before streaming");
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "gave up waiting for the slot"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The slot is active from its creation, while the initial copy still
-    // runs: wait until the copy is stored, so the test's DDL comes after it.
-    while Store::open_read_only(dir.path())
-        .ok()
-        .and_then(|s| s.watermark())
-        .is_none()
-    {
-        assert!(!handle.is_finished(), "the capture stopped during its initial copy");
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "gave up waiting for the initial copy"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Live {
-        opts,
-        dir,
-        stop,
-        handle,
-    }
-}
-
-/// Stops the live capture, catches up once more in a new session, and
-/// opens the store for reading.
-fn finish(rt: &tokio::runtime::Runtime, live: Live, notices: &Notices) -> (Store, tempfile::TempDir) {
-    let _ = live.stop.send(true);
-    rt.block_on(live.handle).expect("join").expect("live capture");
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let opts = CaptureOptions {
-        until: Until::CaughtUp,
-        ..live.opts
-    };
-    rt.block_on(cdc_source::capture(
-        open_store(live.dir.path()),
-        opts,
-        rx,
-        collect(notices),
-    ))
-    .expect("catch up");
-    (Store::open_read_only(live.dir.path()).expect("open"), live.dir)
 }
 
 fn assert_unanswered(store: &Store, lsn: Lsn, table: &str) {
@@ -109,8 +36,8 @@ fn partitioned_roots_and_their_leaves_are_answered_as_postgres_shows_them() {
     .expect("setup");
     let rt = runtime();
     let notices = Notices::default();
-    let roots = start_live(&rt, &pg, options(&pg, "roots", "asof_roots"), &notices);
-    let leaves = start_live(&rt, &pg, options(&pg, "leaves", "leaves"), &notices);
+    let roots = Live::start(&rt, &pg, options(&pg, "roots", "asof_roots"), &notices);
+    let leaves = Live::start(&rt, &pg, options(&pg, "leaves", "leaves"), &notices);
     let client = rt.block_on(connect(&pg, "postgres"));
     let run = |sql: &str| rt.block_on(client.batch_execute(sql)).expect(sql);
     let look = |tables: &[&str]| {
@@ -174,14 +101,14 @@ fn partitioned_roots_and_their_leaves_are_answered_as_postgres_shows_them() {
     );
     let last = step("TRUNCATE m", &["m"], &["m2", "m3", "m4"]);
 
-    let (store, _dir) = finish(&rt, roots, &notices);
+    let (store, _dir) = roots.finish(&rt, &notices);
     assert_matches(&store, &at_root);
     // Through the root, an attached table is a partition, not a table.
     assert_unanswered(&store, attached, "m3");
     for leaf in ["m1", "m2"] {
         assert_unanswered(&store, first, leaf);
     }
-    let (store, _dir) = finish(&rt, leaves, &notices);
+    let (store, _dir) = leaves.finish(&rt, &notices);
     let said = notices.lock().expect("notices").clone();
     assert!(
         said.iter()
@@ -206,7 +133,7 @@ fn a_user_publication_through_the_root_copies_and_streams() {
     .expect("setup");
     let rt = runtime();
     let notices = Notices::default();
-    let live = start_live(&rt, &pg, options(&pg, "viaroot", "viaroot"), &notices);
+    let live = Live::start(&rt, &pg, options(&pg, "viaroot", "viaroot"), &notices);
     let client = rt.block_on(connect(&pg, "postgres"));
     let run = |sql: &str| rt.block_on(client.batch_execute(sql)).expect(sql);
     let look = || rt.block_on(observe(&client, &[("m", ORDER)]));
@@ -220,7 +147,7 @@ fn a_user_publication_through_the_root_copies_and_streams() {
     let truncated = look();
     run("TRUNCATE m; INSERT INTO m VALUES (9, 9, 'z')");
     seen.push(look());
-    let (store, _dir) = finish(&rt, live, &notices);
+    let (store, _dir) = live.finish(&rt, &notices);
     assert_matches(&store, &seen);
     let rows = store_table(&store, When::Lsn(truncated.lsn), "m").expect("m");
     assert_eq!(Some(&rows), before_truncate.tables.get("m"));
@@ -248,7 +175,7 @@ fn a_user_publication_of_a_root_s_leaves_follows_new_partitions() {
     .expect("setup");
     let rt = runtime();
     let notices = Notices::default();
-    let live = start_live(&rt, &pg, options(&pg, "some_leaves", "some_leaves"), &notices);
+    let live = Live::start(&rt, &pg, options(&pg, "some_leaves", "some_leaves"), &notices);
     let client = rt.block_on(connect(&pg, "postgres"));
     let run = |sql: &str| rt.block_on(client.batch_execute(sql)).expect(sql);
     let look = |tables: &[&str]| {
@@ -264,6 +191,6 @@ fn a_user_publication_of_a_root_s_leaves_follows_new_partitions() {
     seen.push(look(&["m1", "m2", "m3"]));
     run("UPDATE m SET k = 5 WHERE id = 3; ALTER TABLE m ADD COLUMN d int DEFAULT 4");
     seen.push(look(&["m1", "m2", "m3"]));
-    let (store, _dir) = finish(&rt, live, &notices);
+    let (store, _dir) = live.finish(&rt, &notices);
     assert_matches(&store, &seen);
 }

@@ -1,0 +1,31 @@
+//! Stored generated columns: PostgreSQL 15 does not send them, so asof
+//! answers the other columns and says so.
+
+use asof_tests::scenario::{Replay, Scenario};
+
+#[test]
+fn generated_columns_are_left_out_and_named() {
+    let replay = Scenario::new("generated_columns")
+        .setup(
+            "CREATE TABLE g (id int PRIMARY KEY, v int, twice int GENERATED ALWAYS AS (v * 2) STORED, w text);
+             INSERT INTO g (id, v, w) VALUES (1, 1, 'a'), (2, NULL, 'b')",
+        )
+        .step("INSERT INTO g (id, v, w) VALUES (3, 3, 'c'); UPDATE g SET v = 10 WHERE id = 1")
+        .step("UPDATE g SET w = 'bb' WHERE id = 2; DELETE FROM g WHERE id = 3")
+        .step("ALTER TABLE g DROP COLUMN twice")
+        .step("CREATE TABLE g2 (g text GENERATED ALWAYS AS (id::text) STORED, id int PRIMARY KEY); INSERT INTO g2 (id) VALUES (7)")
+        .check();
+    for (table, column) in [("public.g", "twice"), ("public.g2", "g")] {
+        assert_named(&replay, table, column);
+    }
+}
+
+/// Asserts a notice names `table`'s generated `column` as not captured.
+fn assert_named(replay: &Replay, table: &str, column: &str) {
+    let said = format!("generated column \"{column}\" is not captured");
+    assert!(
+        replay.notices.iter().any(|n| n.contains(table) && n.contains(&said)),
+        "no notice names {table}.{column}: {:#?}",
+        replay.notices
+    );
+}
