@@ -604,6 +604,23 @@ impl Assembler {
                 });
                 Ok(Fed::Nothing)
             }
+            ddl::UNPUBLISHED_PREFIX => {
+                let gone = ddl::parse_drop(content).map_err(|e| at_lsn(e, at))?;
+                if self.foreign(gone.publication.as_deref()) {
+                    return Ok(Fed::Nothing);
+                }
+                let Some(view) = self.by_oid.get(&gone.oid).cloned() else {
+                    return Ok(Fed::Nothing);
+                };
+                if self.open.is_none() {
+                    return Err(protocol(at, StreamProblem::OutsideTransaction("unpublished message")));
+                }
+                let reason = "the publication stopped publishing it, so its changes since are not captured; \
+                              publishing it again reads it afresh"
+                    .to_owned();
+                self.set_uncaptured(gone.oid, view.id, view.schema, reason);
+                Ok(Fed::Nothing)
+            }
             ddl::UNLOGGED_PREFIX => {
                 let name = ddl::parse_unlogged(content).map_err(|e| at_lsn(e, at))?;
                 self.notices.push(format!(

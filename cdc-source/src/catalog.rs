@@ -1,7 +1,9 @@
 //! Reading the source's catalog: settings, privileges, publications, slots
 //! and table shapes, with errors that say how to fix what is missing.
 
-use changelog::{Column, Coverage, Lsn, TableName, TableSchema};
+use std::collections::HashMap;
+
+use changelog::{Column, Coverage, Lsn, Omission, OmittedColumn, TableName, TableSchema};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
@@ -220,13 +222,56 @@ pub async fn unlogged_tables(client: &impl GenericClient) -> Result<Vec<TableNam
         .collect())
 }
 
+/// What a publication publishes of one table: its columns, its rows and
+/// its kinds of change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Published columns (`pg_publication_tables.attnames`: every column
+    /// when the publication has no column list).
+    pub columns: Vec<String>,
+    /// The row filter, when the publication has one for the table.
+    pub row_filter: Option<String>,
+    /// Kinds of change the publication does not publish.
+    pub unpublished_operations: Vec<String>,
+}
+
+/// Each published table's [`Scope`] (as of the client's snapshot), by OID.
+pub async fn publication_scopes(client: &impl GenericClient, publication: &str) -> Result<HashMap<u32, Scope>> {
+    let rows = client
+        .query(
+            "SELECT c.oid, coalesce(t.attnames::text[], '{}'), t.rowfilter, \
+                    array_remove(ARRAY[CASE WHEN NOT p.pubinsert THEN 'insert' END, \
+                      CASE WHEN NOT p.pubupdate THEN 'update' END, CASE WHEN NOT p.pubdelete THEN 'delete' END, \
+                      CASE WHEN NOT p.pubtruncate THEN 'truncate' END], NULL) \
+             FROM pg_publication_tables t JOIN pg_publication p ON p.pubname = t.pubname \
+             JOIN pg_namespace n ON n.nspname = t.schemaname \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename \
+             WHERE t.pubname = $1",
+            &[&publication],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, u32>(0),
+                Scope {
+                    columns: r.get(1),
+                    row_filter: r.get(2),
+                    unpublished_operations: r.get(3),
+                },
+            )
+        })
+        .collect())
+}
+
 /// Reads a table's shape from the catalog (as of the client's snapshot).
 /// The key is the primary key, else the replica identity index, else every
 /// column under `REPLICA IDENTITY FULL`. Generated columns are left out:
 /// pgoutput does not send them, and a column the stream lacks must not be
 /// in the copy either.
 pub async fn describe_table(client: &impl GenericClient, oid: u32) -> Result<TableSchema> {
-    Ok(describe_columns(client, oid).await?.schema)
+    Ok(describe_columns(client, oid, None).await?.schema)
 }
 
 /// A table's shape with what the shape leaves out and where its columns
@@ -241,8 +286,9 @@ pub struct DescribedTable {
     pub coverage: Coverage,
 }
 
-/// [`describe_table`], with column numbers and what is left out.
-pub async fn describe_columns(client: &impl GenericClient, oid: u32) -> Result<DescribedTable> {
+/// [`describe_table`], with column numbers and what is left out, within
+/// what the publication publishes of the table (`scope`) when given.
+pub async fn describe_columns(client: &impl GenericClient, oid: u32, scope: Option<&Scope>) -> Result<DescribedTable> {
     let head = client
         .query_one(
             "SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.relkind = 'p' FROM pg_class c \
@@ -263,17 +309,33 @@ pub async fn describe_columns(client: &impl GenericClient, oid: u32) -> Result<D
             &[&oid],
         )
         .await?;
-    let (generated, rows): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<_, bool>(7));
-    let generated = generated.iter().map(|r| r.get(0)).collect();
-    let numbers = rows.iter().map(|r| r.get(6)).collect();
-    let membership: Vec<KeyMembership> = rows
+    let mut omitted = Vec::new();
+    let mut kept = Vec::with_capacity(rows.len());
+    for r in rows {
+        let column: String = r.get(0);
+        if r.get::<_, bool>(7) {
+            omitted.push(OmittedColumn {
+                name: column,
+                why: Omission::Generated,
+            });
+        } else if scope.is_some_and(|s| !s.columns.contains(&column)) {
+            omitted.push(OmittedColumn {
+                name: column,
+                why: Omission::NotPublished,
+            });
+        } else {
+            kept.push(r);
+        }
+    }
+    let numbers = kept.iter().map(|r| r.get(6)).collect();
+    let membership: Vec<KeyMembership> = kept
         .iter()
         .map(|r| KeyMembership {
             in_primary_key: r.get(4),
             in_identity_index: r.get(5),
         })
         .collect();
-    let columns = rows
+    let columns = kept
         .iter()
         .zip(identity::key_columns(ident, &membership))
         .map(|(r, is_key)| Column {
@@ -292,7 +354,12 @@ pub async fn describe_columns(client: &impl GenericClient, oid: u32) -> Result<D
             replica_identity: ident,
         },
         numbers,
-        coverage: crate::coverage::of_shape(generated, partitioned),
+        coverage: Coverage {
+            omitted,
+            row_filter: scope.and_then(|s| s.row_filter.clone()),
+            partition_truncates_unseen: partitioned,
+            unpublished_operations: scope.map(|s| s.unpublished_operations.clone()).unwrap_or_default(),
+        },
     })
 }
 

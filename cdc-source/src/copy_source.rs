@@ -86,7 +86,8 @@ pub enum CopySource {
     /// The statement that prints the snapshot's columns, in order.
     Readable {
         /// `COPY <table now> (<columns now>) TO STDOUT`, or for a
-        /// partitioned table `COPY (SELECT <columns now> FROM <table now>)`.
+        /// partitioned table or a row filter `COPY (SELECT <columns now>
+        /// FROM <table now> [WHERE <filter>])`.
         sql: String,
     },
     /// The rows as of the snapshot cannot be read; why.
@@ -94,8 +95,14 @@ pub enum CopySource {
 }
 
 /// Finds how to read the table's `columns` (numbers, as in the snapshot)
-/// as of the snapshot. Call with the table locked.
-pub async fn copy_source(txn: &impl GenericClient, oid: u32, columns: &[i16]) -> Result<CopySource> {
+/// as of the snapshot, only the rows matching `row_filter` (a publication's
+/// row filter) when given. Call with the table locked.
+pub async fn copy_source(
+    txn: &impl GenericClient,
+    oid: u32,
+    columns: &[i16],
+    row_filter: Option<&str>,
+) -> Result<CopySource> {
     let row = txn
         .query_one(
             "SELECT CASE WHEN has_table_privilege($1::oid, 'SELECT') IS NOT NULL THEN $1::oid::regclass::text END, \
@@ -135,11 +142,13 @@ pub async fn copy_source(txn: &impl GenericClient, oid: u32, columns: &[i16]) ->
         ));
     }
     let now = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ");
-    // COPY reads a partitioned table (its partitions' rows) only through a query.
-    let sql = if partitioned {
-        format!("COPY (SELECT {now} FROM {name}) TO STDOUT")
-    } else {
-        format!("COPY {name} ({now}) TO STDOUT")
+    // COPY reads a partitioned table (its partitions' rows), or some rows,
+    // only through a query; a row filter names columns as the table has
+    // them, as the publication applies it.
+    let sql = match (row_filter, partitioned) {
+        (Some(filter), _) => format!("COPY (SELECT {now} FROM {name} WHERE {filter}) TO STDOUT"),
+        (None, true) => format!("COPY (SELECT {now} FROM {name}) TO STDOUT"),
+        (None, false) => format!("COPY {name} ({now}) TO STDOUT"),
     };
     Ok(CopySource::Readable { sql })
 }

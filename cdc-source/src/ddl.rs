@@ -31,7 +31,7 @@
 //! sees column changes through Relation messages (at the next change of
 //! the table), but cannot see the three cases above; it says so at start.
 
-use changelog::{Column, Coverage, Datum, TableName, TableSchema};
+use changelog::{Column, Coverage, Datum, Omission, OmittedColumn, TableName, TableSchema};
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
@@ -49,6 +49,8 @@ pub const ROW_PREFIX: &str = "asof.row";
 pub const DROP_PREFIX: &str = "asof.drop";
 /// Logical message prefix of an unlogged table, which is not captured.
 pub const UNLOGGED_PREFIX: &str = "asof.unlogged";
+/// Prefix of messages naming a table the publication stopped publishing.
+pub const UNPUBLISHED_PREFIX: &str = "asof.unpublished";
 
 /// The event triggers and functions the DDL capture installs for one
 /// publication (functions in schema `public`). A trigger and its function
@@ -203,6 +205,19 @@ fn install_sql(publication: &str) -> String {
                    AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident))) \
                  OR (c.relreplident = 'f' AND EXISTS (SELECT 1 FROM pg_attribute a \
                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)))";
+    // What the publication publishes: `oid:hash` of each table's column
+    // list and row filter, and `0:flags` for its kinds of change. A
+    // `FOR ALL TABLES` publication has neither lists nor filters.
+    let scope = format!(
+        "coalesce((SELECT string_agg(e, ',') FROM (
+           SELECT '0:' || p.pubinsert::text || p.pubupdate::text || p.pubdelete::text || p.pubtruncate::text AS e
+             FROM pg_publication p WHERE p.pubname = {pubname}
+           UNION ALL SELECT c.oid::text || ':' || md5(coalesce(t.attnames::text, '') || '|' || coalesce(t.rowfilter, ''))
+             FROM pg_publication p JOIN pg_publication_tables t ON t.pubname = p.pubname
+             JOIN pg_namespace n ON n.nspname = t.schemaname
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+             WHERE p.pubname = {pubname} AND NOT p.puballtables) s), '')"
+    );
     format!(
         r#"
 CREATE OR REPLACE FUNCTION public.{f_start}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -218,6 +233,10 @@ BEGIN
   -- list as taken): a root whose leaves change is read afresh at its end.
   PERFORM set_config('asof.leaves', '+' || coalesce((SELECT string_agg(c.oid::text || ':' || pg_partition_root(c.oid)::oid::text, ',')
     FROM pg_class c WHERE c.relispartition AND c.relkind = 'r'), ''), true);
+  -- What the publication publishes before this command ('+' marks it
+  -- taken): a table it starts to publish, or publishes differently, is
+  -- read afresh at its end; one it stops publishing is not captured.
+  PERFORM set_config('asof.scope', '+' || {scope}, true);
 END $fn$;
 
 CREATE OR REPLACE FUNCTION public.{f_rw}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -239,7 +258,30 @@ DECLARE
   v_reread boolean;
   v_payload text;
   v_row record;
+  v_scope_before text[];
+  v_scope_after text[];
+  v_rescoped oid[] := '{{}}';
+  v_cols text[];
+  v_filter text;
 BEGIN
+  IF left(coalesce(current_setting('asof.scope', true), ''), 1) = '+' THEN
+    v_scope_before := string_to_array(substr(current_setting('asof.scope', true), 2), ',');
+    v_scope_after := string_to_array({scope}, ',');
+    -- Tables published from now on, or with another column list or filter.
+    v_rescoped := ARRAY(SELECT split_part(e, ':', 1)::oid FROM unnest(v_scope_after) e
+      WHERE split_part(e, ':', 1) <> '0' AND NOT e = ANY(v_scope_before));
+    -- Other kinds of change published: every table is described again.
+    IF EXISTS (SELECT 1 FROM unnest(v_scope_after) e WHERE split_part(e, ':', 1) = '0' AND NOT e = ANY(v_scope_before)) THEN
+      v_rels := ARRAY(SELECT c.oid FROM pg_publication_tables t JOIN pg_namespace n ON n.nspname = t.schemaname
+        JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename WHERE t.pubname = {pubname});
+    END IF;
+    FOR v_rel IN SELECT split_part(e, ':', 1)::oid FROM unnest(v_scope_before) e
+        WHERE split_part(e, ':', 1) <> '0'
+          AND NOT split_part(e, ':', 1) = ANY(ARRAY(SELECT split_part(a, ':', 1) FROM unnest(v_scope_after) a))
+          AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = split_part(e, ':', 1)::oid) LOOP
+      PERFORM pg_logical_emit_message(true, '{UNPUBLISHED_PREFIX}', json_build_object('oid', v_rel::bigint, 'publication', {pubname})::text);
+    END LOOP;
+  END IF;
   -- Roots that gained a leaf with rows or lost one (ATTACH, DETACH, DROP):
   -- their rows changed without any row change in the WAL.
   IF left(coalesce(current_setting('asof.leaves', true), ''), 1) = '+' THEN
@@ -261,7 +303,8 @@ BEGIN
       END LOOP;
     END IF;
   END IF;
-  v_rels := ARRAY(SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column'));
+  v_rels := coalesce(v_rels, '{{}}') || v_rescoped
+    || ARRAY(SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column'));
   -- A partitioned table's DDL changes its partitions too.
   v_rels := v_rels || ARRAY(SELECT t.relid FROM unnest(v_rels) r, pg_partition_tree(r) t WHERE t.relid <> r) || v_moved;
   FOREACH v_rel IN ARRAY v_rels LOOP
@@ -283,12 +326,17 @@ BEGIN
         AND ((p.puballtables AND CASE WHEN p.pubviaroot THEN NOT c.relispartition ELSE c.relkind = 'r' END)
           OR EXISTS (SELECT 1 FROM pg_publication_tables pt
              WHERE pt.pubname = p.pubname AND pt.schemaname = n.nspname AND pt.tablename = c.relname)));
-    SELECT v_rel::text = ANY(v_rewritten) OR v_rel = ANY(v_moved)
+    SELECT v_rel::text = ANY(v_rewritten) OR v_rel = ANY(v_moved) OR v_rel = ANY(v_rescoped)
         -- A rewrite is reported for the table the command named.
         OR EXISTS (SELECT 1 FROM pg_partition_tree(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR EXISTS (SELECT 1 FROM pg_partition_ancestors(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR (v_rel::text = ANY(v_keyless) AND {keyed})
       INTO v_reread FROM pg_class c WHERE c.oid = v_rel;
+    -- The publication's column list and row filter for the table.
+    SELECT t.attnames::text[], t.rowfilter INTO v_cols, v_filter
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_publication_tables t ON t.pubname = {pubname} AND t.schemaname = n.nspname AND t.tablename = c.relname
+      WHERE c.oid = v_rel;
     SELECT json_build_object(
       'oid', c.oid::bigint, 'schema', n.nspname, 'name', c.relname, 'ident', c.relreplident::text,
       'publication', {pubname},
@@ -303,7 +351,15 @@ BEGIN
             WHEN c.relkind = 'p' THEN (SELECT (l.attmissingval::text::text[])[1] FROM pg_partition_tree(c.oid) t
               JOIN pg_attribute l ON l.attrelid = t.relid AND l.attname = a.attname
               WHERE t.isleaf AND l.atthasmissing LIMIT 1) END) ORDER BY a.attnum)
-        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '[]'::json),
+        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+          AND (v_cols IS NULL OR a.attname::text = ANY(v_cols))), '[]'::json),
+      'unpublished', coalesce((SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+          AND NOT a.attname::text = ANY(v_cols)), '[]'::json),
+      'rowfilter', v_filter,
+      'unpublished_operations', (SELECT to_json(array_remove(ARRAY[CASE WHEN NOT p.pubinsert THEN 'insert' END,
+          CASE WHEN NOT p.pubupdate THEN 'update' END, CASE WHEN NOT p.pubdelete THEN 'delete' END,
+          CASE WHEN NOT p.pubtruncate THEN 'truncate' END], NULL)) FROM pg_publication p WHERE p.pubname = {pubname}),
       'generated', coalesce((SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '[]'::json),
       'partitioned', c.relkind = 'p')::text
@@ -311,12 +367,13 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
     PERFORM pg_logical_emit_message(true, '{DDL_PREFIX}', v_payload);
     IF v_reread THEN
-      -- Generated columns are left out, as pgoutput leaves them out.
-      FOR v_row IN EXECUTE (SELECT format('SELECT ROW(%s)::text AS v FROM %I.%I AS asof_row',
+      -- Generated columns are left out, as pgoutput leaves them out; so
+      -- are the columns and rows the publication does not publish.
+      FOR v_row IN EXECUTE (SELECT format('SELECT ROW(%s)::text AS v FROM %I.%I AS asof_row%s',
                               coalesce((SELECT string_agg(format('asof_row.%I', a.attname), ', ' ORDER BY a.attnum)
                                 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                                  AND a.attgenerated = ''), ''),
-                              n.nspname, c.relname)
+                                  AND a.attgenerated = '' AND (v_cols IS NULL OR a.attname::text = ANY(v_cols))), ''),
+                              n.nspname, c.relname, coalesce(' WHERE ' || v_filter, ''))
                             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel) LOOP
         PERFORM pg_logical_emit_message(true, '{ROW_PREFIX}', v_rel::text || ':' || v_row.v);
       END LOOP;
@@ -372,6 +429,12 @@ struct DdlMessage {
     generated: Vec<String>,
     #[serde(default)]
     partitioned: bool,
+    #[serde(default)]
+    unpublished: Vec<String>,
+    #[serde(default)]
+    rowfilter: Option<String>,
+    #[serde(default)]
+    unpublished_operations: Vec<String>,
 }
 
 /// A decoded `asof.ddl` message.
@@ -413,6 +476,11 @@ pub enum MessageError {
     Row(#[source] TextFormatError),
 }
 
+/// Columns left out of the capture, for one reason.
+fn omitted(names: Vec<String>, why: Omission) -> impl Iterator<Item = OmittedColumn> {
+    names.into_iter().map(move |name| OmittedColumn { name, why })
+}
+
 /// Decodes an `asof.ddl` message.
 pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent, MessageError> {
     let m: DdlMessage = serde_json::from_slice(content).map_err(MessageError::Ddl)?;
@@ -452,7 +520,14 @@ pub fn parse_ddl(content: &[u8]) -> Result<DdlEvent, MessageError> {
         missing,
         rewrite: m.rewrite,
         publication: m.publication,
-        coverage: crate::coverage::of_shape(m.generated, m.partitioned),
+        coverage: Coverage {
+            omitted: omitted(m.generated, Omission::Generated)
+                .chain(omitted(m.unpublished, Omission::NotPublished))
+                .collect(),
+            row_filter: m.rowfilter,
+            partition_truncates_unseen: m.partitioned,
+            unpublished_operations: m.unpublished_operations,
+        },
     })
 }
 
@@ -468,7 +543,7 @@ pub struct DropEvent {
     pub publication: Option<String>,
 }
 
-/// Decodes an `asof.drop` message.
+/// Decodes an `asof.drop` or `asof.unpublished` message.
 pub fn parse_drop(content: &[u8]) -> Result<DropEvent, MessageError> {
     serde_json::from_slice(content).map_err(MessageError::Drop)
 }

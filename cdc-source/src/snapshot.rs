@@ -53,6 +53,8 @@ pub struct CopyProgress {
 pub struct CopyPlan<'a> {
     /// The exported snapshot to read in.
     pub snapshot_name: &'a str,
+    /// The publication: each table is read as it publishes it.
+    pub publication: &'a str,
     /// Tables (OIDs) to copy.
     pub tables: &'a [u32],
     /// Commit LSN of the stored base transaction.
@@ -90,6 +92,7 @@ pub async fn copy_tables(
 ) -> Result<Copied> {
     let CopyPlan {
         snapshot_name,
+        publication,
         tables,
         base_lsn,
         end_lsn,
@@ -114,11 +117,13 @@ pub async fn copy_tables(
     // No DDL commits on a locked table until the copy ends; DDL committed
     // before the lock is handled by `copy_source`.
     copy_source::lock_tables(&txn, tables).await?;
+    let scopes = catalog::publication_scopes(&txn, publication).await?;
     let mut sources = Vec::with_capacity(tables.len());
     for &oid in tables {
-        let described = catalog::describe_columns(&txn, oid).await?;
+        let described = catalog::describe_columns(&txn, oid, scopes.get(&oid)).await?;
         catalog::check_identity(&described.schema)?;
-        let source = copy_source::copy_source(&txn, oid, &described.numbers).await?;
+        let filter = described.coverage.row_filter.as_deref();
+        let source = copy_source::copy_source(&txn, oid, &described.numbers, filter).await?;
         if let (CopySource::Unreadable(reason), true) = (&source, restart_when_stale) {
             return Ok(Copied::Stale {
                 table: described.schema.name,
@@ -208,13 +213,15 @@ pub async fn record_shapes(
     client: &Client,
     store: &mut Store,
     assembler: &mut Assembler,
+    publication: &str,
     tables: &[u32],
     base_lsn: Lsn,
     end_lsn: Lsn,
 ) -> Result<()> {
+    let scopes = catalog::publication_scopes(client, publication).await?;
     let mut records = Vec::with_capacity(tables.len());
     for &oid in tables {
-        let described = catalog::describe_columns(client, oid).await?;
+        let described = catalog::describe_columns(client, oid, scopes.get(&oid)).await?;
         note_coverage(assembler, &described.schema.name, &described.coverage);
         let (schema, coverage) = (described.schema, described.coverage);
         records.push(define(

@@ -12,6 +12,8 @@ mod generated;
 mod identity;
 #[path = "scenarios/partitions.rs"]
 mod partitions;
+#[path = "scenarios/publications.rs"]
+mod publications;
 #[path = "scenarios/schema.rs"]
 mod schema;
 #[path = "scenarios/shapes.rs"]

@@ -368,12 +368,14 @@ impl History<'_> {
             let base = cp.prev();
             run.notice(format!("created replication slot {} at {cp}", opts.slot));
             if !opts.snapshot {
-                snapshot::record_shapes(self.client, store, self.assembler, tables, base, cp).await?;
+                snapshot::record_shapes(self.client, store, self.assembler, &opts.publication, tables, base, cp)
+                    .await?;
                 break;
             }
             let name = slot.snapshot_name.clone().unwrap_or_default();
             let plan = CopyPlan {
                 snapshot_name: &name,
+                publication: &opts.publication,
                 tables,
                 base_lsn: base,
                 end_lsn: cp,

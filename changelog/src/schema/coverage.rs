@@ -18,6 +18,10 @@ pub struct Coverage {
     /// send a `TRUNCATE` of one of its partitions, so rows that removes
     /// stay in the root's answers.
     pub partition_truncates_unseen: bool,
+    /// Kinds of change the publication does not publish (`insert`,
+    /// `update`, `delete`, `truncate`): such changes are missing from the
+    /// answers.
+    pub unpublished_operations: Vec<String>,
 }
 
 /// A source column that is not captured.
@@ -42,7 +46,10 @@ pub enum Omission {
 impl Coverage {
     /// True when the whole table is captured.
     pub fn is_whole(&self) -> bool {
-        self.omitted.is_empty() && self.row_filter.is_none() && !self.partition_truncates_unseen
+        self.omitted.is_empty()
+            && self.row_filter.is_none()
+            && !self.partition_truncates_unseen
+            && self.unpublished_operations.is_empty()
     }
 }
 
@@ -80,6 +87,14 @@ impl fmt::Display for Coverage {
                 "{sep}a TRUNCATE of a single partition is not sent by Postgres, so rows it removes stay until the \
                  root is truncated"
             )?;
+            sep = "; ";
+        }
+        if !self.unpublished_operations.is_empty() {
+            write!(
+                f,
+                "{sep}the publication does not publish {}, so such changes are missing",
+                self.unpublished_operations.join(", ")
+            )?;
         }
         Ok(())
     }
@@ -110,5 +125,13 @@ mod tests {
         };
         assert!(!root.is_whole());
         assert!(root.to_string().starts_with("a TRUNCATE of a single partition"));
+        let no_deletes = Coverage {
+            unpublished_operations: vec!["delete".into(), "truncate".into()],
+            ..Coverage::default()
+        };
+        assert_eq!(
+            no_deletes.to_string(),
+            "the publication does not publish delete, truncate, so such changes are missing"
+        );
     }
 }

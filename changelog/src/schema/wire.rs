@@ -156,6 +156,7 @@ mod tests {
                 }],
                 row_filter: Some("(id > 0)".into()),
                 partition_truncates_unseen: true,
+                unpublished_operations: vec!["delete".into()],
             },
         };
         assert_eq!(decode(&encode(&c)), c);
