@@ -37,8 +37,9 @@ pub struct TableSql {
 }
 
 impl TableSql {
-    /// The queries for `schema`'s table.
-    pub fn new(schema: &TableSchema) -> TableSql {
+    /// The queries for `schema`'s table, only its rows that match
+    /// `row_filter` (a publication's row filter) when given.
+    pub fn new(schema: &TableSchema, row_filter: Option<&str>) -> TableSql {
         let text = |c: &str| format!("format('%s', {})", quote_ident(c));
         let row = schema
             .columns
@@ -62,8 +63,12 @@ impl TableSql {
                 (expr, integer)
             })
             .collect();
+        let table = qualified(&schema.name);
         TableSql {
-            from: qualified(&schema.name),
+            from: match row_filter {
+                Some(filter) => format!("(SELECT * FROM {table} WHERE {filter}) AS asof_published"),
+                None => table,
+            },
             row,
             keys,
             key_texts: key_columns().map(|c| text(&c.name)).collect(),

@@ -41,12 +41,16 @@ pub async fn compare(store: &Store, client: &Client, name: &TableName, cut: Cut)
         report.outcome = Outcome::MissingAtSource;
         return Ok(report);
     };
+    // Columns the capture leaves out (generated ones, or outside the
+    // publication's column list) are compared by their absence.
+    let omitted = |c: &String| table.coverage.omitted.iter().any(|o| &o.name == c);
+    let source_columns: Vec<String> = source_columns.into_iter().filter(|c| !omitted(c)).collect();
     let store_columns: Vec<String> = table.schema.column_names().map(str::to_owned).collect();
     if sorted(&store_columns) != sorted(&source_columns) {
         report.outcome = Outcome::ColumnsDiffer(store_columns, source_columns);
         return Ok(report);
     }
-    let sql = TableSql::new(table.schema);
+    let sql = TableSql::new(table.schema, table.coverage.row_filter.as_deref());
     let key_types: Vec<u32> = table
         .schema
         .columns
