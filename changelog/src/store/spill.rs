@@ -211,7 +211,7 @@ impl Store {
             }
             // Back to the newest version older than `lsn`, if any.
             let mut prev = self.db.raw_iterator_cf(vcf);
-            prev.seek(keys::encode_version_key(&uk, lsn.prev()).0);
+            prev.seek(keys::encode_version_key(uk, lsn.prev()).0);
             let found = match (prev.key(), prev.value()) {
                 (Some(k), Some(v)) => {
                     let (puk, plsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;

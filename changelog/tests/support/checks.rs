@@ -26,6 +26,9 @@ pub fn open(dir: &Path, durability: Durability) -> Store {
 /// Rows of a table in key order: (encoded key, values).
 pub type Rows = Vec<(Vec<u8>, Vec<Datum>)>;
 
+/// One version of a key: its LSN and, for a row, its values and copies.
+pub type KeyVersion = (Lsn, Option<(Vec<Datum>, u64)>);
+
 /// A table's live rows at `cut`, projected to its shape at the cut, by key,
 /// each copy of a row listed; `None` when the table did not exist at the cut.
 pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Rows> {
@@ -290,7 +293,7 @@ fn compare(store: &Store, model: &Reference, k: usize, count_entries: bool) -> V
     for key in model_keys(model, k) {
         let t = UserKey(key.clone()).table().unwrap();
         let got = store.versions_of(&UserKey(key.clone())).unwrap();
-        let expected: Vec<(Lsn, Option<(Vec<Datum>, u64)>)> = steps
+        let expected: Vec<KeyVersion> = steps
             .iter()
             .rev()
             .filter(|s| s.written.get(&t).is_some_and(|w| w.contains(&key)))
@@ -303,7 +306,7 @@ fn compare(store: &Store, model: &Reference, k: usize, count_entries: bool) -> V
                 )
             })
             .collect();
-        let got: Vec<(Lsn, Option<(Vec<Datum>, u64)>)> = got
+        let got: Vec<KeyVersion> = got
             .into_iter()
             .map(|v| {
                 let row = match v.state {
