@@ -145,7 +145,9 @@ pub async fn copy_source(
     // COPY reads a partitioned table (its partitions' rows), or some rows,
     // only through a query; a row filter names columns as the table has
     // them, as the publication applies it.
-    let sql = match (row_filter, partitioned) {
+    // `COPY t ()` is not SQL, but `SELECT FROM t` prints an empty line
+    // per row of a table without columns.
+    let sql = match (row_filter, partitioned || columns.is_empty()) {
         (Some(filter), _) => format!("COPY (SELECT {now} FROM {name} WHERE {filter}) TO STDOUT"),
         (None, true) => format!("COPY (SELECT {now} FROM {name}) TO STDOUT"),
         (None, false) => format!("COPY {name} ({now}) TO STDOUT"),

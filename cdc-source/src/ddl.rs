@@ -10,10 +10,15 @@
 //!
 //! - `asof.ddl`: the table's new shape as JSON, including for each column
 //!   the value existing rows take (`attmissingval`);
-//! - `asof.row`: after a rewrite, or when a table without a usable key
-//!   gains one, every row of the table in composite-text form, so the
-//!   capture re-reads the table exactly as the DDL left it, inside the same
-//!   transaction (no separate snapshot to reconcile);
+//! - `asof.row`: after a rewrite, when a table without a usable key gains
+//!   one, and after an `ALTER TABLE` of a table keyed by all its columns
+//!   (`REPLICA IDENTITY FULL` without a primary key) or one that was, every
+//!   row of the table in composite-text form, so the capture re-reads the
+//!   table exactly as the DDL left it, inside the same transaction (no
+//!   separate snapshot to reconcile). A table keyed by all its columns is
+//!   re-read because its rows are stored under keys made of every column:
+//!   after a column is added or dropped, or the key changes, the old keys
+//!   no longer name the rows Postgres sends;
 //! - `asof.drop`: a dropped table;
 //! - `asof.unlogged`: an unlogged table under a `FOR ALL TABLES`
 //!   publication, which is not in the WAL and so is not captured.
@@ -199,12 +204,11 @@ fn install_sql(publication: &str) -> String {
     let pubname = quote_literal(publication);
     let pinned = "SET search_path TO pg_catalog, pg_temp";
     let output = crate::output::function_clauses();
-    // A table's rows can be told apart (see `identity::key_columns`): a
-    // primary key, a replica identity index, or FULL with some column.
+    // A table is captured (see `identity::missing_key`): a primary key, a
+    // replica identity index, or FULL (rows counted when not keyed).
     let keyed = "(EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
                    AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident))) \
-                 OR (c.relreplident = 'f' AND EXISTS (SELECT 1 FROM pg_attribute a \
-                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)))";
+                 OR c.relreplident = 'f')";
     // What the publication publishes: `oid:hash` of each table's column
     // list and row filter, and `0:flags` for its kinds of change. A
     // `FOR ALL TABLES` publication has neither lists nor filters.
@@ -218,6 +222,9 @@ fn install_sql(publication: &str) -> String {
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
              WHERE p.pubname = {pubname} AND NOT p.puballtables) s), '')"
     );
+    // Keyed by all its columns (see `TableSchema::counts_copies`).
+    let all_columns = "(c.relreplident = 'f' AND NOT EXISTS (SELECT 1 FROM pg_index i \
+                       WHERE i.indrelid = c.oid AND i.indisprimary))";
     format!(
         r#"
 CREATE OR REPLACE FUNCTION public.{f_start}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -225,10 +232,11 @@ BEGIN
   -- Settings are cleared here, not at the end: every publication's DDL
   -- capture reads them at the end of the same command.
   PERFORM set_config('asof.rewritten', '', true);
-  -- Tables without a usable key before this command: one that gains a key
-  -- is read afresh at its end.
+  -- Tables without a usable key, or keyed by all their columns, before
+  -- this command: one that has a key at its end is read afresh, since its
+  -- rows are stored under other keys than Postgres names them by now.
   PERFORM set_config('asof.keyless', coalesce((SELECT string_agg(c.oid::text, ',') FROM pg_class c
-    WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND NOT {keyed}), ''), true);
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND (NOT {keyed} OR {all_columns})), ''), true);
   -- Each leaf partition with its root before this command ('+' marks the
   -- list as taken): a root whose leaves change is read afresh at its end.
   PERFORM set_config('asof.leaves', '+' || coalesce((SELECT string_agg(c.oid::text || ':' || pg_partition_root(c.oid)::oid::text, ',')
@@ -255,6 +263,7 @@ DECLARE
   v_moved oid[] := '{{}}';
   v_rewritten text[] := string_to_array(coalesce(current_setting('asof.rewritten', true), ''), ',');
   v_keyless text[] := string_to_array(coalesce(current_setting('asof.keyless', true), ''), ',');
+  v_altered oid[];
   v_reread boolean;
   v_payload text;
   v_row record;
@@ -305,6 +314,10 @@ BEGIN
   END IF;
   v_rels := coalesce(v_rels, '{{}}') || v_rescoped
     || ARRAY(SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column'));
+  -- Altered tables (and their partitions): one keyed by all its columns
+  -- now is read afresh, its columns or its key may have changed.
+  v_altered := ARRAY(SELECT t.relid FROM pg_event_trigger_ddl_commands() d, pg_partition_tree(d.objid) t
+    WHERE d.command_tag = 'ALTER TABLE' AND d.object_type IN ('table', 'table column'));
   -- A partitioned table's DDL changes its partitions too.
   v_rels := v_rels || ARRAY(SELECT t.relid FROM unnest(v_rels) r, pg_partition_tree(r) t WHERE t.relid <> r) || v_moved;
   FOREACH v_rel IN ARRAY v_rels LOOP
@@ -331,6 +344,7 @@ BEGIN
         OR EXISTS (SELECT 1 FROM pg_partition_tree(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR EXISTS (SELECT 1 FROM pg_partition_ancestors(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR (v_rel::text = ANY(v_keyless) AND {keyed})
+        OR (v_rel = ANY(v_altered) AND {all_columns})
       INTO v_reread FROM pg_class c WHERE c.oid = v_rel;
     -- The publication's column list and row filter for the table.
     SELECT t.attnames::text[], t.rowfilter INTO v_cols, v_filter

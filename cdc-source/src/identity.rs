@@ -59,17 +59,14 @@ pub fn key_columns(identity: ReplicaIdentity, columns: &[KeyMembership]) -> Vec<
 /// a key): it is not captured, at the start or later. Returns why, with
 /// the fix that fits the table's actual state; `None` when it has a key.
 pub fn missing_key(schema: &TableSchema) -> Option<String> {
-    if schema.columns.iter().any(|c| c.is_key) {
+    // Under FULL a table without columns is a count of empty rows.
+    if schema.columns.iter().any(|c| c.is_key) || schema.counts_copies() {
         return None;
     }
     let table = qualified(&schema.name);
     Some(match (schema.columns.is_empty(), schema.replica_identity) {
-        (true, ReplicaIdentity::Full) => "it has no columns, so its rows cannot be told apart; it is \
-             captured once it has a column (REPLICA IDENTITY FULL then keys rows by all columns)"
-            .to_owned(),
         (true, _) => format!(
-            "it has no columns, so its rows cannot be told apart; add a column with a primary key, or add a \
-             column and run: ALTER TABLE {table} REPLICA IDENTITY FULL"
+            "it has no columns, so its rows cannot be told apart; run: ALTER TABLE {table} REPLICA IDENTITY FULL"
         ),
         (false, ReplicaIdentity::Index) => format!(
             "its replica identity index is gone and it has no primary key, so its rows cannot be told apart; \
@@ -141,10 +138,9 @@ mod tests {
             plain.contains("ALTER TABLE \"public\".\"t\" REPLICA IDENTITY FULL"),
             "{plain}"
         );
-        // Already FULL: running it again would change nothing.
-        let empty_full = missing_key(&table(ReplicaIdentity::Full, &[])).expect("no columns");
-        assert!(!empty_full.contains("ALTER TABLE"), "{empty_full}");
+        // Without columns, FULL counts its (empty) rows.
+        assert_eq!(missing_key(&table(ReplicaIdentity::Full, &[])), None);
         let empty = missing_key(&table(ReplicaIdentity::Nothing, &[])).expect("no columns");
-        assert!(empty.contains("add a column"), "{empty}");
+        assert!(empty.contains("REPLICA IDENTITY FULL"), "{empty}");
     }
 }

@@ -7,12 +7,19 @@
 //! ```text
 //! version := 0x00 (PUT) varint(schema version) row
 //!          | 0x01 (TOMBSTONE)
+//!          | 0x02 (COPIES) varint(copies) varint(schema version) row
 //! latest  := commit_lsn:u64 BE version
 //! row     := varint(ncols) datum*
 //! datum   := varint(0)                 NULL
 //!          | varint(1)                 missing (not known)
 //!          | varint(len + 2) bytes     text value of `len` bytes
 //! ```
+//!
+//! `COPIES` holds a row of a table that keeps identical rows apart only by
+//! counting them ([`crate::TableSchema::counts_copies`]) when it has two
+//! copies or more (`copies >= 2`); one copy is a plain `PUT`, so such a
+//! table's unique rows are stored exactly as before and stores written
+//! before the tag existed decode unchanged.
 //!
 //! Unchanged-TOAST markers are never encoded: the store resolves them first.
 //! Keys are encoded in [`crate::keys`].
@@ -28,53 +35,109 @@ pub mod version_tag {
     pub const PUT: u8 = 0;
     /// The row was deleted.
     pub const TOMBSTONE: u8 = 1;
+    /// The row exists as several identical copies: a count, then as `PUT`.
+    pub const COPIES: u8 = 2;
 }
 
 /// The version value of a deletion.
 pub const TOMBSTONE_VERSION: [u8; 1] = [version_tag::TOMBSTONE];
 
-/// Encodes the version value of a live row into `out` (cleared first).
-/// `UnchangedToast` is written as missing; callers resolve it first.
-pub fn encode_row_version(out: &mut Vec<u8>, schema: SchemaVersionNo, row: &[Datum]) {
+/// Encodes the version value of a live row with `copies` identical copies
+/// (at least one) into `out` (cleared first). `UnchangedToast` is written as
+/// missing; callers resolve it first.
+pub fn encode_row_version(out: &mut Vec<u8>, schema: SchemaVersionNo, copies: u64, row: &[Datum]) {
     out.clear();
-    out.push(version_tag::PUT);
+    if copies > 1 {
+        out.push(version_tag::COPIES);
+        put_varint(out, copies);
+    } else {
+        out.push(version_tag::PUT);
+    }
     put_varint(out, u64::from(schema.0));
     encode_row(out, row);
 }
 
 /// True when a version value holds a row (not a deletion).
 pub fn is_row_version(v: &[u8]) -> bool {
-    v.first() == Some(&version_tag::PUT)
+    matches!(v.first(), Some(&version_tag::PUT | &version_tag::COPIES))
 }
 
-/// Reads the head of a version value: for a row, its schema version and
-/// where the row starts; `None` for a deletion.
-pub fn decode_version_head(v: &[u8]) -> Result<Option<(SchemaVersionNo, usize)>, CorruptEncoding> {
-    match v.first() {
-        Some(&version_tag::PUT) => {
-            let mut pos = 1;
-            let sv = get_varint(v, &mut pos)?;
-            let sv = u32::try_from(sv).map_err(|_| CorruptEncoding {
-                offset: 1,
-                what: "schema version",
-            })?;
-            Ok(Some((SchemaVersionNo(sv), pos)))
+/// The head of a version value that holds a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionHead {
+    /// The schema version the row was written under.
+    pub schema: SchemaVersionNo,
+    /// How many identical copies of the row exist (1 unless the table
+    /// counts copies).
+    pub copies: u64,
+    /// Where the row starts.
+    pub row_at: usize,
+}
+
+/// Reads the head of a version value: for a row, its schema version, its
+/// copies and where the row starts; `None` for a deletion.
+pub fn decode_version_head(v: &[u8]) -> Result<Option<VersionHead>, CorruptEncoding> {
+    let mut pos = 1;
+    let copies = match v.first() {
+        Some(&version_tag::PUT) => 1,
+        Some(&version_tag::COPIES) => match get_varint(v, &mut pos)? {
+            0 => {
+                return Err(CorruptEncoding {
+                    offset: 1,
+                    what: "copies of a row",
+                })
+            }
+            n => n,
+        },
+        Some(&version_tag::TOMBSTONE) => return Ok(None),
+        _ => {
+            return Err(CorruptEncoding {
+                offset: 0,
+                what: "version tag",
+            })
         }
-        Some(&version_tag::TOMBSTONE) => Ok(None),
-        _ => Err(CorruptEncoding {
-            offset: 0,
-            what: "version tag",
-        }),
-    }
+    };
+    let at = pos;
+    let sv = get_varint(v, &mut pos)?;
+    let sv = u32::try_from(sv).map_err(|_| CorruptEncoding {
+        offset: at,
+        what: "schema version",
+    })?;
+    Ok(Some(VersionHead {
+        schema: SchemaVersionNo(sv),
+        copies,
+        row_at: pos,
+    }))
 }
 
-/// Decodes a whole version value: the schema version and owned values of a
-/// row, or `None` for a deletion.
-pub fn decode_version_owned(v: &[u8]) -> Result<Option<(SchemaVersionNo, Vec<Datum>)>, CorruptEncoding> {
-    let Some((schema, mut pos)) = decode_version_head(v)? else {
+/// How many copies of the row a version value holds: 0 for a deletion.
+pub fn version_copies(v: &[u8]) -> Result<u64, CorruptEncoding> {
+    Ok(decode_version_head(v)?.map_or(0, |h| h.copies))
+}
+
+/// A whole version value that holds a row, decoded into owned values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedRowVersion {
+    /// The schema version the row was written under.
+    pub schema: SchemaVersionNo,
+    /// How many identical copies of the row exist.
+    pub copies: u64,
+    /// The row's values.
+    pub values: Vec<Datum>,
+}
+
+/// Decodes a whole version value: the row with its schema version and
+/// copies, or `None` for a deletion.
+pub fn decode_version_owned(v: &[u8]) -> Result<Option<OwnedRowVersion>, CorruptEncoding> {
+    let Some(head) = decode_version_head(v)? else {
         return Ok(None);
     };
-    Ok(Some((schema, decode_row_owned(v, &mut pos)?)))
+    let mut pos = head.row_at;
+    Ok(Some(OwnedRowVersion {
+        schema: head.schema,
+        copies: head.copies,
+        values: decode_row_owned(v, &mut pos)?,
+    }))
 }
 
 /// A `latest` value: the commit LSN, then the version value.
@@ -263,20 +326,42 @@ mod tests {
 
     proptest! {
         #[test]
-        fn versions_round_trip(row in proptest::collection::vec(datum(), 0..8), sv in any::<u32>(), lsn in any::<u64>()) {
+        fn versions_round_trip(
+            row in proptest::collection::vec(datum(), 0..8),
+            sv in any::<u32>(),
+            copies in prop_oneof![Just(1u64), 1..5u64, any::<u64>().prop_map(|c| c.max(1))],
+            lsn in any::<u64>(),
+        ) {
             let mut v = Vec::new();
-            encode_row_version(&mut v, SchemaVersionNo(sv), &row);
+            encode_row_version(&mut v, SchemaVersionNo(sv), copies, &row);
             prop_assert!(is_row_version(&v));
-            prop_assert_eq!(decode_version_owned(&v).unwrap(), Some((SchemaVersionNo(sv), row)));
+            prop_assert_eq!(version_copies(&v).unwrap(), copies);
+            let expected = OwnedRowVersion { schema: SchemaVersionNo(sv), copies, values: row };
+            prop_assert_eq!(decode_version_owned(&v).unwrap(), Some(expected));
             let latest = encode_latest(Lsn(lsn), &v);
             prop_assert_eq!(decode_latest(&latest).unwrap(), (Lsn(lsn), v.as_slice()));
         }
     }
 
     #[test]
+    fn one_copy_is_a_plain_put() {
+        // Stores written before copies were counted hold only PUTs: one copy
+        // must encode the same bytes, so both read alike.
+        let row = vec![Datum::text("x")];
+        let mut one = Vec::new();
+        encode_row_version(&mut one, SchemaVersionNo(3), 1, &row);
+        assert_eq!(one, [version_tag::PUT, 3, 1, 3, b'x']);
+        let mut three = Vec::new();
+        encode_row_version(&mut three, SchemaVersionNo(3), 3, &row);
+        assert_eq!(three, [version_tag::COPIES, 3, 3, 1, 3, b'x']);
+        assert!(decode_version_head(&[version_tag::COPIES, 0, 3, 0]).is_err());
+    }
+
+    #[test]
     fn tombstones_decode_as_deletions() {
         assert!(!is_row_version(&TOMBSTONE_VERSION));
         assert_eq!(decode_version_owned(&TOMBSTONE_VERSION).unwrap(), None);
+        assert_eq!(version_copies(&TOMBSTONE_VERSION).unwrap(), 0);
         assert!(decode_version_head(&[]).is_err());
         assert!(decode_version_head(&[7]).is_err());
     }

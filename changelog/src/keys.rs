@@ -15,12 +15,14 @@
 //! cf "times"     commit_time:i64^signbit commit_lsn:u64        -> ()
 //! cf "log"       commit_lsn:u64 ordinal:u32                    -> ChangeRecord
 //! cf "resets"    table_id:u32 lsn:u64                          -> ResetKind
-//! cf "versions"  table_id:u32 user_key !commit_lsn:u64         -> tag schema_version row
-//! cf "latest"    table_id:u32 user_key                         -> commit_lsn:u64 tag schema_version row
+//! cf "versions"  table_id:u32 user_key !commit_lsn:u64         -> tag [copies] schema_version row
+//! cf "latest"    table_id:u32 user_key                         -> commit_lsn:u64 tag [copies] schema_version row
 //! ```
 //!
 //! `user_key` is a memcomparable, prefix-free encoding of the row's key
-//! columns ([`encode_user_key`], [`row_key`]). The version suffix is the
+//! columns ([`encode_user_key`], [`row_key`]). A table keyed by all its
+//! columns ([`TableSchema::counts_copies`]) has the whole row as its key,
+//! and its versions count the row's identical copies. The version suffix is the
 //! bitwise NOT of the commit LSN, so the newest version of a key sorts first
 //! and "the version visible at cut c" is a single seek to `(key, !c)` (the
 //! layout of TiKV and CockroachDB's MVCC keys).

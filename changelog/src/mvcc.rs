@@ -45,6 +45,9 @@ pub struct ScanRow<'a> {
     pub lsn: Lsn,
     /// Schema version the values are aligned to.
     pub schema: SchemaVersionNo,
+    /// How many identical copies of the row exist (1 unless the table
+    /// counts copies, see [`crate::TableSchema::counts_copies`]).
+    pub copies: u64,
     /// The values.
     pub values: &'a [DatumRef<'a>],
 }
@@ -56,6 +59,8 @@ pub struct SideVersion {
     pub lsn: Lsn,
     /// Schema version of the values.
     pub schema: SchemaVersionNo,
+    /// How many identical copies of the row exist.
+    pub copies: u64,
     /// The values, owned (diffs are sparse, so copying is cheap overall).
     pub values: Vec<crate::value::Datum>,
 }
@@ -172,7 +177,7 @@ impl<'s> Walker<'s> {
     }
 }
 
-fn decode_head(v: &[u8]) -> Result<Option<(SchemaVersionNo, usize)>> {
+fn decode_head(v: &[u8]) -> Result<Option<codec::VersionHead>> {
     codec::decode_version_head(v).map_err(StoreError::corrupt(cf::VERSIONS))
 }
 
@@ -226,14 +231,16 @@ impl Store {
                 }
             };
             if let Some((lsn, v)) = visible.filter(|(lsn, _)| dead_before.is_none_or(|r| *lsn >= r)) {
-                if let Some((schema, mut pos)) = decode_head(v)? {
+                if let Some(head) = decode_head(v)? {
+                    let mut pos = head.row_at;
                     let mut refs = recycle(std::mem::take(&mut spare));
                     codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
                     stats.rows += 1;
                     let flow = f(ScanRow {
                         key: uk,
                         lsn,
-                        schema,
+                        schema: head.schema,
+                        copies: head.copies,
                         values: &refs,
                     })?;
                     spare = park(refs);
@@ -265,11 +272,13 @@ impl Store {
             if dead.is_some_and(|r| lsn < r) {
                 return Ok(None);
             }
-            match decode_head(v)? {
-                Some((schema, mut pos)) => {
-                    let values = codec::decode_row_owned(v, &mut pos).map_err(StoreError::corrupt(cf::VERSIONS))?;
-                    Ok(Some(SideVersion { lsn, schema, values }))
-                }
+            match codec::decode_version_owned(v).map_err(StoreError::corrupt(cf::VERSIONS))? {
+                Some(row) => Ok(Some(SideVersion {
+                    lsn,
+                    schema: row.schema,
+                    copies: row.copies,
+                    values: row.values,
+                })),
                 None => Ok(None),
             }
         };

@@ -273,19 +273,29 @@ const SNAPSHOT_EXAMPLES: &str = concat!(
 const GET_EXAMPLES: &str = concat!(
     "Examples:
   asof get orders 42 --at 2026-11-20T09:00:00Z
-  asof get order_lines 42 3 --at -1d     (composite key: values in key-column order)",
+  asof get order_lines 42 3 --at -1d     (composite key: values in key-column order)
+
+A table without a primary key under REPLICA IDENTITY FULL is keyed by all its columns (give
+every value) and may hold identical rows: the row prints once per copy.",
     "\n\n",
     when_note!()
 );
 
 const HISTORY_EXAMPLES: &str = "Examples:
   asof history orders 42
-  asof history orders 42 --format jsonl";
+  asof history orders 42 --format jsonl
+
+A table without a primary key under REPLICA IDENTITY FULL may hold identical rows: a copies
+column gives the number after each commit; insert means copies were added, delete that some
+were removed, update that as many remain.";
 
 const DIFF_EXAMPLES: &str = concat!(
     "Examples:
   asof diff orders --from 2026-11-20T09:00:00Z --to 2026-11-20T10:00:00Z
-  asof diff orders --from -1h --format jsonl",
+  asof diff orders --from -1h --format jsonl
+
+Identical rows (a table without a primary key under REPLICA IDENTITY FULL) print one line per
+copy inserted or deleted.",
     "\n\n",
     when_note!()
 );

@@ -23,6 +23,8 @@ mod live_tail;
 mod metrics;
 #[path = "cli/misc.rs"]
 mod misc;
+#[path = "cli/multiset.rs"]
+mod multiset;
 #[path = "cli/pipes.rs"]
 mod pipes;
 #[path = "cli/queries.rs"]

@@ -173,7 +173,12 @@ impl TxnView {
                 }
                 ChangeRecord::Update { old, new, .. } => {
                     let old_key = key_of(old.as_ref().unwrap_or(new));
-                    let before = self.before(store, &old_key, commit.commit_lsn, sv, *t)?;
+                    // A row whose key is the whole row is its own before-image
+                    // (and other copies of it may remain).
+                    let before = match old {
+                        Some(old) if schema.counts_copies() => Some(old.0.clone()),
+                        _ => self.before(store, &old_key, commit.commit_lsn, sv, *t)?,
+                    };
                     let new_key = key_of(new);
                     if new_key != old_key {
                         self.images.insert(old_key.0, None);
@@ -183,9 +188,12 @@ impl TxnView {
                 }
                 ChangeRecord::Delete { old, .. } => {
                     let k = key_of(old);
-                    let before = self
-                        .before(store, &k, commit.commit_lsn, sv, *t)?
-                        .or_else(|| Some(old.0.clone()));
+                    let before = if schema.counts_copies() {
+                        Some(old.0.clone())
+                    } else {
+                        self.before(store, &k, commit.commit_lsn, sv, *t)?
+                            .or_else(|| Some(old.0.clone()))
+                    };
                     self.images.insert(k.0, None);
                     (ChangeOp::Delete, before, None)
                 }
@@ -233,7 +241,9 @@ impl TxnView {
             return Ok(None);
         }
         match v.state {
-            VersionState::Row { schema, values } => Ok(Some(Projector::new(&entry.history, sv).owned(schema, &values))),
+            VersionState::Row { schema, values, .. } => {
+                Ok(Some(Projector::new(&entry.history, sv).owned(schema, &values)))
+            }
             VersionState::Deleted => Ok(None),
         }
     }

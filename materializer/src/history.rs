@@ -11,23 +11,42 @@ use crate::snapshot::Projector;
 use crate::table::TableAt;
 
 /// What a transaction did to a row.
+///
+/// In a table that counts copies (the whole row is its key) a row's
+/// values never change, only its number of copies: an insert adds copies,
+/// a delete removes some (not always the last one), an update leaves as
+/// many as there were.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum HistoryOp {
     /// The row was found by a full read of the table (the initial copy):
     /// it existed before the history began.
     Read,
-    /// The row came into existence.
+    /// The row came into existence, or gained copies.
     Insert,
-    /// The row existed before and after (its values may be equal).
+    /// The row existed before and after, with as many copies (its values
+    /// may be equal).
     Update,
     /// The row ceased to exist (DELETE, TRUNCATE, DROP, or absence from a
-    /// re-read).
+    /// re-read), or lost copies.
     Delete,
     /// The state at the retention horizon, where compacted history begins.
     Base,
 }
 
 impl HistoryOp {
+    /// What a transaction that left a row with `after` copies, where it
+    /// had `before`, did to it; `read` when the transaction re-read the
+    /// table. `None` when the row neither existed before nor after.
+    pub fn of_copies(before: u64, after: u64, read: bool) -> Option<HistoryOp> {
+        Some(match (before, after) {
+            (0, 0) => return None,
+            (0, _) if read => HistoryOp::Read,
+            (b, a) if a > b => HistoryOp::Insert,
+            (b, a) if a < b => HistoryOp::Delete,
+            _ => HistoryOp::Update,
+        })
+    }
+
     /// One-letter code as in Debezium (`c`, `u`, `d`; `r` for a read and
     /// for the base, which is what a read at the horizon would find).
     pub fn code(self) -> &'static str {
@@ -60,8 +79,11 @@ pub struct HistoryEntry {
     /// What it did.
     pub op: HistoryOp,
     /// The row after it, in the table's columns at that moment (`None`
-    /// after a delete).
+    /// once no copy is left).
     pub row: Option<Vec<Datum>>,
+    /// How many identical copies of the row exist after it: 0 or 1 unless
+    /// the table counts copies.
+    pub copies: u64,
     /// The column names the row is in.
     pub columns: Vec<String>,
 }
@@ -93,7 +115,8 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
     events.sort_by_key(|(l, v)| (*l, v.is_some()));
 
     let mut out: Vec<HistoryEntry> = Vec::new();
-    let mut live = false;
+    // Copies of the row after each transaction (0: absent).
+    let mut live = 0;
     let mut i = 0;
     while i < events.len() {
         let lsn = events.get(i).map(|(l, _)| *l).unwrap_or_default();
@@ -105,14 +128,14 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
                 break;
             }
             match ev {
-                None => after = false,
+                None => after = 0,
                 Some(v) => match &v.state {
-                    VersionState::Row { schema, values } => {
-                        after = true;
+                    VersionState::Row { schema, copies, values } => {
+                        after = *copies;
                         row = Some((*schema, values.clone()));
                     }
                     VersionState::Deleted => {
-                        after = false;
+                        after = 0;
                         row = None;
                     }
                 },
@@ -121,13 +144,13 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
         }
         live = after;
         let is_base = horizon.is_some_and(|h| lsn <= h);
-        let op = match (before, after) {
-            _ if is_base && after => HistoryOp::Base,
-            (false, true) if read_at(lsn) => HistoryOp::Read,
-            (false, true) => HistoryOp::Insert,
-            (true, true) => HistoryOp::Update,
-            (true, false) => HistoryOp::Delete,
-            (false, false) => continue,
+        let op = if is_base && after > 0 {
+            HistoryOp::Base
+        } else {
+            match HistoryOp::of_copies(before, after, read_at(lsn)) {
+                Some(op) => op,
+                None => continue,
+            }
         };
         let cut_lsn = if is_base { horizon.unwrap_or(lsn) } else { lsn };
         let commit = store.commit(cut_lsn)?.ok_or(QueryError::EmptyStore)?;
@@ -139,7 +162,7 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
             .map(|s| s.column_names().map(String::from).collect())
             .unwrap_or_default();
         let row = match (row, version) {
-            (Some((schema, values)), Some(v)) if after => {
+            (Some((schema, values)), Some(v)) if after > 0 => {
                 Some(Projector::new(&entry.history, v.version).owned(schema, &values))
             }
             _ => None,
@@ -148,6 +171,7 @@ pub fn history(store: &Store, table: &TableAt<'_>, key: &UserKey) -> Result<Vec<
             cut: Cut::from_commit(&commit),
             op,
             row,
+            copies: after,
             columns,
         });
     }
@@ -166,10 +190,18 @@ pub enum DiffKind {
 }
 
 /// One differing row.
+///
+/// In a table that counts copies (the whole row is its key) a row that
+/// gained or lost copies between the cuts is `Inserted` or `Deleted` with
+/// `copies` saying how many; its other side is `None` even when some
+/// copies existed at both cuts.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct DiffEntry {
     /// How it differs.
     pub kind: DiffKind,
+    /// How many copies of the row this entry stands for: those inserted,
+    /// deleted or changed. 1 unless the table counts copies.
+    pub copies: u64,
     /// The row at the earlier cut, in the table's columns then.
     pub before: Option<Vec<Datum>>,
     /// The row at the later cut, in the table's columns then.
@@ -205,22 +237,54 @@ pub fn diff<E: From<QueryError>>(
     let mut to_proj = Projector::new(&entry.history, to_table.version.version);
     let mut from_proj = from_table.map(|t| Projector::new(&entry.history, t.version.version));
     let scan = store.scan_diff(to_table.id, (from.lsn, dead_from), (to.lsn, dead_to), |row| {
+        let after_copies = row.after.as_ref().map_or(0, |a| a.copies);
         let after = row.after.map(|a| to_proj.owned(a.schema, &a.values));
-        let (before, before_in_to) = match (&row.before, from_proj.as_mut()) {
+        let (before, before_in_to, before_copies) = match (&row.before, from_proj.as_mut()) {
             (Some(b), Some(p)) => (
                 Some(p.owned(b.schema, &b.values)),
                 Some(to_proj.owned(b.schema, &b.values)),
+                b.copies,
             ),
-            _ => (None, None),
+            _ => (None, None, 0),
         };
-        let kind = match (&before, &after) {
-            (None, Some(_)) => DiffKind::Inserted,
-            (Some(_), None) => DiffKind::Deleted,
-            (Some(_), Some(a)) if before_in_to.as_ref() == Some(a) => return Ok(ControlFlow::Continue(())),
-            (Some(_), Some(_)) => DiffKind::Changed,
+        let entry = match (before, after) {
+            (None, Some(a)) => DiffEntry::inserted(after_copies, a),
+            (Some(b), None) => DiffEntry::deleted(before_copies, b),
+            // Same values: only the number of copies can differ.
+            (Some(b), Some(a)) if before_in_to.as_ref() == Some(&a) => match after_copies.cmp(&before_copies) {
+                std::cmp::Ordering::Greater => DiffEntry::inserted(after_copies - before_copies, a),
+                std::cmp::Ordering::Less => DiffEntry::deleted(before_copies - after_copies, b),
+                std::cmp::Ordering::Equal => return Ok(ControlFlow::Continue(())),
+            },
+            (Some(b), Some(a)) => DiffEntry {
+                kind: DiffKind::Changed,
+                copies: after_copies,
+                before: Some(b),
+                after: Some(a),
+            },
             (None, None) => return Ok(ControlFlow::Continue(())),
         };
-        f(DiffEntry { kind, before, after }).map_err(Carried)
+        f(entry).map_err(Carried)
     });
     scan.map_err(|Carried(e)| e)
+}
+
+impl DiffEntry {
+    fn inserted(copies: u64, row: Vec<Datum>) -> Self {
+        DiffEntry {
+            kind: DiffKind::Inserted,
+            copies,
+            before: None,
+            after: Some(row),
+        }
+    }
+
+    fn deleted(copies: u64, row: Vec<Datum>) -> Self {
+        DiffEntry {
+            kind: DiffKind::Deleted,
+            copies,
+            before: Some(row),
+            after: None,
+        }
+    }
 }

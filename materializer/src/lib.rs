@@ -5,8 +5,10 @@
 //! answers at that cut:
 //!
 //! - [`snapshot`]: a whole table, streamed in key order, with the columns
-//!   the table had at the cut;
-//! - [`get`]: one row by key;
+//!   the table had at the cut (each copy of a row a table without a
+//!   primary key holds several times, see
+//!   [`changelog::TableSchema::counts_copies`]);
+//! - [`get`]: one row by key, with its number of copies;
 //! - [`history`]: every version of one row;
 //! - [`diff`]: rows inserted, deleted and changed between two cuts;
 //! - [`tables_at`]: the tables that existed;
@@ -63,7 +65,7 @@ pub use error::{QueryError, Result};
 #[cfg(feature = "store")]
 pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
 #[cfg(feature = "store")]
-pub use snapshot::{get, snapshot};
+pub use snapshot::{get, snapshot, Found};
 #[cfg(feature = "store")]
 pub use table::{last_moment_of, table_at, tables_at, uncaptured_at, user_key, TableAt, UncapturedAt};
 pub use when::{ParseWhenError, When};

@@ -43,9 +43,11 @@ impl<'h> Projector<'h> {
 }
 
 /// Streams the rows of `table` as of `cut` in key order, each as values in
-/// the table's column order at the cut. `f` returns [`ControlFlow::Break`]
-/// to stop; its errors come back unchanged, and the store's join them
-/// through `From<QueryError>`.
+/// the table's column order at the cut. A row with several identical copies
+/// (a table that counts copies, see [`changelog::TableSchema::counts_copies`])
+/// is handed to `f` once per copy, as Postgres returns it. `f` returns
+/// [`ControlFlow::Break`] to stop; its errors come back unchanged, and the
+/// store's join them through `From<QueryError>`.
 pub fn snapshot<E: From<QueryError>>(
     store: &Store,
     table: &TableAt<'_>,
@@ -60,22 +62,46 @@ pub fn snapshot<E: From<QueryError>>(
     let mut out: Vec<DatumRef<'static>> = Vec::with_capacity(table.schema.columns.len());
     let scan = store.scan_as_of(table.id, cut.lsn, dead_before, |row| {
         if row.schema == table.version.version {
-            return f(row.values).map_err(Carried);
+            return each_copy(row.copies, row.values, &mut f);
         }
         // Reuse one buffer across rows; its lifetime is re-bound per row.
         let mut tmp: Vec<DatumRef<'_>> = std::mem::take(&mut out).into_iter().collect();
         projector.get(row.schema).apply(row.values, &mut tmp);
-        let r = f(&tmp);
+        let r = each_copy(row.copies, &tmp, &mut f);
         tmp.clear();
         out = tmp.into_iter().map(|_| DatumRef::Null).collect();
-        r.map_err(Carried)
+        r
     });
     scan.map_err(|Carried(e)| e)
 }
 
+/// Hands `values` to `f` once per copy, stopping when `f` does.
+fn each_copy<E>(
+    copies: u64,
+    values: &[DatumRef<'_>],
+    f: &mut impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
+) -> std::result::Result<ControlFlow<()>, Carried<E>> {
+    for _ in 0..copies {
+        if f(values).map_err(Carried)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// A row found by [`get`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Found {
+    /// The values, in the table's column order at the cut.
+    pub row: Vec<Datum>,
+    /// How many identical copies of the row existed: more than one only in
+    /// a table that counts copies, whose key is the whole row.
+    pub copies: u64,
+}
+
 /// The row with key `key` as of `cut`, in the table's column order at the
-/// cut; `None` when no such row existed then.
-pub fn get(store: &Store, table: &TableAt<'_>, key: &changelog::keys::UserKey, cut: Cut) -> Result<Option<Vec<Datum>>> {
+/// cut, with its number of copies; `None` when no such row existed then.
+pub fn get(store: &Store, table: &TableAt<'_>, key: &changelog::keys::UserKey, cut: Cut) -> Result<Option<Found>> {
     let Some(entry) = store.catalog().table(table.id) else {
         return Ok(None);
     };
@@ -86,9 +112,10 @@ pub fn get(store: &Store, table: &TableAt<'_>, key: &changelog::keys::UserKey, c
         return Ok(None);
     }
     match v.state {
-        VersionState::Row { schema, values } => Ok(Some(
-            Projector::new(&entry.history, table.version.version).owned(schema, &values),
-        )),
+        VersionState::Row { schema, copies, values } => Ok(Some(Found {
+            row: Projector::new(&entry.history, table.version.version).owned(schema, &values),
+            copies,
+        })),
         VersionState::Deleted => Ok(None),
     }
 }

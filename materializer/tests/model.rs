@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use std::ops::ControlFlow;
 
-use changelog::reference::{column, initial_schema, key_image, key_values, Reference};
+use changelog::reference::{column, initial_schema, key_image, key_values, Reference, BAG};
 use changelog::{
     keys, ChangeRecord, CommitInfo, CommitTime, Datum, Durability, Lsn, RowImage, SchemaChange, Store, StoreOptions,
     TableId, TableSchema, Transaction, Xid,
@@ -86,32 +86,36 @@ fn val() -> impl Strategy<Value = Val> {
     ]
 }
 
+/// Table kinds: `orders`, `lines`, `tags` and `bag` (no primary key,
+/// `REPLICA IDENTITY FULL`: identical rows are counted).
+const TABLES: usize = 4;
+
 fn op() -> impl Strategy<Value = Op> {
     let vals = || proptest::collection::vec(val(), 6);
     prop_oneof![
-        10 => (0..3usize, 0..40usize, vals()).prop_map(|(table, key, vals)| Op::Insert { table, key, vals }),
-        8 => (0..3usize, any::<usize>(), vals(), any::<bool>(), proptest::option::weighted(0.15, 0..40usize))
+        10 => (0..TABLES, 0..40usize, vals()).prop_map(|(table, key, vals)| Op::Insert { table, key, vals }),
+        8 => (0..TABLES, any::<usize>(), vals(), any::<bool>(), proptest::option::weighted(0.15, 0..40usize))
             .prop_map(|(table, pick, vals, toast, new_key)| Op::Update { table, pick, vals, toast, new_key }),
-        4 => (0..3usize, any::<usize>()).prop_map(|(table, pick)| Op::Delete { table, pick }),
-        1 => proptest::collection::vec(0..3usize, 1..3).prop_map(|tables| Op::Truncate { tables }),
-        1 => (0..3usize, proptest::option::of(val())).prop_map(|(table, default)| Op::AddColumn { table, default }),
-        1 => (0..3usize, any::<usize>()).prop_map(|(table, pick)| Op::DropColumn { table, pick }),
-        1 => (0..3usize, any::<usize>()).prop_map(|(table, change)| Op::Reread { table, change }),
-        1 => (0..3usize).prop_map(|table| Op::DropTable { table }),
+        4 => (0..TABLES, any::<usize>()).prop_map(|(table, pick)| Op::Delete { table, pick }),
+        1 => proptest::collection::vec(0..TABLES, 1..3).prop_map(|tables| Op::Truncate { tables }),
+        1 => (0..TABLES, proptest::option::of(val())).prop_map(|(table, default)| Op::AddColumn { table, default }),
+        1 => (0..TABLES, any::<usize>()).prop_map(|(table, pick)| Op::DropColumn { table, pick }),
+        1 => (0..TABLES, any::<usize>()).prop_map(|(table, change)| Op::Reread { table, change }),
+        1 => (0..TABLES).prop_map(|table| Op::DropTable { table }),
         6 => (-3_000_000i64..10_000_000).prop_map(|time_step| Op::Commit { time_step }),
     ]
 }
 
 struct Gen {
     model: Reference,
-    ids: [TableId; 3],
+    ids: [TableId; TABLES],
     next_id: u32,
     next_lsn: u64,
     time: i64,
     txns: Vec<Transaction>,
     pending: Vec<ChangeRecord>,
     /// Current schemas as the generator sees them (pending included).
-    schemas: [Option<TableSchema>; 3],
+    schemas: [Option<TableSchema>; TABLES],
     col_seq: usize,
 }
 
@@ -119,16 +123,16 @@ impl Gen {
     fn new() -> Self {
         let mut g = Gen {
             model: Reference::new(),
-            ids: [TableId(0), TableId(1), TableId(2)],
-            next_id: 3,
+            ids: [TableId(0), TableId(1), TableId(2), TableId(3)],
+            next_id: 4,
             next_lsn: 0x1000,
             time: 1_700_000_000_000_000,
             txns: Vec::new(),
             pending: Vec::new(),
-            schemas: [None, None, None],
+            schemas: [None, None, None, None],
             col_seq: 0,
         };
-        for t in 0..3 {
+        for t in 0..TABLES {
             g.define(t, initial_schema(t), Vec::new());
         }
         g
@@ -185,6 +189,23 @@ impl Gen {
         ))
     }
 
+    fn counts_copies(&self, t: usize) -> bool {
+        self.schemas[t].as_ref().is_some_and(TableSchema::counts_copies)
+    }
+
+    /// Reads every row of table `t` afresh, as the DDL capture does after
+    /// a change to a table keyed by all its columns.
+    fn reread(&mut self, t: usize) {
+        let rows = self.live_rows(t);
+        self.pending.push(ChangeRecord::ReadStart { table: self.ids[t] });
+        for r in rows {
+            self.pending.push(ChangeRecord::Read {
+                table: self.ids[t],
+                row: RowImage(r),
+            });
+        }
+    }
+
     fn key_of_row(&self, t: usize, row: &[Datum]) -> Vec<Datum> {
         let schema = self.schemas[t].as_ref().map(|s| s.columns.clone()).unwrap_or_default();
         schema
@@ -199,8 +220,10 @@ impl Gen {
         match op {
             Op::Insert { table, key, vals } => {
                 let k = key_values(*table, *key);
-                // Skip duplicates: Postgres would refuse them.
-                if self.live_rows(*table).iter().any(|r| self.key_of_row(*table, r) == k) {
+                // Skip duplicates: Postgres would refuse them, unless the
+                // table has no key but the whole row.
+                if !self.counts_copies(*table) && self.live_rows(*table).iter().any(|r| self.key_of_row(*table, r) == k)
+                {
                     return;
                 }
                 if let Some(new) = self.row(*table, &k, vals) {
@@ -225,7 +248,13 @@ impl Gen {
                 let old_key = self.key_of_row(*table, old_row);
                 let mut key = old_key.clone();
                 let mut old = None;
-                if let Some(nk) = new_key {
+                if self.counts_copies(*table) {
+                    // REPLICA IDENTITY FULL: the whole old row, always.
+                    old = Some(RowImage(old_row.clone()));
+                    if let Some(nk) = new_key {
+                        key = key_values(*table, *nk);
+                    }
+                } else if let Some(nk) = new_key {
                     let k = key_values(*table, *nk);
                     if k != old_key && rows.iter().any(|r| self.key_of_row(*table, r) == k) {
                         return;
@@ -281,19 +310,24 @@ impl Gen {
                 if schema.column_index(&name).is_some() {
                     return;
                 }
-                schema.columns.push(column(&name, 25, false));
+                let counted = schema.counts_copies();
+                schema.columns.push(column(&name, 25, counted));
                 let backfill = default.iter().map(|d| (name.clone(), d.datum())).collect();
                 self.define(*table, schema, backfill);
+                if counted {
+                    self.reread(*table);
+                }
             }
             Op::DropColumn { table, pick } => {
                 let Some(mut schema) = self.schemas[*table].clone() else {
                     return;
                 };
+                let counted = schema.counts_copies();
                 let non_key: Vec<usize> = schema
                     .columns
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| !c.is_key)
+                    .filter(|(_, c)| !c.is_key || counted)
                     .map(|(i, _)| i)
                     .collect();
                 if non_key.len() < 2 {
@@ -301,6 +335,9 @@ impl Gen {
                 }
                 schema.columns.remove(non_key[pick % non_key.len()]);
                 self.define(*table, schema, Vec::new());
+                if counted {
+                    self.reread(*table);
+                }
             }
             Op::Reread { table, change } => {
                 if self.schemas[*table].is_none() {
@@ -456,8 +493,13 @@ fn check_all(
                     let Ok(key) = materializer::user_key(&table, &refs) else {
                         continue;
                     };
-                    let got = materializer::get(store, &table, &key, cut).unwrap();
-                    prop_assert_eq!(got, model.get(*id, &key.0, *lsn), "get {:?} in {} at {}", refs, id, lsn);
+                    let got = materializer::get(store, &table, &key, cut)
+                        .unwrap()
+                        .map(|f| (f.row, f.copies));
+                    let expected = model
+                        .get(*id, &key.0, *lsn)
+                        .map(|r| (r, model.copies(*id, &key.0, *lsn)));
+                    prop_assert_eq!(got, expected, "get {:?} in {} at {}", refs, id, lsn);
                 }
             }
         }
@@ -486,7 +528,7 @@ fn check_all(
                 }
                 let mut got = Vec::new();
                 materializer::diff(store, from_t.as_ref(), &to_t, cut, to, |e| {
-                    got.push((e.kind, e.before, e.after));
+                    got.push((e.kind, e.copies, e.before, e.after));
                     Ok::<_, QueryError>(ControlFlow::Continue(()))
                 })
                 .unwrap();
@@ -530,17 +572,17 @@ fn check_all(
                     Err(_) => continue,
                 },
             };
-            let got: Vec<(Lsn, HistoryOp, Option<Vec<Datum>>)> = materializer::history(store, &table, &key)
+            let got: Vec<reference::ModelHistory> = materializer::history(store, &table, &key)
                 .unwrap()
                 .into_iter()
-                .map(|h| (h.cut.lsn, h.op, h.row))
+                .map(|h| (h.cut.lsn, h.op, h.row, h.copies))
                 .collect();
             let mut expected = reference::history(model, t, &key.0);
             if let Some(h) = horizon {
                 let base = model.get(t, &key.0, h);
-                expected.retain(|(l, _, _)| *l > h);
+                expected.retain(|(l, _, _, _)| *l > h);
                 if let Some(row) = base {
-                    expected.insert(0, (h, HistoryOp::Base, Some(row)));
+                    expected.insert(0, (h, HistoryOp::Base, Some(row), model.copies(t, &key.0, h)));
                 }
             }
             prop_assert_eq!(got, expected, "history of {:?} in {}", key, t);
@@ -553,6 +595,7 @@ fn idx_of(table: &materializer::TableAt<'_>) -> usize {
     match table.schema.name.name.as_str() {
         "orders" => 0,
         "lines" => 1,
+        "bag" => BAG,
         _ => 2,
     }
 }

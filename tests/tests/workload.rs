@@ -20,9 +20,19 @@ ALTER TABLE comp ALTER COLUMN big SET STORAGE EXTERNAL;
 CREATE TABLE plain (id int4 PRIMARY KEY, v text, n int4);
 INSERT INTO plain VALUES (1, 'one', 1), (2, '', NULL), (3, NULL, 3);
 INSERT INTO comp VALUES ('a', 1, 'x', repeat('A', 9000)), ('ab', 1, 'y', NULL);
+CREATE TABLE bag (a int4, b text);
+ALTER TABLE bag REPLICA IDENTITY FULL;
+INSERT INTO bag VALUES (1, 'x'), (1, 'x'), (2, NULL), (2, NULL), (3, '');
 "#;
 
-const TABLES: [(&str, &str); 3] = [("typed", "id"), ("comp", "k1 COLLATE \"C\", k2"), ("plain", "id")];
+/// Tables and the order of the store's keys: `bag` has no primary key and
+/// holds identical rows, keyed by all its columns (NULL first).
+const TABLES: [(&str, &str); 4] = [
+    ("typed", "id"),
+    ("comp", "k1 COLLATE \"C\", k2"),
+    ("plain", "id"),
+    ("bag", "a NULLS FIRST, b COLLATE \"C\" NULLS FIRST"),
+];
 
 /// Column of `typed` with the SQL type and a strategy of literals.
 fn typed_value(col: usize) -> BoxedStrategy<String> {
@@ -123,6 +133,10 @@ enum Op {
     UpsertPlain(i32, Option<String>),
     DeletePlain(i32),
     TruncatePlain,
+    InsertBag(i32, Option<String>, u8),
+    UpdateBagOne(i32, i32),
+    UpdateBagAll,
+    DeleteBagOne(i32),
     AddColumn(bool, u8),
     DropAddedColumn,
     RewritePlainN,
@@ -151,6 +165,10 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..10i32, opt_text()).prop_map(|(id, v)| Op::UpsertPlain(id, v)),
         2 => (0..10i32).prop_map(Op::DeletePlain),
         1 => Just(Op::TruncatePlain),
+        3 => (0..4i32, proptest::option::weighted(0.8, "[ab]{0,1}"), 1..4u8).prop_map(|(a, b, n)| Op::InsertBag(a, b, n)),
+        2 => (0..4i32, 0..4i32).prop_map(|(a, b)| Op::UpdateBagOne(a, b)),
+        1 => Just(Op::UpdateBagAll),
+        2 => (0..4i32).prop_map(Op::DeleteBagOne),
         1 => (any::<bool>(), any::<u8>()).prop_map(|(d, n)| Op::AddColumn(d, n)),
         1 => Just(Op::DropAddedColumn),
         1 => Just(Op::RewritePlainN),
@@ -215,6 +233,13 @@ fn sql(op: &Op, added: &mut Vec<String>, next_col: &mut u32, n_is_big: &mut bool
         }
         Op::DeletePlain(id) => format!("DELETE FROM plain WHERE id = {id}"),
         Op::TruncatePlain => "TRUNCATE plain".into(),
+        Op::InsertBag(a, b, n) => format!("INSERT INTO bag SELECT {a}, {} FROM generate_series(1, {n})", lit(b)),
+        // One copy of a row changes: it may join other copies of the new row.
+        Op::UpdateBagOne(from, to) => {
+            format!("UPDATE bag SET a = {to} WHERE ctid = (SELECT ctid FROM bag WHERE a = {from} LIMIT 1)")
+        }
+        Op::UpdateBagAll => "UPDATE bag SET a = a * a % 4".into(),
+        Op::DeleteBagOne(a) => format!("DELETE FROM bag WHERE ctid = (SELECT ctid FROM bag WHERE a = {a} LIMIT 1)"),
         Op::AddColumn(with_default, n) => {
             *next_col += 1;
             let name = format!("c{next_col}");

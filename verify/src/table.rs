@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use changelog::keys::encode_user_key;
-use changelog::{DatumRef, ReplicaIdentity, Store, TableName, TableSchema};
+use changelog::{DatumRef, Store, TableName, TableSchema};
 use materializer::{Cut, QueryError, TableAt};
 use tokio_postgres::Client;
 
@@ -97,10 +97,10 @@ pub async fn compare(store: &Store, client: &Client, name: &TableName, cut: Cut)
 
 /// A key that identifies rows one by one: the primary key or a replica
 /// identity index. Under `REPLICA IDENTITY FULL` without either, every
-/// column is the "key", which may repeat and hold NULLs.
+/// column is the "key", which may repeat (the store counts the copies)
+/// and hold NULLs.
 fn has_usable_key(schema: &TableSchema) -> bool {
-    let key = schema.columns.iter().filter(|c| c.is_key).count();
-    key > 0 && !(schema.replica_identity == ReplicaIdentity::Full && key == schema.columns.len())
+    schema.columns.iter().any(|c| c.is_key) && !schema.counts_copies()
 }
 
 fn sorted(names: &[String]) -> Vec<&str> {

@@ -7,6 +7,10 @@
 //! each version once and projects old rows lazily at read time. The two
 //! agree only when both are right. Row order uses the store's key encoding
 //! ([`keys::row_key`]), whose ordering is tested on its own.
+//!
+//! A table that counts copies ([`TableSchema::counts_copies`]) is a
+//! multiset here too: each row has its number of copies, inserts add one,
+//! deletes take one away, and snapshots list every copy.
 
 mod shapes;
 
@@ -18,7 +22,7 @@ use crate::{
     Transaction,
 };
 
-pub use shapes::{column, initial_schema, key_image, key_values};
+pub use shapes::{column, initial_schema, key_image, key_values, BAG};
 
 /// One table in one state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,6 +31,9 @@ pub struct TableState {
     pub schema: Option<TableSchema>,
     /// Rows by encoded key, values in the current shape.
     pub rows: BTreeMap<Vec<u8>, Vec<Datum>>,
+    /// How many identical copies of each row of `rows` exist (the same
+    /// keys; 1 unless the table counts copies).
+    pub copies: BTreeMap<Vec<u8>, u64>,
 }
 
 impl TableState {
@@ -40,7 +47,7 @@ impl TableState {
                 let Some(old) = self.schema.take() else {
                     *self = TableState {
                         schema: Some(schema.clone()),
-                        rows: BTreeMap::new(),
+                        ..TableState::default()
                     };
                     return;
                 };
@@ -59,6 +66,37 @@ impl TableState {
                 }
                 self.schema = Some(schema.clone());
             }
+        }
+    }
+
+    /// Copies of the row under `key` (0: none).
+    pub fn copies_of(&self, key: &[u8]) -> u64 {
+        self.copies.get(key).copied().unwrap_or(0)
+    }
+
+    /// Adds a copy of `row` under `key` in a table that counts copies; in
+    /// any other table `row` replaces the row of its key.
+    fn add(&mut self, key: Vec<u8>, row: Vec<Datum>) {
+        let counted = self.schema.as_ref().is_some_and(TableSchema::counts_copies);
+        let n = if counted { self.copies_of(&key) + 1 } else { 1 };
+        self.copies.insert(key.clone(), n);
+        self.rows.insert(key, row);
+    }
+
+    /// Takes a copy of the row under `key` away in a table that counts
+    /// copies; in any other table the row is gone.
+    fn take(&mut self, key: &[u8]) {
+        let counted = self.schema.as_ref().is_some_and(TableSchema::counts_copies);
+        let left = if counted {
+            self.copies_of(key).saturating_sub(1)
+        } else {
+            0
+        };
+        if left == 0 {
+            self.rows.remove(key);
+            self.copies.remove(key);
+        } else {
+            self.copies.insert(key.to_vec(), left);
         }
     }
 }
@@ -122,7 +160,7 @@ impl State {
                 let Some(schema) = &ts.schema else { return rec.clone() };
                 let k = keys::row_key(*table, schema, &new.0).0;
                 let row = resolve_toast(new, ts.rows.get(&k));
-                ts.rows.insert(k.clone(), row.clone());
+                ts.add(k.clone(), row.clone());
                 fx.written.entry(*table).or_default().insert(k.clone());
                 fx.touched.entry(*table).or_default().insert(k);
                 match rec {
@@ -142,8 +180,8 @@ impl State {
                 let old_k = keys::row_key(*table, schema, &old.as_ref().unwrap_or(new).0).0;
                 let new_k = keys::row_key(*table, schema, &new.0).0;
                 let row = resolve_toast(new, ts.rows.get(&old_k));
-                ts.rows.remove(&old_k);
-                ts.rows.insert(new_k.clone(), row.clone());
+                ts.take(&old_k);
+                ts.add(new_k.clone(), row.clone());
                 let w = fx.written.entry(*table).or_default();
                 w.insert(new_k.clone());
                 if old.is_some() && old_k != new_k {
@@ -162,7 +200,7 @@ impl State {
                 let ts = self.tables.entry(*table).or_default();
                 let Some(schema) = &ts.schema else { return rec.clone() };
                 let k = keys::row_key(*table, schema, &old.0).0;
-                ts.rows.remove(&k);
+                ts.take(&k);
                 fx.written.entry(*table).or_default().insert(k.clone());
                 fx.touched.entry(*table).or_default().insert(k);
                 rec.clone()
@@ -176,6 +214,7 @@ impl State {
         fx.touched.entry(t).or_default().extend(ts.rows.keys().cloned());
         fx.written.remove(&t);
         ts.rows.clear();
+        ts.copies.clear();
     }
 }
 
@@ -316,11 +355,18 @@ impl Reference {
             .map(|s| &s.state)
     }
 
-    /// A table's rows at `cut` in key order; `None` when it did not exist.
+    /// A table's rows at `cut` in key order, each copy of a row listed;
+    /// `None` when it did not exist.
     pub fn snapshot(&self, t: TableId, cut: Lsn) -> Option<Vec<Vec<Datum>>> {
         let ts = self.state_at(cut)?.tables.get(&t)?;
         ts.schema.as_ref()?;
-        Some(ts.rows.values().cloned().collect())
+        let mut out = Vec::new();
+        for (k, row) in &ts.rows {
+            for _ in 0..ts.copies_of(k) {
+                out.push(row.clone());
+            }
+        }
+        Some(out)
     }
 
     /// Tables existing at `cut`.
@@ -339,6 +385,13 @@ impl Reference {
     /// One row at `cut`.
     pub fn get(&self, t: TableId, key: &[u8], cut: Lsn) -> Option<Vec<Datum>> {
         self.state_at(cut)?.tables.get(&t)?.rows.get(key).cloned()
+    }
+
+    /// How many copies of one row exist at `cut` (0: none).
+    pub fn copies(&self, t: TableId, key: &[u8], cut: Lsn) -> u64 {
+        self.state_at(cut)
+            .and_then(|s| s.tables.get(&t))
+            .map_or(0, |ts| ts.copies_of(key))
     }
 
     /// The keys of `t` that steps `from..to` touched.

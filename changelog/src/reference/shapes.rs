@@ -1,6 +1,7 @@
-//! What generated histories are made of: three table shapes (an integer
-//! key, a composite (text, int) key, a prefix-heavy text key), their keys,
-//! and key-only before-images.
+//! What generated histories are made of: four table shapes (an integer
+//! key, a composite (text, int) key, a prefix-heavy text key, and a table
+//! without a primary key under `REPLICA IDENTITY FULL`, whose identical
+//! rows are counted), their keys, and key-only before-images.
 
 use crate::{Column, Datum, ReplicaIdentity, RowImage, TableName, TableSchema};
 
@@ -20,7 +21,11 @@ pub fn column(name: &str, oid: u32, is_key: bool) -> Column {
     }
 }
 
-/// Shape `kind` (0: `orders`, 1: `lines`, else `tags`) as first created.
+/// The shape kind of [`initial_schema`] that counts copies (`bag`).
+pub const BAG: usize = 3;
+
+/// Shape `kind` (0: `orders`, 1: `lines`, 2: `tags`, [`BAG`]: `bag`) as
+/// first created.
 pub fn initial_schema(kind: usize) -> TableSchema {
     let (name, columns) = match kind {
         0 => (
@@ -35,13 +40,18 @@ pub fn initial_schema(kind: usize) -> TableSchema {
             "lines",
             vec![column("k1", 25, true), column("k2", 23, true), column("qty", 25, false)],
         ),
+        BAG => ("bag", vec![column("n", 20, true), column("s", 25, true)]),
         _ => ("tags", vec![column("name", 25, true), column("v", 25, false)]),
     };
     TableSchema {
         name: TableName::new("public", name),
         relation_oid: 16_000 + u32::try_from(kind).unwrap_or(0),
         columns,
-        replica_identity: ReplicaIdentity::Default,
+        replica_identity: if kind == BAG {
+            ReplicaIdentity::Full
+        } else {
+            ReplicaIdentity::Default
+        },
     }
 }
 
@@ -54,6 +64,15 @@ pub fn key_values(kind: usize, k: usize) -> Vec<Datum> {
     match kind {
         0 => vec![Datum::text((k - 10).to_string())],
         1 => vec![Datum::text(text), Datum::text((k / 8 - 2).to_string())],
+        // Few distinct rows, so inserts make copies of each other.
+        BAG => vec![
+            Datum::text((k % 3).to_string()),
+            if k % 5 == 4 {
+                Datum::Null
+            } else {
+                Datum::text(text.get(..1).unwrap_or_default())
+            },
+        ],
         _ => vec![Datum::text(text.repeat(1 + usize::try_from(k / 8).unwrap_or(0)))],
     }
 }

@@ -63,6 +63,18 @@ impl TableSchema {
             .collect()
     }
 
+    /// True when identical rows can exist and are kept apart only by
+    /// counting them: under `REPLICA IDENTITY FULL` with every column a key
+    /// (no primary key or identity index), the whole row is the key, so the
+    /// store keeps one version per distinct row with its number of copies.
+    /// The one rule for which tables are multisets. A FULL table whose
+    /// primary key is every column is counted too, harmlessly: its copies
+    /// never exceed one. A FULL table without columns is one: every row is
+    /// the same empty row.
+    pub fn counts_copies(&self) -> bool {
+        self.replica_identity == ReplicaIdentity::Full && self.columns.iter().all(|c| c.is_key)
+    }
+
     /// Position of a column by name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)

@@ -7,6 +7,13 @@
 //!
 //! Every stored version is a full row: unchanged-TOAST markers are replaced
 //! by the value from the key's previous version before anything is written.
+//!
+//! A table that counts copies ([`TableSchema::counts_copies`]) keeps one
+//! version per distinct row with its number of copies: an insert or read
+//! adds one copy, a delete removes one, an update removes one copy of the
+//! old row and adds one of the new. Each is a read-modify-write of the
+//! key's newest count: this batch's own last write, else the `latest`
+//! entry, unless a reset hides it.
 
 use std::collections::HashMap;
 
@@ -94,14 +101,23 @@ struct Writes<'a> {
     val_buf: Vec<u8>,
 }
 
-/// What this batch last wrote for a key.
+/// What this batch last wrote for a key; rows with their copies.
 #[derive(Clone, Copy)]
 enum Written<'a> {
     Tombstone,
     /// A record's row, stored as it came.
-    Record(&'a RowImage, SchemaVersionNo),
+    Record(&'a RowImage, SchemaVersionNo, u64),
     /// `Writes::resolved[i]`.
-    Resolved(usize, SchemaVersionNo),
+    Resolved(usize, SchemaVersionNo, u64),
+}
+
+impl Written<'_> {
+    fn copies(self) -> u64 {
+        match self {
+            Written::Tombstone => 0,
+            Written::Record(_, _, n) | Written::Resolved(_, _, n) => n,
+        }
+    }
 }
 
 impl<'s, 'a> BatchBuilder<'s, 'a> {
@@ -159,7 +175,11 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
                 ChangeRecord::Insert { table, new } | ChangeRecord::Read { table, row: new } => {
                     self.put_row(rec, *table, None, new)?
                 }
-                ChangeRecord::Update { table, old, new } => self.put_row(rec, *table, old.as_ref(), new)?,
+                // Without a before-image the update replaced the row of its
+                // own key.
+                ChangeRecord::Update { table, old, new } => {
+                    self.put_row(rec, *table, Some(old.as_ref().unwrap_or(new)), new)?
+                }
                 ChangeRecord::Delete { table, old } => {
                     self.delete_row(*table, old)?;
                     None
@@ -201,9 +221,11 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         })
     }
 
-    /// Writes the new version of a row, and a tombstone under the old key
-    /// when an update changed the key. Returns the record as it is logged
-    /// when unchanged TOAST was resolved.
+    /// Writes the new version of a row (for an update, `old` is the row it
+    /// replaced), and a tombstone under the old key when an update changed
+    /// the key; in a table that counts copies, the update takes one copy
+    /// from the old row and adds one to the new. Returns the record as it
+    /// is logged when unchanged TOAST was resolved.
     fn put_row(
         &mut self,
         rec: &ChangeRecord,
@@ -216,13 +238,23 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         // The previous version lives under the old key when the key changed.
         let resolved = self.resolve_toast(shape, new, old.unwrap_or(new))?;
         let image = resolved.as_ref().unwrap_or(new);
+        let counted = shape.schema.counts_copies();
         if let Some(old) = old {
             let old_key = keys::row_key(t, shape.schema, &old.0);
-            if old_key != keys::row_key(t, shape.schema, &image.0) {
+            if counted {
+                let copies = self.copies_of(t, &old_key.0)?;
+                self.writes.remove_copy(store, shape, &old_key.0, old, copies)?;
+            } else if old_key != keys::row_key(t, shape.schema, &image.0) {
                 self.writes.put_tombstone(store, t, &old_key.0)?;
             }
         }
-        self.writes.put_version(store, shape, image, new)?;
+        let copies = if counted {
+            let key = keys::row_key(t, shape.schema, &image.0);
+            self.copies_of(t, &key.0)?.saturating_add(1)
+        } else {
+            1
+        };
+        self.writes.put_version(store, shape, image, new, copies)?;
         Ok(resolved.map(|row| {
             let logged = with_row(rec, row.clone());
             self.writes.keep_resolved(row);
@@ -230,10 +262,40 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         }))
     }
 
-    fn delete_row(&mut self, t: TableId, old: &RowImage) -> Result<()> {
+    fn delete_row(&mut self, t: TableId, old: &'a RowImage) -> Result<()> {
         let shape = self.pending.shape_for(&self.store.catalog, t, old)?;
         let key = keys::row_key(t, shape.schema, &old.0);
+        if shape.schema.counts_copies() {
+            let copies = self.copies_of(t, &key.0)?;
+            return self.writes.remove_copy(self.store, shape, &key.0, old, copies);
+        }
         self.writes.put_tombstone(self.store, t, &key.0)
+    }
+
+    /// How many copies of the row under `user_key` exist at this point of
+    /// the batch: this batch's last write of the key, else the newest
+    /// stored version, unless a reset (committed, or earlier in this batch
+    /// or spilled transaction) hides it.
+    fn copies_of(&self, t: TableId, user_key: &[u8]) -> Result<u64> {
+        if let Some((_, _, w)) = self.writes.written.get(user_key) {
+            return Ok(w.copies());
+        }
+        self.store.stored_copies(user_key, self.dead_before(t))
+    }
+
+    /// The last reset of `t` at or before the current LSN, committed or
+    /// pending: engine versions older than it are gone.
+    fn dead_before(&self, t: TableId) -> Option<Lsn> {
+        let lsn = self.writes.lsn;
+        let committed = self.store.catalog.table(t).and_then(|e| e.last_reset_at(lsn));
+        let pending = self
+            .pending
+            .resets
+            .iter()
+            .filter(|(pt, pl, _)| *pt == t && *pl <= lsn)
+            .map(|(_, pl, _)| *pl)
+            .max();
+        committed.max(pending)
     }
 
     fn schema(&mut self, t: TableId, change: &SchemaChange) -> Result<()> {
@@ -266,8 +328,14 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         let lsn = self.writes.lsn;
         self.writes.undo_own_writes(self.store, t)?;
         if self.writes.spilled {
-            self.store
+            let undone = self
+                .store
                 .undo_spilled_versions(&mut self.writes.batch, t, lsn, false)?;
+            // The engine still holds them until this batch is written: later
+            // records of this chunk must see them gone.
+            for uk in undone {
+                self.writes.written.insert(uk, (t, lsn, Written::Tombstone));
+            }
         }
         let resets = &mut self.pending.resets;
         resets.retain(|(pt, pl, _)| !(*pt == t && *pl == lsn));
@@ -287,10 +355,13 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         let t = shape.table;
         let key = keys::row_key(t, shape.schema, &key_row.0);
         let prev: Option<(SchemaVersionNo, Vec<Datum>)> = match self.writes.written.get(&key.0) {
-            Some((_, _, Written::Record(r, psv))) => Some((*psv, r.0.clone())),
-            Some((_, _, Written::Resolved(i, psv))) => self.writes.resolved.get(*i).map(|r| (*psv, r.0.clone())),
+            Some((_, _, Written::Record(r, psv, _))) => Some((*psv, r.0.clone())),
+            Some((_, _, Written::Resolved(i, psv, _))) => self.writes.resolved.get(*i).map(|r| (*psv, r.0.clone())),
             Some((_, _, Written::Tombstone)) => None,
-            None => self.store.previous_version(t, &key.0, self.writes.lsn)?,
+            None => self
+                .store
+                .previous_version(&key.0, self.writes.lsn, self.dead_before(t))?
+                .map(|v| (v.schema, v.values)),
         };
         let mut out = row.clone();
         let Some((psv, pvals)) = prev else {
@@ -322,15 +393,41 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
 }
 
 impl<'a> Writes<'a> {
-    /// Writes `row` as the version of its key at the current LSN;
-    /// `record_row` is the record's own row, kept for later TOAST look-ups.
-    fn put_version(&mut self, store: &Store, shape: Shape<'_>, row: &RowImage, record_row: &'a RowImage) -> Result<()> {
+    /// Writes `row`, with `copies` identical copies, as the version of its
+    /// key at the current LSN; `record_row` is the record's own row, kept
+    /// for later TOAST look-ups.
+    fn put_version(
+        &mut self,
+        store: &Store,
+        shape: Shape<'_>,
+        row: &RowImage,
+        record_row: &'a RowImage,
+        copies: u64,
+    ) -> Result<()> {
         keys::row_key_into(&mut self.key_buf, shape.table, shape.schema, &row.0);
-        codec::encode_row_version(&mut self.val_buf, shape.version, &row.0);
+        codec::encode_row_version(&mut self.val_buf, shape.version, copies, &row.0);
         let key = std::mem::take(&mut self.key_buf);
-        let put = self.put(store, &key, Written::Record(record_row, shape.version), shape.table);
+        let what = Written::Record(record_row, shape.version, copies);
+        let put = self.put(store, &key, what, shape.table);
         self.key_buf = key;
         put
+    }
+
+    /// Takes one of the `copies` of `row` (stored under `user_key`) away:
+    /// the last one leaves a tombstone. A row not known to exist is deleted
+    /// all the same.
+    fn remove_copy(
+        &mut self,
+        store: &Store,
+        shape: Shape<'_>,
+        user_key: &[u8],
+        row: &'a RowImage,
+        copies: u64,
+    ) -> Result<()> {
+        match copies {
+            0 | 1 => self.put_tombstone(store, shape.table, user_key),
+            n => self.put_version(store, shape, row, row, n - 1),
+        }
     }
 
     fn put_tombstone(&mut self, store: &Store, t: TableId, user_key: &[u8]) -> Result<()> {
@@ -382,8 +479,8 @@ impl<'a> Writes<'a> {
     /// Points the key just written (in `key_buf`) at its resolved row.
     fn keep_resolved(&mut self, row: RowImage) {
         if let Some((_, _, w)) = self.written.get_mut(self.key_buf.as_slice()) {
-            if let Written::Record(_, sv) = *w {
-                *w = Written::Resolved(self.resolved.len(), sv);
+            if let Written::Record(_, sv, copies) = *w {
+                *w = Written::Resolved(self.resolved.len(), sv, copies);
                 self.resolved.push(row);
             }
         }
@@ -391,9 +488,14 @@ impl<'a> Writes<'a> {
 }
 
 impl Store {
-    /// The newest stored version of `user_key` committed before `lsn`, if it
-    /// is a live row.
-    fn previous_version(&self, t: TableId, user_key: &[u8], lsn: Lsn) -> Result<Option<(SchemaVersionNo, Vec<Datum>)>> {
+    /// The newest stored version of `user_key` at or before `lsn`, if it is
+    /// a live row not older than `dead_before` (the table's last reset).
+    fn previous_version(
+        &self,
+        user_key: &[u8],
+        lsn: Lsn,
+        dead_before: Option<Lsn>,
+    ) -> Result<Option<codec::OwnedRowVersion>> {
         // Seeking at `lsn` itself also finds a version written by an earlier
         // chunk of a spilled transaction; a whole transaction never has one.
         let mut it = self.db.raw_iterator_cf(self.cf(cf::VERSIONS)?);
@@ -406,12 +508,26 @@ impl Store {
         if uk != user_key {
             return Ok(None);
         }
-        // A table created by this (uncommitted) transaction has no
-        // committed resets; versions at `lsn` survive resets at `lsn`.
-        if !self.catalog.table(t).is_none_or(|e| e.survives_resets(vlsn, lsn)) {
+        // Versions at `lsn` survive resets at `lsn`.
+        if dead_before.is_some_and(|r| vlsn < r) {
             return Ok(None);
         }
         codec::decode_version_owned(v).map_err(StoreError::corrupt(cf::VERSIONS))
+    }
+
+    /// The copies of the row under `user_key` in its newest stored version
+    /// (the `latest` entry, which also holds what earlier chunks of a
+    /// spilled transaction wrote); 0 when deleted, absent, or older than
+    /// `dead_before`.
+    fn stored_copies(&self, user_key: &[u8], dead_before: Option<Lsn>) -> Result<u64> {
+        let Some(raw) = self.db.get_pinned_cf(self.cf(cf::LATEST)?, user_key)? else {
+            return Ok(0);
+        };
+        let (lsn, version) = codec::decode_latest(&raw).map_err(StoreError::corrupt(cf::LATEST))?;
+        if dead_before.is_some_and(|r| lsn < r) {
+            return Ok(0);
+        }
+        codec::version_copies(version).map_err(StoreError::corrupt(cf::LATEST))
     }
 }
 

@@ -24,6 +24,9 @@ pub enum VersionState {
     Row {
         /// Schema version the values are aligned to.
         schema: SchemaVersionNo,
+        /// How many identical copies of the row exist (1 unless the table
+        /// counts copies, see [`crate::TableSchema::counts_copies`]).
+        copies: u64,
         /// The values.
         values: Vec<Datum>,
     },
@@ -53,7 +56,11 @@ pub struct LogEntry {
 
 fn to_stored(lsn: Lsn, v: &[u8]) -> Result<StoredVersion> {
     let state = match codec::decode_version_owned(v).map_err(StoreError::corrupt(cf::VERSIONS))? {
-        Some((schema, values)) => VersionState::Row { schema, values },
+        Some(row) => VersionState::Row {
+            schema: row.schema,
+            copies: row.copies,
+            values: row.values,
+        },
         None => VersionState::Deleted,
     };
     Ok(StoredVersion { lsn, state })

@@ -182,14 +182,15 @@ impl Store {
     /// Deletes every version of table `t` written at exactly `lsn`, and
     /// fixes the key's `latest` entry: back to its previous version when the
     /// transaction is being removed (`restore`), or "gone at `lsn`" when a
-    /// reset inside the transaction undoes its own earlier writes.
+    /// reset inside the transaction undoes its own earlier writes. Returns
+    /// the user keys undone.
     pub(super) fn undo_spilled_versions(
         &self,
         batch: &mut WriteBatch,
         t: TableId,
         lsn: Lsn,
         restore: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<Vec<u8>>> {
         let vcf = self.cf(cf::VERSIONS)?;
         let lcf = self.cf(cf::LATEST)?;
         let mut it = self.table_iter(cf::VERSIONS, t, ReadOptions::default())?;
@@ -203,14 +204,14 @@ impl Store {
             it.next();
         }
         it.status()?;
-        for uk in undone {
+        for uk in &undone {
             if !restore {
-                batch.put_cf(lcf, &uk, codec::encode_latest(lsn, &codec::TOMBSTONE_VERSION));
+                batch.put_cf(lcf, uk, codec::encode_latest(lsn, &codec::TOMBSTONE_VERSION));
                 continue;
             }
             // Back to the newest version older than `lsn`, if any.
             let mut prev = self.db.raw_iterator_cf(vcf);
-            prev.seek(keys::encode_version_key(&uk, lsn.prev()).0);
+            prev.seek(keys::encode_version_key(uk, lsn.prev()).0);
             let found = match (prev.key(), prev.value()) {
                 (Some(k), Some(v)) => {
                     let (puk, plsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
@@ -220,10 +221,10 @@ impl Store {
             };
             prev.status()?;
             match found {
-                Some(latest) => batch.put_cf(lcf, &uk, latest),
-                None => batch.delete_cf(lcf, &uk),
+                Some(latest) => batch.put_cf(lcf, uk, latest),
+                None => batch.delete_cf(lcf, uk),
             }
         }
-        Ok(())
+        Ok(undone)
     }
 }

@@ -26,8 +26,11 @@ pub fn open(dir: &Path, durability: Durability) -> Store {
 /// Rows of a table in key order: (encoded key, values).
 pub type Rows = Vec<(Vec<u8>, Vec<Datum>)>;
 
-/// A table's live rows at `cut`, projected to its shape at the cut, by key;
-/// `None` when the table did not exist at the cut.
+/// One version of a key: its LSN and, for a row, its values and copies.
+pub type KeyVersion = (Lsn, Option<(Vec<Datum>, u64)>);
+
+/// A table's live rows at `cut`, projected to its shape at the cut, by key,
+/// each copy of a row listed; `None` when the table did not exist at the cut.
 pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Rows> {
     let entry = store.catalog().table(t)?;
     let target = entry.history.at(cut)?;
@@ -41,7 +44,10 @@ pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Rows> {
                 .or_insert_with(|| entry.history.projection(row.schema, target.version));
             let mut values = Vec::new();
             p.apply(row.values, &mut values);
-            out.push((row.key.to_vec(), values.into_iter().map(|d| d.to_datum()).collect()));
+            let values: Vec<Datum> = values.into_iter().map(|d| d.to_datum()).collect();
+            for _ in 0..row.copies {
+                out.push((row.key.to_vec(), values.clone()));
+            }
             Ok(ControlFlow::Continue(()))
         })
         .unwrap();
@@ -287,23 +293,25 @@ fn compare(store: &Store, model: &Reference, k: usize, count_entries: bool) -> V
     for key in model_keys(model, k) {
         let t = UserKey(key.clone()).table().unwrap();
         let got = store.versions_of(&UserKey(key.clone())).unwrap();
-        let expected: Vec<(Lsn, Option<Vec<Datum>>)> = steps
+        let expected: Vec<KeyVersion> = steps
             .iter()
             .rev()
             .filter(|s| s.written.get(&t).is_some_and(|w| w.contains(&key)))
             .map(|s| {
+                let ts = s.state.tables.get(&t);
+                let row = ts.and_then(|ts| ts.rows.get(&key)).cloned();
                 (
                     s.commit.commit_lsn,
-                    s.state.tables.get(&t).and_then(|ts| ts.rows.get(&key)).cloned(),
+                    row.map(|r| (r, ts.map_or(0, |ts| ts.copies_of(&key)))),
                 )
             })
             .collect();
-        let got: Vec<(Lsn, Option<Vec<Datum>>)> = got
+        let got: Vec<KeyVersion> = got
             .into_iter()
             .map(|v| {
                 let row = match v.state {
                     VersionState::Deleted => None,
-                    VersionState::Row { schema, values } => {
+                    VersionState::Row { schema, copies, values } => {
                         // Project to the table's shape at the end of the
                         // writing transaction, as the fold keeps it.
                         let entry = store.catalog().table(t).unwrap();
@@ -312,7 +320,7 @@ fn compare(store: &Store, model: &Reference, k: usize, count_entries: bool) -> V
                         let p = entry.history.projection(schema, target);
                         let mut out = Vec::new();
                         p.apply(&refs, &mut out);
-                        Some(out.into_iter().map(|d| d.to_datum()).collect())
+                        Some((out.into_iter().map(|d| d.to_datum()).collect(), copies))
                     }
                 };
                 (v.lsn, row)
@@ -341,12 +349,12 @@ fn compare(store: &Store, model: &Reference, k: usize, count_entries: bool) -> V
         }
         for t in &ids {
             let got = snapshot(store, *t, cut);
-            let expected = s
-                .state
-                .tables
-                .get(t)
-                .filter(|ts| ts.schema.is_some())
-                .map(|ts| ts.rows.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>());
+            let expected = s.state.tables.get(t).filter(|ts| ts.schema.is_some()).map(|ts| {
+                ts.rows
+                    .iter()
+                    .flat_map(|(k, v)| std::iter::repeat_n((k.clone(), v.clone()), ts.copies_of(k) as usize))
+                    .collect::<Vec<_>>()
+            });
             if got != expected {
                 diff(format!(
                     "snapshot of {t} at {cut}: stored {got:?}, expected {expected:?}"

@@ -1,7 +1,7 @@
 //! Generating valid transactions, and the rows and commits they are made of.
 
 use changelog::keys;
-use changelog::reference::{column, initial_schema, key_image, key_values, Effects, State};
+use changelog::reference::{column, initial_schema, key_image, key_values, Effects, State, BAG};
 use changelog::{
     ChangeRecord, CommitInfo, CommitTime, Datum, Lsn, RowImage, SchemaChange, TableId, TableSchema, Transaction, Xid,
 };
@@ -22,15 +22,21 @@ pub fn commit_info(lsn: u64, time: i64, xid: u32) -> CommitInfo {
     }
 }
 
-/// Generates valid transactions over three tables: inserts, updates (some
+/// Table kinds: `orders`, `lines`, `tags` and `bag`.
+const KINDS: usize = 4;
+
+/// Generates valid transactions over four tables: inserts, updates (some
 /// with unchanged-TOAST markers, some changing the key, some with a full
 /// before-image), deletes and, when asked, truncates, added and dropped
 /// columns (with and without a backfilled default), full re-reads and table
-/// drops.
+/// drops. `bag` has no key but the whole row (`REPLICA IDENTITY FULL`):
+/// inserts make identical copies, and updates and deletes name one copy
+/// by its whole row; a change of its columns is followed by a re-read, as
+/// the DDL capture does.
 pub struct Gen {
     pub rng: Rng,
     /// Current id of each table kind.
-    pub ids: [TableId; 3],
+    pub ids: [TableId; KINDS],
     next_id: u32,
     /// State including the open transaction.
     work: State,
@@ -46,8 +52,8 @@ impl Gen {
     pub fn new(seed: u64) -> Gen {
         let mut g = Gen {
             rng: Rng::new(seed),
-            ids: [TableId(0), TableId(1), TableId(2)],
-            next_id: 3,
+            ids: [TableId(0), TableId(1), TableId(2), TableId(3)],
+            next_id: 4,
             work: State::default(),
             pending: Vec::new(),
             next_lsn: 0x0100_0000,
@@ -55,7 +61,7 @@ impl Gen {
             xid: 700,
             col_seq: 0,
         };
-        for kind in 0..3 {
+        for kind in 0..KINDS {
             let change = SchemaChange::Define {
                 schema: initial_schema(kind),
                 backfill: Vec::new(),
@@ -110,10 +116,10 @@ impl Gen {
                 .columns
                 .iter()
                 .map(|c| {
-                    if c.is_key {
-                        key.next().cloned().unwrap()
-                    } else {
-                        self.val()
+                    // A bag's added columns are keys beyond its key values.
+                    match key.next() {
+                        Some(k) if c.is_key => k.clone(),
+                        _ => self.val(),
                     }
                 })
                 .collect(),
@@ -158,7 +164,12 @@ impl Gen {
     }
 
     fn insert(&mut self, kind: usize) -> bool {
-        let Some(k) = self.free_key(kind) else { return false };
+        let k = if kind == BAG {
+            key_values(kind, self.rng.below(40))
+        } else {
+            let Some(k) = self.free_key(kind) else { return false };
+            k
+        };
         let new = self.row_with_key(kind, &k);
         self.push(ChangeRecord::Insert {
             table: self.ids[kind],
@@ -176,6 +187,22 @@ impl Gen {
         let schema = self.schema(kind).clone();
         let mut key = self.key_cols(kind, &old_row);
         let mut old = None;
+        if kind == BAG {
+            // REPLICA IDENTITY FULL: the whole old row, always; the new row
+            // is another one, or the same (an update that changes nothing).
+            let new = if self.rng.chance(80) {
+                let k = key_values(kind, self.rng.below(40));
+                self.row_with_key(kind, &k)
+            } else {
+                RowImage(old_row.clone())
+            };
+            self.push(ChangeRecord::Update {
+                table: self.ids[kind],
+                old: Some(RowImage(old_row)),
+                new,
+            });
+            return true;
+        }
         match self.rng.below(100) {
             0..=9 => {
                 if let Some(k) = self.free_key(kind) {
@@ -234,7 +261,7 @@ impl Gen {
             0..=2 => {
                 let mut tables = vec![self.ids[kind]];
                 if self.rng.chance(40) {
-                    let other = self.ids[(kind + 1 + self.rng.below(2)) % 3];
+                    let other = self.ids[(kind + 1 + self.rng.below(KINDS - 1)) % KINDS];
                     tables.push(other);
                 }
                 self.push(ChangeRecord::Truncate { tables });
@@ -246,21 +273,26 @@ impl Gen {
                 if schema.column_index(&name).is_some() {
                     return false;
                 }
-                schema.columns.push(column(&name, 25, false));
+                let counted = schema.counts_copies();
+                schema.columns.push(column(&name, 25, counted));
                 let backfill = if self.rng.chance(50) {
                     vec![(name, self.val())]
                 } else {
                     Vec::new()
                 };
                 self.define(kind, schema, backfill);
+                if counted {
+                    self.reread(kind, None);
+                }
             }
             5 | 6 => {
                 let mut schema = self.schema(kind).clone();
+                let counted = schema.counts_copies();
                 let non_key: Vec<usize> = schema
                     .columns
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| !c.is_key)
+                    .filter(|(_, c)| !c.is_key || counted)
                     .map(|(i, _)| i)
                     .collect();
                 if non_key.len() < 2 {
@@ -268,28 +300,15 @@ impl Gen {
                 }
                 schema.columns.remove(non_key[self.rng.below(non_key.len())]);
                 self.define(kind, schema, Vec::new());
+                if counted {
+                    self.reread(kind, None);
+                }
             }
             7 | 8 => {
                 // A full re-read, as after a rewriting ALTER: one row gone,
                 // one row changed.
-                let rows = self.rows(kind);
-                let table = self.ids[kind];
-                let skip = self.rng.below(rows.len() + 1);
-                let change = self.rng.below(rows.len() + 1);
-                self.push(ChangeRecord::ReadStart { table });
-                let last_is_key = self.schema(kind).columns.last().is_none_or(|c| c.is_key);
-                for (i, (_, mut row)) in rows.into_iter().enumerate() {
-                    if i == skip {
-                        continue;
-                    }
-                    if i == change && !last_is_key {
-                        *row.last_mut().unwrap() = Datum::text("rewritten");
-                    }
-                    self.push(ChangeRecord::Read {
-                        table,
-                        row: RowImage(row),
-                    });
-                }
+                let skip = self.rng.below(self.rows(kind).len() + 1);
+                self.reread(kind, Some(skip));
             }
             _ => {
                 self.push(ChangeRecord::Schema {
@@ -305,11 +324,39 @@ impl Gen {
         true
     }
 
+    /// Reads table `kind` afresh, every copy of every row but the `skip`th
+    /// row, and with one row changed when it has a column that is no key.
+    fn reread(&mut self, kind: usize, skip: Option<usize>) {
+        let table = self.ids[kind];
+        let rows: Vec<(Vec<Datum>, u64)> = self
+            .rows(kind)
+            .into_iter()
+            .map(|(key, row)| (row, self.work.tables[&table].copies_of(&key)))
+            .collect();
+        let change = self.rng.below(rows.len() + 1);
+        self.push(ChangeRecord::ReadStart { table });
+        let last_is_key = self.schema(kind).columns.last().is_none_or(|c| c.is_key);
+        for (i, (mut row, copies)) in rows.into_iter().enumerate() {
+            if Some(i) == skip {
+                continue;
+            }
+            if i == change && !last_is_key {
+                *row.last_mut().unwrap() = Datum::text("rewritten");
+            }
+            for _ in 0..copies {
+                self.push(ChangeRecord::Read {
+                    table,
+                    row: RowImage(row.clone()),
+                });
+            }
+        }
+    }
+
     /// Adds one random record to the open transaction; schema changes,
     /// truncates, re-reads and drops only when `ddl`.
     pub fn record(&mut self, ddl: bool) {
         loop {
-            let kind = self.rng.below(3);
+            let kind = self.rng.below(KINDS);
             let done = match self.rng.below(100) {
                 0..=39 => self.insert(kind),
                 40..=69 => self.update(kind),

@@ -12,7 +12,8 @@ use crate::commands::{column_names, note_coverage, open_reader, stdout};
 use crate::output::{json_row, Format, RowPrinter};
 use crate::when;
 
-/// How many rows of each kind differ, for the closing note.
+/// How many rows of each kind differ (each copy of a row counted), for the
+/// closing note.
 #[derive(Default)]
 struct Counts {
     inserted: u64,
@@ -71,7 +72,17 @@ pub fn run(store_path: &Path, a: DiffArgs) -> Result<()> {
 }
 
 impl<W: std::io::Write> DiffPrinter<'_, W> {
+    /// Prints an entry once per copy it stands for (identical rows of a
+    /// table keyed by all its columns), so the lines are the rows added and
+    /// removed, as Postgres would list them.
     fn entry(&mut self, e: &DiffEntry) -> std::io::Result<()> {
+        for _ in 0..e.copies {
+            self.one(e)?;
+        }
+        Ok(())
+    }
+
+    fn one(&mut self, e: &DiffEntry) -> std::io::Result<()> {
         let (count, label) = match e.kind {
             DiffKind::Inserted => (&mut self.counts.inserted, "inserted"),
             DiffKind::Deleted => (&mut self.counts.deleted, "deleted"),

@@ -14,6 +14,10 @@ use crate::output::{json_row, Format, RowPrinter};
 /// row's own columns in CSV and table output.
 const META_COLUMNS: [&str; 4] = ["commit_time", "lsn", "xid", "op"];
 
+/// The column, after the meta columns, with the number of identical copies
+/// of the row after each transaction; only for a table that counts copies.
+const COPIES_COLUMN: &str = "copies";
+
 pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
     let format = Format::resolve(a.format.format);
     let store = open_reader(store_path)?;
@@ -34,19 +38,28 @@ pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
     }
     // Columns can change over a row's life; use the latest shape.
     let cols = column_names(&table);
-    let header = META_COLUMNS.iter().map(|c| c.to_string()).chain(cols.iter().cloned());
+    let counted = table.schema.counts_copies();
+    let copies_column = counted.then(|| COPIES_COLUMN.to_string());
+    let header = META_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(copies_column)
+        .chain(cols.iter().cloned());
     let mut printer = RowPrinter::start(stdout(), format, header.collect())?;
     for e in &entries {
         if printer.is_jsonl() {
-            printer.json_line(&json_entry(e))?;
+            printer.json_line(&json_entry(e, counted))?;
             continue;
         }
-        let meta = [
+        let mut meta = vec![
             e.cut.commit_time.to_string(),
             e.cut.lsn.to_string(),
             e.cut.xid.0.to_string(),
             e.op.name().to_string(),
         ];
+        if counted {
+            meta.push(e.copies.to_string());
+        }
         let mut values: Vec<DatumRef<'_>> = meta.iter().map(|m| DatumRef::Text(m.as_bytes())).collect();
         values.extend(cols.iter().map(|c| value_of(e, c)));
         printer.row(&values)?;
@@ -55,19 +68,24 @@ pub fn run(store_path: &Path, a: HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-/// A version as one JSON object, the row in its own columns of the time.
-fn json_entry(e: &HistoryEntry) -> serde_json::Value {
+/// A version as one JSON object, the row in its own columns of the time;
+/// with its number of copies when the table counts them.
+fn json_entry(e: &HistoryEntry, counted: bool) -> serde_json::Value {
     let row = e
         .row
         .as_ref()
         .map(|r| json_row(&e.columns, r.iter().map(Datum::as_ref)));
-    serde_json::json!({
+    let mut obj = serde_json::json!({
         "op": e.op.name(),
         "lsn": e.cut.lsn.to_string(),
         "commit_time": e.cut.commit_time.to_string(),
         "xid": e.cut.xid.0,
         "row": row,
-    })
+    });
+    if counted {
+        obj[COPIES_COLUMN] = e.copies.into();
+    }
+    obj
 }
 
 /// The version's value of a column; NULL when the column did not exist

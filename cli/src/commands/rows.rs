@@ -44,9 +44,13 @@ pub fn get(store_path: &Path, a: GetArgs) -> Result<()> {
             );
             printer.finish_without_table()?;
         }
-        Some(values) => {
-            let values: Vec<DatumRef<'_>> = values.iter().map(Datum::as_ref).collect();
-            printer.row(&values)?;
+        // Identical copies (a table keyed by all its columns) print once
+        // each, as a SELECT of that row would return them.
+        Some(found) => {
+            let values: Vec<DatumRef<'_>> = found.row.iter().map(Datum::as_ref).collect();
+            for _ in 0..found.copies {
+                printer.row(&values)?;
+            }
             printer.finish()?;
         }
     }

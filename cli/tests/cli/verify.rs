@@ -11,7 +11,7 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Types whose text forms are easy to get subtly wrong, NULLs and empty
 /// strings, text keys that differ in case and beyond ASCII, a composite
-/// key, and a table without a key.
+/// key, and a table without a key holding identical rows.
 const KINDS: &str = "
 CREATE TABLE kinds (id int PRIMARY KEY, t text, f float8, r real, ts timestamptz, tsn timestamp,
     n numeric, b bool, j jsonb, arr int[], by bytea, d date, iv interval, c char(4), ip inet);
@@ -26,7 +26,7 @@ INSERT INTO kinds VALUES
   (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO names VALUES ('a', '1'), ('B', '2'), ('b', '3'), ('é', '4'), ('Z', NULL), ('', 'empty key'), ('a b', ''), ('ä', '5');
 INSERT INTO lines VALUES (1, 'apple', 3), (1, 'Apple', 1), (-5, 'fig', 2), (10, 'pear', NULL);
-INSERT INTO loose VALUES (1, 'x'), (1, ''), (NULL, NULL);
+INSERT INTO loose VALUES (1, 'x'), (1, 'x'), (1, ''), (NULL, NULL), (NULL, NULL);
 ";
 
 /// Changes streamed after the initial copy.
@@ -42,7 +42,8 @@ DELETE FROM names WHERE name = 'B';
 INSERT INTO lines VALUES (1, 'banana', 6), (2, 'apple', 1);
 UPDATE lines SET qty = 0 WHERE order_id = -5;
 DELETE FROM lines WHERE order_id = 10;
-INSERT INTO loose VALUES (2, 'y');
+INSERT INTO loose VALUES (2, 'y'), (2, 'y');
+DELETE FROM loose WHERE ctid = (SELECT ctid FROM loose WHERE b = 'x' LIMIT 1);
 ";
 
 /// Starts a tail and waits until its initial copy of `table` is readable.
