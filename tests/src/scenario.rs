@@ -57,6 +57,8 @@ pub struct Scenario {
     setup: Vec<&'static str>,
     steps: Vec<Step>,
     publication: Option<&'static str>,
+    /// Runs in a cluster of its own.
+    alone: bool,
 }
 
 /// What a scenario's capture said, for checks beyond the rows.
@@ -75,6 +77,7 @@ impl Scenario {
             setup: Vec::new(),
             steps: Vec::new(),
             publication: None,
+            alone: false,
         }
     }
 
@@ -110,10 +113,21 @@ impl Scenario {
         self
     }
 
+    /// Runs in a cluster of its own, where no other scenario writes WAL
+    /// between its commits.
+    pub fn alone(mut self) -> Scenario {
+        self.alone = true;
+        self
+    }
+
     /// Replays the scenario and panics, naming the step, table and rows,
     /// where asof's answer differs from what Postgres showed.
     pub fn check(self) -> Replay {
-        let pg = shared_cluster();
+        let pg = if self.alone {
+            Arc::new(start_cluster())
+        } else {
+            shared_cluster()
+        };
         pg.create_database(self.name).expect("create database");
         for sql in &self.setup {
             pg.execute_in(self.name, sql)
@@ -304,14 +318,18 @@ fn shared_cluster() -> Arc<PgCluster> {
     if let Some(pg) = shared.upgrade() {
         return pg;
     }
-    let pg = PgCluster::builder()
+    let pg = Arc::new(start_cluster());
+    *shared = Arc::downgrade(&pg);
+    pg
+}
+
+/// A cluster with room for the slots of many scenarios.
+fn start_cluster() -> PgCluster {
+    PgCluster::builder()
         .setting("max_replication_slots", "64")
         .setting("max_wal_senders", "64")
         .start()
-        .expect("postgres");
-    let pg = Arc::new(pg);
-    *shared = Arc::downgrade(&pg);
-    pg
+        .expect("postgres")
 }
 
 /// Drops a finished scenario's slot, so that the shared cluster keeps no

@@ -10,8 +10,12 @@
 mod generated;
 #[path = "scenarios/identity.rs"]
 mod identity;
+#[path = "scenarios/limits.rs"]
+mod limits;
 #[path = "scenarios/partitions.rs"]
 mod partitions;
+#[path = "scenarios/publications.rs"]
+mod publications;
 #[path = "scenarios/schema.rs"]
 mod schema;
 #[path = "scenarios/shapes.rs"]

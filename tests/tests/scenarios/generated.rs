@@ -29,3 +29,29 @@ fn assert_named(replay: &Replay, table: &str, column: &str) {
         replay.notices
     );
 }
+
+/// A generated column added to a captured table is left out like the
+/// others, and named like them.
+#[test]
+fn generated_columns_added_while_capturing_are_named() {
+    let replay = Scenario::new("generated_columns_added")
+        .setup("CREATE TABLE ga (id int PRIMARY KEY, w text); INSERT INTO ga VALUES (1, 'a')")
+        .step("ALTER TABLE ga ADD COLUMN label text GENERATED ALWAYS AS (w || '!') STORED")
+        .step("UPDATE ga SET w = 'b' WHERE id = 1; INSERT INTO ga VALUES (2, 'c')")
+        .check();
+    assert_named(&replay, "public.ga", "label");
+}
+
+/// A generated column made an ordinary one keeps its values, which are
+/// then captured.
+#[test]
+fn generated_columns_made_ordinary() {
+    Scenario::new("generated_columns_made_ordinary")
+        .setup(
+            "CREATE TABLE gd (id int PRIMARY KEY, v int, twice int GENERATED ALWAYS AS (v * 2) STORED);
+             INSERT INTO gd (id, v) VALUES (1, 1), (2, 2)",
+        )
+        .step("ALTER TABLE gd ALTER COLUMN twice DROP EXPRESSION")
+        .step("UPDATE gd SET v = 5 WHERE id = 1; INSERT INTO gd VALUES (3, 3, 33)")
+        .check();
+}
