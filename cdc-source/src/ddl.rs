@@ -39,6 +39,7 @@ use tokio_postgres::GenericClient;
 use crate::catalog::{quote_ident, quote_literal};
 use crate::error::{CaptureError, Result};
 use crate::identity::{self, KeyMembership};
+use crate::reread;
 use crate::text_formats::TextFormatError;
 
 /// Logical message prefix of a schema description.
@@ -197,6 +198,8 @@ fn install_sql(publication: &str) -> String {
     let pubname = quote_literal(publication);
     let pinned = "SET search_path TO pg_catalog, pg_temp";
     let output = crate::output::function_clauses();
+    let probe = format!("asof_probe_{}", name_suffix(publication));
+    let (probe_start, probe_end) = (reread::start_block(&probe), reread::end_block(&probe));
     // A table's rows can be told apart (see `identity::key_columns`): a
     // primary key, a replica identity index, or FULL with some column.
     let keyed = "(EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
@@ -218,6 +221,7 @@ BEGIN
   -- list as taken): a root whose leaves change is read afresh at its end.
   PERFORM set_config('asof.leaves', '+' || coalesce((SELECT string_agg(c.oid::text || ':' || pg_partition_root(c.oid)::oid::text, ',')
     FROM pg_class c WHERE c.relispartition AND c.relkind = 'r'), ''), true);
+{probe_start}
 END $fn$;
 
 CREATE OR REPLACE FUNCTION public.{f_rw}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -234,6 +238,7 @@ DECLARE
   v_before text[];
   v_after text[];
   v_moved oid[] := '{{}}';
+  v_reshaped oid[] := '{{}}';
   v_rewritten text[] := string_to_array(coalesce(current_setting('asof.rewritten', true), ''), ',');
   v_keyless text[] := string_to_array(coalesce(current_setting('asof.keyless', true), ''), ',');
   v_reread boolean;
@@ -264,6 +269,7 @@ BEGIN
   v_rels := ARRAY(SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type IN ('table', 'table column'));
   -- A partitioned table's DDL changes its partitions too.
   v_rels := v_rels || ARRAY(SELECT t.relid FROM unnest(v_rels) r, pg_partition_tree(r) t WHERE t.relid <> r) || v_moved;
+{probe_end}
   FOREACH v_rel IN ARRAY v_rels LOOP
     CONTINUE WHEN v_rel = ANY(v_done);
     v_done := v_done || v_rel;
@@ -288,6 +294,7 @@ BEGIN
         OR EXISTS (SELECT 1 FROM pg_partition_tree(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR EXISTS (SELECT 1 FROM pg_partition_ancestors(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR (v_rel::text = ANY(v_keyless) AND {keyed})
+        OR v_rel = ANY(v_reshaped)
       INTO v_reread FROM pg_class c WHERE c.oid = v_rel;
     SELECT json_build_object(
       'oid', c.oid::bigint, 'schema', n.nspname, 'name', c.relname, 'ident', c.relreplident::text,
