@@ -10,10 +10,11 @@
 //!
 //! - `asof.ddl`: the table's new shape as JSON, including for each column
 //!   the value existing rows take (`attmissingval`);
-//! - `asof.row`: after a rewrite, or when a table without a usable key
-//!   gains one, every row of the table in composite-text form, so the
-//!   capture re-reads the table exactly as the DDL left it, inside the same
-//!   transaction (no separate snapshot to reconcile);
+//! - `asof.row`: after a rewrite, when a table without a usable key gains
+//!   one, or when DDL changes how stored rows read without a rewrite
+//!   (module `reread`), every row of the table in composite-text form, so
+//!   the capture re-reads the table exactly as the DDL left it, inside the
+//!   same transaction (no separate snapshot to reconcile);
 //! - `asof.drop`: a dropped table;
 //! - `asof.unlogged`: an unlogged table under a `FOR ALL TABLES`
 //!   publication, which is not in the WAL and so is not captured.
@@ -200,6 +201,7 @@ fn install_sql(publication: &str) -> String {
     let output = crate::output::function_clauses();
     let probe = format!("asof_probe_{}", name_suffix(publication));
     let (probe_start, probe_end) = (reread::start_block(&probe), reread::end_block(&probe));
+    let reshaped = reread::RESHAPED_VAR;
     // A table's rows can be told apart (see `identity::key_columns`): a
     // primary key, a replica identity index, or FULL with some column.
     let keyed = "(EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
@@ -238,7 +240,7 @@ DECLARE
   v_before text[];
   v_after text[];
   v_moved oid[] := '{{}}';
-  v_reshaped oid[] := '{{}}';
+  {reshaped} oid[] := '{{}}';
   v_rewritten text[] := string_to_array(coalesce(current_setting('asof.rewritten', true), ''), ',');
   v_keyless text[] := string_to_array(coalesce(current_setting('asof.keyless', true), ''), ',');
   v_reread boolean;
@@ -294,7 +296,7 @@ BEGIN
         OR EXISTS (SELECT 1 FROM pg_partition_tree(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR EXISTS (SELECT 1 FROM pg_partition_ancestors(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR (v_rel::text = ANY(v_keyless) AND {keyed})
-        OR v_rel = ANY(v_reshaped)
+        OR v_rel = ANY({reshaped})
       INTO v_reread FROM pg_class c WHERE c.oid = v_rel;
     SELECT json_build_object(
       'oid', c.oid::bigint, 'schema', n.nspname, 'name', c.relname, 'ident', c.relreplident::text,
@@ -525,5 +527,17 @@ mod tests {
         assert!(sql.contains("%I.%I AS asof_row"));
         assert!(sql.contains("format('asof_row.%I', a.attname)"));
         assert!(sql.contains("SET search_path TO pg_catalog, pg_temp"));
+    }
+
+    #[test]
+    fn the_reread_blocks_find_the_variables_they_use() {
+        let sql = install_sql("p");
+        assert!(sql.contains(&format!("\n  {} oid[];\n", reread::RELS_VAR)), "{sql}");
+        assert!(
+            sql.contains(&format!("\n  {} oid[] := '{{}}';\n", reread::RESHAPED_VAR)),
+            "{sql}"
+        );
+        assert!(sql.contains(&reread::start_block("asof_probe_p")));
+        assert!(sql.contains(&reread::end_block("asof_probe_p")));
     }
 }
