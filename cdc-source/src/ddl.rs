@@ -11,14 +11,15 @@
 //! - `asof.ddl`: the table's new shape as JSON, including for each column
 //!   the value existing rows take (`attmissingval`);
 //! - `asof.row`: after a rewrite, when a table without a usable key gains
-//!   one, and after an `ALTER TABLE` of a table keyed by all its columns
-//!   (`REPLICA IDENTITY FULL` without a primary key) or one that was, every
-//!   row of the table in composite-text form, so the capture re-reads the
-//!   table exactly as the DDL left it, inside the same transaction (no
-//!   separate snapshot to reconcile). A table keyed by all its columns is
-//!   re-read because its rows are stored under keys made of every column:
-//!   after a column is added or dropped, or the key changes, the old keys
-//!   no longer name the rows Postgres sends;
+//!   one, after an `ALTER TABLE` of a table keyed by all its columns
+//!   (`REPLICA IDENTITY FULL` without a primary key) or one that was, or
+//!   when DDL changes how stored rows read without a rewrite (module
+//!   `reread`), every row of the table in composite-text form, so the
+//!   capture re-reads the table exactly as the DDL left it, inside the same
+//!   transaction (no separate snapshot to reconcile). A table keyed by all
+//!   its columns is re-read because its rows are stored under keys made of
+//!   every column: after a column is added or dropped, or the key changes,
+//!   the old keys no longer name the rows Postgres sends;
 //! - `asof.drop`: a dropped table;
 //! - `asof.unlogged`: an unlogged table under a `FOR ALL TABLES`
 //!   publication, which is not in the WAL and so is not captured.
@@ -44,6 +45,7 @@ use tokio_postgres::GenericClient;
 use crate::catalog::{quote_ident, quote_literal};
 use crate::error::{CaptureError, Result};
 use crate::identity::{self, KeyMembership};
+use crate::reread;
 use crate::text_formats::TextFormatError;
 
 /// Logical message prefix of a schema description.
@@ -204,6 +206,9 @@ fn install_sql(publication: &str) -> String {
     let pubname = quote_literal(publication);
     let pinned = "SET search_path TO pg_catalog, pg_temp";
     let output = crate::output::function_clauses();
+    let probe = format!("asof_probe_{}", name_suffix(publication));
+    let (probe_start, probe_end) = (reread::start_block(&probe), reread::end_block(&probe));
+    let reshaped = reread::RESHAPED_VAR;
     // A table is captured (see `identity::missing_key`): a primary key, a
     // replica identity index, or FULL (rows counted when not keyed).
     let keyed = "(EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
@@ -245,6 +250,7 @@ BEGIN
   -- taken): a table it starts to publish, or publishes differently, is
   -- read afresh at its end; one it stops publishing is not captured.
   PERFORM set_config('asof.scope', '+' || {scope}, true);
+{probe_start}
 END $fn$;
 
 CREATE OR REPLACE FUNCTION public.{f_rw}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -261,6 +267,7 @@ DECLARE
   v_before text[];
   v_after text[];
   v_moved oid[] := '{{}}';
+  {reshaped} oid[] := '{{}}';
   v_rewritten text[] := string_to_array(coalesce(current_setting('asof.rewritten', true), ''), ',');
   v_keyless text[] := string_to_array(coalesce(current_setting('asof.keyless', true), ''), ',');
   v_altered oid[];
@@ -320,6 +327,7 @@ BEGIN
     WHERE d.command_tag = 'ALTER TABLE' AND d.object_type IN ('table', 'table column'));
   -- A partitioned table's DDL changes its partitions too.
   v_rels := v_rels || ARRAY(SELECT t.relid FROM unnest(v_rels) r, pg_partition_tree(r) t WHERE t.relid <> r) || v_moved;
+{probe_end}
   FOREACH v_rel IN ARRAY v_rels LOOP
     CONTINUE WHEN v_rel = ANY(v_done);
     v_done := v_done || v_rel;
@@ -345,6 +353,7 @@ BEGIN
         OR EXISTS (SELECT 1 FROM pg_partition_ancestors(v_rel) t WHERE t.relid::oid::text = ANY(v_rewritten))
         OR (v_rel::text = ANY(v_keyless) AND {keyed})
         OR (v_rel = ANY(v_altered) AND {all_columns})
+        OR v_rel = ANY({reshaped})
       INTO v_reread FROM pg_class c WHERE c.oid = v_rel;
     -- The publication's column list and row filter for the table.
     SELECT t.attnames::text[], t.rowfilter INTO v_cols, v_filter
@@ -607,5 +616,17 @@ mod tests {
         assert!(sql.contains("%I.%I AS asof_row"));
         assert!(sql.contains("format('asof_row.%I', a.attname)"));
         assert!(sql.contains("SET search_path TO pg_catalog, pg_temp"));
+    }
+
+    #[test]
+    fn the_reread_blocks_find_the_variables_they_use() {
+        let sql = install_sql("p");
+        assert!(sql.contains(&format!("\n  {} oid[];\n", reread::RELS_VAR)), "{sql}");
+        assert!(
+            sql.contains(&format!("\n  {} oid[] := '{{}}';\n", reread::RESHAPED_VAR)),
+            "{sql}"
+        );
+        assert!(sql.contains(&reread::start_block("asof_probe_p")));
+        assert!(sql.contains(&reread::end_block("asof_probe_p")));
     }
 }

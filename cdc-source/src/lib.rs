@@ -38,6 +38,7 @@ pub mod identity;
 pub mod output;
 pub mod pgoutput;
 pub mod replication;
+mod reread;
 #[cfg(feature = "capture")]
 mod sink;
 #[cfg(feature = "capture")]

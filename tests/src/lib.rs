@@ -22,7 +22,7 @@ use tokio_postgres::{Client, NoTls};
 /// What Postgres showed right after one commit.
 #[derive(Clone, Debug)]
 pub struct Observation {
-    /// `pg_current_wal_lsn()` after the commit.
+    /// The position right after the commit (see [`position`]).
     pub lsn: Lsn,
     /// `clock_timestamp()` after the commit.
     pub time: CommitTime,
@@ -77,12 +77,15 @@ pub async fn observe(client: &Client, tables: &[(&str, &str)]) -> Observation {
     Observation { lsn, time, tables: out }
 }
 
-/// Where the server is now: `pg_current_wal_lsn()` and `clock_timestamp()`,
-/// both at or after the session's last commit.
+/// Where the server is now: the LSN just before `pg_current_wal_lsn()`, and
+/// `clock_timestamp()`, both at or after the session's last commit. The
+/// current position is where the next record starts, which may be another
+/// transaction's commit; a cut includes every commit whose record starts at
+/// or before it, so the moment right after a commit is one byte earlier.
 pub async fn position(client: &Client) -> (Lsn, CommitTime) {
     let row = client
         .query_one(
-            "SELECT pg_current_wal_lsn()::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
+            "SELECT (pg_current_wal_lsn() - 1)::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
             &[],
         )
         .await

@@ -490,6 +490,73 @@ fn generated_columns_are_left_out_consistently_and_said_so() {
     }
 }
 
+/// A re-read is a full read inside the DDL's transaction: DDL that leaves
+/// every stored value reading the same reads nothing again, and a renamed
+/// enum value re-reads exactly the tables that store the type (through an
+/// array, a domain and a composite), not one that stores another type.
+#[test]
+fn only_ddl_that_changes_how_stored_rows_read_reads_them_again() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TYPE spare AS ENUM ('x');
+         CREATE TYPE unused AS ENUM ('u');
+         CREATE TYPE pair AS (a int, m mood);
+         CREATE DOMAIN dmood AS mood;
+         CREATE TABLE plain (id int PRIMARY KEY, vc varchar(3), code text NOT NULL UNIQUE, p pair);
+         CREATE TABLE moods (id int PRIMARY KEY, ms mood[], d dmood);
+         CREATE TABLE other (id int PRIMARY KEY, s spare);
+         INSERT INTO plain VALUES (1, 'a', 'x', ROW(1, 'sad'));
+         INSERT INTO moods VALUES (1, '{sad}', 'sad');
+         INSERT INTO other VALUES (1, 'x')",
+    )
+    .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let opts = options(&pg, "reread", "asof_reread", Until::Forever);
+    let live = start_live(&rt, &pg, dir.path(), opts.clone(), &notices);
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let (copied, _) = rt.block_on(asof_tests::position(&client));
+    let tables = [("plain", "id"), ("moods", "id"), ("other", "id")];
+    let mut seen = vec![rt.block_on(observe(&client, &tables))];
+    for step in [
+        "ALTER TABLE plain ADD COLUMN n int DEFAULT 3",
+        "ALTER TABLE plain RENAME COLUMN n TO m",
+        "ALTER TABLE plain ALTER COLUMN vc SET STATISTICS 100",
+        "ALTER TABLE plain ALTER COLUMN vc TYPE text",
+        "ALTER TABLE plain REPLICA IDENTITY DEFAULT",
+        "ALTER TYPE mood ADD VALUE 'glad'",
+        "ALTER TYPE pair RENAME ATTRIBUTE a TO b",
+        "ALTER TYPE unused RENAME VALUE 'u' TO 'v'",
+    ] {
+        rt.block_on(client.batch_execute(step)).expect(step);
+    }
+    let (unchanged, _) = rt.block_on(asof_tests::position(&client));
+    seen.push(rt.block_on(observe(&client, &tables)));
+    rt.block_on(client.batch_execute("ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'"))
+        .expect("rename value");
+    seen.push(rt.block_on(observe(&client, &tables)));
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &seen);
+    let mut reread = Vec::new();
+    store
+        .for_each_log_entry::<changelog::StoreError>(copied, Lsn(u64::MAX), |e| {
+            if let changelog::ChangeRecord::ReadStart { table } = e.record {
+                let name = store.catalog().tables().find(|(id, _)| *id == table);
+                let name = name.and_then(|(_, t)| t.current_schema()).map(|s| s.name.to_string());
+                reread.push((e.commit_lsn > unchanged, name.unwrap_or_default()));
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .expect("log");
+    reread.sort();
+    assert_eq!(
+        reread,
+        [(true, "public.moods".to_owned()), (true, "public.plain".to_owned())]
+    );
+}
+
 #[test]
 fn ddl_committed_during_the_initial_copy_lands_at_its_own_position() {
     let pg = PgCluster::start().expect("postgres");

@@ -41,3 +41,17 @@ fn generated_columns_added_while_capturing_are_named() {
         .check();
     assert_named(&replay, "public.ga", "label");
 }
+
+/// A generated column made an ordinary one keeps its values, which are
+/// then captured.
+#[test]
+fn generated_columns_made_ordinary() {
+    Scenario::new("generated_columns_made_ordinary")
+        .setup(
+            "CREATE TABLE gd (id int PRIMARY KEY, v int, twice int GENERATED ALWAYS AS (v * 2) STORED);
+             INSERT INTO gd (id, v) VALUES (1, 1), (2, 2)",
+        )
+        .step("ALTER TABLE gd ALTER COLUMN twice DROP EXPRESSION")
+        .step("UPDATE gd SET v = 5 WHERE id = 1; INSERT INTO gd VALUES (3, 3, 33)")
+        .check();
+}

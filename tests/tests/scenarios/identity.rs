@@ -99,3 +99,20 @@ fn primary_keys_changed_by_update() {
         .step("DELETE FROM kk WHERE n = 1; INSERT INTO kk VALUES ('us', 1.0, 'c')")
         .check();
 }
+
+/// The identity moves between the primary key, another unique index and
+/// FULL while rows change under each.
+#[test]
+fn identity_switched_while_capturing() {
+    Scenario::new("identity_switched_while_capturing")
+        .setup(
+            "CREATE TABLE sw (id int PRIMARY KEY, code text NOT NULL, v text);
+             CREATE UNIQUE INDEX sw_code ON sw (code);
+             INSERT INTO sw VALUES (1, 'a', 'x'), (2, 'b', 'y')",
+        )
+        .step("ALTER TABLE sw REPLICA IDENTITY USING INDEX sw_code; UPDATE sw SET code = 'aa' WHERE id = 1")
+        .step("UPDATE sw SET id = 3 WHERE code = 'b'")
+        .step("ALTER TABLE sw REPLICA IDENTITY FULL; UPDATE sw SET v = NULL WHERE id = 3")
+        .step("ALTER TABLE sw REPLICA IDENTITY DEFAULT; UPDATE sw SET id = 4, code = 'c' WHERE id = 1")
+        .check();
+}

@@ -114,3 +114,18 @@ fn ddl_inside_transactions() {
         .step("ALTER TABLE dt ADD COLUMN w int DEFAULT 1; ALTER TABLE dt DROP COLUMN w; INSERT INTO dt (id) VALUES (5)")
         .check();
 }
+
+/// A type change Postgres does without rewriting the table, though the
+/// values print differently afterwards (with TimeZone UTC).
+#[test]
+fn columns_retyped_without_a_rewrite() {
+    Scenario::new("columns_retyped_without_a_rewrite")
+        .setup(
+            "CREATE TABLE nr (id int PRIMARY KEY, ts timestamp, vc varchar(3), num numeric(6, 2));
+             INSERT INTO nr VALUES (1, '2026-01-02 03:04:05', 'abc', 1.5)",
+        )
+        .step("SET TimeZone = 'UTC'; ALTER TABLE nr ALTER COLUMN ts TYPE timestamptz")
+        .step("ALTER TABLE nr ALTER COLUMN vc TYPE text, ALTER COLUMN num TYPE numeric")
+        .step("INSERT INTO nr VALUES (2, '2026-05-05 05:05:05+02', 'longer', 2.125)")
+        .check();
+}

@@ -61,3 +61,20 @@ fn overlapping_transactions() {
         .step_aside("INSERT INTO side (id, n) SELECT 10 + id, id FROM ov; COMMIT")
         .check();
 }
+
+/// A transaction left open while another commits, then committed with
+/// nothing else written: its commit record starts exactly where the other
+/// one's ended, at the position Postgres reported right after that commit.
+/// The moment right after the first commit is just before that position.
+/// (Alone: WAL written by another scenario in between would move the
+/// second commit.)
+#[test]
+fn a_commit_starting_where_the_last_one_ended() {
+    Scenario::new("commit_starting_where_the_last_ended")
+        .alone()
+        .setup("CREATE TABLE ce (id int PRIMARY KEY, v text); INSERT INTO ce VALUES (1, 'a')")
+        .step_aside("BEGIN; INSERT INTO ce VALUES (2, 'open')")
+        .step("INSERT INTO ce VALUES (3, 'committed first')")
+        .step_aside("COMMIT")
+        .check();
+}

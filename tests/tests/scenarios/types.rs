@@ -175,3 +175,33 @@ fn toasted_values_left_unchanged() {
         .step("ALTER TABLE big ADD COLUMN extra int DEFAULT 1; UPDATE big SET extra = 2 WHERE id = 4")
         .check();
 }
+
+/// Adding an attribute to a composite type changes how every stored value
+/// of it prints.
+#[test]
+fn composite_attributes_added() {
+    Scenario::new("composite_attributes_added")
+        .setup(
+            "CREATE TYPE point3 AS (x int, y int);
+             CREATE TABLE p3 (id int PRIMARY KEY, p point3);
+             INSERT INTO p3 VALUES (1, ROW(1, 2))",
+        )
+        .step("ALTER TYPE point3 ADD ATTRIBUTE z int")
+        .step("INSERT INTO p3 VALUES (2, ROW(3, 4, 5))")
+        .step("ALTER TYPE point3 DROP ATTRIBUTE x")
+        .check();
+}
+
+/// Renaming an enum's value changes how every stored value prints.
+#[test]
+fn enum_values_renamed() {
+    Scenario::new("enum_values_renamed")
+        .setup(
+            "CREATE TYPE level AS ENUM ('low', 'high');
+             CREATE TABLE lv (id int PRIMARY KEY, l level);
+             INSERT INTO lv VALUES (1, 'low'), (2, 'high')",
+        )
+        .step("ALTER TYPE level RENAME VALUE 'low' TO 'bottom'")
+        .step("INSERT INTO lv VALUES (3, 'bottom')")
+        .check();
+}
