@@ -184,14 +184,24 @@ fn db_message(e: &tokio_postgres::Error) -> String {
         .map_or_else(|| e.to_string(), |d| d.message().to_string())
 }
 
+/// Each relation a publication publishes: `pg_publication_tables t` with
+/// its class `c` (and namespace `n`).
+pub(crate) const PUBLISHED: &str = "pg_publication_tables t JOIN pg_namespace n ON n.nspname = t.schemaname \
+     JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename";
+
+/// The kinds of change publication `p` does not publish, as a `text[]`.
+pub(crate) const UNPUBLISHED_OPERATIONS: &str = "array_remove(ARRAY[CASE WHEN NOT p.pubinsert THEN 'insert' END, \
+     CASE WHEN NOT p.pubupdate THEN 'update' END, CASE WHEN NOT p.pubdelete THEN 'delete' END, \
+     CASE WHEN NOT p.pubtruncate THEN 'truncate' END], NULL)";
+
 /// The tables a publication covers, with their OIDs.
 pub async fn published_tables(client: &impl GenericClient, publication: &str) -> Result<Vec<(u32, TableName)>> {
     let rows = client
         .query(
-            "SELECT c.oid, t.schemaname::text, t.tablename::text FROM pg_publication_tables t \
-             JOIN pg_namespace n ON n.nspname = t.schemaname \
-             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename \
-             WHERE t.pubname = $1 ORDER BY 2, 3",
+            &format!(
+                "SELECT c.oid, t.schemaname::text, t.tablename::text FROM {PUBLISHED} WHERE t.pubname = $1 \
+                 ORDER BY 2, 3"
+            ),
             &[&publication],
         )
         .await?;
@@ -239,14 +249,10 @@ pub struct Scope {
 pub async fn publication_scopes(client: &impl GenericClient, publication: &str) -> Result<HashMap<u32, Scope>> {
     let rows = client
         .query(
-            "SELECT c.oid, coalesce(t.attnames::text[], '{}'), t.rowfilter, \
-                    array_remove(ARRAY[CASE WHEN NOT p.pubinsert THEN 'insert' END, \
-                      CASE WHEN NOT p.pubupdate THEN 'update' END, CASE WHEN NOT p.pubdelete THEN 'delete' END, \
-                      CASE WHEN NOT p.pubtruncate THEN 'truncate' END], NULL) \
-             FROM pg_publication_tables t JOIN pg_publication p ON p.pubname = t.pubname \
-             JOIN pg_namespace n ON n.nspname = t.schemaname \
-             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename \
-             WHERE t.pubname = $1",
+            &format!(
+                "SELECT c.oid, coalesce(t.attnames::text[], '{{}}'), t.rowfilter, {UNPUBLISHED_OPERATIONS} \
+                 FROM {PUBLISHED} JOIN pg_publication p ON p.pubname = t.pubname WHERE t.pubname = $1"
+            ),
             &[&publication],
         )
         .await?;

@@ -217,14 +217,13 @@ fn install_sql(publication: &str) -> String {
     // What the publication publishes: `oid:hash` of each table's column
     // list and row filter, and `0:flags` for its kinds of change. A
     // `FOR ALL TABLES` publication has neither lists nor filters.
+    let (published, unpublished_operations) = (crate::catalog::PUBLISHED, crate::catalog::UNPUBLISHED_OPERATIONS);
     let scope = format!(
         "coalesce((SELECT string_agg(e, ',') FROM (
            SELECT '0:' || p.pubinsert::text || p.pubupdate::text || p.pubdelete::text || p.pubtruncate::text AS e
              FROM pg_publication p WHERE p.pubname = {pubname}
            UNION ALL SELECT c.oid::text || ':' || md5(coalesce(t.attnames::text, '') || '|' || coalesce(t.rowfilter, ''))
-             FROM pg_publication p JOIN pg_publication_tables t ON t.pubname = p.pubname
-             JOIN pg_namespace n ON n.nspname = t.schemaname
-             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+             FROM {published} JOIN pg_publication p ON p.pubname = t.pubname
              WHERE p.pubname = {pubname} AND NOT p.puballtables) s), '')"
     );
     // Keyed by all its columns (see `TableSchema::counts_copies`).
@@ -288,8 +287,7 @@ BEGIN
       WHERE split_part(e, ':', 1) <> '0' AND NOT e = ANY(v_scope_before));
     -- Other kinds of change published: every table is described again.
     IF EXISTS (SELECT 1 FROM unnest(v_scope_after) e WHERE split_part(e, ':', 1) = '0' AND NOT e = ANY(v_scope_before)) THEN
-      v_rels := ARRAY(SELECT c.oid FROM pg_publication_tables t JOIN pg_namespace n ON n.nspname = t.schemaname
-        JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename WHERE t.pubname = {pubname});
+      v_rels := ARRAY(SELECT c.oid FROM {published} WHERE t.pubname = {pubname});
     END IF;
     FOR v_rel IN SELECT split_part(e, ':', 1)::oid FROM unnest(v_scope_before) e
         WHERE split_part(e, ':', 1) <> '0'
@@ -380,9 +378,7 @@ BEGIN
         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
           AND NOT a.attname::text = ANY(v_cols)), '[]'::json),
       'rowfilter', v_filter,
-      'unpublished_operations', (SELECT to_json(array_remove(ARRAY[CASE WHEN NOT p.pubinsert THEN 'insert' END,
-          CASE WHEN NOT p.pubupdate THEN 'update' END, CASE WHEN NOT p.pubdelete THEN 'delete' END,
-          CASE WHEN NOT p.pubtruncate THEN 'truncate' END], NULL)) FROM pg_publication p WHERE p.pubname = {pubname}),
+      'unpublished_operations', (SELECT to_json({unpublished_operations}) FROM pg_publication p WHERE p.pubname = {pubname}),
       'generated', coalesce((SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '[]'::json),
       'partitioned', c.relkind = 'p')::text

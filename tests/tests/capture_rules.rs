@@ -542,7 +542,8 @@ fn only_ddl_that_changes_how_stored_rows_read_reads_them_again() {
     let mut reread = Vec::new();
     store
         .for_each_log_entry::<changelog::StoreError>(copied, Lsn(u64::MAX), |e| {
-            if let changelog::ChangeRecord::ReadStart { table } = e.record {
+            // The initial copy's reads end at or before `copied`.
+            if let (changelog::ChangeRecord::ReadStart { table }, true) = (e.record, e.commit_lsn > copied) {
                 let name = store.catalog().tables().find(|(id, _)| *id == table);
                 let name = name.and_then(|(_, t)| t.current_schema()).map(|s| s.name.to_string());
                 reread.push((e.commit_lsn > unchanged, name.unwrap_or_default()));
