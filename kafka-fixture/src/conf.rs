@@ -37,6 +37,31 @@ impl Replication {
     }
 }
 
+/// Settings for a cluster that lives a few seconds on a small machine.
+const SMALL_AND_QUICK: [(&str, &str); 14] = [
+    // Internal topics are created on first use, inside a test's time: few
+    // partitions make that quick (the defaults are 50).
+    ("offsets.topic.num.partitions", "4"),
+    ("transaction.state.log.num.partitions", "4"),
+    ("share.coordinator.state.topic.num.partitions", "4"),
+    // A consumer group's first member would wait 3 s for others.
+    ("group.initial.rebalance.delay.ms", "0"),
+    // A killed broker is fenced, and its partitions move, after this long
+    // without a heartbeat (default 9 s).
+    ("broker.heartbeat.interval.ms", "500"),
+    ("broker.session.timeout.ms", "4000"),
+    // Few threads and small buffers: several nodes share 2 cores and small
+    // heaps (the log cleaner's default buffer alone is 128 MB).
+    ("num.network.threads", "2"),
+    ("num.io.threads", "2"),
+    ("background.threads", "2"),
+    ("num.recovery.threads.per.data.dir", "1"),
+    ("group.coordinator.threads", "1"),
+    ("share.coordinator.threads", "1"),
+    ("log.cleaner.threads", "1"),
+    ("log.cleaner.dedupe.buffer.size", "8388608"),
+];
+
 /// Everything one node's `server.properties` holds.
 pub(crate) struct NodeConf<'a> {
     pub(crate) node: NodeId,
@@ -104,31 +129,11 @@ pub(crate) fn server_properties(conf: &NodeConf<'_>) -> String {
         ("transaction.state.log.min.isr", min_insync.clone()),
         ("share.coordinator.state.topic.replication.factor", factor),
         ("share.coordinator.state.topic.min.isr", min_insync),
-        // Internal topics are created on first use, inside a test's time:
-        // few partitions make that quick (the defaults are 50).
-        ("offsets.topic.num.partitions", "4".to_owned()),
-        ("transaction.state.log.num.partitions", "4".to_owned()),
-        ("share.coordinator.state.topic.num.partitions", "4".to_owned()),
-        // A consumer group's first member would wait 3 s for others.
-        ("group.initial.rebalance.delay.ms", "0".to_owned()),
-        // A killed broker is fenced, and its partitions move, after this
-        // long without a heartbeat (default 9 s).
-        ("broker.heartbeat.interval.ms", "500".to_owned()),
-        ("broker.session.timeout.ms", "4000".to_owned()),
-        // Few threads and small buffers: several brokers share 2 cores and
-        // a small heap (the cleaner's default buffer alone is 128 MB).
-        ("num.network.threads", "2".to_owned()),
-        ("num.io.threads", "2".to_owned()),
-        ("background.threads", "2".to_owned()),
-        ("num.recovery.threads.per.data.dir", "1".to_owned()),
-        ("group.coordinator.threads", "1".to_owned()),
-        ("share.coordinator.threads", "1".to_owned()),
-        ("log.cleaner.threads", "1".to_owned()),
-        ("log.cleaner.dedupe.buffer.size", "8388608".to_owned()),
     ];
     let mut text = String::from("# Written by kafka-fixture (a throwaway test cluster).\n");
+    let tuning = SMALL_AND_QUICK.iter().map(|&(k, v)| (k, v.to_owned()));
     let extra = conf.extra.iter().map(|(k, v)| (k.as_str(), v.clone()));
-    for (name, value) in fixed.into_iter().chain(extra) {
+    for (name, value) in fixed.into_iter().chain(tuning).chain(extra) {
         // Writing to a String cannot fail.
         let _ = writeln!(text, "{name}={}", escape_value(&value));
     }
