@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 use crate::builder::KafkaClusterBuilder;
 use crate::conf::{self, NodeConf, NodePorts, Replication, HOST};
+use crate::log::{self, RunLog};
 use crate::process::{self, Jvm, NodeProcess};
 use crate::{probe, KafkaFixtureError};
 
@@ -52,6 +53,8 @@ struct Node {
     ports: NodePorts,
     /// `None` while stopped or killed.
     process: Option<NodeProcess>,
+    /// The output of the latest start, for errors.
+    last_run: RunLog,
 }
 
 impl Node {
@@ -103,11 +106,13 @@ impl KafkaCluster {
             let node_dir = root.join(format!("node-{id}"));
             std::fs::create_dir(&node_dir)
                 .map_err(|e| KafkaFixtureError::io(format!("creating {}", node_dir.display()), e))?;
+            let log_file = node_dir.join("kafka.log");
             nodes.push(Node {
                 id,
+                last_run: RunLog::starting(&log_file),
                 config: node_dir.join("server.properties"),
                 data_dir: node_dir.join("data"),
-                log_file: node_dir.join("kafka.log"),
+                log_file,
                 ports: NodePorts {
                     broker: 0,
                     controller: 0,
@@ -315,7 +320,7 @@ impl KafkaCluster {
             Some((node, status))
         });
         let (node, status) = node?;
-        if process::log_shows_port_collision(&node.log_file) {
+        if log::shows_port_taken(&node.last_run.text()) {
             return Some(StartFailure::PortInUse);
         }
         Some(start_error(node, format!("the node exited ({status})"), None).into())
@@ -359,16 +364,18 @@ fn unknown_broker(nodes: &[Node], node: NodeId) -> KafkaFixtureError {
 }
 
 fn spawn(jvm: &Jvm, node: &mut Node) -> Result<(), KafkaFixtureError> {
+    node.last_run = RunLog::starting(&node.log_file);
     node.process = Some(NodeProcess::spawn(jvm, &node.config, &node.log_file)?);
     Ok(())
 }
 
+/// An error about a node's start, showing what its latest run logged.
 fn start_error(node: &Node, reason: String, source: Option<std::io::Error>) -> KafkaFixtureError {
     KafkaFixtureError::StartFailed {
         node: node.id,
         reason,
         log_file: node.log_file.clone(),
-        log_tail: process::log_tail(&node.log_file),
+        log_tail: log::error_tail(&node.last_run.text()),
         source,
     }
 }

@@ -48,6 +48,7 @@ mod cluster;
 mod conf;
 mod error;
 mod libs;
+mod log;
 mod probe;
 mod process;
 

@@ -206,3 +206,20 @@ fn missing_jars_name_the_setup_script() {
     assert!(matches!(err, KafkaFixtureError::LibsNotFound { .. }), "{err}");
     assert!(err.to_string().contains("scripts/setup.sh"), "{err}");
 }
+
+#[test]
+fn a_node_that_cannot_start_is_an_error_with_its_log() {
+    let err = KafkaCluster::builder()
+        .jvm_option("-Xmx1m")
+        .start()
+        .expect_err("no JVM runs in 1 MB");
+    let KafkaFixtureError::StartFailed {
+        node, reason, log_tail, ..
+    } = &err
+    else {
+        panic!("expected StartFailed, got {err}");
+    };
+    assert_eq!(*node, 1);
+    assert!(reason.contains("exited"), "{err}");
+    assert!(log_tail.contains("heap"), "{err}");
+}
