@@ -183,7 +183,8 @@ impl KafkaCluster {
 
     /// Kills a node with SIGKILL, as a crash would; its data stays for a
     /// [`KafkaCluster::restart`]. The others notice within the broker
-    /// session timeout (4 s) and move its partition leadership away.
+    /// session timeout (`broker.session.timeout.ms`, 4 s unless set) and
+    /// move its partition leadership away.
     /// No-op when it is not running.
     pub fn kill(&mut self, node: NodeId) -> Result<(), KafkaFixtureError> {
         match self.node_mut(node)?.process.take() {

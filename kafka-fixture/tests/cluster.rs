@@ -149,6 +149,16 @@ fn read_committed_consumers_see_only_committed_transactions() {
         read_all(&cluster, "changes", "read_uncommitted"),
         vec!["aborted-1", "aborted-2", "committed-1", "committed-2"]
     );
+
+    // A clean stop and start keeps the data and the ports.
+    drop(producer);
+    let restarted = Instant::now();
+    cluster.restart(1).expect("restart");
+    eprintln!("1-node cluster restarted in {:.1} s", restarted.elapsed().as_secs_f64());
+    assert_eq!(
+        read_all(&cluster, "changes", "read_committed"),
+        vec!["committed-1", "committed-2"]
+    );
 }
 
 #[test]
