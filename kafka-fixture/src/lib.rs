@@ -20,7 +20,10 @@
 //! with a client library (the tests use `rdkafka`); the fixture only
 //! speaks enough of the protocol to see when the cluster is ready. It is
 //! not for production either: no authentication, no TLS, small heaps,
-//! short timeouts, and everything is deleted on drop.
+//! short timeouts, and everything is deleted on drop. A cluster held in a
+//! `static` is never dropped, and a test process killed from outside
+//! cannot clean up: either leaves its JVMs running (about 400 MB each).
+//! Prefer one cluster per test.
 //!
 //! The broker is Apache Kafka [`KAFKA_VERSION`] from Maven Central:
 //! `scripts/setup.sh` copies its jars (from `kafka-fixture/maven/pom.xml`)
