@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing asof needs, when it is missing:
-# a C/C++ toolchain and libclang (RocksDB's bindings), OpenSSL headers, and
-# PostgreSQL server binaries (the private test/demo cluster). Safe to re-run.
-# Source it: it also exports CARGO_TARGET_DIR.
+# a C/C++ toolchain and libclang (RocksDB's bindings), OpenSSL headers,
+# PostgreSQL server binaries (the private test/demo cluster), and a Java
+# runtime, Maven and Apache Kafka's jars (kafka-fixture's test brokers).
+# Safe to re-run. Source it: it also exports CARGO_TARGET_DIR.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,10 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   missing+=(postgresql)
 fi
 command -v pg_recvlogical >/dev/null 2>&1 || missing+=(postgresql-client)
+if [ -z "${JAVA_HOME:-}" ] && ! command -v java >/dev/null 2>&1; then
+  missing+=(default-jre-headless)
+fi
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
@@ -21,6 +26,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Apache Kafka for kafka-fixture: the jars of kafka-fixture/maven/pom.xml
+# from Maven Central, copied into a cache outside the clone (about 45 MB,
+# 20 s the first time). They are collected under another name and renamed
+# when complete, so an interrupted run is redone, and a complete one
+# skipped. kafka-fixture looks in the same place ($ASOF_KAFKA_LIBS first).
+kafka_version=4.4.0
+kafka_libs="${ASOF_KAFKA_LIBS:-$HOME/.cache/asof-kafka/$kafka_version/libs}"
+if [ ! -f "$kafka_libs/kafka_2.13-$kafka_version.jar" ]; then
+  echo "setup: fetching Apache Kafka $kafka_version jars into $kafka_libs" >&2
+  kafka_pom="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/kafka-fixture/maven/pom.xml"
+  rm -rf "$kafka_libs.partial"
+  mkdir -p "$(dirname "$kafka_libs")"
+  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$kafka_libs.partial"
+  rm -rf "$kafka_libs"
+  mv "$kafka_libs.partial" "$kafka_libs"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
