@@ -1,6 +1,6 @@
 //! Writing a transaction as topic records.
 
-use changelog::{ChangeRecord, CommitInfo, RowImage, SchemaChange, TableId, TableName, TableSchema, Transaction};
+use changelog::{ChangeRecord, CommitInfo, Lsn, RowImage, SchemaChange, TableId, TableName, TableSchema, Transaction};
 use serde::Serialize;
 
 use crate::datum::{exceptions, ImageJson};
@@ -26,6 +26,8 @@ pub struct EncodeOptions {
 pub struct Encoder {
     tables: Staged,
     options: EncodeOptions,
+    /// The last transaction encoded, which the next end marker names.
+    previous: Option<Lsn>,
 }
 
 impl Encoder {
@@ -35,7 +37,15 @@ impl Encoder {
         Encoder {
             tables: Staged::new(tables),
             options,
+            previous: None,
         }
+    }
+
+    /// Names `lsn` as the transaction published before the first one this
+    /// encoder writes (the last one the topic holds).
+    pub fn after(mut self, lsn: Lsn) -> Self {
+        self.previous = Some(lsn);
+        self
     }
 
     /// The directory as of the last encoded transaction.
@@ -48,14 +58,17 @@ impl Encoder {
     pub fn encode(&mut self, tx: &Transaction) -> Result<Vec<TopicRecord>, EncodeError> {
         let written = self.write(tx);
         match written {
-            Ok(_) => self.tables.commit(),
+            Ok(_) => {
+                self.tables.commit();
+                self.previous = Some(tx.commit.commit_lsn);
+            }
             Err(_) => self.tables.discard(),
         }
         written
     }
 
     fn write(&mut self, tx: &Transaction) -> Result<Vec<TopicRecord>, EncodeError> {
-        let mut w = Writer::new(&tx.commit, &self.options);
+        let mut w = Writer::new(&tx.commit, &self.options, self.previous);
         for rec in &tx.records {
             let tables = self.tables.current();
             match rec {
@@ -90,6 +103,7 @@ impl Encoder {
 struct Writer<'a> {
     commit: &'a CommitInfo,
     options: &'a EncodeOptions,
+    previous: Option<Lsn>,
     lsn_header: Vec<u8>,
     out: Vec<TopicRecord>,
     /// Data events so far (Debezium's count).
@@ -99,10 +113,11 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(commit: &'a CommitInfo, options: &'a EncodeOptions) -> Self {
+    fn new(commit: &'a CommitInfo, options: &'a EncodeOptions, previous: Option<Lsn>) -> Self {
         Writer {
             commit,
             options,
+            previous,
             lsn_header: commit.commit_lsn.to_string().into_bytes(),
             out: Vec::new(),
             events: 0,
@@ -328,6 +343,7 @@ impl<'a> Writer<'a> {
             commit_time_us: c.commit_time.unix_micros(),
             xid: c.xid.0,
             record_count: u64::try_from(self.out.len()).unwrap_or(u64::MAX),
+            previous_commit_lsn: self.previous.map(|l| l.to_string()),
         };
         self.push(RecordKind::End, None, &event, Vec::new())?;
         Ok(self.out)

@@ -201,6 +201,19 @@ pub enum ReassemblyError {
         /// The last complete transaction.
         last: Lsn,
     },
+    /// Whole transactions are missing: the end marker names another
+    /// transaction before it than the last one read.
+    #[error("offset {offset}: transaction {commit_lsn} follows {previous:?}, but the last one read is {last}")]
+    Lost {
+        /// The end marker's offset.
+        offset: i64,
+        /// The transaction.
+        commit_lsn: Lsn,
+        /// The transaction its end marker names as the one before.
+        previous: Option<Lsn>,
+        /// The last complete transaction read.
+        last: Lsn,
+    },
     /// The tables of one TRUNCATE are not all there, in order.
     #[error("offset {offset}: transaction {commit_lsn} has an incomplete truncate")]
     TruncateIncomplete {
@@ -252,6 +265,7 @@ impl ReassemblyError {
             | ReassemblyError::Duplicate { offset, .. }
             | ReassemblyError::Interleaved { offset, .. }
             | ReassemblyError::NotAfterLast { offset, .. }
+            | ReassemblyError::Lost { offset, .. }
             | ReassemblyError::TruncateIncomplete { offset, .. }
             | ReassemblyError::CountMismatch { offset, .. } => Some(*offset),
             ReassemblyError::Incomplete { .. } => None,

@@ -63,6 +63,9 @@ pub(crate) struct EndEvent {
     pub xid: u32,
     /// Every record of the transaction before this one.
     pub record_count: u64,
+    /// Commit LSN of the transaction published before this one, `X/Y`;
+    /// `null` for the first a publisher wrote without knowing one.
+    pub previous_commit_lsn: Option<String>,
 }
 
 /// Debezium's per-table event count.

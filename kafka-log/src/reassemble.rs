@@ -70,7 +70,9 @@ impl Reassembler {
         }
     }
 
-    /// Also refuses transactions at or before `lsn` (the store's last).
+    /// Reads on from the transaction at `lsn` (the store's last): refuses
+    /// transactions at or before it, and expects the next end marker to
+    /// name it as the one before.
     pub fn after(mut self, lsn: Lsn) -> Self {
         self.last = Some(lsn);
         self
@@ -205,7 +207,7 @@ impl Reassembler {
                 open.records.push(ChangeRecord::Schema { table, change });
             }
             RecordKind::End => {
-                let commit = end(offset, record, open)?;
+                let commit = end(offset, record, open, self.last)?;
                 tables.commit();
                 self.last = Some(commit.commit_lsn);
                 let records = self.open.take().map(|o| o.records).unwrap_or_default();
@@ -401,7 +403,7 @@ fn truncate(offset: i64, tables: &Tables, record: &TopicRecord, open: &mut Open)
 }
 
 /// The commit from an end marker, once its counts agree with what was read.
-fn end(offset: i64, record: &TopicRecord, open: &Open) -> Result<CommitInfo, ReassemblyError> {
+fn end(offset: i64, record: &TopicRecord, open: &Open, last: Option<Lsn>) -> Result<CommitInfo, ReassemblyError> {
     let event: EndEvent = json(offset, &record.value)?;
     let bad = |problem| ReassemblyError::BadEvent { offset, problem };
     if event.status != END_STATUS {
@@ -418,6 +420,21 @@ fn end(offset: i64, record: &TopicRecord, open: &Open) -> Result<CommitInfo, Rea
         .end_lsn
         .parse()
         .map_err(|_| bad("an end marker's end LSN is not an LSN"))?;
+    let previous = match &event.previous_commit_lsn {
+        Some(text) => Some(
+            text.parse::<Lsn>()
+                .map_err(|_| bad("an end marker's previous commit LSN is not an LSN"))?,
+        ),
+        None => None,
+    };
+    if let Some(last) = last.filter(|l| previous != Some(*l)) {
+        return Err(ReassemblyError::Lost {
+            offset,
+            commit_lsn,
+            previous,
+            last,
+        });
+    }
     let read = open.next_ordinal.saturating_sub(1);
     for (what, stated, found) in [
         ("records", event.record_count, read),
