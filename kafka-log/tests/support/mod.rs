@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use changelog::{
     ChangeRecord, Column, CommitInfo, CommitTime, Coverage, Datum, Lsn, Omission, OmittedColumn, ReplicaIdentity,
     RowImage, SchemaChange, TableId, TableName, TableSchema, Transaction, Xid,
