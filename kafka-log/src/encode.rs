@@ -105,11 +105,13 @@ struct Writer<'a> {
     options: &'a EncodeOptions,
     previous: Option<Lsn>,
     lsn_header: Vec<u8>,
+    /// Debezium's transaction id.
+    id: String,
     out: Vec<TopicRecord>,
     /// Data events so far (Debezium's count).
     events: u64,
     /// Data events per table, in order of first appearance.
-    collections: Vec<DataCollection>,
+    collections: Vec<(TableName, u64)>,
 }
 
 impl<'a> Writer<'a> {
@@ -119,6 +121,7 @@ impl<'a> Writer<'a> {
             options,
             previous,
             lsn_header: commit.commit_lsn.to_string().into_bytes(),
+            id: envelope::transaction_id(commit),
             out: Vec::new(),
             events: 0,
             collections: Vec::new(),
@@ -141,6 +144,11 @@ impl<'a> Writer<'a> {
         extra: Vec<(String, Vec<u8>)>,
     ) -> Result<(), EncodeError> {
         let value = self.json(value)?;
+        self.push_bytes(kind, key, value, extra);
+        Ok(())
+    }
+
+    fn push_bytes(&mut self, kind: RecordKind, key: Option<Vec<u8>>, value: Vec<u8>, extra: Vec<(String, Vec<u8>)>) {
         let mut headers = vec![
             (header::FORMAT.to_owned(), FORMAT_VERSION.as_bytes().to_vec()),
             (header::TYPE.to_owned(), kind.as_str().as_bytes().to_vec()),
@@ -149,31 +157,40 @@ impl<'a> Writer<'a> {
         ];
         headers.extend(extra);
         self.out.push(TopicRecord { key, value, headers });
-        Ok(())
     }
 
-    /// Counts a data event of `name`; its `transaction` block.
-    fn data_event(&mut self, name: &TableName) -> TransactionBlock {
+    /// A data event of `name` as a Debezium envelope, counted.
+    fn envelope(
+        &mut self,
+        name: &TableName,
+        op: &'static str,
+        before: Option<ImageJson<'_>>,
+        after: Option<ImageJson<'_>>,
+    ) -> Result<Vec<u8>, EncodeError> {
         self.events += 1;
-        let collection = name.to_string();
-        let order = match self.collections.iter_mut().find(|c| c.data_collection == collection) {
-            Some(c) => {
-                c.event_count += 1;
-                c.event_count
+        let order = match self.collections.iter_mut().find(|(n, _)| n == name) {
+            Some((_, count)) => {
+                *count += 1;
+                *count
             }
             None => {
-                self.collections.push(DataCollection {
-                    data_collection: collection,
-                    event_count: 1,
-                });
+                self.collections.push((name.clone(), 1));
                 1
             }
         };
-        TransactionBlock {
-            id: envelope::transaction_id(self.commit),
-            total_order: self.events,
-            data_collection_order: order,
-        }
+        let (server, db) = (&self.options.server, &self.options.database);
+        self.json(&EnvelopeOut {
+            before,
+            after,
+            source: SourceOut::new(server, db, self.commit, name, op == op::READ),
+            op,
+            ts_ms: envelope::millis(self.commit),
+            transaction: TransactionBlock {
+                id: &self.id,
+                total_order: self.events,
+                data_collection_order: order,
+            },
+        })
     }
 
     /// The name of a live table, which must mean only it.
@@ -267,7 +284,9 @@ impl<'a> Writer<'a> {
             row,
             keys_only: false,
         };
-        let key = after.or(before).map(|row| ImageJson {
+        // A table without key columns has no key, as in Debezium.
+        let keyed = columns.iter().any(|c| c.is_key);
+        let key = after.or(before).filter(|_| keyed).map(|row| ImageJson {
             columns,
             row,
             keys_only: true,
@@ -281,22 +300,9 @@ impl<'a> Writer<'a> {
             true => vec![(header::EXACT.to_owned(), self.json(&exact)?)],
             false => Vec::new(),
         };
-        let transaction = self.data_event(name);
-        let envelope = EnvelopeOut {
-            before: before.map(image),
-            after: after.map(image),
-            source: SourceOut::new(
-                &self.options.server,
-                &self.options.database,
-                self.commit,
-                name,
-                op == op::READ,
-            ),
-            op,
-            ts_ms: envelope::millis(self.commit),
-            transaction,
-        };
-        self.push(RecordKind::Change, key, &envelope, extra)
+        let value = self.envelope(name, op, before.map(image), after.map(image))?;
+        self.push_bytes(RecordKind::Change, key, value, extra);
+        Ok(())
     }
 
     /// A TRUNCATE: one Debezium truncate event per table, each saying its
@@ -309,22 +315,14 @@ impl<'a> Writer<'a> {
         }
         for (k, id) in truncated.iter().enumerate() {
             let name = self.name_of(tables, *id)?;
-            let transaction = self.data_event(name);
-            let envelope = EnvelopeOut {
-                before: None,
-                after: None,
-                source: SourceOut::new(&self.options.server, &self.options.database, self.commit, name, false),
-                op: op::TRUNCATE,
-                ts_ms: envelope::millis(self.commit),
-                transaction,
-            };
+            let value = self.envelope(name, op::TRUNCATE, None, None)?;
             let place = format!("{k}/{}", truncated.len()).into_bytes();
-            self.push(
+            self.push_bytes(
                 RecordKind::Truncate,
                 None,
-                &envelope,
+                value,
                 vec![(header::TRUNCATE.to_owned(), place)],
-            )?;
+            );
         }
         Ok(())
     }
@@ -334,10 +332,16 @@ impl<'a> Writer<'a> {
         let c = self.commit;
         let event = EndEvent {
             status: END_STATUS.to_owned(),
-            id: envelope::transaction_id(c),
+            id: std::mem::take(&mut self.id),
             ts_ms: envelope::millis(c),
             event_count: self.events,
-            data_collections: std::mem::take(&mut self.collections),
+            data_collections: std::mem::take(&mut self.collections)
+                .into_iter()
+                .map(|(name, event_count)| DataCollection {
+                    data_collection: name.to_string(),
+                    event_count,
+                })
+                .collect(),
             commit_lsn: c.commit_lsn.to_string(),
             end_lsn: c.end_lsn.to_string(),
             commit_time_us: c.commit_time.unix_micros(),

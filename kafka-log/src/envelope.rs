@@ -28,7 +28,7 @@ pub(crate) struct EnvelopeOut<'a> {
     pub source: SourceOut<'a>,
     pub op: &'static str,
     pub ts_ms: i64,
-    pub transaction: TransactionBlock,
+    pub transaction: TransactionBlock<'a>,
 }
 
 /// Debezium's `source` block for Postgres, without the fields asof has no
@@ -73,8 +73,8 @@ impl<'a> SourceOut<'a> {
 /// Debezium's `transaction` block: the event's place among the
 /// transaction's data events, and among those of its table (both from 1).
 #[derive(Serialize)]
-pub(crate) struct TransactionBlock {
-    pub id: String,
+pub(crate) struct TransactionBlock<'a> {
+    pub id: &'a str,
     pub total_order: u64,
     pub data_collection_order: u64,
 }
