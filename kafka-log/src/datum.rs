@@ -58,13 +58,8 @@ impl DatumWire {
 }
 
 fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for &x in b {
-        s.push(char::from(DIGITS[usize::from(x >> 4)]));
-        s.push(char::from(DIGITS[usize::from(x & 0xf)]));
-    }
-    s
+    let digit = |d: u8| char::from_digit(u32::from(d), 16).unwrap_or('0');
+    b.iter().flat_map(|&x| [digit(x >> 4), digit(x & 0xf)]).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

@@ -56,6 +56,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// The reader takes bytes from a topic anyone may write to: no panics.
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod datum;
 mod encode;
 mod envelope;
