@@ -60,6 +60,9 @@ pub struct Found {
     pub ranges: u64,
     /// Source rows listed.
     pub listed: u64,
+    /// Store rows the source no longer has that the publication did not
+    /// delete (see [`Bisect::keeps_unpublished_deletes`]).
+    pub kept: u64,
 }
 
 /// Compares the table's rows at the source with `rows` (the store's, in
@@ -75,6 +78,9 @@ pub struct Bisect<'a> {
     pub key_types: &'a [u32],
     /// The store's rows.
     pub rows: &'a [StoreRow],
+    /// The publication does not publish deletes (or truncates): rows the
+    /// source removed are kept in the store, and are not differences.
+    pub keeps_unpublished_deletes: bool,
 }
 
 impl Bisect<'_> {
@@ -212,6 +218,10 @@ impl Bisect<'_> {
                 (Some(s), Some(p)) => s.key.cmp(&p.0),
             };
             match order {
+                Ordering::Less if self.keeps_unpublished_deletes => {
+                    stored.next();
+                    found.kept += 1;
+                }
                 Ordering::Less => {
                     let s = stored.next();
                     note(found, s.map(|s| &s.text), DifferenceKind::NotAtSource);

@@ -48,6 +48,9 @@ pub struct TableReport {
     pub ranges_compared: u64,
     /// Rows whose hashes were fetched from the source to name keys.
     pub rows_listed: u64,
+    /// Store rows the source removed by changes its publication does not
+    /// publish (deletes, truncates): kept, as the publication intends.
+    pub kept: u64,
 }
 
 /// How a table compared.

@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use changelog::keys::encode_user_key;
-use changelog::{DatumRef, Store, TableName, TableSchema};
+use changelog::{Coverage, DatumRef, Store, TableName, TableSchema};
 use materializer::{Cut, QueryError, TableAt};
 use tokio_postgres::Client;
 
@@ -27,6 +27,7 @@ pub async fn compare(store: &Store, client: &Client, name: &TableName, cut: Cut)
         incomplete: false,
         ranges_compared: 0,
         rows_listed: 0,
+        kept: 0,
     };
     let source_columns = source_columns(client, name).await?;
     let table = match materializer::table_at(store, name, cut) {
@@ -80,6 +81,7 @@ pub async fn compare(store: &Store, client: &Client, name: &TableName, cut: Cut)
         table: table.id,
         key_types: &key_types,
         rows: &rows,
+        keeps_unpublished_deletes: keeps_unpublished_deletes(table.coverage),
     }
     .run()
     .await?;
@@ -89,10 +91,23 @@ pub async fn compare(store: &Store, client: &Client, name: &TableName, cut: Cut)
     report.differing = found.differing;
     report.incomplete = found.incomplete;
     report.differences = found.named;
-    if report.differing > 0 || report.incomplete || report.source_rows != Some(report.store_rows) {
+    report.kept = found.kept;
+    if report.differing > 0
+        || report.incomplete
+        || report.source_rows != Some(report.store_rows.saturating_sub(found.kept))
+    {
         report.outcome = Outcome::RowsDiffer;
     }
     Ok(report)
+}
+
+/// Whether the publication leaves out only removals (deletes, truncates):
+/// then every source row must be in the store as it is, and store rows the
+/// source removed are kept on purpose. A publication that leaves out
+/// inserts or updates leaves nothing to compare row by row.
+fn keeps_unpublished_deletes(coverage: &Coverage) -> bool {
+    let ops = &coverage.unpublished_operations;
+    !ops.is_empty() && ops.iter().all(|o| o == "delete" || o == "truncate")
 }
 
 /// A key that identifies rows one by one: the primary key or a replica

@@ -80,6 +80,10 @@ fn summary(t: &TableReport) -> String {
         "no usable key: compared by fingerprint only".to_owned()
     };
     let verdict = match &t.outcome {
+        Outcome::Equal if t.kept > 0 => format!(
+            "equal ({rows}; {how}; {} rows the source removed are kept: the publication does not publish deletes)",
+            t.kept
+        ),
         Outcome::Equal => format!("equal ({rows}; {how})"),
         Outcome::RowsDiffer if t.keyed => format!(
             "DIFFERS: {} keys{} ({rows}; {how})",

@@ -315,3 +315,43 @@ fn a_partly_published_table_verifies_against_what_is_published() {
     }
     assert_eq!(tail.terminate(Duration::from_secs(20)), Some(0), "{}", tail.stderr());
 }
+
+/// A publication that does not publish deletes keeps the rows the source
+/// removed: they are counted, not differences, and every row the source
+/// has must still be in the store as it is.
+#[test]
+fn rows_a_publication_did_not_delete_are_kept_not_differences() {
+    let pg = cluster();
+    sql(
+        &pg,
+        "CREATE TABLE nd (id int PRIMARY KEY, v text);
+         INSERT INTO nd SELECT g, 'v' || g FROM generate_series(1, 10) g;
+         CREATE PUBLICATION keep FOR TABLE nd WITH (publish = 'insert, update');",
+    );
+    let dir = scratch();
+    let store = store_in(dir.path());
+    let asof = Asof::new(&store);
+    let mut tail = Tail::spawn_with(&store, &pg.conninfo(), dir.path(), &["--publication", "keep"]);
+    eventually("the initial copy", Duration::from_secs(60), || {
+        asof.run(&["snapshot", "nd", "--format", "csv"]).code == Some(0)
+    });
+    sql(
+        &pg,
+        "DELETE FROM nd WHERE id IN (2, 3); UPDATE nd SET v = 'seen' WHERE id = 4;",
+    );
+    let out = verify(&asof, &pg, &[]).ok();
+    assert!(
+        out.stderr.contains("public.nd: equal") && out.stderr.contains("2 rows the source removed are kept"),
+        "{}",
+        out.stderr
+    );
+    // A change the store missed is still a difference.
+    unseen_by_the_ddl_capture(
+        &pg,
+        "ALTER PUBLICATION keep DROP TABLE nd; UPDATE nd SET v = 'missed' WHERE id = 5;
+         ALTER PUBLICATION keep ADD TABLE nd;",
+    );
+    let (stdout, stderr) = differs(verify(&asof, &pg, &[]));
+    assert_eq!(stdout, "public.nd key 5: values differ\n", "{stderr}");
+    assert_eq!(tail.terminate(Duration::from_secs(20)), Some(0), "{}", tail.stderr());
+}
