@@ -24,11 +24,14 @@ pub fn run(store_path: &Path, a: TablesArgs) -> Result<()> {
             .filter(|c| c.is_key)
             .map(|c| c.name.as_str())
             .collect();
+        // Rows told apart by nothing but their values: said, as copies count.
+        let key = match (key.join(", "), table.schema.counts_copies()) {
+            (key, false) => key,
+            (key, true) if key.is_empty() => "(identical rows counted)".to_owned(),
+            (key, true) => format!("{key} (identical rows counted)"),
+        };
         let notes = table.coverage.to_string();
-        rows.push((
-            table.schema.name.clone(),
-            vec![columns(table.schema), key.join(", "), notes],
-        ));
+        rows.push((table.schema.name.clone(), vec![columns(table.schema), key, notes]));
     }
     // Tables that exist but are not captured are listed too, with why.
     for u in materializer::uncaptured_at(&store, r.cut) {

@@ -1,5 +1,6 @@
 //! A table without a primary key under `REPLICA IDENTITY FULL` holds
-//! identical rows: `snapshot` and `get` print every copy (the row count
+//! identical rows: `tables` says they are counted, `snapshot` and `get`
+//! print every copy (the row count
 //! counts them), `history` says how many copies each commit left, and
 //! `diff` prints one line per copy inserted or deleted.
 
@@ -46,6 +47,11 @@ fn identical_rows_print_once_per_copy() {
         .ok();
     assert_aligned(&out.text());
     assert!(out.text().ends_with("(6 rows)\n"), "{}", out.text());
+
+    // `tables` says how such a table's rows are told apart.
+    let listed = asof.run(&["tables"]).ok().text();
+    let line = listed.lines().find(|l| l.contains("public.bag")).unwrap_or_default();
+    assert!(line.contains("a, b (identical rows counted)"), "{listed}");
 
     // `get` prints each copy of the row.
     let out = asof
