@@ -4,42 +4,17 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+/// The store's tests' seeded generator, shared rather than copied.
+#[path = "../../../changelog/tests/support/rng.rs"]
+pub mod rng;
+
+pub use rng::Rng;
 
 use changelog::{
     ChangeRecord, Column, CommitInfo, CommitTime, Coverage, Datum, Lsn, Omission, OmittedColumn, ReplicaIdentity,
     RowImage, SchemaChange, TableId, TableName, TableSchema, Transaction, Xid,
 };
 use kafka_log::{EncodeOptions, Encoder, Reassembler, ReassemblyError, Tables, TopicRecord, UNAVAILABLE};
-
-/// SplitMix64: the same seed gives the same transactions.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// One table of the generator's model.
 #[derive(Clone)]
