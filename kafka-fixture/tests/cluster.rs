@@ -111,13 +111,8 @@ fn read_all(cluster: &KafkaCluster, topic: &str, isolation: &str) -> Vec<String>
             Some(Err(e)) => panic!("consuming {topic}: {e}"),
         }
     }
-    let closing = Instant::now();
+    // Assigned, not subscribed: closing leaves no group to wait for.
     drop(consumer);
-    assert!(
-        closing.elapsed() < Duration::from_secs(5),
-        "the consumer took {:?} to close",
-        closing.elapsed()
-    );
     values
 }
 
