@@ -200,6 +200,15 @@ pub enum CaptureError {
     /// The store's writer thread could not be started.
     #[error("cannot start the store writer thread")]
     WriterThread(#[source] std::io::Error),
+    /// The store is a follower, written only from its topic.
+    #[error("this store follows the Kafka topic {topic}; only `asof follow` writes to it")]
+    Follower {
+        /// The topic it follows.
+        topic: String,
+    },
+    /// The log could not be passed on to its second home.
+    #[error("could not pass the log on")]
+    Relay(#[source] crate::relay::RelayError),
     /// The store's writer stopped before the stream did.
     #[error("the store writer stopped")]
     WriterStopped,

@@ -37,6 +37,8 @@ mod error;
 pub mod identity;
 pub mod output;
 pub mod pgoutput;
+#[cfg(feature = "capture")]
+mod relay;
 pub mod replication;
 mod reread;
 #[cfg(feature = "capture")]
@@ -52,6 +54,9 @@ mod writer;
 
 #[cfg(feature = "capture")]
 pub use capture::{
-    capture, CaptureEvent, CaptureOptions, CaptureSummary, SessionStage, StreamProgress, Until, SPILL_RECORDS,
+    capture, capture_relayed, CaptureEvent, CaptureOptions, CaptureSummary, SessionStage, StreamProgress, Until,
+    SPILL_RECORDS,
 };
 pub use error::{CaptureError, CopyProblem, Result, StreamProblem};
+#[cfg(feature = "capture")]
+pub use relay::{Relay, RelayError};

@@ -12,6 +12,7 @@ use changelog::{ChangeRecord, CommitInfo, Lsn, SpillTxn, Store, Transaction};
 use tokio::sync::mpsc;
 
 use crate::error::{CaptureError, Result};
+use crate::relay::Relay;
 use crate::sink::{Durable, Sink};
 
 /// Commands waiting for the writer. Few: a slow disk slows the stream
@@ -31,17 +32,18 @@ enum Command {
 pub struct Writer {
     commands: mpsc::Sender<Command>,
     reports: mpsc::UnboundedReceiver<Result<Durable>>,
-    handle: JoinHandle<Store>,
+    handle: JoinHandle<(Store, Option<Box<dyn Relay>>)>,
 }
 
 impl Writer {
-    /// Moves the store into a new writer thread.
-    pub fn spawn(store: Store) -> std::io::Result<Writer> {
+    /// Moves the store, and the relay that passes the log on if any, into
+    /// a new writer thread.
+    pub fn spawn(store: Store, relay: Option<Box<dyn Relay>>) -> std::io::Result<Writer> {
         let (commands, command_rx) = mpsc::channel(QUEUE);
         let (report_tx, reports) = mpsc::unbounded_channel();
         let handle = std::thread::Builder::new()
             .name("asof-writer".into())
-            .spawn(move || run(store, command_rx, report_tx))?;
+            .spawn(move || run(store, relay, command_rx, report_tx))?;
         Ok(Writer {
             commands,
             reports,
@@ -49,8 +51,9 @@ impl Writer {
         })
     }
 
-    /// Stops the writer after the commands sent so far and returns the store.
-    pub fn join(self) -> Store {
+    /// Stops the writer after the commands sent so far and returns the
+    /// store and the relay.
+    pub fn join(self) -> (Store, Option<Box<dyn Relay>>) {
         drop(self.commands);
         match self.handle.join() {
             Ok(store) => store,
@@ -97,14 +100,21 @@ impl Sink for Writer {
 }
 
 /// The thread: applies commands until the handle is dropped or one fails.
+/// A step made durable in the store is passed on by the relay before it is
+/// reported.
 fn run(
     mut store: Store,
+    mut relay: Option<Box<dyn Relay>>,
     mut commands: mpsc::Receiver<Command>,
     reports: mpsc::UnboundedSender<Result<Durable>>,
-) -> Store {
+) -> (Store, Option<Box<dyn Relay>>) {
     let mut spill: Option<SpillTxn> = None;
     while let Some(command) = commands.blocking_recv() {
-        match apply(&mut store, &mut spill, command) {
+        let applied = apply(&mut store, &mut spill, command).and_then(|durable| match (durable, relay.as_mut()) {
+            (Some(d), Some(r)) => r.relay(&store).map(|()| Some(d)).map_err(CaptureError::Relay),
+            (d, _) => Ok(d),
+        });
+        match applied {
             Ok(Some(durable)) => {
                 let _ = reports.send(Ok(durable));
             }
@@ -127,7 +137,7 @@ fn run(
     if let Err(e) = store.flush() {
         tracing::warn!("could not flush the store: {e}");
     }
-    store
+    (store, relay)
 }
 
 fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, command: Command) -> Result<Option<Durable>> {
@@ -198,7 +208,7 @@ mod tests {
             create_if_missing: true,
             ..StoreOptions::default()
         };
-        let mut writer = Writer::spawn(Store::open(dir.path(), &opts).expect("store")).expect("thread");
+        let mut writer = Writer::spawn(Store::open(dir.path(), &opts).expect("store"), None).expect("thread");
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let report = runtime.block_on(async {
             for command in commands {

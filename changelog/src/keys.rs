@@ -79,6 +79,8 @@ pub mod meta {
     pub const SCANNED: &[u8] = b"scanned";
     /// A spilled transaction in flight (removed on open after a crash).
     pub const INFLIGHT: &[u8] = b"inflight";
+    /// How far a follower has read its upstream log.
+    pub const FOLLOW: &[u8] = b"follow";
 }
 
 fn take<const N: usize>(buf: &[u8], at: usize, what: &'static str) -> Result<[u8; N], CorruptEncoding> {

@@ -51,6 +51,9 @@ pub enum Command {
     /// Capture a database's changes into the store.
     #[command(after_long_help = TAIL_EXAMPLES)]
     Tail(TailArgs),
+    /// Rebuild the store from a Kafka topic that `asof tail --kafka` publishes, and keep it current.
+    #[command(after_long_help = FOLLOW_EXAMPLES)]
+    Follow(FollowArgs),
     /// Print a table as of a moment.
     #[command(after_long_help = SNAPSHOT_EXAMPLES)]
     Snapshot(SnapshotArgs),
@@ -116,6 +119,43 @@ pub struct TailArgs {
     /// Serve Prometheus metrics at http://ADDRESS/metrics (lag, throughput, store size, reconnects).
     #[arg(long, value_name = "HOST:PORT", value_parser = values::listen_address)]
     pub metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    pub kafka: PublishArgs,
+}
+
+/// Publishing the log to Kafka.
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Publish every transaction to this Kafka cluster before acknowledging it; the topic becomes the log of record.
+    #[arg(long, value_name = "HOST:PORT,...", requires = "topic", value_parser = values::brokers)]
+    pub kafka: Option<String>,
+    /// The topic to publish to (created when missing: one partition, kept forever, replicated).
+    #[arg(long, value_name = "TOPIC", requires = "kafka", value_parser = values::topic)]
+    pub topic: Option<String>,
+    #[command(flatten)]
+    pub timeout: KafkaTimeoutArg,
+}
+
+#[derive(Args, Debug)]
+pub struct KafkaTimeoutArg {
+    /// How long Kafka may fail without progress before giving up.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = values::seconds)]
+    pub kafka_timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct FollowArgs {
+    /// Kafka bootstrap servers.
+    #[arg(value_name = "BROKERS", value_parser = values::brokers)]
+    pub brokers: String,
+    /// The topic `asof tail --kafka` publishes to.
+    #[arg(value_name = "TOPIC", value_parser = values::topic)]
+    pub topic: String,
+    /// Stop at 'caught-up': once everything committed to the topic before the start is applied.
+    #[arg(long, value_name = "caught-up", value_parser = values::follow_until)]
+    pub until: Option<kafka_relay::FollowUntil>,
+    #[command(flatten)]
+    pub timeout: KafkaTimeoutArg,
 }
 
 #[derive(Args, Debug)]
@@ -254,9 +294,20 @@ const TAIL_EXAMPLES: &str = "Examples:
   asof tail 'host=db.internal dbname=shop user=capture' --tables public.orders,public.customers
   PGPASSWORD=... asof --store /var/lib/asof tail 'host=db dbname=shop'
   asof tail 'host=db.internal dbname=shop user=capture' --metrics 127.0.0.1:9187
+  asof tail 'host=db.internal dbname=shop user=capture' --kafka k1:9092,k2:9092,k3:9092 --topic shop.asof
 
 The role needs REPLICATION (or superuser) and SELECT on the captured tables; the server needs
-wal_level=logical. Ctrl-C or SIGTERM finishes the transaction in hand, acknowledges it and exits 0.";
+wal_level=logical. Ctrl-C or SIGTERM finishes the transaction in hand, acknowledges it and exits 0.
+With --kafka each transaction is acknowledged only once the topic holds it; the store is the
+publisher's working copy. A newer publisher of the same topic fences this one (exit code 3).";
+
+const FOLLOW_EXAMPLES: &str = "Examples:
+  asof --store /var/lib/asof-replica follow k1:9092,k2:9092,k3:9092 shop.asof
+  asof --store ./replica follow 127.0.0.1:9092 shop.asof --until caught-up
+
+Reads the topic (read_committed) into the store and answers every query exactly as a store
+captured from Postgres would. The offset is kept in the store with the data: a killed follower
+resumes where it stopped. Read commands work beside a running follower.";
 
 const SNAPSHOT_EXAMPLES: &str = concat!(
     "Examples:

@@ -1,6 +1,6 @@
 //! The `asof` binary: parses the command line, runs a command, and turns
-//! every failure into one line on stderr and an exit code (2 for usage, 1
-//! for runtime errors). A closed stdout (`asof snapshot t | head`) ends the
+//! every failure into one line on stderr and an exit code (2 for usage, 3
+//! for a publisher fenced by a newer one, 1 for other runtime errors). A closed stdout (`asof snapshot t | head`) ends the
 //! program quietly.
 
 mod args;
@@ -89,5 +89,12 @@ fn report(e: &anyhow::Error) -> ExitCode {
     }
     let _ = writeln!(io::stderr(), "asof: {line}");
     let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
-    ExitCode::from(if usage { 2 } else { 1 })
+    let fenced = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref(), Some(kafka_relay::RelayError::Fenced { .. })));
+    ExitCode::from(match (usage, fenced) {
+        (true, _) => 2,
+        (_, true) => 3,
+        _ => 1,
+    })
 }

@@ -111,3 +111,53 @@ pub fn duration(s: &str) -> Result<Duration, BadValue> {
             names_option: true,
         })
 }
+
+/// Kafka bootstrap servers: `host:port[,host:port...]`.
+pub fn brokers(s: &str) -> Result<String, BadValue> {
+    let ok = !s.is_empty()
+        && s.split(',').all(|b| {
+            b.rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        });
+    match ok {
+        true => Ok(s.to_owned()),
+        false => Err(BadValue {
+            message: format!("expected Kafka brokers like host:9092[,host:9092...], got {s:?}"),
+            names_option: true,
+        }),
+    }
+}
+
+/// A Kafka topic name: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn topic(s: &str) -> Result<String, BadValue> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    match !s.is_empty() && s.len() <= 249 && s.chars().all(legal) && s != "." && s != ".." {
+        true => Ok(s.to_owned()),
+        false => Err(BadValue {
+            message: format!("expected a Kafka topic name (letters, digits, '.', '_', '-'), got {s:?}"),
+            names_option: true,
+        }),
+    }
+}
+
+/// A whole number of seconds, at least one.
+pub fn seconds(s: &str) -> Result<std::time::Duration, BadValue> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n)),
+        _ => Err(BadValue {
+            message: format!("expected a number of seconds, got {s:?}"),
+            names_option: true,
+        }),
+    }
+}
+
+/// `caught-up`, the one stop a follower knows.
+pub fn follow_until(s: &str) -> Result<kafka_relay::FollowUntil, BadValue> {
+    match s {
+        "caught-up" => Ok(kafka_relay::FollowUntil::CaughtUp),
+        _ => Err(BadValue {
+            message: format!("expected 'caught-up', got {s:?}"),
+            names_option: true,
+        }),
+    }
+}

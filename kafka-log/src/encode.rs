@@ -56,54 +56,115 @@ impl Encoder {
     /// The records of one transaction, in order, its end marker last. On
     /// error nothing is taken into account: the directory is as before.
     pub fn encode(&mut self, tx: &Transaction) -> Result<Vec<TopicRecord>, EncodeError> {
-        let written = self.write(tx);
-        match written {
-            Ok(_) => {
-                self.tables.commit();
-                self.previous = Some(tx.commit.commit_lsn);
-            }
-            Err(_) => self.tables.discard(),
-        }
-        written
+        let mut w = self.begin(tx.commit);
+        w.add(&tx.records)?;
+        w.finish()
     }
 
-    fn write(&mut self, tx: &Transaction) -> Result<Vec<TopicRecord>, EncodeError> {
-        let mut w = Writer::new(&tx.commit, &self.options, self.previous);
-        for rec in &tx.records {
-            let tables = self.tables.current();
+    /// Starts writing a transaction whose records come in pieces, for one
+    /// too large to hold at once: [`TxEncoder::add`] each piece, take the
+    /// records written so far with [`TxEncoder::take`], and end with
+    /// [`TxEncoder::finish`]. Dropped unfinished, it leaves the directory
+    /// as before.
+    pub fn begin(&mut self, commit: CommitInfo) -> TxEncoder<'_> {
+        let writer = Writer::new(commit, self.options.clone(), self.previous);
+        TxEncoder {
+            encoder: self,
+            writer: Some(writer),
+        }
+    }
+}
+
+/// One transaction being written in pieces (see [`Encoder::begin`]).
+#[derive(Debug)]
+pub struct TxEncoder<'e> {
+    encoder: &'e mut Encoder,
+    /// `None` once finished.
+    writer: Option<Writer>,
+}
+
+impl TxEncoder<'_> {
+    /// Writes more of the transaction's records, in order.
+    pub fn add(&mut self, records: &[ChangeRecord]) -> Result<(), EncodeError> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let tables = &mut self.encoder.tables;
+        for rec in records {
+            let current = tables.current();
             match rec {
-                ChangeRecord::Insert { table, new } => w.row(tables, *table, op::CREATE, None, Some(new))?,
+                ChangeRecord::Insert { table, new } => w.row(current, *table, op::CREATE, None, Some(new))?,
                 ChangeRecord::Update { table, old, new } => {
-                    w.row(tables, *table, op::UPDATE, old.as_ref(), Some(new))?
+                    w.row(current, *table, op::UPDATE, old.as_ref(), Some(new))?
                 }
-                ChangeRecord::Delete { table, old } => w.row(tables, *table, op::DELETE, Some(old), None)?,
-                ChangeRecord::Read { table, row } => w.row(tables, *table, op::READ, None, Some(row))?,
-                ChangeRecord::Truncate { tables: truncated } => w.truncate(tables, truncated)?,
+                ChangeRecord::Delete { table, old } => w.row(current, *table, op::DELETE, Some(old), None)?,
+                ChangeRecord::Read { table, row } => w.row(current, *table, op::READ, None, Some(row))?,
+                ChangeRecord::Truncate { tables: truncated } => w.truncate(current, truncated)?,
                 ChangeRecord::ReadStart { table } => {
                     let event = ReadStartEvent {
-                        table: w.name_of(tables, *table)?.clone(),
+                        table: w.name_of(current, *table)?.clone(),
                     };
                     w.push(RecordKind::ReadStart, None, &event, Vec::new())?;
                 }
                 ChangeRecord::Schema { table, change } => {
                     let event = SchemaEvent {
-                        table: w.schema_name(tables, *table, change)?.clone(),
+                        table: w.schema_name(current, *table, change)?.clone(),
                         change: ChangeWire::of(change),
                     };
                     w.push(RecordKind::Schema, None, &event, Vec::new())?;
-                    self.tables.edit().apply(*table, change);
+                    tables.edit().apply(*table, change);
                 }
             }
         }
-        w.end()
+        Ok(())
+    }
+
+    /// The records written since the last call, to be sent before the
+    /// rest; their ordinals go on counting.
+    pub fn take(&mut self) -> Vec<TopicRecord> {
+        self.writer
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.out))
+            .unwrap_or_default()
+    }
+
+    /// The records not yet taken, the end marker last; the transaction
+    /// becomes the one the next end marker names.
+    pub fn finish(mut self) -> Result<Vec<TopicRecord>, EncodeError> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(Vec::new());
+        };
+        let commit_lsn = writer.commit.commit_lsn;
+        match writer.end() {
+            Ok(out) => {
+                self.encoder.tables.commit();
+                self.encoder.previous = Some(commit_lsn);
+                Ok(out)
+            }
+            Err(e) => {
+                self.encoder.tables.discard();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for TxEncoder<'_> {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            self.encoder.tables.discard();
+        }
     }
 }
 
 /// The records of one transaction being written.
-struct Writer<'a> {
-    commit: &'a CommitInfo,
-    options: &'a EncodeOptions,
+#[derive(Debug)]
+struct Writer {
+    commit: CommitInfo,
+    options: EncodeOptions,
     previous: Option<Lsn>,
+    /// Records written so far, taken or not: the next one's ordinal.
+    written: u64,
     lsn_header: Vec<u8>,
     /// Debezium's transaction id.
     id: String,
@@ -114,14 +175,15 @@ struct Writer<'a> {
     collections: Vec<(TableName, u64)>,
 }
 
-impl<'a> Writer<'a> {
-    fn new(commit: &'a CommitInfo, options: &'a EncodeOptions, previous: Option<Lsn>) -> Self {
+impl Writer {
+    fn new(commit: CommitInfo, options: EncodeOptions, previous: Option<Lsn>) -> Self {
         Writer {
             commit,
             options,
             previous,
+            written: 0,
             lsn_header: commit.commit_lsn.to_string().into_bytes(),
-            id: envelope::transaction_id(commit),
+            id: envelope::transaction_id(&commit),
             out: Vec::new(),
             events: 0,
             collections: Vec::new(),
@@ -153,9 +215,10 @@ impl<'a> Writer<'a> {
             (header::FORMAT.to_owned(), FORMAT_VERSION.as_bytes().to_vec()),
             (header::TYPE.to_owned(), kind.as_str().as_bytes().to_vec()),
             (header::COMMIT_LSN.to_owned(), self.lsn_header.clone()),
-            (header::ORDINAL.to_owned(), self.out.len().to_string().into_bytes()),
+            (header::ORDINAL.to_owned(), self.written.to_string().into_bytes()),
         ];
         headers.extend(extra);
+        self.written += 1;
         self.out.push(TopicRecord { key, value, headers });
     }
 
@@ -182,9 +245,9 @@ impl<'a> Writer<'a> {
         self.json(&EnvelopeOut {
             before,
             after,
-            source: SourceOut::new(server, db, self.commit, name, op == op::READ),
+            source: SourceOut::new(server, db, &self.commit, name, op == op::READ),
             op,
-            ts_ms: envelope::millis(self.commit),
+            ts_ms: envelope::millis(&self.commit),
             transaction: TransactionBlock {
                 id: &self.id,
                 total_order: self.events,
@@ -329,7 +392,7 @@ impl<'a> Writer<'a> {
 
     /// The end marker, and the transaction's records.
     fn end(mut self) -> Result<Vec<TopicRecord>, EncodeError> {
-        let c = self.commit;
+        let c = &self.commit;
         let event = EndEvent {
             status: END_STATUS.to_owned(),
             id: std::mem::take(&mut self.id),
@@ -346,7 +409,7 @@ impl<'a> Writer<'a> {
             end_lsn: c.end_lsn.to_string(),
             commit_time_us: c.commit_time.unix_micros(),
             xid: c.xid.0,
-            record_count: u64::try_from(self.out.len()).unwrap_or(u64::MAX),
+            record_count: self.written,
             previous_commit_lsn: self.previous.map(|l| l.to_string()),
         };
         self.push(RecordKind::End, None, &event, Vec::new())?;

@@ -72,7 +72,7 @@ mod record;
 mod tables;
 
 pub use datum::{RowError, UNAVAILABLE};
-pub use encode::{EncodeOptions, Encoder};
+pub use encode::{EncodeOptions, Encoder, TxEncoder};
 pub use envelope::CONNECTOR;
 pub use error::{EncodeError, ReassemblyError};
 pub use reassemble::{Pending, Reassembler};

@@ -356,3 +356,37 @@ fn a_truncate_cut_short_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_transaction_written_in_pieces_is_the_transaction_written_whole() {
+    let txns = [
+        txn(0, vec![define(T, orders()), insert(T, "1"), insert(T, "2")]),
+        txn(1, (3..10).map(|i| insert(T, &i.to_string())).collect()),
+    ];
+    let mut whole = encoder();
+    let expected: Vec<TopicRecord> = txns.iter().flat_map(|t| whole.encode(t).unwrap()).collect();
+    let mut pieces = encoder();
+    let mut got = Vec::new();
+    for t in &txns {
+        let mut w = pieces.begin(t.commit);
+        for chunk in t.records.chunks(2) {
+            w.add(chunk).unwrap();
+            got.extend(w.take());
+        }
+        got.extend(w.finish().unwrap());
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_transaction_dropped_before_its_end_leaves_the_directory_as_before() {
+    let mut e = encoder();
+    let first = txn(0, vec![define(T, orders()), insert(T, "1")]);
+    {
+        let mut w = e.begin(first.commit);
+        w.add(&first.records).unwrap();
+    }
+    // The table the unfinished transaction defined is unknown again.
+    let err = e.encode(&txn(1, vec![insert(T, "2")])).unwrap_err();
+    assert!(matches!(err, EncodeError::UnknownTable { .. }), "{err:?}");
+}

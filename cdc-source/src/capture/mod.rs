@@ -33,7 +33,8 @@ use tokio::sync::watch;
 
 use crate::conninfo::ConnInfo;
 use crate::error::{CaptureError, Result};
-use crate::sink::Durable;
+use crate::relay::Relay;
+use crate::sink::{Durable, Sink};
 use crate::snapshot::CopyProgress;
 use crate::writer::Writer;
 
@@ -159,7 +160,25 @@ pub async fn capture(
     shutdown: watch::Receiver<bool>,
     on_event: impl FnMut(CaptureEvent) + Send,
 ) -> Result<CaptureSummary> {
+    capture_relayed(store, None, opts, shutdown, on_event).await
+}
+
+/// Captures as [`capture`] does, and passes every stored transaction on
+/// through `relay` before the source is acknowledged (see [`Relay`]).
+/// What the store holds and the relay's system lacks is passed on before
+/// streaming starts.
+pub async fn capture_relayed(
+    store: Store,
+    relay: Option<Box<dyn Relay>>,
+    opts: CaptureOptions,
+    shutdown: watch::Receiver<bool>,
+    on_event: impl FnMut(CaptureEvent) + Send,
+) -> Result<CaptureSummary> {
+    if let Some(p) = store.follow_position()? {
+        return Err(CaptureError::Follower { topic: p.topic });
+    }
     let mut run = Run {
+        relay,
         target: match opts.until {
             Until::Lsn(l) => Some(l),
             _ => None,
@@ -202,6 +221,8 @@ pub async fn capture(
 /// What lasts across sessions: the options, the caller's channels and the
 /// running totals.
 struct Run<'a, F> {
+    /// Moves into each session's writer and back.
+    relay: Option<Box<dyn Relay>>,
     opts: &'a CaptureOptions,
     shutdown: watch::Receiver<bool>,
     on_event: F,
@@ -232,11 +253,21 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
             last_commit: store.watermark(),
         };
         // If the OS refuses a thread, the store was closed with the closure.
-        let mut writer = match Writer::spawn(store) {
+        let relaying = self.relay.is_some();
+        let mut writer = match Writer::spawn(store, self.relay.take()) {
             Ok(w) => w,
             Err(e) => return (None, Err(CaptureError::WriterThread(e))),
         };
-        let result = stream::Stream::open(&mut writer, connected, start, self).await;
+        // What the store holds is passed on before the stream can
+        // acknowledge anything.
+        let relayed = match relaying {
+            true => Self::relay_held(&mut writer, start.lsn).await,
+            false => Ok(()),
+        };
+        let result = match relayed {
+            Ok(()) => stream::Stream::open(&mut writer, connected, start, self).await,
+            Err(e) => Err(e),
+        };
         let result = match result {
             Ok(stream) => {
                 *streaming_since = Some(Instant::now());
@@ -244,7 +275,15 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
             }
             Err(e) => Err(e),
         };
-        (Some(writer.join()), result)
+        let (store, relay) = writer.join();
+        self.relay = relay;
+        (Some(store), result)
+    }
+
+    /// Has the writer pass on everything the store holds.
+    async fn relay_held(writer: &mut Writer, scanned: Lsn) -> Result<()> {
+        writer.note_scanned(scanned).await?;
+        writer.durable().await.map(|_| ())
     }
 
     fn notice(&mut self, text: String) {

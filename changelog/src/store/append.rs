@@ -18,7 +18,7 @@ use crate::lsn::Lsn;
 use crate::record::Transaction;
 use crate::schema::{SchemaChange, SchemaHistory};
 use crate::store::batch::{BatchBuilder, Pending};
-use crate::store::meta::{self, Watermark};
+use crate::store::meta::{self, FollowPosition, Watermark};
 use crate::store::{Durability, Store};
 
 /// What happened to one transaction passed to [`Store::append`].
@@ -39,6 +39,16 @@ impl Store {
     /// Several transactions in one call share one write and one fsync (group
     /// commit); each is still all-or-nothing.
     pub fn append(&mut self, txns: &[Transaction]) -> Result<Vec<AppendOutcome>> {
+        self.append_with(txns, None)
+    }
+
+    /// Appends as [`Store::append`] and records, in the same atomic batch,
+    /// how far the upstream log these transactions came from was read.
+    pub fn append_following(&mut self, txns: &[Transaction], position: &FollowPosition) -> Result<Vec<AppendOutcome>> {
+        self.append_with(txns, Some(position))
+    }
+
+    fn append_with(&mut self, txns: &[Transaction], position: Option<&FollowPosition>) -> Result<Vec<AppendOutcome>> {
         self.check_writable()?;
         let mut pending = Pending::default();
         let mut builder = BatchBuilder::new(self, &mut pending);
@@ -60,8 +70,14 @@ impl Store {
             first_new.get_or_insert(lsn);
             outcomes.push(AppendOutcome::Appended);
         }
-        let batch = builder.into_batch();
+        let mut batch = builder.into_batch();
+        if let Some(p) = position {
+            batch.put_cf(self.cf(cf::META)?, keys::meta::FOLLOW, meta::encode(p));
+        }
         let Some(new_mark) = last.filter(|_| first_new.is_some()) else {
+            if position.is_some() {
+                self.write_synced(batch)?;
+            }
             return Ok(outcomes);
         };
         self.commit_batch(batch, new_mark, pending)?;

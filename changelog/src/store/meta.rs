@@ -53,6 +53,20 @@ pub enum ResetKind {
     Drop,
 }
 
+/// Where a store rebuilt from an upstream copy of the log (a Kafka topic)
+/// has read to. Written in the same atomic batch as the transactions read
+/// up to it, so a follower killed at any instant resumes with nothing lost
+/// or applied twice.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct FollowPosition {
+    /// Where the upstream log lives (Kafka bootstrap servers).
+    pub brokers: String,
+    /// The upstream log (topic).
+    pub topic: String,
+    /// The first offset not yet applied.
+    pub next_offset: i64,
+}
+
 /// Where the log comes from; written by the capture, shown by `status`.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct SourceInfo {

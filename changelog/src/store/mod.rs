@@ -21,7 +21,7 @@ use crate::lsn::Lsn;
 
 pub use append::AppendOutcome;
 pub use catalog::{Catalog, TableEntry};
-pub use meta::{CommitEntry, ResetKind, SourceInfo, Watermark, FORMAT_VERSION};
+pub use meta::{CommitEntry, FollowPosition, ResetKind, SourceInfo, Watermark, FORMAT_VERSION};
 pub use read::{LogEntry, StoredVersion, VersionState};
 pub use spill::SpillTxn;
 
@@ -170,6 +170,27 @@ impl Store {
             Some(b) => Ok(Some(meta::decode(crate::keys::cf::META, &b)?)),
             None => Ok(None),
         }
+    }
+
+    /// How far this store has read the upstream log it follows, if it is
+    /// a follower.
+    pub fn follow_position(&self) -> Result<Option<FollowPosition>> {
+        let cf = self.cf(crate::keys::cf::META)?;
+        match self.db.get_cf(cf, crate::keys::meta::FOLLOW)? {
+            Some(b) => Ok(Some(meta::decode(crate::keys::cf::META, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a batch that holds no transaction, synced.
+    pub(crate) fn write_synced(&mut self, batch: rocksdb::WriteBatch) -> Result<()> {
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(self.durability == Durability::Sync);
+        if let Err(e) = self.db.write_opt(batch, &wo) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Records source metadata (durably).

@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 
-use rocksdb::{DBRawIterator, Direction, IteratorMode, ReadOptions};
+use rocksdb::{DBRawIterator, ReadOptions};
 
 use crate::codec;
 use crate::error::{Result, StoreError};
@@ -140,20 +140,24 @@ impl Store {
 
     /// Commits with `from <= commit_lsn <= to`, in order.
     pub fn commits(&self, from: Lsn, to: Lsn) -> Result<Vec<CommitEntry>> {
+        self.commits_from(from, to, usize::MAX)
+    }
+
+    /// At most `limit` commits with `from <= commit_lsn <= to`, in order.
+    pub fn commits_from(&self, from: Lsn, to: Lsn, limit: usize) -> Result<Vec<CommitEntry>> {
         let to = to.min(self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn));
         let mut out = Vec::new();
-        let it = self.db.iterator_cf(
-            self.cf(cf::COMMITS)?,
-            IteratorMode::From(&keys::encode_commit_key(from), Direction::Forward),
-        );
-        for item in it {
-            let (_, v) = item?;
-            let e: CommitEntry = meta::decode(cf::COMMITS, &v)?;
+        let mut it = self.db.raw_iterator_cf(self.cf(cf::COMMITS)?);
+        it.seek(keys::encode_commit_key(from));
+        while let Some(v) = it.value().filter(|_| out.len() < limit) {
+            let e: CommitEntry = meta::decode(cf::COMMITS, v)?;
             if e.commit_lsn > to {
                 break;
             }
             out.push(e);
+            it.next();
         }
+        it.status()?;
         Ok(out)
     }
 

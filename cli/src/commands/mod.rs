@@ -5,6 +5,7 @@ mod changes;
 mod compact;
 mod demo;
 mod diff;
+mod follow;
 mod history;
 mod rows;
 mod status;
@@ -26,6 +27,7 @@ use crate::args::{Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Tail(a) => tail::run(&cli.store, a),
+        Command::Follow(a) => follow::run(&cli.store, a),
         Command::Snapshot(a) => rows::snapshot(&cli.store, a),
         Command::Get(a) => rows::get(&cli.store, a),
         Command::History(a) => history::run(&cli.store, a),

@@ -47,6 +47,21 @@ pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
         Some(h) => outln!("horizon:      lsn {h} (earlier moments are compacted away)")?,
         None => outln!("horizon:      none (full history kept)")?,
     }
+    if let Some(p) = store.follow_position()? {
+        outln!("follows:      topic {} at {}", p.topic, p.brokers)?;
+        let target = kafka_relay::Target {
+            brokers: p.brokers.clone(),
+            topic: p.topic.clone(),
+        };
+        let lag = match target.end_offset(std::time::Duration::from_secs(10)) {
+            Ok(end) => format!(
+                "{} records behind the topic's end ({end})",
+                (end - p.next_offset).max(0)
+            ),
+            Err(e) => format!("topic end unknown ({e})"),
+        };
+        outln!("offset:       {} next; {lag}", p.next_offset)?;
+    }
     if let Some(src) = store.source_info()? {
         outln!("source:       {} (system {})", src.conninfo_redacted, src.system_id)?;
         outln!("slot:         {} (publication {})", src.slot, src.publication)?;

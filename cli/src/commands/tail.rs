@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cdc_source::{CaptureEvent, CaptureOptions, Until};
 
-use crate::args::TailArgs;
+use kafka_relay::{PublishOptions, Publisher, Target};
+
+use crate::args::{PublishArgs, TailArgs};
 use crate::commands::open_writer;
 use crate::metrics::{self, CaptureMetrics};
 
@@ -21,6 +23,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     let listener = a.metrics.map(listen).transpose()?;
     let store = open_writer(store_path)?;
     eprintln!("capturing {} into {}", a.source.conninfo, store_path.display());
+    let dbname = a.source.conninfo.dbname().to_owned();
     let opts = CaptureOptions {
         conninfo: a.source.conninfo,
         slot: a.source.slot,
@@ -33,6 +36,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     // (cross-thread wake-ups cost more than they save); the store writer
     // has its own thread.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let relay = publisher(&rt, a.kafka, dbname, &store)?;
     let store_dir = store_path.to_path_buf();
     let summary = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -46,7 +50,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
             None => None,
         };
         let mut reporter = Reporter::new();
-        cdc_source::capture(store, opts, rx, move |ev| {
+        cdc_source::capture_relayed(store, relay, opts, rx, move |ev| {
             if let Some(m) = &metrics {
                 m.observe(&ev);
             }
@@ -58,6 +62,42 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     let summary = summary?;
     eprintln!("stored {summary}; acknowledged up to {}", summary.confirmed);
     Ok(())
+}
+
+/// With `--kafka`: the topic, created when missing, and a publisher that
+/// continues what it holds.
+fn publisher(
+    rt: &tokio::runtime::Runtime,
+    a: PublishArgs,
+    database: String,
+    store: &changelog::Store,
+) -> Result<Option<Box<dyn cdc_source::Relay>>> {
+    let (Some(brokers), Some(topic)) = (a.kafka, a.topic) else {
+        return Ok(None);
+    };
+    let target = Target { brokers, topic };
+    let timeout = a.timeout.kafka_timeout;
+    rt.block_on(target.ensure(timeout))?;
+    let publisher = Publisher::new(
+        PublishOptions {
+            server: target.topic.clone(),
+            target,
+            database,
+            give_up_after: timeout,
+        },
+        store,
+    )?;
+    match publisher.published() {
+        Some(lsn) => eprintln!(
+            "publishing to topic {} after its last transaction, {lsn}",
+            publisher.topic()
+        ),
+        None => eprintln!(
+            "publishing to topic {} from the store's first transaction",
+            publisher.topic()
+        ),
+    }
+    Ok(Some(Box::new(publisher)))
 }
 
 fn listen(addr: SocketAddr) -> Result<std::net::TcpListener> {
@@ -77,7 +117,7 @@ fn serve_metrics(listener: std::net::TcpListener, store_dir: std::path::PathBuf)
     Ok(m)
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

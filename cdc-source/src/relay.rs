@@ -1,0 +1,23 @@
+//! Passing the log on: the capture's hook for a second home of the log
+//! (a Kafka topic), kept in step before the source is acknowledged.
+//!
+//! The store stays the capture's working copy: it resolves unchanged TOAST
+//! values, keeps the table directory and holds what was captured but not
+//! yet passed on. A [`Relay`] reads what the store holds and makes it
+//! durable elsewhere. The writer calls it after every durable store step
+//! and before reporting that step, so the slot is never acknowledged past
+//! what the relay's system holds; after a crash, what the store has and
+//! the relay's system lacks is passed on first, before streaming resumes.
+
+use changelog::Store;
+
+/// Why a relay could not pass the log on; it has given up retrying.
+pub type RelayError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Keeps another system's copy of the log in step with the store.
+pub trait Relay: Send + 'static {
+    /// Passes on every transaction the store holds that the other system
+    /// does not yet have, returning once they are durable there. Retries
+    /// transient failures itself; an error ends the capture.
+    fn relay(&mut self, store: &Store) -> Result<(), RelayError>;
+}

@@ -1,0 +1,427 @@
+//! Publishing: the store's transactions onto the topic, exactly once.
+//!
+//! The argument, step by step:
+//! 1. The capture stores each transaction first (the store resolves
+//!    unchanged TOAST and keeps what is not yet published), then calls
+//!    [`Publisher`] through [`cdc_source::Relay`] before it reports the
+//!    transaction durable, so the slot is acknowledged only once Kafka has
+//!    committed it.
+//! 2. Records go through one transactional, idempotent producer whose
+//!    transactional id is derived from the topic: a newer publisher of the
+//!    topic fences this one, which then stops with
+//!    [`RelayError::Fenced`] instead of writing beside it.
+//! 3. Whole Postgres transactions are grouped into Kafka transactions; one
+//!    too large for a Kafka transaction is split into chunks, and only the
+//!    chunk with its end marker completes it. A publisher that stops
+//!    mid-way leaves chunks without an end marker, which readers discard
+//!    when the transaction starts again from its first record.
+//! 4. What the topic holds is known only from the topic: the last end
+//!    marker committed there (read after taking the transactional id, so
+//!    an earlier publisher can no longer add to it). Everything the store
+//!    holds after it is published next, in commit order.
+//! 5. A failed Kafka transaction is aborted and published again from the
+//!    topic's end, with backoff, until `give_up_after` passes without
+//!    progress; then the capture ends, with nothing acknowledged past what
+//!    Kafka holds.
+
+use std::time::{Duration, Instant};
+
+use changelog::{ChangeRecord, CommitEntry, CommitInfo, Lsn, Store};
+use kafka_log::{EncodeOptions, Encoder, Tables, TopicRecord};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+use crate::error::{is_fenced, RelayError, Result};
+use crate::topic::{Target, MAX_RECORD_BYTES, PARTITION};
+
+/// Records per Kafka transaction before it is committed: bounds memory,
+/// and keeps a huge Postgres transaction well inside Kafka's transaction
+/// timeout.
+const CHUNK_RECORDS: usize = 50_000;
+
+/// Stored records read at once from a large transaction.
+const READ_RECORDS: usize = 10_000;
+
+/// Commits looked up at once.
+const COMMITS_AT_ONCE: usize = 4096;
+
+/// How a publisher is set up.
+#[derive(Clone, Debug)]
+pub struct PublishOptions {
+    /// The topic.
+    pub target: Target,
+    /// Debezium's logical server name in each event's `source`.
+    pub server: String,
+    /// The source database's name in each event's `source`.
+    pub database: String,
+    /// How long Kafka may fail without progress before publishing gives up.
+    pub give_up_after: Duration,
+}
+
+/// Publishes the store's transactions to the topic; the capture's
+/// [`cdc_source::Relay`].
+pub struct Publisher {
+    opts: PublishOptions,
+    transactional_id: String,
+    /// Created at the first publish: taking the transactional id fences
+    /// any earlier publisher, which must not happen before the capture's
+    /// own checks (the slot, the store) have passed.
+    producer: Option<ThreadedProducer<DefaultProducerContext>>,
+    /// The last transaction the topic holds complete; `None` when it
+    /// holds none.
+    published: Option<Lsn>,
+    /// The encoder as of `published`; rebuilt from the store after a
+    /// failure.
+    encoder: Option<Encoder>,
+    /// Postgres transactions published by this publisher.
+    pub transactions: u64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topic", &self.opts.target.topic)
+            .field("published", &self.published)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// Checks that the store continues what the topic holds (or can
+    /// begin it), without writing anything to Kafka.
+    pub fn new(opts: PublishOptions, store: &Store) -> Result<Publisher> {
+        let published = opts.target.last_transaction(opts.give_up_after)?;
+        check_store(&opts.target, store, published)?;
+        let transactional_id = format!("asof-publish-{}", opts.target.topic);
+        Ok(Publisher {
+            opts,
+            transactional_id,
+            producer: None,
+            published,
+            encoder: None,
+            transactions: 0,
+        })
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.opts.target.topic
+    }
+
+    /// The last transaction the topic holds complete, as far as known.
+    pub fn published(&self) -> Option<Lsn> {
+        self.published
+    }
+
+    /// Publishes everything the store holds after what the topic holds,
+    /// retrying failures with backoff.
+    pub fn publish(&mut self, store: &Store) -> Result<()> {
+        let mut delay = Duration::from_millis(200);
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            let before = self.published;
+            let err = match self.publish_once(store) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if !err.is_transient() {
+                return Err(err);
+            }
+            if self.published != before {
+                failing_since = None;
+                delay = Duration::from_millis(200);
+            }
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.opts.give_up_after {
+                return Err(err);
+            }
+            tracing::warn!(
+                "publishing to {} failed ({err}); trying again in {delay:?}",
+                self.opts.target.topic
+            );
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    fn publish_once(&mut self, store: &Store) -> Result<()> {
+        let Some(mark) = store.watermark() else {
+            return Ok(());
+        };
+        if self.producer.is_none() {
+            self.producer = Some(self.init()?);
+            // Only now can no earlier publisher add to the topic.
+            self.published = self.opts.target.last_transaction(self.opts.give_up_after)?;
+            check_store(&self.opts.target, store, self.published)?;
+            self.encoder = None;
+        }
+        if self.published.is_some_and(|p| p >= mark.commit_lsn) {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        let result = self.publish_through(store, mark.commit_lsn, &mut batch);
+        let result = result.and_then(|()| self.commit(&mut batch));
+        if let Err(e) = result {
+            // Start again from what the topic holds: a new producer
+            // aborts what this one left open, and the topic's end is read
+            // again, since chunks may have been committed before the error.
+            self.encoder = None;
+            self.producer = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Publishes the store's transactions after `published` through `to`.
+    fn publish_through(&mut self, store: &Store, to: Lsn, batch: &mut Batch) -> Result<()> {
+        let mut from = self.published.map_or(Lsn::ZERO, Lsn::next);
+        loop {
+            let commits = store.commits_from(from, to, COMMITS_AT_ONCE)?;
+            let Some(last) = commits.last() else {
+                return Ok(());
+            };
+            from = last.commit_lsn.next();
+            for entry in &commits {
+                self.publish_transaction(store, entry, batch)?;
+            }
+        }
+    }
+
+    fn publish_transaction(&mut self, store: &Store, entry: &CommitEntry, batch: &mut Batch) -> Result<()> {
+        let commit = CommitInfo {
+            commit_lsn: entry.commit_lsn,
+            end_lsn: entry.end_lsn,
+            // The time Postgres reported: a follower makes it monotonic
+            // exactly as the store did.
+            commit_time: entry.reported_time,
+            xid: entry.xid,
+        };
+        if self.encoder.is_none() {
+            self.encoder = Some(encoder_at(store, self.published, &self.opts));
+        }
+        let mut records: Vec<ChangeRecord> = Vec::with_capacity((entry.records as usize).min(READ_RECORDS));
+        let lsn = entry.commit_lsn;
+        // Split borrows: the encoder writes while the producer sends.
+        let Publisher {
+            encoder,
+            producer,
+            opts,
+            transactional_id,
+            ..
+        } = self;
+        let (Some(encoder), Some(producer)) = (encoder.as_mut(), producer.as_ref()) else {
+            return Ok(());
+        };
+        let sender = Sender {
+            producer,
+            opts,
+            transactional_id,
+        };
+        let mut tx = encoder.begin(commit);
+        let flush =
+            |records: &mut Vec<ChangeRecord>, tx: &mut kafka_log::TxEncoder<'_>, batch: &mut Batch| -> Result<()> {
+                tx.add(records)?;
+                records.clear();
+                for r in tx.take() {
+                    sender.send(batch, &r)?;
+                }
+                if batch.records >= CHUNK_RECORDS {
+                    sender.commit(batch)?;
+                }
+                Ok(())
+            };
+        store.for_each_log_entry(lsn, lsn, |e| {
+            records.push(e.record);
+            if records.len() >= READ_RECORDS {
+                flush(&mut records, &mut tx, batch)?;
+            }
+            Ok::<_, RelayError>(std::ops::ControlFlow::Continue(()))
+        })?;
+        flush(&mut records, &mut tx, batch)?;
+        for r in tx.finish()? {
+            sender.send(batch, &r)?;
+        }
+        batch.last_end = Some(lsn);
+        if batch.records >= CHUNK_RECORDS {
+            sender.commit(batch)?;
+            self.published = Some(lsn);
+        }
+        self.transactions += 1;
+        Ok(())
+    }
+
+    /// Commits the open Kafka transaction; the topic then holds everything
+    /// up to its last end marker.
+    fn commit(&mut self, batch: &mut Batch) -> Result<()> {
+        let Some(producer) = self.producer.as_ref() else {
+            return Ok(());
+        };
+        let sender = Sender {
+            producer,
+            opts: &self.opts,
+            transactional_id: &self.transactional_id,
+        };
+        sender.commit(batch)?;
+        if let Some(lsn) = batch.last_end {
+            self.published = Some(lsn);
+        }
+        Ok(())
+    }
+
+    /// A transactional producer holding the topic's transactional id.
+    fn init(&self) -> Result<ThreadedProducer<DefaultProducerContext>> {
+        let timeout_ms = self.opts.give_up_after.as_millis().clamp(10_000, 900_000).to_string();
+        let producer: ThreadedProducer<DefaultProducerContext> = self
+            .opts
+            .target
+            .client_config()
+            .set("transactional.id", &self.transactional_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("transaction.timeout.ms", &timeout_ms)
+            .set("message.timeout.ms", &timeout_ms)
+            .set("message.max.bytes", MAX_RECORD_BYTES.to_string())
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("batch.size", (1 << 20).to_string())
+            .create()
+            .map_err(|source| RelayError::Kafka {
+                action: "create a producer".into(),
+                source,
+            })?;
+        producer
+            .init_transactions(self.opts.give_up_after)
+            .map_err(|source| match is_fenced(&source) {
+                true => RelayError::kafka("", &self.opts.target.topic, &self.transactional_id, source),
+                false => self.opts.target.unreachable(self.opts.give_up_after, source),
+            })?;
+        Ok(producer)
+    }
+}
+
+impl cdc_source::Relay for Publisher {
+    fn relay(&mut self, store: &Store) -> std::result::Result<(), cdc_source::RelayError> {
+        self.publish(store).map_err(|e| Box::new(e) as cdc_source::RelayError)
+    }
+}
+
+/// The open Kafka transaction.
+#[derive(Default, Debug)]
+struct Batch {
+    /// A Kafka transaction is open.
+    open: bool,
+    /// Records sent in it.
+    records: usize,
+    /// The last Postgres transaction whose end marker it holds.
+    last_end: Option<Lsn>,
+}
+
+/// Sends records in Kafka transactions.
+struct Sender<'a> {
+    producer: &'a ThreadedProducer<DefaultProducerContext>,
+    opts: &'a PublishOptions,
+    transactional_id: &'a str,
+}
+
+impl Sender<'_> {
+    fn fail(&self, action: &str, e: KafkaError) -> RelayError {
+        RelayError::kafka(action, &self.opts.target.topic, self.transactional_id, e)
+    }
+
+    fn send(&self, batch: &mut Batch, r: &TopicRecord) -> Result<()> {
+        if !batch.open {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| self.fail("begin a transaction", e))?;
+            batch.open = true;
+            batch.records = 0;
+        }
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (key, value) in &r.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.opts.target.topic)
+            .partition(PARTITION)
+            .payload(r.value.as_slice())
+            .headers(headers);
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        let started = Instant::now();
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if started.elapsed() < self.opts.give_up_after =>
+                {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(self.fail("send a record", e)),
+            }
+        }
+        batch.records += 1;
+        Ok(())
+    }
+
+    fn commit(&self, batch: &mut Batch) -> Result<()> {
+        if !batch.open {
+            return Ok(());
+        }
+        self.producer
+            .commit_transaction(self.opts.give_up_after)
+            .map_err(|e| self.fail("commit a transaction", e))?;
+        batch.open = false;
+        batch.records = 0;
+        Ok(())
+    }
+}
+
+/// An encoder whose directory is the store's tables as of `published`.
+fn encoder_at(store: &Store, published: Option<Lsn>, opts: &PublishOptions) -> Encoder {
+    let catalog = store.catalog();
+    let at = published.unwrap_or(Lsn::ZERO);
+    let latest = catalog
+        .tables()
+        .filter_map(|(id, e)| published.and_then(|_| e.history.at(at)).map(|v| (id, &v.change)));
+    let tables = Tables::from_latest(latest, catalog.next_table_id());
+    let encoder = Encoder::new(
+        tables,
+        EncodeOptions {
+            server: opts.server.clone(),
+            database: opts.database.clone(),
+        },
+    );
+    match published {
+        Some(lsn) => encoder.after(lsn),
+        None => encoder,
+    }
+}
+
+/// Refuses a store that does not continue what the topic holds.
+fn check_store(target: &Target, store: &Store, published: Option<Lsn>) -> Result<()> {
+    let store_lsn = store.watermark().map_or(Lsn::ZERO, |w| w.commit_lsn);
+    if let Some(p) = published {
+        if store.commit(p)?.is_none() {
+            return Err(RelayError::ForeignTopic {
+                topic: target.topic.clone(),
+                topic_lsn: p,
+                store_lsn,
+            });
+        }
+    }
+    if let Some(horizon) = store.horizon() {
+        if published.is_none_or(|p| p < horizon) {
+            return Err(RelayError::Compacted {
+                topic: target.topic.clone(),
+                horizon,
+                topic_lsn: published.unwrap_or(Lsn::ZERO),
+            });
+        }
+    }
+    Ok(())
+}
