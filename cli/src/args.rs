@@ -132,6 +132,9 @@ pub struct PublishArgs {
     /// The topic to publish to (created when missing: one partition, kept forever, replicated).
     #[arg(long, value_name = "TOPIC", requires = "kafka", value_parser = values::topic)]
     pub topic: Option<String>,
+    /// Also write each row change to a per-table topic PREFIX.schema.table (Debezium's naming, keyed by primary key).
+    #[arg(long, value_name = "PREFIX", requires = "kafka", value_parser = values::topic)]
+    pub fan_out: Option<String>,
     #[command(flatten)]
     pub timeout: KafkaTimeoutArg,
 }

@@ -74,6 +74,9 @@ pub enum RelayError {
         #[source]
         source: kafka_log::ReassemblyError,
     },
+    /// No runtime to wait for the admin client in.
+    #[error("cannot start a runtime for Kafka's admin client")]
+    Runtime(#[source] std::io::Error),
     /// A stored transaction could not be written as records.
     #[error(transparent)]
     Encode(#[from] kafka_log::EncodeError),

@@ -24,6 +24,8 @@
 //!    progress; then the capture ends, with nothing acknowledged past what
 //!    Kafka holds.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use changelog::{ChangeRecord, CommitEntry, CommitInfo, Lsn, Store};
@@ -57,6 +59,10 @@ pub struct PublishOptions {
     pub database: String,
     /// How long Kafka may fail without progress before publishing gives up.
     pub give_up_after: Duration,
+    /// Also write each row change to a per-table topic
+    /// `prefix.schema.table` (Debezium's naming, keyed by primary key), in
+    /// the same Kafka transaction as the log.
+    pub fan_out: Option<String>,
 }
 
 /// Publishes the store's transactions to the topic; the capture's
@@ -74,6 +80,8 @@ pub struct Publisher {
     /// The encoder as of `published`; rebuilt from the store after a
     /// failure.
     encoder: Option<Encoder>,
+    /// Per-table topics known to exist.
+    table_topics: RefCell<HashSet<String>>,
     /// Postgres transactions published by this publisher.
     pub transactions: u64,
 }
@@ -100,6 +108,7 @@ impl Publisher {
             producer: None,
             published,
             encoder: None,
+            table_topics: RefCell::default(),
             transactions: 0,
         })
     }
@@ -208,6 +217,7 @@ impl Publisher {
             producer,
             opts,
             transactional_id,
+            table_topics,
             ..
         } = self;
         let (Some(encoder), Some(producer)) = (encoder.as_mut(), producer.as_ref()) else {
@@ -217,6 +227,7 @@ impl Publisher {
             producer,
             opts,
             transactional_id,
+            table_topics,
         };
         let mut tx = encoder.begin(commit);
         let flush =
@@ -261,6 +272,7 @@ impl Publisher {
             producer,
             opts: &self.opts,
             transactional_id: &self.transactional_id,
+            table_topics: &self.table_topics,
         };
         sender.commit(batch)?;
         if let Some(lsn) = batch.last_end {
@@ -322,6 +334,7 @@ struct Sender<'a> {
     producer: &'a ThreadedProducer<DefaultProducerContext>,
     opts: &'a PublishOptions,
     transactional_id: &'a str,
+    table_topics: &'a RefCell<HashSet<String>>,
 }
 
 impl Sender<'_> {
@@ -351,6 +364,29 @@ impl Sender<'_> {
         if let Some(k) = &r.key {
             record = record.key(k.as_slice());
         }
+        self.produce(record)?;
+        batch.records += 1;
+        if let Some((topic, records)) = self.opts.fan_out.as_deref().and_then(|p| kafka_log::fan_out(p, r)) {
+            if !self.table_topics.borrow().contains(&topic) {
+                self.opts.target.ensure_table_topic(&topic, self.opts.give_up_after)?;
+                self.table_topics.borrow_mut().insert(topic.clone());
+            }
+            for f in &records {
+                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topic);
+                if let Some(k) = &f.key {
+                    record = record.key(k.as_slice());
+                }
+                if let Some(v) = &f.value {
+                    record = record.payload(v.as_slice());
+                }
+                self.produce(record)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands one record to the producer, waiting while its queue is full.
+    fn produce(&self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<()> {
         let started = Instant::now();
         loop {
             match self.producer.send(record) {
@@ -364,7 +400,6 @@ impl Sender<'_> {
                 Err((e, _)) => return Err(self.fail("send a record", e)),
             }
         }
-        batch.records += 1;
         Ok(())
     }
 

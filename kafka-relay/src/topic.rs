@@ -173,6 +173,49 @@ impl Target {
         }
     }
 
+    /// Creates a per-table topic when missing, from a thread without an
+    /// async runtime: replicated like the log, partitioned by the broker's
+    /// default.
+    pub(crate) fn ensure_table_topic(&self, topic: &str, timeout: Duration) -> Result<()> {
+        let table = Target {
+            brokers: self.brokers.clone(),
+            topic: topic.to_owned(),
+        };
+        if table.partitions(timeout)?.is_some() {
+            return Ok(());
+        }
+        let replicas = self.brokers_in_cluster(timeout)?.clamp(1, 3);
+        let new_topic = NewTopic::new(topic, -1, TopicReplication::Fixed(i32::try_from(replicas).unwrap_or(1)));
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().map_err(|source| RelayError::Kafka {
+                action: "create an admin client".into(),
+                source,
+            })?;
+        let options = AdminOptions::new().operation_timeout(Some(timeout));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(RelayError::Runtime)?;
+        let results = rt
+            .block_on(admin.create_topics([&new_topic], &options))
+            .map_err(|source| RelayError::Kafka {
+                action: format!("create topic {topic}"),
+                source,
+            })?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => {
+                    return Err(RelayError::Kafka {
+                        action: format!("create topic {topic}"),
+                        source: KafkaError::AdminOp(code),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The offset after the topic's last record (its high watermark).
     pub fn end_offset(&self, timeout: Duration) -> Result<i64> {
         let consumer: BaseConsumer = self.client_config().create().map_err(|source| RelayError::Kafka {

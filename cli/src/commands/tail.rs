@@ -84,6 +84,7 @@ fn publisher(
             target,
             database,
             give_up_after: timeout,
+            fan_out: a.fan_out,
         },
         store,
     )?;

@@ -11,7 +11,7 @@ use pg_fixture::PgCluster;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::support::{kill, run, run_ok, spawn, topic_transactions, TOPIC};
+use crate::support::{kill, run, run_ok, spawn, topic_records, topic_transactions, TOPIC};
 
 fn one_error_line(stderr: &str) -> &str {
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("asof: ")).collect();
@@ -177,7 +177,7 @@ fn a_lost_cluster_stops_the_publisher_with_nothing_acknowledged_past_kafka() {
 }
 
 #[test]
-fn three_brokers_lose_one_mid_stream_and_take_it_back() {
+fn three_brokers_lose_one_mid_stream_and_take_it_back_with_tables_fanned_out() {
     let pg = PgCluster::start().expect("postgres");
     pg.execute(
         "CREATE TABLE t (id int PRIMARY KEY, v text, n int8);
@@ -189,7 +189,16 @@ fn three_brokers_lose_one_mid_stream_and_take_it_back() {
     let conn = conninfo(&pg, "postgres");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store");
-    let tail = ["tail", conn.as_str(), "--kafka", brokers.as_str(), "--topic", TOPIC];
+    let tail = [
+        "tail",
+        conn.as_str(),
+        "--kafka",
+        brokers.as_str(),
+        "--topic",
+        TOPIC,
+        "--fan-out",
+        "shop",
+    ];
     run_ok(&store, &[&tail[..], &["--until", "caught-up"]].concat());
     let leader = partition_leader(&brokers);
 
@@ -234,6 +243,26 @@ fn three_brokers_lose_one_mid_stream_and_take_it_back() {
     let follower = dir.path().join("follower");
     run_ok(&follower, &["follow", &brokers, TOPIC, "--until", "caught-up"]);
     assert_matches(&Store::open_read_only(&follower).expect("follower"), &observations);
+
+    // The per-table topic holds exactly the log's changes of `t`, in order,
+    // keyed by primary key, as Debezium names and writes them.
+    let of_t = |r: &kafka_log::TopicRecord| {
+        let v: serde_json::Value = serde_json::from_slice(&r.value).ok()?;
+        (v["source"]["table"] == "t" && v["op"].is_string()).then(|| (r.key.clone(), r.value.clone()))
+    };
+    let expected: Vec<_> = topic_records(&brokers, TOPIC)
+        .iter()
+        .filter_map(|(_, r)| of_t(r))
+        .collect();
+    let fanned: Vec<_> = topic_records(&brokers, "shop.public.t")
+        .into_iter()
+        .map(|(_, r)| (r.key, r.value))
+        .collect();
+    assert_eq!(expected.len(), 100 + 90, "the copy and the workload");
+    assert!(expected
+        .iter()
+        .all(|(k, _)| k.as_deref().is_some_and(|k| k.starts_with(b"{\"id\":"))));
+    assert_eq!(fanned, expected);
 }
 
 /// The broker leading the log's partition.
@@ -251,4 +280,78 @@ fn partition_leader(brokers: &str) -> i32 {
         .and_then(|t| t.partitions().first())
         .map(|p| p.leader())
         .expect("a leader")
+}
+
+#[test]
+fn a_publisher_fenced_by_a_newer_one_stops_with_exit_code_3() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY)").expect("setup");
+    let kafka = KafkaCluster::start().expect("kafka");
+    let brokers = kafka.bootstrap_servers();
+    let conn = conninfo(&pg, "postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let tail = ["tail", conn.as_str(), "--kafka", brokers.as_str(), "--topic", TOPIC];
+    run_ok(&store, &[&tail[..], &["--until", "caught-up"]].concat());
+    let first = xid_of(&pg, "INSERT INTO t VALUES (1)");
+    let mut older = spawn_logged(&store, &tail, &dir.path().join("older.log"));
+    wait_for("the first row on the topic", || {
+        topic_transactions(&brokers, TOPIC)
+            .iter()
+            .any(|t| t.commit.xid.0 == first)
+    });
+
+    // A newer publisher of the topic (as after a fail-over) takes the
+    // transactional id: the older one is fenced at its next commit.
+    let reader = Store::open_read_only(&store).expect("store");
+    let mut newer = kafka_relay::Publisher::new(
+        kafka_relay::PublishOptions {
+            target: kafka_relay::Target {
+                brokers: brokers.clone(),
+                topic: TOPIC.into(),
+            },
+            server: TOPIC.into(),
+            database: "postgres".into(),
+            give_up_after: Duration::from_secs(30),
+            fan_out: None,
+        },
+        &reader,
+    )
+    .expect("newer publisher");
+    newer.publish(&reader).expect("take over");
+    let second = xid_of(&pg, "INSERT INTO t VALUES (2)");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = older.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the fenced publisher went on");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stderr = std::fs::read_to_string(dir.path().join("older.log")).expect("log");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let line = one_error_line(&stderr);
+    assert!(line.contains("took over topic"), "{line}");
+    let xids: Vec<u32> = topic_transactions(&brokers, TOPIC)
+        .iter()
+        .map(|t| t.commit.xid.0)
+        .collect();
+    assert!(
+        !xids.contains(&second),
+        "the fenced publisher wrote after the take-over"
+    );
+    assert_eq!(xids.iter().filter(|x| **x == first).count(), 1);
+}
+
+/// Starts `asof` in the background with its stderr in `log`.
+fn spawn_logged(store: &std::path::Path, args: &[&str], log: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(crate::support::asof_bin())
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn asof")
 }

@@ -93,6 +93,18 @@ pub fn kill(mut child: Child) {
 /// offset 0 and put back together by the format's own reader, as any
 /// consumer of the topic would.
 pub fn topic_transactions(brokers: &str, topic: &str) -> Vec<Transaction> {
+    let mut reader = Reassembler::new(Tables::new(0));
+    let mut out = Vec::new();
+    for (offset, record) in topic_records(brokers, topic) {
+        if let Some(tx) = reader.push(offset, &record).expect("a well-formed topic") {
+            out.push(tx);
+        }
+    }
+    out
+}
+
+/// Every committed record of partition 0 of a topic, with its offset.
+pub fn topic_records(brokers: &str, topic: &str) -> Vec<(i64, TopicRecord)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "asof-tests")
@@ -109,7 +121,6 @@ pub fn topic_transactions(brokers: &str, topic: &str) -> Vec<Transaction> {
         .add_partition_offset(topic, 0, Offset::Beginning)
         .expect("assignment");
     consumer.assign(&assignment).expect("assign");
-    let mut reader = Reassembler::new(Tables::new(0));
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -130,9 +141,7 @@ pub fn topic_transactions(brokers: &str, topic: &str) -> Vec<Transaction> {
                     value: m.payload().unwrap_or_default().to_vec(),
                     headers,
                 };
-                if let Some(tx) = reader.push(m.offset(), &record).expect("a well-formed topic") {
-                    out.push(tx);
-                }
+                out.push((m.offset(), record));
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => panic!("reading {topic}: {e}"),
