@@ -5,6 +5,12 @@
 //! only after the store call that made a position durable returned, which
 //! is where every acknowledgement to the server comes from. A command the
 //! writer cannot carry out stops it with an error, never silently.
+//!
+//! With a [`Relay`], the writer's reports go to a second thread instead,
+//! which reads the store through its own view, has the relay pass on
+//! everything durable so far, and only then forwards the reports: the
+//! store's next writes overlap the relay's work, and a report still never
+//! reaches the stream before the relay's system holds what it covers.
 
 use std::thread::JoinHandle;
 
@@ -32,22 +38,37 @@ enum Command {
 pub struct Writer {
     commands: mpsc::Sender<Command>,
     reports: mpsc::UnboundedReceiver<Result<Durable>>,
-    handle: JoinHandle<(Store, Option<Box<dyn Relay>>)>,
+    handle: JoinHandle<Store>,
+    relay: Option<JoinHandle<Box<dyn Relay>>>,
 }
 
 impl Writer {
     /// Moves the store, and the relay that passes the log on if any, into
     /// a new writer thread.
-    pub fn spawn(store: Store, relay: Option<Box<dyn Relay>>) -> std::io::Result<Writer> {
+    pub fn spawn(store: Store, relay: Option<Box<dyn Relay>>) -> Result<Writer> {
         let (commands, command_rx) = mpsc::channel(QUEUE);
         let (report_tx, reports) = mpsc::unbounded_channel();
+        let (store_reports, relay) = match relay {
+            None => (report_tx, None),
+            Some(relay) => {
+                let view = Store::open_read_only(store.path())?;
+                let (tx, rx) = mpsc::unbounded_channel();
+                let handle = std::thread::Builder::new()
+                    .name("asof-relay".into())
+                    .spawn(move || run_relay(view, relay, rx, report_tx))
+                    .map_err(CaptureError::WriterThread)?;
+                (tx, Some(handle))
+            }
+        };
         let handle = std::thread::Builder::new()
             .name("asof-writer".into())
-            .spawn(move || run(store, relay, command_rx, report_tx))?;
+            .spawn(move || run(store, command_rx, store_reports))
+            .map_err(CaptureError::WriterThread)?;
         Ok(Writer {
             commands,
             reports,
             handle,
+            relay,
         })
     }
 
@@ -55,10 +76,16 @@ impl Writer {
     /// store and the relay.
     pub fn join(self) -> (Store, Option<Box<dyn Relay>>) {
         drop(self.commands);
-        match self.handle.join() {
+        let store = match self.handle.join() {
             Ok(store) => store,
             Err(p) => std::panic::resume_unwind(p),
-        }
+        };
+        // The writer's end closed the relay thread's input.
+        let relay = self.relay.map(|h| match h.join() {
+            Ok(relay) => relay,
+            Err(p) => std::panic::resume_unwind(p),
+        });
+        (store, relay)
     }
 
     async fn send(&mut self, command: Command) -> Result<()> {
@@ -99,22 +126,48 @@ impl Sink for Writer {
     }
 }
 
+/// The relay's thread: for the reports that arrived, brings its view of the
+/// store up to date, has the relay pass on what it holds, then forwards
+/// them. An error (the writer's or the relay's) is forwarded and ends it.
+fn run_relay(
+    mut view: Store,
+    mut relay: Box<dyn Relay>,
+    mut reports: mpsc::UnboundedReceiver<Result<Durable>>,
+    out: mpsc::UnboundedSender<Result<Durable>>,
+) -> Box<dyn Relay> {
+    while let Some(first) = reports.blocking_recv() {
+        let mut batch = vec![first];
+        while let Ok(r) = reports.try_recv() {
+            batch.push(r);
+        }
+        let relayed = view
+            .refresh()
+            .map_err(CaptureError::from)
+            .and_then(|()| relay.relay(&view).map_err(CaptureError::Relay));
+        if let Err(e) = relayed {
+            let _ = out.send(Err(e));
+            break;
+        }
+        for r in batch {
+            let stop = r.is_err();
+            let _ = out.send(r);
+            if stop {
+                return relay;
+            }
+        }
+    }
+    relay
+}
+
 /// The thread: applies commands until the handle is dropped or one fails.
-/// A step made durable in the store is passed on by the relay before it is
-/// reported.
 fn run(
     mut store: Store,
-    mut relay: Option<Box<dyn Relay>>,
     mut commands: mpsc::Receiver<Command>,
     reports: mpsc::UnboundedSender<Result<Durable>>,
-) -> (Store, Option<Box<dyn Relay>>) {
+) -> Store {
     let mut spill: Option<SpillTxn> = None;
     while let Some(command) = commands.blocking_recv() {
-        let applied = apply(&mut store, &mut spill, command).and_then(|durable| match (durable, relay.as_mut()) {
-            (Some(d), Some(r)) => r.relay(&store).map(|()| Some(d)).map_err(CaptureError::Relay),
-            (d, _) => Ok(d),
-        });
-        match applied {
+        match apply(&mut store, &mut spill, command) {
             Ok(Some(durable)) => {
                 let _ = reports.send(Ok(durable));
             }
@@ -137,7 +190,7 @@ fn run(
     if let Err(e) = store.flush() {
         tracing::warn!("could not flush the store: {e}");
     }
-    (store, relay)
+    store
 }
 
 fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, command: Command) -> Result<Option<Durable>> {

@@ -9,13 +9,16 @@
 //! applied: nothing lost, nothing applied twice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use changelog::{FollowPosition, Lsn, Store, Transaction, Watermark};
 use kafka_log::{Reassembler, Tables};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::Message;
 
+use crate::context::Quiet;
 use crate::error::{RelayError, Result};
 use crate::topic::{topic_record, Target};
 
@@ -82,10 +85,61 @@ pub fn follow(
         watermark: store.watermark(),
         ..FollowProgress::default()
     };
-    let mut group = Group::default();
     let consumer = opts.target.reader(start)?;
+    // Reading and decoding on this thread, appending on another: the two
+    // halves of the work overlap.
+    std::thread::scope(|scope| {
+        let (groups, to_apply) = mpsc::sync_channel::<Group>(GROUPS_IN_FLIGHT);
+        let (applied_tx, applied) = mpsc::channel::<FollowProgress>();
+        let target = &opts.target;
+        let mut writer_progress = progress;
+        let writer = std::thread::Builder::new()
+            .name("asof-follow-writer".into())
+            .spawn_scoped(scope, move || -> Result<()> {
+                for mut group in to_apply {
+                    group.apply(store, target, &mut writer_progress)?;
+                    let _ = applied_tx.send(writer_progress);
+                }
+                Ok(())
+            })
+            .map_err(RelayError::Runtime)?;
+        let read = read_topic(&consumer, &mut reader, opts, stop, &groups, || {
+            while let Ok(p) = applied.try_recv() {
+                progress = p;
+                on_progress(&progress);
+            }
+        });
+        drop(groups);
+        let written = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        while let Ok(p) = applied.try_recv() {
+            progress = p;
+            on_progress(&progress);
+        }
+        // A failed append stops the reader first; its error is the cause.
+        written.and(read)
+    })?;
+    Ok(progress)
+}
+
+/// Groups handed to the writer and not yet applied.
+const GROUPS_IN_FLIGHT: usize = 2;
+
+/// Reads the topic and hands whole transactions, grouped, to the writer
+/// until told to stop, caught up, or the writer is gone.
+fn read_topic(
+    consumer: &BaseConsumer<Quiet>,
+    reader: &mut Reassembler,
+    opts: &FollowOptions,
+    stop: &AtomicBool,
+    groups: &mpsc::SyncSender<Group>,
+    mut tick: impl FnMut(),
+) -> Result<()> {
+    let mut group = Group::default();
     let mut quiet_since = Instant::now();
+    // `false` when the writer stopped: its own error says why.
+    let hand_over = |group: &mut Group| group.txns.is_empty() || groups.send(std::mem::take(group)).is_ok();
     while !stop.load(Ordering::Relaxed) {
+        tick();
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 quiet_since = Instant::now();
@@ -97,15 +151,14 @@ pub fn follow(
                 })?;
                 if let Some(tx) = done {
                     group.add(tx, offset + 1);
-                    if group.is_full() {
-                        group.apply(store, &opts.target, &mut progress)?;
-                        on_progress(&progress);
+                    if group.is_full() && !hand_over(&mut group) {
+                        return Ok(());
                     }
                 }
             }
             None => {
-                if group.apply(store, &opts.target, &mut progress)? {
-                    on_progress(&progress);
+                if !hand_over(&mut group) {
+                    return Ok(());
                 }
                 // Idle and quiet: check the cluster is still there.
                 if quiet_since.elapsed() >= opts.give_up_after {
@@ -117,11 +170,11 @@ pub fn follow(
             // committed before this run started has been read.
             Some(Err(KafkaError::PartitionEOF(_))) => {
                 quiet_since = Instant::now();
-                if group.apply(store, &opts.target, &mut progress)? {
-                    on_progress(&progress);
+                if !hand_over(&mut group) {
+                    return Ok(());
                 }
                 if opts.until == FollowUntil::CaughtUp {
-                    break;
+                    return Ok(());
                 }
             }
             Some(Err(e)) => {
@@ -132,8 +185,8 @@ pub fn follow(
             }
         }
     }
-    group.apply(store, &opts.target, &mut progress)?;
-    Ok(progress)
+    hand_over(&mut group);
+    Ok(())
 }
 
 /// Transactions read but not yet applied.

@@ -19,6 +19,7 @@
 //! Not here: the records' format (`kafka-log`), capturing from Postgres
 //! (`cdc-source`), or the store (`changelog`).
 
+mod context;
 mod error;
 pub mod follow;
 pub mod publish;

@@ -32,8 +32,9 @@ use changelog::{ChangeRecord, CommitEntry, CommitInfo, Lsn, Store};
 use kafka_log::{EncodeOptions, Encoder, Tables, TopicRecord};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
+use crate::context::Quiet;
 use crate::error::{is_fenced, RelayError, Result};
 use crate::topic::{Target, MAX_RECORD_BYTES, PARTITION};
 
@@ -73,7 +74,7 @@ pub struct Publisher {
     /// Created at the first publish: taking the transactional id fences
     /// any earlier publisher, which must not happen before the capture's
     /// own checks (the slot, the store) have passed.
-    producer: Option<ThreadedProducer<DefaultProducerContext>>,
+    producer: Option<ThreadedProducer<Quiet>>,
     /// The last transaction the topic holds complete; `None` when it
     /// holds none.
     published: Option<Lsn>,
@@ -237,7 +238,9 @@ impl Publisher {
                 for r in tx.take() {
                     sender.send(batch, &r)?;
                 }
-                if batch.records >= CHUNK_RECORDS {
+                // Mid-transaction only for a transaction too large for one
+                // Kafka transaction; otherwise at the next boundary.
+                if batch.records >= 2 * CHUNK_RECORDS {
                     sender.commit(batch)?;
                 }
                 Ok(())
@@ -282,9 +285,9 @@ impl Publisher {
     }
 
     /// A transactional producer holding the topic's transactional id.
-    fn init(&self) -> Result<ThreadedProducer<DefaultProducerContext>> {
+    fn init(&self) -> Result<ThreadedProducer<Quiet>> {
         let timeout_ms = self.opts.give_up_after.as_millis().clamp(10_000, 900_000).to_string();
-        let producer: ThreadedProducer<DefaultProducerContext> = self
+        let producer: ThreadedProducer<Quiet> = self
             .opts
             .target
             .client_config()
@@ -296,8 +299,14 @@ impl Publisher {
             .set("message.max.bytes", MAX_RECORD_BYTES.to_string())
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
+            // The next transaction's first send is refused while the
+            // broker finishes the last commit, and retried after this
+            // backoff; the default of 100 ms would bound us to ten Kafka
+            // transactions a second.
+            .set("retry.backoff.ms", "5")
+            .set("retry.backoff.max.ms", "100")
             .set("batch.size", (1 << 20).to_string())
-            .create()
+            .create_with_context(Quiet)
             .map_err(|source| RelayError::Kafka {
                 action: "create a producer".into(),
                 source,
@@ -331,7 +340,7 @@ struct Batch {
 
 /// Sends records in Kafka transactions.
 struct Sender<'a> {
-    producer: &'a ThreadedProducer<DefaultProducerContext>,
+    producer: &'a ThreadedProducer<Quiet>,
     opts: &'a PublishOptions,
     transactional_id: &'a str,
     table_topics: &'a RefCell<HashSet<String>>,
@@ -407,9 +416,11 @@ impl Sender<'_> {
         if !batch.open {
             return Ok(());
         }
+        let started = Instant::now();
         self.producer
             .commit_transaction(self.opts.give_up_after)
             .map_err(|e| self.fail("commit a transaction", e))?;
+        tracing::debug!("committed {} records in {:?}", batch.records, started.elapsed());
         batch.open = false;
         batch.records = 0;
         Ok(())

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use changelog::Lsn;
 use kafka_log::{header, RecordKind, TopicRecord};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use crate::context::Quiet;
 use crate::error::{RelayError, Result};
 
 /// The log is one totally ordered partition.
@@ -44,18 +44,21 @@ impl Target {
 
     /// A reader of the topic's committed records from `offset` on; the end
     /// of what is committed shows as [`KafkaError::PartitionEOF`].
-    pub(crate) fn reader(&self, offset: i64) -> Result<BaseConsumer> {
-        let consumer: BaseConsumer = self
+    pub(crate) fn reader(&self, offset: i64) -> Result<BaseConsumer<Quiet>> {
+        let consumer: BaseConsumer<Quiet> = self
             .client_config()
             // Assigned, never subscribed: the group is not joined.
             .set("group.id", "asof-reader")
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
+            // The end of the partition shows only when a fetch comes back
+            // empty; the default waits half a second for one.
+            .set("fetch.wait.max.ms", "20")
             .set("fetch.max.bytes", (MAX_RECORD_BYTES * 2).to_string())
             .set("max.partition.fetch.bytes", (MAX_RECORD_BYTES).to_string())
             .set("receive.message.max.bytes", (MAX_RECORD_BYTES * 2 + 65536).to_string())
-            .create()
+            .create_with_context(Quiet)
             .map_err(|source| RelayError::Kafka {
                 action: "create a consumer".into(),
                 source,
@@ -74,10 +77,13 @@ impl Target {
     /// The number of partitions of the topic, `None` when it does not
     /// exist; fails when the brokers do not answer within `timeout`.
     pub fn partitions(&self, timeout: Duration) -> Result<Option<usize>> {
-        let consumer: BaseConsumer = self.client_config().create().map_err(|source| RelayError::Kafka {
-            action: "create a client".into(),
-            source,
-        })?;
+        let consumer: BaseConsumer<Quiet> =
+            self.client_config()
+                .create_with_context(Quiet)
+                .map_err(|source| RelayError::Kafka {
+                    action: "create a client".into(),
+                    source,
+                })?;
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), timeout)
             .map_err(|source| self.unreachable(timeout, source))?;
@@ -96,10 +102,13 @@ impl Target {
 
     /// How many brokers the cluster has.
     fn brokers_in_cluster(&self, timeout: Duration) -> Result<usize> {
-        let consumer: BaseConsumer = self.client_config().create().map_err(|source| RelayError::Kafka {
-            action: "create a client".into(),
-            source,
-        })?;
+        let consumer: BaseConsumer<Quiet> =
+            self.client_config()
+                .create_with_context(Quiet)
+                .map_err(|source| RelayError::Kafka {
+                    action: "create a client".into(),
+                    source,
+                })?;
         let metadata = consumer
             .fetch_metadata(None, timeout)
             .map_err(|source| self.unreachable(timeout, source))?;
@@ -128,11 +137,13 @@ impl Target {
         .set("max.message.bytes", &max_bytes)
         // Exactly the order written: never compact away a key's history.
         .set("cleanup.policy", "delete");
-        let admin: AdminClient<DefaultClientContext> =
-            self.client_config().create().map_err(|source| RelayError::Kafka {
-                action: "create an admin client".into(),
-                source,
-            })?;
+        let admin: AdminClient<Quiet> =
+            self.client_config()
+                .create_with_context(Quiet)
+                .map_err(|source| RelayError::Kafka {
+                    action: "create an admin client".into(),
+                    source,
+                })?;
         let options = AdminOptions::new().operation_timeout(Some(timeout));
         let results = admin
             .create_topics([&new_topic], &options)
@@ -186,11 +197,13 @@ impl Target {
         }
         let replicas = self.brokers_in_cluster(timeout)?.clamp(1, 3);
         let new_topic = NewTopic::new(topic, -1, TopicReplication::Fixed(i32::try_from(replicas).unwrap_or(1)));
-        let admin: AdminClient<DefaultClientContext> =
-            self.client_config().create().map_err(|source| RelayError::Kafka {
-                action: "create an admin client".into(),
-                source,
-            })?;
+        let admin: AdminClient<Quiet> =
+            self.client_config()
+                .create_with_context(Quiet)
+                .map_err(|source| RelayError::Kafka {
+                    action: "create an admin client".into(),
+                    source,
+                })?;
         let options = AdminOptions::new().operation_timeout(Some(timeout));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -218,10 +231,13 @@ impl Target {
 
     /// The offset after the topic's last record (its high watermark).
     pub fn end_offset(&self, timeout: Duration) -> Result<i64> {
-        let consumer: BaseConsumer = self.client_config().create().map_err(|source| RelayError::Kafka {
-            action: "create a client".into(),
-            source,
-        })?;
+        let consumer: BaseConsumer<Quiet> =
+            self.client_config()
+                .create_with_context(Quiet)
+                .map_err(|source| RelayError::Kafka {
+                    action: "create a client".into(),
+                    source,
+                })?;
         let (_, high) = consumer
             .fetch_watermarks(&self.topic, PARTITION, timeout)
             .map_err(|source| self.unreachable(timeout, source))?;
@@ -231,10 +247,13 @@ impl Target {
     /// The commit LSN of the last transaction the topic holds complete (its
     /// end marker committed), reading back from the end in growing windows.
     pub fn last_transaction(&self, timeout: Duration) -> Result<Option<Lsn>> {
-        let consumer: BaseConsumer = self.client_config().create().map_err(|source| RelayError::Kafka {
-            action: "create a client".into(),
-            source,
-        })?;
+        let consumer: BaseConsumer<Quiet> =
+            self.client_config()
+                .create_with_context(Quiet)
+                .map_err(|source| RelayError::Kafka {
+                    action: "create a client".into(),
+                    source,
+                })?;
         let (low, high) = consumer
             .fetch_watermarks(&self.topic, PARTITION, timeout)
             .map_err(|source| self.unreachable(timeout, source))?;

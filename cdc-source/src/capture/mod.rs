@@ -256,7 +256,7 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
         let relaying = self.relay.is_some();
         let mut writer = match Writer::spawn(store, self.relay.take()) {
             Ok(w) => w,
-            Err(e) => return (None, Err(CaptureError::WriterThread(e))),
+            Err(e) => return (None, Err(e)),
         };
         // What the store holds is passed on before the stream can
         // acknowledge anything.

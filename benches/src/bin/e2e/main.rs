@@ -11,7 +11,7 @@
 //! ```text
 //! export CARGO_TARGET_DIR=/root/.cache/asof-target
 //! cargo build --release -p asof-cli --bin asof
-//! cargo run --release -p asof-benches --bin e2e -- all              # steps 1-4, ~12 min
+//! cargo run --release -p asof-benches --bin e2e -- all              # steps 1-5
 //! cargo run --release -p asof-benches --bin e2e -- capture --reps 5
 //! cargo run --release -p asof-benches --bin e2e -- asof-snapshot --scale 0.1
 //! cargo run --release -p asof-benches --bin e2e -- capture-runtime  # diagnostic
@@ -32,6 +32,7 @@ mod capture;
 mod ctx;
 mod freshness;
 mod initial_snapshot;
+mod kafka;
 mod measure;
 mod pg;
 mod pgoutput_file;
@@ -86,7 +87,9 @@ enum Step {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
-    /// All four steps, one after the other.
+    /// 5. The backlog of step 1 published to one local Kafka node, and a follower rebuilding it.
+    Kafka,
+    /// All five steps, one after the other.
     All,
     /// Diagnostic: the capture of step 1 in process, under different tokio
     /// runtimes (as `asof tail` runs it, on a current-thread runtime, and
@@ -159,6 +162,7 @@ fn main() -> Result<()> {
         Step::InitialSnapshot => initial_snapshot::run(&ctx),
         Step::AsofSnapshot { versions } => asof_snapshot::run(&ctx, versions),
         Step::Freshness { rate, seconds } => freshness::run(&ctx, rate, seconds),
+        Step::Kafka => kafka::run(&ctx),
         Step::Probe { store, tables } => probe::probe(&store, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),
@@ -167,7 +171,8 @@ fn main() -> Result<()> {
             capture::run(&ctx)?;
             initial_snapshot::run(&ctx)?;
             asof_snapshot::run(&ctx, 20)?;
-            freshness::run(&ctx, 500, 20)
+            freshness::run(&ctx, 500, 20)?;
+            kafka::run(&ctx)
         }
     }
 }
