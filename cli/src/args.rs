@@ -281,6 +281,9 @@ pub struct DemoArgs {
     /// Keep the demo's store in this directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub keep_store: Option<PathBuf>,
+    /// Run the log on a private 3-broker Kafka cluster: publish, lose a broker, follow.
+    #[arg(long)]
+    pub kafka: bool,
 }
 
 #[derive(Args, Debug)]
@@ -297,7 +300,7 @@ const TAIL_EXAMPLES: &str = "Examples:
   asof tail 'host=db.internal dbname=shop user=capture' --tables public.orders,public.customers
   PGPASSWORD=... asof --store /var/lib/asof tail 'host=db dbname=shop'
   asof tail 'host=db.internal dbname=shop user=capture' --metrics 127.0.0.1:9187
-  asof tail 'host=db.internal dbname=shop user=capture' --kafka k1:9092,k2:9092,k3:9092 --topic shop.asof
+  asof tail 'host=db.internal dbname=shop' --kafka k1:9092,k2:9092 --topic shop.asof
 
 The role needs REPLICATION (or superuser) and SELECT on the captured tables; the server needs
 wal_level=logical. Ctrl-C or SIGTERM finishes the transaction in hand, acknowledges it and exits 0.
@@ -305,7 +308,7 @@ With --kafka each transaction is acknowledged only once the topic holds it; the 
 publisher's working copy. A newer publisher of the same topic fences this one (exit code 3).";
 
 const FOLLOW_EXAMPLES: &str = "Examples:
-  asof --store /var/lib/asof-replica follow k1:9092,k2:9092,k3:9092 shop.asof
+  asof --store ./replica follow k1:9092,k2:9092 shop.asof
   asof --store ./replica follow 127.0.0.1:9092 shop.asof --until caught-up
 
 Reads the topic (read_committed) into the store and answers every query exactly as a store
@@ -410,4 +413,5 @@ otherwise prints one line per differing key on stdout and exits 1.";
 
 const DEMO_EXAMPLES: &str = "Examples:
   asof demo
-  asof demo --keep-store ./demo-data     (then: asof --store ./demo-data snapshot orders)";
+  asof demo --keep-store ./demo-data     (then: asof --store ./demo-data snapshot orders)
+  asof demo --kafka                      (the log on a private 3-broker Kafka)";

@@ -100,6 +100,29 @@ impl Target {
         }
     }
 
+    /// The broker that leads the log's partition.
+    pub fn leader(&self, timeout: Duration) -> Result<i32> {
+        let consumer: BaseConsumer<Quiet> =
+            self.client_config()
+                .create_with_context(Quiet)
+                .map_err(|source| RelayError::Kafka {
+                    action: "create a client".into(),
+                    source,
+                })?;
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map_err(|source| self.unreachable(timeout, source))?;
+        metadata
+            .topics()
+            .first()
+            .and_then(|t| t.partitions().iter().find(|p| p.id() == PARTITION))
+            .map(|p| p.leader())
+            .ok_or_else(|| RelayError::Kafka {
+                action: format!("find the leader of topic {}", self.topic),
+                source: KafkaError::MetadataFetch(RDKafkaErrorCode::LeaderNotAvailable),
+            })
+    }
+
     /// How many brokers the cluster has.
     fn brokers_in_cluster(&self, timeout: Duration) -> Result<usize> {
         let consumer: BaseConsumer<Quiet> =
@@ -165,12 +188,19 @@ impl Target {
                 }
             }
         }
-        match self.partitions(timeout)? {
-            Some(n) => self.check_partitions(n),
-            None => Err(RelayError::Kafka {
-                action: format!("find topic {} after creating it", self.topic),
-                source: KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
-            }),
+        // Every broker learns of the new topic a moment later.
+        let created = Instant::now();
+        loop {
+            match self.partitions(timeout)? {
+                Some(n) => return self.check_partitions(n),
+                None if created.elapsed() < timeout => tokio::time::sleep(Duration::from_millis(100)).await,
+                None => {
+                    return Err(RelayError::Kafka {
+                        action: format!("find topic {} after creating it", self.topic),
+                        source: KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
+                    })
+                }
+            }
         }
     }
 
@@ -225,6 +255,11 @@ impl Target {
                     })
                 }
             }
+        }
+        // Every broker learns of the new topic a moment later.
+        let created = Instant::now();
+        while table.partitions(timeout)?.is_none() && created.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(100));
         }
         Ok(())
     }

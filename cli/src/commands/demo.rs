@@ -13,7 +13,7 @@ use pg_fixture::PgCluster;
 use crate::args::{Cli, DemoArgs};
 use crate::commands::{open_writer, outln};
 
-const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
 SET TimeZone = 'UTC';
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, city text);
 CREATE TABLE orders (
@@ -30,7 +30,7 @@ SELECT i, 1 + i % 3, 'new', (i * 17.25)::numeric(10,2), CASE WHEN i % 4 = 0 THEN
 FROM generate_series(1, 8) AS i;
 ";
 
-const PHASE_2: &str = "
+pub(super) const PHASE_2: &str = "
 BEGIN;
 UPDATE orders SET status = 'paid', updated_at = now() WHERE id IN (1, 2, 3, 7);
 UPDATE orders SET note = '' WHERE id = 4;
@@ -40,14 +40,14 @@ COMMIT;
 ALTER TABLE orders ADD COLUMN priority text NOT NULL DEFAULT 'normal';
 ";
 
-const PHASE_3: &str = "
+pub(super) const PHASE_3: &str = "
 UPDATE orders SET status = 'shipped', priority = 'high', updated_at = now() WHERE id = 7;
 UPDATE orders SET amount = amount * 0.9, note = note || ' (10% off)' WHERE id = 2;
 UPDATE orders SET status = 'delivered', updated_at = now() WHERE id = 7;
 DELETE FROM orders WHERE status = 'new' AND id < 5;
 ";
 
-fn heading(s: &str) -> Result<()> {
+pub(super) fn heading(s: &str) -> Result<()> {
     outln!("\n=== {s} ===")?;
     Ok(())
 }
@@ -69,7 +69,7 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
 }
 
 /// The server's clock now.
-fn moment(pg: &PgCluster) -> Result<String> {
+pub(super) fn moment(pg: &PgCluster) -> Result<String> {
     Ok(pg
         .query_one_value("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")?
         .unwrap_or_default())
@@ -77,7 +77,7 @@ fn moment(pg: &PgCluster) -> Result<String> {
 
 /// Runs `asof <shown> <hidden>` on the demo's store under a heading that
 /// shows the command (and `note`), as a user would type it.
-fn show(store: &Path, shown: &[&str], hidden: &[&str], note: &str) -> Result<()> {
+pub(super) fn show(store: &Path, shown: &[&str], hidden: &[&str], note: &str) -> Result<()> {
     heading(&format!("asof {}{note}", shown.join(" ")))?;
     let store = store.as_os_str();
     let args = ["asof".as_ref(), "--store".as_ref(), store].into_iter();
@@ -86,6 +86,9 @@ fn show(store: &Path, shown: &[&str], hidden: &[&str], note: &str) -> Result<()>
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    if a.kafka {
+        return super::demo_kafka::run(a);
+    }
     let started = Instant::now();
     let scratch;
     let store_path: PathBuf = match a.keep_store {

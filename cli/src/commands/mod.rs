@@ -4,6 +4,7 @@
 mod changes;
 mod compact;
 mod demo;
+mod demo_kafka;
 mod diff;
 mod follow;
 mod history;

@@ -53,12 +53,12 @@ pub fn run(store_path: &Path, a: StatusArgs) -> Result<()> {
             brokers: p.brokers.clone(),
             topic: p.topic.clone(),
         };
-        let lag = match target.end_offset(std::time::Duration::from_secs(10)) {
-            Ok(end) => format!(
-                "{} records behind the topic's end ({end})",
-                (end - p.next_offset).max(0)
-            ),
-            Err(e) => format!("topic end unknown ({e})"),
+        let timeout = std::time::Duration::from_secs(10);
+        let lag = match target.last_transaction(timeout) {
+            Ok(last) if last == store.watermark().map(|w| w.commit_lsn) => "caught up with the topic".to_string(),
+            Ok(Some(last)) => format!("behind: the topic's last transaction is at lsn {last}"),
+            Ok(None) => "the topic holds no complete transaction".to_string(),
+            Err(e) => format!("the topic's end is unknown ({e})"),
         };
         outln!("offset:       {} next; {lag}", p.next_offset)?;
     }

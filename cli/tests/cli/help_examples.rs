@@ -10,8 +10,9 @@
 //! before its horizon); such an example may fail only by naming the
 //! earliest answerable moment (so the moment parsed and resolved), and is
 //! then run again with each moment replaced by one of the same kind inside
-//! the test's history. `tail` without `--until` runs until stopped,
-//! so it is run with `--until caught-up`; `verify` waits for a running
+//! the test's history. `tail` and `follow` without `--until` run until
+//! stopped, so they are run with `--until caught-up`; Kafka brokers are a
+//! private one-node cluster's; `verify` waits for a running
 //! tail, so one runs in the background during its examples. A `wrong:` example must be a
 //! usage error; a `(then: ...)` note is an example of its own.
 
@@ -113,6 +114,8 @@ fn words(line: &str) -> Vec<String> {
 
 /// The test's stand-ins for what an example leaves to the reader.
 struct Stand {
+    /// Kafka bootstrap servers.
+    brokers: String,
     uri: String,
     conninfo: String,
     store: PathBuf,
@@ -132,10 +135,13 @@ impl Stand {
                 *w = format!("'{}'", self.conninfo);
             } else if w == "/var/lib/asof" {
                 *w = self.store.display().to_string();
+            } else if w.contains(":9092") {
+                w.clone_from(&self.brokers);
             }
         }
-        // `tail` runs until stopped unless told when to stop.
-        if ws.iter().any(|w| w == "tail") && !ws.iter().any(|w| w == "--until") {
+        // `tail` and `follow` run until stopped unless told when to stop.
+        let endless = ws.iter().any(|w| w == "tail" || w == "follow");
+        if endless && !ws.iter().any(|w| w == "--until") {
             ws.extend(["--until".to_owned(), "caught-up".to_owned()]);
         }
         ws.join(" ")
@@ -193,9 +199,11 @@ fn sh(line: &str, dir: &Path, store: &Path) -> Out {
 fn every_help_example_runs() {
     let pg = cluster();
     sql(&pg, SCHEMA);
+    let kafka = kafka_fixture::KafkaCluster::start().expect("kafka");
     let dir = scratch();
     let store = store_in(dir.path());
     let mut stand = Stand {
+        brokers: kafka.bootstrap_servers(),
         uri: pg.uri(),
         conninfo: pg.conninfo(),
         store: store.clone(),

@@ -14,6 +14,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_asof");
 /// Every subcommand, in the order the help examples run.
 pub const SUBCOMMANDS: &[&str] = &[
     "tail",
+    "follow",
     "snapshot",
     "get",
     "history",
