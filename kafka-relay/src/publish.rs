@@ -100,7 +100,9 @@ impl Publisher {
     /// Checks that the store continues what the topic holds (or can
     /// begin it), without writing anything to Kafka.
     pub fn new(opts: PublishOptions, store: &Store) -> Result<Publisher> {
+        tracing::debug!("reading where topic {} ends", opts.target.topic);
         let published = opts.target.last_transaction(opts.give_up_after)?;
+        tracing::debug!("topic {} ends at {published:?}", opts.target.topic);
         check_store(&opts.target, store, published)?;
         let transactional_id = format!("asof-publish-{}", opts.target.topic);
         Ok(Publisher {
@@ -161,8 +163,10 @@ impl Publisher {
         };
         if self.producer.is_none() {
             self.producer = Some(self.init()?);
+            tracing::debug!("took transactional id {}", self.transactional_id);
             // Only now can no earlier publisher add to the topic.
             self.published = self.opts.target.last_transaction(self.opts.give_up_after)?;
+            tracing::debug!("topic {} ends at {:?}", self.opts.target.topic, self.published);
             check_store(&self.opts.target, store, self.published)?;
             self.encoder = None;
         }
