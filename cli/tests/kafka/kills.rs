@@ -125,7 +125,12 @@ fn killed_publishers_and_followers_lose_and_double_nothing() {
         };
         xids.push(transaction(&rt, &client, &sql));
         // Read commands work beside a running follower.
-        let applied = || Store::open_read_only(&follower).ok().and_then(|s| s.watermark()).is_some();
+        let applied = || {
+            Store::open_read_only(&follower)
+                .ok()
+                .and_then(|s| s.watermark())
+                .is_some()
+        };
         if n % 60 == 59 && following.is_some() && applied() {
             let (code, stderr) = run(&follower, &["snapshot", "t", "--format", "csv"]);
             assert_eq!(code, Some(0), "snapshot beside a running follower: {stderr}");

@@ -8,6 +8,7 @@ use asof_benches::{dir_size, median};
 use changelog::{Store, StoreOptions};
 
 use crate::ctx::Ctx;
+use crate::debezium::Debezium;
 use crate::measure::timed;
 use crate::pg::{backlog, current_lsn, one, orders_ddl, recvlogical};
 use crate::pgoutput_file::pgoutput_file_stats;
@@ -42,7 +43,11 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         cl.execute(&format!(
             "SELECT pg_create_logical_replication_slot('pgrecv_{i}', 'pgoutput')"
         ))?;
+        cl.execute(&format!(
+            "SELECT pg_create_logical_replication_slot('dbz_{i}', 'pgoutput')"
+        ))?;
     }
+    let debezium = Debezium::prepare()?;
     cl.execute("SELECT pg_create_logical_replication_slot('pgrecv_bytes', 'pgoutput')")?;
     let start = current_lsn(&cl)?;
 
@@ -60,7 +65,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         mib(wal.parse()?)
     );
 
-    let (mut refs, mut ours) = (Vec::new(), Vec::new());
+    let (mut refs, mut ours, mut dbz) = (Vec::new(), Vec::new(), Vec::new());
     for i in 1..=ctx.reps {
         refs.push(timed(
             &mut recvlogical(&cl, &format!("pgrecv_{i}"), &end, Path::new("/dev/null")),
@@ -73,12 +78,17 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             &log,
         )?);
         let summary = tail_summary(&log)?;
+        dbz.push(timed(
+            &mut debezium.command(&cl, &format!("dbz_{i}"), "asof", "no_data", expected),
+            &dir.join(format!("debezium_{i}.log")),
+        )?);
         println!(
-            "  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes)",
+            "  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes), Debezium {:.2} s",
             refs[i - 1].wall,
             ours[i - 1].wall,
             summary.0,
-            summary.1
+            summary.1,
+            dbz[i - 1].wall
         );
         if summary.1 != expected {
             println!("  WARNING: asof stored {} changes, expected {expected}", summary.1);
@@ -91,10 +101,19 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         &refs,
         &ours,
     );
+    let dbz_ratio = report_pairs(
+        &format!("capture of {expected} changes: Debezium as the reference"),
+        "Debezium 3.6.1 embedded engine, JSON events, counting consumer",
+        "asof tail --until caught-up",
+        &dbz,
+        &ours,
+    );
     println!(
-        "\nthroughput: pg_recvlogical {:.0} changes/s, asof {:.0} changes/s; ratio asof/pg_recvlogical = {ratio:.2} (bar: <= 1.00)",
+        "\nthroughput: pg_recvlogical {:.0} changes/s, asof {:.0} changes/s, Debezium {:.0} changes/s; \
+         ratio asof/pg_recvlogical = {ratio:.2} (bar: <= 1.00), asof/Debezium = {dbz_ratio:.2}",
         expected as f64 / median(&walls(&refs)),
-        expected as f64 / median(&walls(&ours))
+        expected as f64 / median(&walls(&ours)),
+        expected as f64 / median(&walls(&dbz))
     );
 
     // Bytes: the pgoutput stream once into a file (pg_recvlogical writes each

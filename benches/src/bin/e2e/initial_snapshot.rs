@@ -6,6 +6,7 @@ use anyhow::Result;
 use asof_benches::{dir_size, median};
 
 use crate::ctx::Ctx;
+use crate::debezium::Debezium;
 use crate::measure::{count_stdout, timed, Run};
 use crate::pg::{one, psql, snap_table, SNAP_COPY};
 use crate::report::{mib, report_pairs, tail_summary, walls};
@@ -35,7 +36,8 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     let warm = run_ours("snap_0", &dir.join("store_0"), &dir.join("tail_0.log"))?;
     println!("  warm-up asof tail: {:.2} s", warm.wall);
     std::fs::remove_dir_all(dir.join("store_0"))?;
-    let (mut refs, mut ours) = (Vec::new(), Vec::new());
+    let debezium = Debezium::prepare()?;
+    let (mut refs, mut ours, mut dbz) = (Vec::new(), Vec::new(), Vec::new());
     for i in 1..=ctx.reps {
         refs.push(timed(&mut psql(&cl, SNAP_COPY), &dir.join(format!("copy_{i}.log")))?);
         let store = dir.join(format!("store_{i}"));
@@ -49,6 +51,18 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             println!("  store after the initial copy: {:.1} MiB", mib(dir_size(&store)?));
         }
         std::fs::remove_dir_all(&store)?;
+        let slot = format!("dbz_snap_{i}");
+        dbz.push(timed(
+            &mut debezium.command(&cl, &slot, "asof", "initial", rows),
+            &dir.join(format!("debezium_{i}.log")),
+        )?);
+        cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
+        println!(
+            "  rep {i}: COPY {:.2} s, asof {:.2} s, Debezium {:.2} s",
+            refs[i - 1].wall,
+            ours[i - 1].wall,
+            dbz[i - 1].wall
+        );
     }
     let ratio = report_pairs(
         &format!("initial snapshot of {rows} rows"),
@@ -57,7 +71,14 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         &refs,
         &ours,
     );
-    println!("\nratio asof/COPY binary = {ratio:.2} (bar: <= 1.50)");
+    let dbz_ratio = report_pairs(
+        &format!("initial snapshot of {rows} rows: Debezium as the reference"),
+        "Debezium 3.6.1 embedded engine (snapshot.mode=initial), JSON events, counting consumer",
+        "asof tail --until caught-up (fresh store + slot)",
+        &dbz,
+        &ours,
+    );
+    println!("\nratio asof/COPY binary = {ratio:.2} (bar: <= 1.50); asof/Debezium = {dbz_ratio:.2}");
 
     // The fixed cost of a tail run: a store and slot with nothing to do.
     let idle = dir.join("store_idle");

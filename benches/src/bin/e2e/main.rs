@@ -30,6 +30,7 @@ mod asof_snapshot;
 mod build_info;
 mod capture;
 mod ctx;
+mod debezium;
 mod freshness;
 mod initial_snapshot;
 mod kafka;
