@@ -217,6 +217,22 @@ impl Reassembler {
         Ok(None)
     }
 
+    /// Takes the records read so far of the incomplete transaction, for a
+    /// reader that keeps a large one out of memory. The transaction still
+    /// completes, checked whole, at its end marker, which then carries only
+    /// the records read after the last take. If the transaction starts
+    /// over ([`Reassembler::restarts`] grows), what was taken is void.
+    pub fn take_open(&mut self) -> Option<(Pending, Vec<ChangeRecord>)> {
+        let pending = self.pending()?;
+        let records = self.open.as_mut().map(|o| std::mem::take(&mut o.records))?;
+        Some((pending, records))
+    }
+
+    /// Records of the incomplete transaction held in memory.
+    pub fn held(&self) -> usize {
+        self.open.as_ref().map_or(0, |o| o.records.len())
+    }
+
     /// The transaction read so far, when one is incomplete.
     pub fn pending(&self) -> Option<Pending> {
         self.open.as_ref().map(|o| Pending {

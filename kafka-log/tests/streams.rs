@@ -390,3 +390,40 @@ fn a_transaction_dropped_before_its_end_leaves_the_directory_as_before() {
     let err = e.encode(&txn(1, vec![insert(T, "2")])).unwrap_err();
     assert!(matches!(err, EncodeError::UnknownTable { .. }), "{err:?}");
 }
+
+#[test]
+fn records_taken_from_an_open_transaction_leave_its_checks_whole() {
+    let txns = [txn(
+        0,
+        vec![define(T, orders()), insert(T, "1"), insert(T, "2"), insert(T, "3")],
+    )];
+    let mut e = encoder();
+    let records = e.encode(&txns[0]).unwrap();
+    let mut reader = Reassembler::new(Tables::new(0));
+    let mut taken = Vec::new();
+    let mut done = None;
+    for (offset, r) in (0..).zip(&records) {
+        done = reader.push(offset, r).unwrap();
+        if reader.held() >= 2 {
+            taken.extend(reader.take_open().unwrap().1);
+        }
+    }
+    let done = done.expect("the end marker completes it");
+    taken.extend(done.records);
+    assert_eq!(taken, txns[0].records);
+    assert_eq!(done.commit, txns[0].commit);
+
+    // Taken, then started over: the count of restarts tells the reader.
+    let mut reader = Reassembler::new(Tables::new(0));
+    for (offset, r) in (0..).zip(&records[..3]) {
+        reader.push(offset, r).unwrap();
+    }
+    let before = reader.restarts();
+    reader.take_open().unwrap();
+    let mut again = None;
+    for (offset, r) in (10..).zip(&records) {
+        again = reader.push(offset, r).unwrap();
+    }
+    assert_eq!(reader.restarts(), before + 1);
+    assert_eq!(again.unwrap().records, txns[0].records);
+}

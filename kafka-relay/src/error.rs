@@ -74,6 +74,10 @@ pub enum RelayError {
         #[source]
         source: kafka_log::ReassemblyError,
     },
+    /// The follower's writer was told to end a large transaction it was
+    /// never given the start of.
+    #[error("a large transaction ended before its first records were applied")]
+    SpillOrder,
     /// No runtime to wait for the admin client in.
     #[error("cannot start a runtime for Kafka's admin client")]
     Runtime(#[source] std::io::Error),

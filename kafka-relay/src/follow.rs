@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use changelog::{FollowPosition, Lsn, Store, Transaction, Watermark};
+use changelog::{ChangeRecord, FollowPosition, Lsn, SpillTxn, Store, Transaction, Watermark};
 use kafka_log::{Reassembler, Tables};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
@@ -89,27 +89,34 @@ pub fn follow(
     // Reading and decoding on this thread, appending on another: the two
     // halves of the work overlap.
     std::thread::scope(|scope| {
-        let (groups, to_apply) = mpsc::sync_channel::<Group>(GROUPS_IN_FLIGHT);
+        let (work, to_apply) = mpsc::sync_channel::<Work>(WORK_IN_FLIGHT);
         let (applied_tx, applied) = mpsc::channel::<FollowProgress>();
-        let target = &opts.target;
-        let mut writer_progress = progress;
+        let mut applier = Applier {
+            store,
+            target: &opts.target,
+            progress,
+            spill: None,
+        };
         let writer = std::thread::Builder::new()
             .name("asof-follow-writer".into())
             .spawn_scoped(scope, move || -> Result<()> {
-                for mut group in to_apply {
-                    group.apply(store, target, &mut writer_progress)?;
-                    let _ = applied_tx.send(writer_progress);
-                }
-                Ok(())
+                let result = to_apply.iter().try_for_each(|w| {
+                    if applier.apply(w)? {
+                        let _ = applied_tx.send(applier.progress);
+                    }
+                    Ok(())
+                });
+                applier.abandon_spill();
+                result
             })
             .map_err(RelayError::Runtime)?;
-        let read = read_topic(&consumer, &mut reader, opts, stop, &groups, || {
+        let read = read_topic(&consumer, &mut reader, opts, stop, &work, || {
             while let Ok(p) = applied.try_recv() {
                 progress = p;
                 on_progress(&progress);
             }
         });
-        drop(groups);
+        drop(work);
         let written = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         while let Ok(p) = applied.try_recv() {
             progress = p;
@@ -121,8 +128,30 @@ pub fn follow(
     Ok(progress)
 }
 
-/// Groups handed to the writer and not yet applied.
-const GROUPS_IN_FLIGHT: usize = 2;
+/// Work handed to the writer and not yet applied.
+const WORK_IN_FLIGHT: usize = 2;
+
+/// Records of one transaction held in memory before they go to the store
+/// ahead of its end marker, as the capture spills a large transaction.
+pub const SPILL_RECORDS: usize = 100_000;
+
+/// What the reader hands the writer.
+enum Work {
+    /// Whole transactions.
+    Group(Group),
+    /// Records of a transaction too large to hold, ahead of its end;
+    /// `again`: it started over, so what was spilled of it is void.
+    Spill {
+        commit_lsn: Lsn,
+        again: bool,
+        records: Vec<ChangeRecord>,
+    },
+    /// The spilled transaction started over and then fit in memory.
+    Abandon,
+    /// The spilled transaction's end: its last records and commit, and the
+    /// offset after its end marker.
+    Finish { tx: Transaction, next_offset: i64 },
+}
 
 /// Reads the topic and hands whole transactions, grouped, to the writer
 /// until told to stop, caught up, or the writer is gone.
@@ -131,13 +160,16 @@ fn read_topic(
     reader: &mut Reassembler,
     opts: &FollowOptions,
     stop: &AtomicBool,
-    groups: &mpsc::SyncSender<Group>,
+    work: &mpsc::SyncSender<Work>,
     mut tick: impl FnMut(),
 ) -> Result<()> {
     let mut group = Group::default();
+    // The restart count when the open transaction began to be spilled.
+    let mut spilling: Option<u64> = None;
     let mut quiet_since = Instant::now();
     // `false` when the writer stopped: its own error says why.
-    let hand_over = |group: &mut Group| group.txns.is_empty() || groups.send(std::mem::take(group)).is_ok();
+    let send = |w: Work| work.send(w).is_ok();
+    let hand_over = |group: &mut Group| group.txns.is_empty() || send(Work::Group(std::mem::take(group)));
     while !stop.load(Ordering::Relaxed) {
         tick();
         match consumer.poll(Duration::from_millis(100)) {
@@ -149,11 +181,41 @@ fn read_topic(
                     topic: opts.target.topic.clone(),
                     source,
                 })?;
-                if let Some(tx) = done {
-                    group.add(tx, offset + 1);
-                    if group.is_full() && !hand_over(&mut group) {
-                        return Ok(());
+                let sent = match done {
+                    Some(tx) => match spilling.take() {
+                        Some(at) if at == reader.restarts() => send(Work::Finish {
+                            tx,
+                            next_offset: offset + 1,
+                        }),
+                        Some(_) => {
+                            group.add(tx, offset + 1);
+                            send(Work::Abandon) && (!group.is_full() || hand_over(&mut group))
+                        }
+                        None => {
+                            group.add(tx, offset + 1);
+                            !group.is_full() || hand_over(&mut group)
+                        }
+                    },
+                    None if reader.held() >= SPILL_RECORDS => {
+                        let restarts = reader.restarts();
+                        let again = spilling.is_some_and(|at| at != restarts);
+                        spilling = Some(restarts);
+                        match reader.take_open() {
+                            Some((open, records)) => {
+                                hand_over(&mut group)
+                                    && send(Work::Spill {
+                                        commit_lsn: open.commit_lsn,
+                                        again,
+                                        records,
+                                    })
+                            }
+                            None => true,
+                        }
                     }
+                    None => true,
+                };
+                if !sent {
+                    return Ok(());
                 }
             }
             None => {
@@ -207,25 +269,82 @@ impl Group {
     fn is_full(&self) -> bool {
         self.txns.len() >= GROUP_TXNS || self.records >= GROUP_RECORDS
     }
+}
 
-    /// Appends the group with its offset; `false` when it was empty.
-    fn apply(&mut self, store: &mut Store, target: &Target, progress: &mut FollowProgress) -> Result<bool> {
-        if self.txns.is_empty() {
-            return Ok(false);
+/// The writer's side: applies work to the store, each step atomic with the
+/// offset it reaches.
+struct Applier<'a> {
+    store: &'a mut Store,
+    target: &'a Target,
+    progress: FollowProgress,
+    /// The transaction being spilled, and its records so far.
+    spill: Option<(SpillTxn, u64)>,
+}
+
+impl Applier<'_> {
+    fn position(&self, next_offset: i64) -> FollowPosition {
+        FollowPosition {
+            brokers: self.target.brokers.clone(),
+            topic: self.target.topic.clone(),
+            next_offset,
         }
-        let position = FollowPosition {
-            brokers: target.brokers.clone(),
-            topic: target.topic.clone(),
-            next_offset: self.next_offset,
-        };
-        store.append_following(&self.txns, &position)?;
-        progress.txns += self.txns.len() as u64;
-        progress.records += self.records as u64;
-        progress.next_offset = self.next_offset;
-        progress.watermark = store.watermark();
-        self.txns.clear();
-        self.records = 0;
-        Ok(true)
+    }
+
+    /// Applies one piece of work; `true` when the store moved on.
+    fn apply(&mut self, work: Work) -> Result<bool> {
+        match work {
+            Work::Group(group) if group.txns.is_empty() => Ok(false),
+            Work::Group(group) => {
+                let position = self.position(group.next_offset);
+                self.store.append_following(&group.txns, &position)?;
+                self.moved(group.txns.len() as u64, group.records as u64, group.next_offset);
+                Ok(true)
+            }
+            Work::Spill {
+                commit_lsn,
+                again,
+                records,
+            } => {
+                if again {
+                    self.abandon_spill();
+                }
+                let (mut sp, n) = match self.spill.take() {
+                    Some(open) => open,
+                    None => (self.store.begin_spill(commit_lsn)?, 0),
+                };
+                self.store.spill(&mut sp, &records)?;
+                self.spill = Some((sp, n + records.len() as u64));
+                Ok(false)
+            }
+            Work::Abandon => {
+                self.abandon_spill();
+                Ok(false)
+            }
+            Work::Finish { tx, next_offset } => {
+                let position = self.position(next_offset);
+                let (sp, n) = self.spill.take().ok_or(RelayError::SpillOrder)?;
+                self.store
+                    .finish_spill_following(sp, &tx.commit, &tx.records, &position)?;
+                self.moved(1, n + tx.records.len() as u64, next_offset);
+                Ok(true)
+            }
+        }
+    }
+
+    fn moved(&mut self, txns: u64, records: u64, next_offset: i64) {
+        self.progress.txns += txns;
+        self.progress.records += records;
+        self.progress.next_offset = next_offset;
+        self.progress.watermark = self.store.watermark();
+    }
+
+    /// Removes what was written of a spilled transaction that will not end.
+    fn abandon_spill(&mut self) {
+        if let Some((sp, _)) = self.spill.take() {
+            if let Err(e) = self.store.abort_spill(sp) {
+                tracing::warn!("could not remove a partly applied transaction: {e}");
+            }
+        }
     }
 }
 

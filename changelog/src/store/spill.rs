@@ -21,7 +21,7 @@ use crate::lsn::Lsn;
 use crate::record::{ChangeRecord, CommitInfo};
 use crate::store::append::AppendOutcome;
 use crate::store::batch::{BatchBuilder, Pending};
-use crate::store::meta;
+use crate::store::meta::{self, FollowPosition};
 use crate::store::Store;
 
 /// The `meta` marker of a spilled transaction in flight.
@@ -101,9 +101,31 @@ impl Store {
     /// Writes the last records and the commit, durably and atomically.
     pub fn finish_spill(
         &mut self,
+        sp: SpillTxn,
+        commit: &CommitInfo,
+        records: &[ChangeRecord],
+    ) -> Result<AppendOutcome> {
+        self.finish_spill_with(sp, commit, records, None)
+    }
+
+    /// Finishes as [`Store::finish_spill`] and records, in the same batch,
+    /// how far the upstream log the transaction came from was read.
+    pub fn finish_spill_following(
+        &mut self,
+        sp: SpillTxn,
+        commit: &CommitInfo,
+        records: &[ChangeRecord],
+        position: &FollowPosition,
+    ) -> Result<AppendOutcome> {
+        self.finish_spill_with(sp, commit, records, Some(position))
+    }
+
+    fn finish_spill_with(
+        &mut self,
         mut sp: SpillTxn,
         commit: &CommitInfo,
         records: &[ChangeRecord],
+        position: Option<&FollowPosition>,
     ) -> Result<AppendOutcome> {
         self.check_writable()?;
         if sp.skip {
@@ -126,6 +148,9 @@ impl Store {
         let mark = builder.commit(commit, n, self.watermark)?;
         let mut batch = builder.into_batch();
         batch.delete_cf(self.cf(cf::META)?, keys::meta::INFLIGHT);
+        if let Some(p) = position {
+            batch.put_cf(self.cf(cf::META)?, keys::meta::FOLLOW, meta::encode(p));
+        }
         self.commit_batch(batch, mark, sp.pending)?;
         self.first_commit = self.first_commit.or(Some(sp.lsn));
         Ok(AppendOutcome::Appended)
