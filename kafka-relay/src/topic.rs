@@ -42,6 +42,16 @@ impl Target {
         c
     }
 
+    /// A client for metadata and offsets.
+    fn client(&self) -> Result<BaseConsumer<Quiet>> {
+        self.client_config()
+            .create_with_context(Quiet)
+            .map_err(|source| RelayError::Kafka {
+                action: "create a client".into(),
+                source,
+            })
+    }
+
     /// A reader of the topic's committed records from `offset` on; the end
     /// of what is committed shows as [`KafkaError::PartitionEOF`].
     pub(crate) fn reader(&self, offset: i64) -> Result<BaseConsumer<Quiet>> {
@@ -77,13 +87,7 @@ impl Target {
     /// The number of partitions of the topic, `None` when it does not
     /// exist; fails when the brokers do not answer within `timeout`.
     pub fn partitions(&self, timeout: Duration) -> Result<Option<usize>> {
-        let consumer: BaseConsumer<Quiet> =
-            self.client_config()
-                .create_with_context(Quiet)
-                .map_err(|source| RelayError::Kafka {
-                    action: "create a client".into(),
-                    source,
-                })?;
+        let consumer = self.client()?;
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), timeout)
             .map_err(|source| self.unreachable(timeout, source))?;
@@ -102,13 +106,7 @@ impl Target {
 
     /// The broker that leads the log's partition.
     pub fn leader(&self, timeout: Duration) -> Result<i32> {
-        let consumer: BaseConsumer<Quiet> =
-            self.client_config()
-                .create_with_context(Quiet)
-                .map_err(|source| RelayError::Kafka {
-                    action: "create a client".into(),
-                    source,
-                })?;
+        let consumer = self.client()?;
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), timeout)
             .map_err(|source| self.unreachable(timeout, source))?;
@@ -125,13 +123,7 @@ impl Target {
 
     /// How many brokers the cluster has.
     fn brokers_in_cluster(&self, timeout: Duration) -> Result<usize> {
-        let consumer: BaseConsumer<Quiet> =
-            self.client_config()
-                .create_with_context(Quiet)
-                .map_err(|source| RelayError::Kafka {
-                    action: "create a client".into(),
-                    source,
-                })?;
+        let consumer = self.client()?;
         let metadata = consumer
             .fetch_metadata(None, timeout)
             .map_err(|source| self.unreachable(timeout, source))?;
@@ -142,66 +134,22 @@ impl Target {
     /// replicated three times (or on every broker of a smaller cluster),
     /// and acknowledged by two replicas when there are three. An existing
     /// topic must have one partition.
-    pub async fn ensure(&self, timeout: Duration) -> Result<()> {
+    pub fn ensure(&self, timeout: Duration) -> Result<()> {
         if let Some(n) = self.partitions(timeout)? {
             return self.check_partitions(n);
         }
-        let replicas = self.brokers_in_cluster(timeout)?.clamp(1, 3);
+        let replicas = self.replicas(timeout)?;
         let insync = if replicas >= 3 { "2" } else { "1" };
         let max_bytes = MAX_RECORD_BYTES.to_string();
-        let new_topic = NewTopic::new(
-            &self.topic,
-            1,
-            TopicReplication::Fixed(i32::try_from(replicas).unwrap_or(1)),
-        )
-        .set("retention.ms", "-1")
-        .set("retention.bytes", "-1")
-        .set("min.insync.replicas", insync)
-        .set("max.message.bytes", &max_bytes)
-        // Exactly the order written: never compact away a key's history.
-        .set("cleanup.policy", "delete");
-        let admin: AdminClient<Quiet> =
-            self.client_config()
-                .create_with_context(Quiet)
-                .map_err(|source| RelayError::Kafka {
-                    action: "create an admin client".into(),
-                    source,
-                })?;
-        let options = AdminOptions::new().operation_timeout(Some(timeout));
-        let results = admin
-            .create_topics([&new_topic], &options)
-            .await
-            .map_err(|source| RelayError::Kafka {
-                action: format!("create topic {}", self.topic),
-                source,
-            })?;
-        for result in results {
-            match result {
-                Ok(_) => {}
-                // Created by someone else meanwhile: check it as any other.
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => {
-                    return Err(RelayError::Kafka {
-                        action: format!("create topic {}", self.topic),
-                        source: KafkaError::AdminOp(code),
-                    })
-                }
-            }
-        }
-        // Every broker learns of the new topic a moment later.
-        let created = Instant::now();
-        loop {
-            match self.partitions(timeout)? {
-                Some(n) => return self.check_partitions(n),
-                None if created.elapsed() < timeout => tokio::time::sleep(Duration::from_millis(100)).await,
-                None => {
-                    return Err(RelayError::Kafka {
-                        action: format!("find topic {} after creating it", self.topic),
-                        source: KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
-                    })
-                }
-            }
-        }
+        let new_topic = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(replicas))
+            .set("retention.ms", "-1")
+            .set("retention.bytes", "-1")
+            .set("min.insync.replicas", insync)
+            .set("max.message.bytes", &max_bytes)
+            // Exactly the order written: never compact away a key's history.
+            .set("cleanup.policy", "delete");
+        let n = self.create(&new_topic, timeout)?;
+        self.check_partitions(n)
     }
 
     fn check_partitions(&self, n: usize) -> Result<()> {
@@ -214,65 +162,70 @@ impl Target {
         }
     }
 
-    /// Creates a per-table topic when missing, from a thread without an
-    /// async runtime: replicated like the log, partitioned by the broker's
-    /// default.
+    /// Creates a per-table topic when missing: replicated like the log,
+    /// partitioned by the broker's default.
     pub(crate) fn ensure_table_topic(&self, topic: &str, timeout: Duration) -> Result<()> {
         let table = Target {
             brokers: self.brokers.clone(),
             topic: topic.to_owned(),
         };
-        if table.partitions(timeout)?.is_some() {
-            return Ok(());
+        if table.partitions(timeout)?.is_none() {
+            let new_topic = NewTopic::new(topic, -1, TopicReplication::Fixed(self.replicas(timeout)?));
+            table.create(&new_topic, timeout)?;
         }
-        let replicas = self.brokers_in_cluster(timeout)?.clamp(1, 3);
-        let new_topic = NewTopic::new(topic, -1, TopicReplication::Fixed(i32::try_from(replicas).unwrap_or(1)));
-        let admin: AdminClient<Quiet> =
-            self.client_config()
-                .create_with_context(Quiet)
-                .map_err(|source| RelayError::Kafka {
-                    action: "create an admin client".into(),
-                    source,
-                })?;
+        Ok(())
+    }
+
+    /// Replicas for a new topic: three, or every broker of a smaller
+    /// cluster.
+    fn replicas(&self, timeout: Duration) -> Result<i32> {
+        let brokers = self.brokers_in_cluster(timeout)?.clamp(1, 3);
+        Ok(i32::try_from(brokers).unwrap_or(1))
+    }
+
+    /// Creates `new_topic` (named as this target's) unless someone else
+    /// just did, and waits until the brokers know it; its partition count.
+    fn create(&self, new_topic: &NewTopic<'_>, timeout: Duration) -> Result<usize> {
+        let failed = |source| RelayError::Kafka {
+            action: format!("create topic {}", self.topic),
+            source,
+        };
+        let admin: AdminClient<Quiet> = self.client_config().create_with_context(Quiet).map_err(failed)?;
         let options = AdminOptions::new().operation_timeout(Some(timeout));
+        // The admin client answers through a future; this runs on threads
+        // without an async runtime.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(RelayError::Runtime)?;
         let results = rt
-            .block_on(admin.create_topics([&new_topic], &options))
-            .map_err(|source| RelayError::Kafka {
-                action: format!("create topic {topic}"),
-                source,
-            })?;
+            .block_on(admin.create_topics([new_topic], &options))
+            .map_err(failed)?;
         for result in results {
             match result {
+                // Created by someone else meanwhile: checked as any other.
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => {
-                    return Err(RelayError::Kafka {
-                        action: format!("create topic {topic}"),
-                        source: KafkaError::AdminOp(code),
-                    })
-                }
+                Err((_, code)) => return Err(failed(KafkaError::AdminOp(code))),
             }
         }
         // Every broker learns of the new topic a moment later.
         let created = Instant::now();
-        while table.partitions(timeout)?.is_none() && created.elapsed() < timeout {
-            std::thread::sleep(Duration::from_millis(100));
+        loop {
+            match self.partitions(timeout)? {
+                Some(n) => return Ok(n),
+                None if created.elapsed() < timeout => std::thread::sleep(Duration::from_millis(100)),
+                None => {
+                    return Err(failed(KafkaError::MetadataFetch(
+                        RDKafkaErrorCode::UnknownTopicOrPartition,
+                    )))
+                }
+            }
         }
-        Ok(())
     }
 
     /// The offset after the topic's last record (its high watermark).
     pub fn end_offset(&self, timeout: Duration) -> Result<i64> {
-        let consumer: BaseConsumer<Quiet> =
-            self.client_config()
-                .create_with_context(Quiet)
-                .map_err(|source| RelayError::Kafka {
-                    action: "create a client".into(),
-                    source,
-                })?;
+        let consumer = self.client()?;
         let (_, high) = consumer
             .fetch_watermarks(&self.topic, PARTITION, timeout)
             .map_err(|source| self.unreachable(timeout, source))?;
@@ -282,13 +235,7 @@ impl Target {
     /// The commit LSN of the last transaction the topic holds complete (its
     /// end marker committed), reading back from the end in growing windows.
     pub fn last_transaction(&self, timeout: Duration) -> Result<Option<Lsn>> {
-        let consumer: BaseConsumer<Quiet> =
-            self.client_config()
-                .create_with_context(Quiet)
-                .map_err(|source| RelayError::Kafka {
-                    action: "create a client".into(),
-                    source,
-                })?;
+        let consumer = self.client()?;
         let (low, high) = consumer
             .fetch_watermarks(&self.topic, PARTITION, timeout)
             .map_err(|source| self.unreachable(timeout, source))?;

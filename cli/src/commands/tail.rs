@@ -36,7 +36,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     // (cross-thread wake-ups cost more than they save); the store writer
     // has its own thread.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let relay = publisher(&rt, a.kafka, dbname, &store)?;
+    let relay = publisher(a.kafka, dbname, &store)?;
     let store_dir = store_path.to_path_buf();
     let summary = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -66,18 +66,13 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
 
 /// With `--kafka`: the topic, created when missing, and a publisher that
 /// continues what it holds.
-fn publisher(
-    rt: &tokio::runtime::Runtime,
-    a: PublishArgs,
-    database: String,
-    store: &changelog::Store,
-) -> Result<Option<Box<dyn cdc_source::Relay>>> {
+fn publisher(a: PublishArgs, database: String, store: &changelog::Store) -> Result<Option<Box<dyn cdc_source::Relay>>> {
     let (Some(brokers), Some(topic)) = (a.kafka, a.topic) else {
         return Ok(None);
     };
     let target = Target { brokers, topic };
     let timeout = a.timeout.kafka_timeout;
-    rt.block_on(target.ensure(timeout))?;
+    target.ensure(timeout)?;
     let publisher = Publisher::new(
         PublishOptions {
             server: target.topic.clone(),
