@@ -208,7 +208,7 @@ pub enum CaptureError {
     },
     /// The log could not be passed on to its second home.
     #[error("could not pass the log on")]
-    Relay(#[source] crate::relay::RelayError),
+    Relay(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The store's writer stopped before the stream did.
     #[error("the store writer stopped")]
     WriterStopped,
