@@ -14,6 +14,7 @@
 //! cargo run --release -p asof-benches --bin e2e -- all              # steps 1-4, ~12 min
 //! cargo run --release -p asof-benches --bin e2e -- capture --reps 5
 //! cargo run --release -p asof-benches --bin e2e -- asof-snapshot --scale 0.1
+//! cargo run --release -p asof-benches --bin e2e -- sql-export       # step 5
 //! cargo run --release -p asof-benches --bin e2e -- capture-runtime  # diagnostic
 //! ```
 //!
@@ -38,6 +39,7 @@ mod pgoutput_file;
 mod probe;
 mod report;
 mod runtimes;
+mod sql_export;
 
 use std::path::PathBuf;
 
@@ -86,6 +88,8 @@ enum Step {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// 5. A GROUP BY at a past cut vs the live table; Parquet export vs COPY (FORMAT binary).
+    SqlExport,
     /// All four steps, one after the other.
     All,
     /// Diagnostic: the capture of step 1 in process, under different tokio
@@ -159,6 +163,7 @@ fn main() -> Result<()> {
         Step::InitialSnapshot => initial_snapshot::run(&ctx),
         Step::AsofSnapshot { versions } => asof_snapshot::run(&ctx, versions),
         Step::Freshness { rate, seconds } => freshness::run(&ctx, rate, seconds),
+        Step::SqlExport => sql_export::run(&ctx),
         Step::Probe { store, tables } => probe::probe(&store, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),
