@@ -138,8 +138,10 @@ impl ColumnType {
             return ColumnType::Text;
         }
         if let Some((_, element)) = oid::ARRAYS.iter().find(|(a, _)| *a == type_oid) {
+            // An array of numeric that is text as a scalar is text whole;
+            // arrays of text types are lists of text.
             return match ColumnType::scalar(*element, type_modifier) {
-                ColumnType::Text => ColumnType::Text,
+                ColumnType::Text if *element == oid::NUMERIC => ColumnType::Text,
                 t => ColumnType::List(Box::new(t)),
             };
         }
@@ -265,6 +267,14 @@ mod tests {
             DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)))
         );
         assert_eq!(t(1231, -1), DataType::Utf8, "array of unconstrained numeric");
+        assert_eq!(
+            t(1231, typmod(5, 1)),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Decimal128(5, 1), true)))
+        );
+        assert_eq!(
+            t(1009, -1),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+        );
         assert_eq!(t(3802, -1), DataType::Utf8, "jsonb");
         assert_eq!(t(1186, -1), DataType::Utf8, "interval");
         assert_eq!(ColumnType::of(23, -1, Typing::Text), ColumnType::Text);

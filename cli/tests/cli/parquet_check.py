@@ -96,7 +96,7 @@ def main():
         path, expected = sys.argv[2], json.load(open(sys.argv[3]))
         compare(pq.read_table(path), expected, path)
         # duckdb reads the same file and counts the same rows.
-        n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
         if n != len(expected):
             fail(f"{path}: duckdb counts {n} rows, Postgres had {len(expected)}")
     elif mode == "scd":
