@@ -422,9 +422,9 @@ otherwise prints one line per differing key on stdout and exits 1.";
 const SQL_EXAMPLES: &str = concat!(
     "Examples:
   asof sql \"SELECT status, count(*) FROM orders GROUP BY status\" --at -1h
-  asof sql \"SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id\" --at 2026-11-20T09:00:00Z
-  asof sql \"SELECT * FROM shop.orders\" --at lsn:0/16B3748 --format parquet --output orders.parquet
-  asof sql \"SELECT n.id FROM asof_at('orders', 'now') n LEFT JOIN orders o USING (id) WHERE o.id IS NULL\" --at -1d
+  asof sql \"SELECT name, o.id FROM orders o JOIN customers c ON c.id = customer_id\" --at -2h
+  asof sql \"SELECT * FROM shop.orders\" --at lsn:0/16B3748 --format parquet --output o.parquet
+  asof sql \"SELECT id FROM asof_at('orders', 'now') EXCEPT SELECT id FROM orders\" --at -1d
 
   wrong: asof sql \"SELECT * FROM orders\" --at '20/11/2026 9am'
   right: asof sql \"SELECT * FROM orders\" --at '2026-11-20 09:00:00+01'
