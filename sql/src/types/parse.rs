@@ -93,7 +93,7 @@ pub(crate) fn decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128> {
         None => (digits, &[][..]),
     };
     let scale = usize::try_from(scale).map_err(|_| Unrepresentable::OutOfRange)?;
-    if int.is_empty() && frac.is_empty() {
+    if (int.is_empty() && frac.is_empty()) || !int.iter().chain(frac).all(u8::is_ascii_digit) {
         return Err(malformed);
     }
     // Digits beyond the scale must be zeros (Postgres prints exactly
@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(date(b"0001-12-31 BC").map(|d| d + 1), date(b"0001-01-01"));
         assert_eq!(date(b"infinity"), Err(Unrepresentable::Infinite));
         assert_eq!(date(b"-infinity"), Err(Unrepresentable::Infinite));
-        assert_eq!(date(b"5874897-12-31"), Ok(2_147_483_494));
+        assert_eq!(date(b"5874897-12-31"), Ok(2_145_042_905));
         assert_eq!(timestamp(b"1970-01-01 00:00:01.5", false), Ok(1_500_000));
         assert_eq!(timestamp(b"1970-01-01 00:00:00+00", true), Ok(0));
         assert_eq!(timestamp(b"1970-01-01 01:00:00+01", true), Ok(0));
