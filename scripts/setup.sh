@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing asof needs, when it is missing:
 # a C/C++ toolchain and libclang (RocksDB's bindings), OpenSSL headers,
-# PostgreSQL server binaries (the private test/demo cluster), and a Java
-# runtime, Maven and Apache Kafka's jars (kafka-fixture's test brokers).
+# PostgreSQL server binaries (the private test/demo cluster), a Java
+# runtime, Maven and Apache Kafka's jars (kafka-fixture's test brokers),
+# and a Python venv with pyarrow and duckdb (the Parquet tests' readers).
 # Safe to re-run. Source it: it also exports CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -45,6 +46,28 @@ if [ ! -f "$kafka_libs/kafka_2.13-$kafka_version.jar" ]; then
   rm -rf "$kafka_libs"
   mv "$kafka_libs.partial" "$kafka_libs"
 fi
+
+# Python with pyarrow and duckdb, the independent Parquet readers the SQL
+# and export tests check files with: a venv in a cache outside the clone,
+# built under another name and renamed when complete (like the Kafka jars).
+# The tests look in the same place ($ASOF_PYTHON_VENV first).
+py_venv="${ASOF_PYTHON_VENV:-$HOME/.cache/asof-python/venv}"
+if [ ! -x "$py_venv/bin/python" ] || ! "$py_venv/bin/python" -c 'import pyarrow, duckdb' 2>/dev/null; then
+  echo "setup: installing pyarrow and duckdb into $py_venv" >&2
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  rm -rf "$py_venv.partial"
+  mkdir -p "$(dirname "$py_venv")"
+  python3 -m venv "$py_venv.partial"
+  "$py_venv.partial/bin/python" -m pip install -q --disable-pip-version-check 'pyarrow>=15' 'duckdb>=1.0'
+  rm -rf "$py_venv"
+  mv "$py_venv.partial" "$py_venv"
+fi
+export ASOF_PYTHON_VENV="$py_venv"
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust (https://rustup.rs) and re-run" >&2

@@ -87,6 +87,12 @@ pub enum Command {
     /// Remove what `asof tail` installed on a database (slot, publication, DDL triggers).
     #[command(after_long_help = UNINSTALL_EXAMPLES)]
     Uninstall(UninstallArgs),
+    /// Run a SQL query over every table as of a moment.
+    #[command(after_long_help = SQL_EXAMPLES)]
+    Sql(SqlArgs),
+    /// Write tables as of a moment, or their whole history, as Parquet files.
+    #[command(after_long_help = EXPORT_EXAMPLES)]
+    Export(ExportArgs),
 }
 
 /// The source database and the names asof uses there.
@@ -276,6 +282,65 @@ pub struct VerifyArgs {
     pub timeout: Duration,
 }
 
+/// Output formats of `asof sql`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned columns for reading (the default on a terminal).
+    Table,
+    /// CSV with a header line (the default otherwise).
+    Csv,
+    /// One JSON object per row.
+    Jsonl,
+    /// A Parquet file (needs --output).
+    Parquet,
+}
+
+#[derive(Args, Debug)]
+pub struct TypingArg {
+    /// Read every column as Postgres's text instead of a typed Arrow column.
+    #[arg(long)]
+    pub text: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    /// The query (DataFusion's SQL dialect).
+    #[arg(value_name = "QUERY")]
+    pub query: String,
+    #[command(flatten)]
+    pub at: AtArg,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<SqlFormat>,
+    /// Write the rows to FILE (written whole, then renamed into place) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub typing: TypingArg,
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("moment").required(true).args(["at", "history"]))]
+pub struct ExportArgs {
+    /// The moment to export. See WHEN below.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true, value_parser = values::when)]
+    pub at: Option<When>,
+    /// Export each table's whole history as SCD type-2 rows instead.
+    #[arg(long)]
+    pub history: bool,
+    /// The directory to write into (created when missing; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Only these tables (schema.name, comma separated; default: all).
+    #[arg(long, value_delimiter = ',', value_name = "TABLE,...", value_parser = values::table)]
+    pub tables: Vec<TableName>,
+    /// Write into a directory that is not empty (files of the same name are replaced).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub typing: TypingArg,
+}
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Keep the demo's store in this directory instead of a temporary one.
@@ -410,6 +475,44 @@ Reads the source at the position of a temporary replication slot (the role needs
 waits until the store has passed it (a running `asof tail` gets it there; verify never writes
 the store), and compares each table's rows there. Exits 0 only when every table is equal;
 otherwise prints one line per differing key on stdout and exits 1.";
+
+const SQL_EXAMPLES: &str = concat!(
+    "Examples:
+  asof sql \"SELECT status, count(*) FROM orders GROUP BY status\" --at -1h
+  asof sql \"SELECT name, o.id FROM orders o JOIN customers c ON c.id = customer_id\" --at -2h
+  asof sql \"SELECT * FROM shop.orders\" --at lsn:0/16B3748 --format parquet --output o.parquet
+  asof sql \"SELECT id FROM asof_at('orders', 'now') EXCEPT SELECT id FROM orders\" --at -1d
+
+  wrong: asof sql \"SELECT * FROM orders\" --at '20/11/2026 9am'
+  right: asof sql \"SELECT * FROM orders\" --at '2026-11-20 09:00:00+01'
+
+Every table captured at the moment is a table of the query (schema.name; public ones also by
+bare name), all read at that one commit. asof_at('schema.table', 'WHEN') reads a table at
+another moment. Columns are typed (int, float, numeric(p,s), bool, bytea, date, timestamp[tz],
+arrays of them; anything else is Postgres's text); a value a typed column cannot hold
+(infinity, NaN in numeric(p,s), a multi-dimensional array) fails the query and is named; --text
+reads every column as text.",
+    "\n\n",
+    when_note!()
+);
+
+const EXPORT_EXAMPLES: &str = concat!(
+    "Examples:
+  asof export --at 2026-11-20T09:00:00Z --to ./lake/2026-11-20
+  asof export --at -1h --to ./lake/hourly --tables public.orders,shop.orders
+  asof export --history --to ./lake/history
+
+  wrong: asof export --at yesterday --to ./lake/daily
+  right: asof export --at -1d --to ./lake/daily
+
+--at writes one Parquet file per table, all at one commit; --history writes each table's whole
+history as SCD type-2 rows (the row's columns, asof_valid_from_lsn, asof_valid_to_lsn (null
+while current), asof_valid_from_time, asof_valid_to_time, asof_op). manifest.json states the
+commit, each table's columns with their Postgres and Arrow types, and its key; it is written
+last, so a directory with a manifest holds a whole export.",
+    "\n\n",
+    when_note!()
+);
 
 const DEMO_EXAMPLES: &str = "Examples:
   asof demo

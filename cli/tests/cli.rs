@@ -1,6 +1,7 @@
 //! The `asof` binary as a real process: output bytes against PostgreSQL's
 //! own COPY, every subcommand, reads beside a running `tail`, and the error
-//! cases (exit codes, one-line messages, no panics, no passwords).
+//! cases (exit codes, one-line messages, no panics, no passwords); SQL
+//! and Parquet exports read back by independent readers.
 //!
 //! Each test starts its own throwaway PostgreSQL (pg-fixture) and store.
 
@@ -31,6 +32,8 @@ mod pipes;
 mod queries;
 #[path = "cli/source_cleanup.rs"]
 mod source_cleanup;
+#[path = "cli/sql.rs"]
+mod sql_and_export;
 #[path = "cli/tail_options.rs"]
 mod tail_options;
 #[path = "cli/verify.rs"]

@@ -232,6 +232,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Every key of table `t` that has a stored version (live or deleted),
+    /// in key order. `f` returns [`ControlFlow::Break`] to stop early; its
+    /// errors come back unchanged.
+    pub fn for_each_key<E: From<StoreError>>(
+        &self,
+        t: TableId,
+        mut f: impl FnMut(UserKey) -> std::result::Result<ControlFlow<()>, E>,
+    ) -> std::result::Result<(), E> {
+        let mut it = self.table_iter(cf::LATEST, t, ReadOptions::default())?;
+        while let Some(k) = it.key() {
+            if f(UserKey(k.to_vec()))?.is_break() {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(StoreError::from)?;
+        Ok(())
+    }
+
     /// Number of version entries of a table (for tests and statistics).
     pub fn count_versions(&self, t: TableId) -> Result<u64> {
         let mut it = self.table_iter(cf::VERSIONS, t, ReadOptions::default())?;

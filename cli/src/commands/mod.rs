@@ -9,6 +9,7 @@ mod diff;
 mod follow;
 mod history;
 mod rows;
+mod sql;
 mod status;
 mod tables;
 mod tail;
@@ -40,6 +41,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify::run(&cli.store, a),
         Command::Demo(a) => demo::run(a),
         Command::Uninstall(a) => uninstall::run(a),
+        Command::Sql(a) => sql::run(&cli.store, a),
+        Command::Export(a) => sql::export(&cli.store, a),
     }
 }
 

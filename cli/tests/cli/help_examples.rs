@@ -151,8 +151,11 @@ impl Stand {
     /// inside the test's history.
     fn moments(&self, line: &str) -> String {
         let mut ws = words(line);
+        // `export --to` names a directory, not a moment.
+        let export = ws.iter().any(|w| w == "export");
         for i in 1..ws.len() {
-            if !WHEN_OPTIONS.contains(&ws[i - 1].as_str()) {
+            let option = ws[i - 1].as_str();
+            if !WHEN_OPTIONS.contains(&option) || (export && option == "--to") {
                 continue;
             }
             let when = ws[i].trim_matches('\'');

@@ -21,6 +21,8 @@ pub const SUBCOMMANDS: &[&str] = &[
     "diff",
     "changes",
     "tables",
+    "sql",
+    "export",
     "status",
     "compact",
     "verify",

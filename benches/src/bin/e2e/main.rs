@@ -11,9 +11,11 @@
 //! ```text
 //! export CARGO_TARGET_DIR=/root/.cache/asof-target
 //! cargo build --release -p asof-cli --bin asof
-//! cargo run --release -p asof-benches --bin e2e -- all              # steps 1-5
+//! cargo run --release -p asof-benches --bin e2e -- all              # steps 1-6
 //! cargo run --release -p asof-benches --bin e2e -- capture --reps 5
 //! cargo run --release -p asof-benches --bin e2e -- asof-snapshot --scale 0.1
+//! cargo run --release -p asof-benches --bin e2e -- kafka --reps 3    # step 5
+//! cargo run --release -p asof-benches --bin e2e -- sql-export       # step 6
 //! cargo run --release -p asof-benches --bin e2e -- capture-runtime  # diagnostic
 //! ```
 //!
@@ -40,6 +42,7 @@ mod pgoutput_file;
 mod probe;
 mod report;
 mod runtimes;
+mod sql_export;
 
 use std::path::PathBuf;
 
@@ -90,7 +93,9 @@ enum Step {
     },
     /// 5. The backlog of step 1 published to one local Kafka node, and a follower rebuilding it.
     Kafka,
-    /// All five steps, one after the other.
+    /// 6. A GROUP BY at a past cut vs the live table; Parquet export vs COPY (FORMAT binary).
+    SqlExport,
+    /// All six steps, one after the other.
     All,
     /// Diagnostic: the capture of step 1 in process, under different tokio
     /// runtimes (as `asof tail` runs it, on a current-thread runtime, and
@@ -164,6 +169,7 @@ fn main() -> Result<()> {
         Step::AsofSnapshot { versions } => asof_snapshot::run(&ctx, versions),
         Step::Freshness { rate, seconds } => freshness::run(&ctx, rate, seconds),
         Step::Kafka => kafka::run(&ctx),
+        Step::SqlExport => sql_export::run(&ctx),
         Step::Probe { store, tables } => probe::probe(&store, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),

@@ -1,0 +1,206 @@
+//! A table as of a cut, as a DataFusion [`TableProvider`]: its rows stream
+//! from [`materializer::snapshot`] in record batches, converting only the
+//! columns the query reads.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use changelog::{Store, TableName};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::LexOrdering;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::ExecutionPlan;
+use materializer::{Cut, TableAt};
+
+use crate::error::SqlError;
+use crate::types::{BatchBuilder, ColumnType, Typing};
+
+/// Batches a scan keeps ready ahead of the query.
+const BATCHES_AHEAD: usize = 2;
+
+/// One captured table at one cut.
+#[derive(Debug)]
+pub struct AsOfTable {
+    store: Arc<Store>,
+    name: TableName,
+    cut: Cut,
+    schema: SchemaRef,
+    types: Vec<ColumnType>,
+}
+
+impl AsOfTable {
+    /// The table as it was at `cut`, its columns typed under `typing`.
+    pub fn new(store: Arc<Store>, table: &TableAt<'_>, cut: Cut, typing: Typing) -> AsOfTable {
+        let (schema, types) = arrow_schema(table, typing);
+        AsOfTable {
+            store,
+            name: table.schema.name.clone(),
+            cut,
+            schema,
+            types,
+        }
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &TableName {
+        &self.name
+    }
+
+    /// The cut it is read at.
+    pub fn cut(&self) -> Cut {
+        self.cut
+    }
+}
+
+/// The Arrow schema of a table at a cut, and how each column is read.
+pub fn arrow_schema(table: &TableAt<'_>, typing: Typing) -> (SchemaRef, Vec<ColumnType>) {
+    let types: Vec<ColumnType> = table
+        .schema
+        .columns
+        .iter()
+        .map(|c| ColumnType::of_column(c, typing))
+        .collect();
+    let fields: Vec<_> = table
+        .schema
+        .columns
+        .iter()
+        .zip(&types)
+        .map(|(c, t)| t.field(&c.name))
+        .collect();
+    (Arc::new(Schema::new(fields)), types)
+}
+
+#[async_trait]
+impl TableProvider for AsOfTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.types.len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&columns)?);
+        let sources = columns
+            .iter()
+            .map(|i| {
+                self.types
+                    .get(*i)
+                    .cloned()
+                    .map(|t| (*i, t))
+                    .ok_or_else(|| DataFusionError::Internal(format!("no column {i} in {}", self.name)))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let partition: Arc<dyn PartitionStream> = Arc::new(SnapshotPartition {
+            store: self.store.clone(),
+            scan: Arc::new(Scan {
+                name: self.name.clone(),
+                cut: self.cut,
+                schema: schema.clone(),
+                sources,
+                batch_rows: state.config().batch_size(),
+                limit,
+            }),
+        });
+        // The partition yields projected batches itself, so no projection
+        // is applied after it.
+        let exec = StreamingTableExec::try_new(schema, vec![partition], None, Vec::<LexOrdering>::new(), false, limit)?;
+        Ok(Arc::new(exec))
+    }
+}
+
+/// The scan of one table at one cut: one partition, rows in key order.
+#[derive(Debug)]
+struct SnapshotPartition {
+    store: Arc<Store>,
+    scan: Arc<Scan>,
+}
+
+impl PartitionStream for SnapshotPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.scan.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let mut builder = RecordBatchReceiverStreamBuilder::new(self.scan.schema.clone(), BATCHES_AHEAD);
+        let tx = builder.tx();
+        let (store, scan) = (self.store.clone(), self.scan.clone());
+        // The store's scan is synchronous: it runs on a blocking thread
+        // and hands batches over a bounded channel, so memory stays at a
+        // few batches however large the table.
+        builder.spawn_blocking(move || {
+            let scanned = scan.run(&store, |batch| Ok(tx.blocking_send(Ok(batch)).is_ok()));
+            scanned.map(|_| ()).map_err(|e| DataFusionError::External(Box::new(e)))
+        });
+        builder.build()
+    }
+}
+
+/// What to read of one table at one cut, and in what batches.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// The table.
+    pub name: TableName,
+    /// The cut.
+    pub cut: Cut,
+    /// The schema of the batches.
+    pub schema: SchemaRef,
+    /// For each of its columns, the stored row's column and its type.
+    pub sources: Vec<(usize, ColumnType)>,
+    /// Rows per batch (the last may have fewer).
+    pub batch_rows: usize,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+}
+
+impl Scan {
+    /// Streams the rows as record batches into `send`, which returns false
+    /// when nobody listens any more; the number of rows read.
+    pub fn run(
+        &self,
+        store: &Store,
+        mut send: impl FnMut(RecordBatch) -> Result<bool, SqlError>,
+    ) -> Result<u64, SqlError> {
+        let table = materializer::table_at(store, &self.name, self.cut)?;
+        let mut batch = BatchBuilder::new(self.name.to_string(), self.schema.clone(), &self.sources);
+        let mut rows: u64 = 0;
+        let mut listening = true;
+        let limit = self.limit.map_or(u64::MAX, |l| u64::try_from(l).unwrap_or(u64::MAX));
+        let batch_rows = self.batch_rows.max(1);
+        materializer::snapshot(store, &table, self.cut, |row| -> Result<_, SqlError> {
+            batch.push(row)?;
+            rows += 1;
+            if batch.len() >= batch_rows {
+                listening = send(batch.finish()?)?;
+            }
+            Ok(if listening && rows < limit {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            })
+        })?;
+        if listening && !batch.is_empty() {
+            send(batch.finish()?)?;
+        }
+        Ok(rows)
+    }
+}
