@@ -363,11 +363,3 @@ fn check_follower(store: &Store, target: &Target) -> Result<i64> {
         None => Ok(0),
     }
 }
-
-/// The first offset a follower has not applied and the last transaction
-/// it applied, for `status`.
-pub fn position(store: &Store) -> Result<Option<(FollowPosition, Option<Lsn>)>> {
-    Ok(store
-        .follow_position()?
-        .map(|p| (p, store.watermark().map(|w| w.commit_lsn))))
-}

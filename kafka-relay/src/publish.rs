@@ -83,8 +83,6 @@ pub struct Publisher {
     encoder: Option<Encoder>,
     /// Per-table topics known to exist.
     table_topics: RefCell<HashSet<String>>,
-    /// Postgres transactions published by this publisher.
-    pub transactions: u64,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -112,7 +110,6 @@ impl Publisher {
             published,
             encoder: None,
             table_topics: RefCell::default(),
-            transactions: 0,
         })
     }
 
@@ -265,7 +262,6 @@ impl Publisher {
             sender.commit(batch)?;
             self.published = Some(lsn);
         }
-        self.transactions += 1;
         Ok(())
     }
 

@@ -51,6 +51,16 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// How a background `asof` ended, waiting for it as for anything else.
+fn exit_of(mut child: std::process::Child, what: &str) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_for(what, || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    status.expect("exited")
+}
+
 #[test]
 fn unreachable_brokers_end_publishing_and_following_with_one_line() {
     let pg = PgCluster::start().expect("postgres");
@@ -59,7 +69,6 @@ fn unreachable_brokers_end_publishing_and_following_with_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let brokers = format!("127.0.0.1:{}", closed_port());
     let store = dir.path().join("store");
-    let started = Instant::now();
     let (code, stderr) = run(
         &store,
         &[
@@ -76,7 +85,6 @@ fn unreachable_brokers_end_publishing_and_following_with_one_line() {
     assert_eq!(code, Some(1), "{stderr}");
     let line = one_error_line(&stderr);
     assert!(line.contains(&brokers) && line.contains("did not answer"), "{line}");
-    assert!(started.elapsed() < Duration::from_secs(60));
     // Nothing was installed on the source.
     let slots = pg
         .query_rows("SELECT count(*)::text FROM pg_replication_slots")
@@ -148,15 +156,7 @@ fn a_lost_cluster_stops_the_publisher_with_nothing_acknowledged_past_kafka() {
 
     kafka.kill(1).expect("kill the broker");
     let lost = xid_of(&pg, "INSERT INTO t VALUES (2, 'two')");
-    let mut publisher = publisher;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = publisher.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the publisher did not give up");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = exit_of(publisher, "the publisher to give up");
     assert_eq!(status.code(), Some(1));
     let confirmed = confirmed_flush(&pg);
 
@@ -294,7 +294,7 @@ fn a_publisher_fenced_by_a_newer_one_stops_with_exit_code_3() {
     let tail = ["tail", conn.as_str(), "--kafka", brokers.as_str(), "--topic", TOPIC];
     run_ok(&store, &[&tail[..], &["--until", "caught-up"]].concat());
     let first = xid_of(&pg, "INSERT INTO t VALUES (1)");
-    let mut older = spawn_logged(&store, &tail, &dir.path().join("older.log"));
+    let older = spawn_logged(&store, &tail, &dir.path().join("older.log"));
     wait_for("the first row on the topic", || {
         topic_transactions(&brokers, TOPIC)
             .iter()
@@ -320,14 +320,7 @@ fn a_publisher_fenced_by_a_newer_one_stops_with_exit_code_3() {
     .expect("newer publisher");
     newer.publish(&reader).expect("take over");
     let second = xid_of(&pg, "INSERT INTO t VALUES (2)");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = older.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the fenced publisher went on");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = exit_of(older, "the fenced publisher to stop");
     let stderr = std::fs::read_to_string(dir.path().join("older.log")).expect("log");
     assert_eq!(status.code(), Some(3), "{stderr}");
     let line = one_error_line(&stderr);
