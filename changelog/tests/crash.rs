@@ -53,6 +53,11 @@ fn child_entry_point() {
     match std::env::var(CHILD_ROLE).as_deref() {
         Ok("writer") => write_sequence(dir, arg.parse().unwrap()),
         Ok("spill") => spill_and_wait(dir, arg == "ddl"),
+        Ok("create") => {
+            println!("@OPENING");
+            drop(open(dir, Durability::Sync));
+            println!("@DONE");
+        }
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -607,4 +612,44 @@ fn interrupted_compaction_never_resurrects_a_deleted_row() {
         Some(&expected),
         "compacting again did not finish the interrupted compaction"
     );
+}
+
+/// Kills a process while it creates a new store, at moments spread over
+/// the creation: afterwards the directory holds no store or a whole one,
+/// and opening it with creation allowed always succeeds.
+#[test]
+fn a_store_killed_while_being_created_opens_afterwards() {
+    let mut rng = Rng::new(schedule_seed());
+    let root = tempfile::tempdir().unwrap();
+    let mut created = 0;
+    for round in 0..60 {
+        let dir = root.path().join(format!("store-{round}"));
+        let mut child = spawn_child("create", &dir, "");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while message(&line) != "OPENING" {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the child ended before opening"
+            );
+            line.truncate(line.trim_end().len());
+        }
+        spin(Duration::from_micros(rng.next_u64() % 100_000));
+        let _ = child.kill();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        child.wait().unwrap();
+        created += usize::from(rest.contains("@DONE"));
+        let store = open(&dir, Durability::Sync);
+        assert!(store.watermark().is_none(), "round {round}");
+        drop(store);
+        let staged: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".creating"))
+            .collect();
+        assert!(staged.is_empty(), "round {round}: {staged:?} left behind");
+    }
+    println!("{created} of 60 creations finished before the kill");
 }

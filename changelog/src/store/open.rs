@@ -86,6 +86,51 @@ fn no_store(path: &Path) -> StoreError {
     }
 }
 
+/// Creates a new store at `path` (absent or an empty directory) all at
+/// once: built beside it under a staging name and renamed into place, so
+/// a process killed while creating leaves either no store or a whole one,
+/// never a database without its format.
+fn create(path: &Path, opts: &StoreOptions) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let name = path.file_name().ok_or_else(|| StoreError::NotFound {
+        path: path.to_path_buf(),
+    })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let mut staging_name = std::ffi::OsString::from(".");
+    staging_name.push(name);
+    staging_name.push(".creating");
+    let staging = parent.join(staging_name);
+    // What an interrupted creation left.
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    create_private_dir(&staging)?;
+    {
+        let db = DB::open_cf_descriptors(&db_options(opts), &staging, descriptors(opts))
+            .map_err(|e| map_open_error(&staging, e))?;
+        let fcf = db.cf_handle(cf::META).ok_or_else(|| StoreError::CorruptMeta {
+            cf: cf::META,
+            message: "column family missing".into(),
+        })?;
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        db.put_cf_opt(fcf, keys::meta::FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
+    }
+    // Replaces an empty directory at `path`; then make the rename durable.
+    std::fs::rename(&staging, path).map_err(io(path))?;
+    std::fs::File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(&parent))?;
+    Ok(())
+}
+
 /// Creates the store's directory readable by its owner only: it holds a
 /// copy of the source's data, which the source's grants no longer guard.
 fn create_private_dir(path: &Path) -> Result<()> {
@@ -103,33 +148,21 @@ fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
-    let exists = looks_like_rocksdb(path)?;
-    if !exists {
+    if !looks_like_rocksdb(path)? {
         let missing = no_store(path);
         if !opts.create_if_missing || matches!(missing, StoreError::NotAStore { .. }) {
             return Err(missing);
         }
-        create_private_dir(path)?;
+        create(path, opts)?;
     }
     let db =
         DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts)).map_err(|e| map_open_error(path, e))?;
     integrity::check_writer(&db, path)?;
     let mut store = new_store(db, path, Access::ReadWrite, opts, None);
-    let fcf = store.cf(cf::META)?;
-    match store.db.get_cf(fcf, keys::meta::FORMAT)? {
-        Some(_) => {}
-        None if !exists => {
-            let mut wo = rocksdb::WriteOptions::default();
-            wo.set_sync(true);
-            store
-                .db
-                .put_cf_opt(fcf, keys::meta::FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
-        }
-        None => {
-            return Err(StoreError::NotAStore {
-                path: path.to_path_buf(),
-            })
-        }
+    if store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.is_none() {
+        return Err(StoreError::NotAStore {
+            path: path.to_path_buf(),
+        });
     }
     check_format(&store)?;
     load_state(&mut store)?;
