@@ -10,6 +10,10 @@ use crate::events::{ChangeWire, DataCollection, EndEvent, ReadStartEvent, Schema
 use crate::record::{header, RecordKind, TopicRecord, FORMAT_VERSION};
 use crate::tables::{Staged, Tables};
 
+/// Room reserved for a row change's envelope and key, enough for most.
+const ENVELOPE_BYTES: usize = 512;
+const KEY_BYTES: usize = 32;
+
 /// What the `source` blocks say about where the changes come from.
 #[derive(Clone, Debug, Default)]
 pub struct EncodeOptions {
@@ -229,7 +233,7 @@ impl Writer {
         op: &'static str,
         before: Option<ImageJson<'_>>,
         after: Option<ImageJson<'_>>,
-    ) -> Result<Vec<u8>, EncodeError> {
+    ) -> Vec<u8> {
         self.events += 1;
         let order = match self.collections.iter_mut().find(|(n, _)| n == name) {
             Some((_, count)) => {
@@ -242,7 +246,8 @@ impl Writer {
             }
         };
         let (server, db) = (&self.options.server, &self.options.database);
-        self.json(&EnvelopeOut {
+        let mut out = Vec::with_capacity(ENVELOPE_BYTES);
+        EnvelopeOut {
             before,
             after,
             source: SourceOut::new(server, db, &self.commit, name, op == op::READ),
@@ -253,7 +258,9 @@ impl Writer {
                 total_order: self.events,
                 data_collection_order: order,
             },
-        })
+        }
+        .write(&mut out);
+        out
     }
 
     /// The name of a live table, which must mean only it.
@@ -354,7 +361,11 @@ impl Writer {
             row,
             keys_only: true,
         });
-        let key = key.map(|k| self.json(&k)).transpose()?;
+        let key = key.map(|k| {
+            let mut out = Vec::with_capacity(KEY_BYTES);
+            k.write(&mut out);
+            out
+        });
         let exact = Exact {
             before: before.and_then(|r| exceptions(columns, r)),
             after: after.and_then(|r| exceptions(columns, r)),
@@ -363,7 +374,7 @@ impl Writer {
             true => vec![(header::EXACT.to_owned(), self.json(&exact)?)],
             false => Vec::new(),
         };
-        let value = self.envelope(name, op, before.map(image), after.map(image))?;
+        let value = self.envelope(name, op, before.map(image), after.map(image));
         self.push_bytes(RecordKind::Change, key, value, extra);
         Ok(())
     }
@@ -378,7 +389,7 @@ impl Writer {
         }
         for (k, id) in truncated.iter().enumerate() {
             let name = self.name_of(tables, *id)?;
-            let value = self.envelope(name, op::TRUNCATE, None, None)?;
+            let value = self.envelope(name, op::TRUNCATE, None, None);
             let place = format!("{k}/{}", truncated.len()).into_bytes();
             self.push_bytes(
                 RecordKind::Truncate,

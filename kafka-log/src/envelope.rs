@@ -1,12 +1,14 @@
 //! The Debezium envelope of row changes and truncates, as Debezium's
 //! `JsonConverter` writes it with `schemas.enable=false`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use changelog::{CommitInfo, TableName};
 use serde::{Deserialize, Serialize};
 
-use crate::datum::{DatumWire, ImageJson};
+use crate::datum::{DatumWire, ImageIn, ImageJson};
+use crate::json;
 
 /// What the `connector` field of every `source` block says.
 pub const CONNECTOR: &str = "asof";
@@ -21,7 +23,6 @@ pub(crate) mod op {
 }
 
 /// The envelope as written.
-#[derive(Serialize)]
 pub(crate) struct EnvelopeOut<'a> {
     pub before: Option<ImageJson<'a>>,
     pub after: Option<ImageJson<'a>>,
@@ -31,20 +32,44 @@ pub(crate) struct EnvelopeOut<'a> {
     pub transaction: TransactionBlock<'a>,
 }
 
+impl EnvelopeOut<'_> {
+    /// Appends the envelope as one JSON object, fields in this order.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        let image = |out: &mut Vec<u8>, image: &Option<ImageJson<'_>>| match image {
+            Some(i) => i.write(out),
+            None => out.extend_from_slice(b"null"),
+        };
+        out.extend_from_slice(br#"{"before":"#);
+        image(out, &self.before);
+        out.extend_from_slice(br#","after":"#);
+        image(out, &self.after);
+        out.extend_from_slice(br#","source":"#);
+        self.source.write(out);
+        out.extend_from_slice(br#","op":"#);
+        json::string(out, self.op);
+        out.extend_from_slice(br#","ts_ms":"#);
+        json::int(out, self.ts_ms);
+        out.extend_from_slice(br#","transaction":{"id":"#);
+        let t = &self.transaction;
+        json::string(out, t.id);
+        out.extend_from_slice(br#","total_order":"#);
+        json::uint(out, t.total_order);
+        out.extend_from_slice(br#","data_collection_order":"#);
+        json::uint(out, t.data_collection_order);
+        out.extend_from_slice(b"}}");
+    }
+}
+
 /// Debezium's `source` block for Postgres, without the fields asof has no
 /// value for (`sequence`, `xmin`, `ts_ns`).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 pub(crate) struct SourceOut<'a> {
     pub version: &'static str,
     pub connector: &'static str,
     pub name: &'a str,
-    #[serde(rename = "ts_ms")]
     pub ts_ms: i64,
     /// `"true"` for the rows of a full read, `"false"` otherwise.
     pub snapshot: &'static str,
     pub db: &'a str,
-    #[serde(rename = "ts_us")]
     pub ts_us: i64,
     pub schema: &'a str,
     pub table: &'a str,
@@ -68,11 +93,37 @@ impl<'a> SourceOut<'a> {
             lsn: commit.commit_lsn.get(),
         }
     }
+
+    /// Appends the block as a JSON object, with Debezium's field names.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"version":"#);
+        json::string(out, self.version);
+        out.extend_from_slice(br#","connector":"#);
+        json::string(out, self.connector);
+        out.extend_from_slice(br#","name":"#);
+        json::string(out, self.name);
+        out.extend_from_slice(br#","ts_ms":"#);
+        json::int(out, self.ts_ms);
+        out.extend_from_slice(br#","snapshot":"#);
+        json::string(out, self.snapshot);
+        out.extend_from_slice(br#","db":"#);
+        json::string(out, self.db);
+        out.extend_from_slice(br#","ts_us":"#);
+        json::int(out, self.ts_us);
+        out.extend_from_slice(br#","schema":"#);
+        json::string(out, self.schema);
+        out.extend_from_slice(br#","table":"#);
+        json::string(out, self.table);
+        out.extend_from_slice(br#","txId":"#);
+        json::uint(out, u64::from(self.tx_id));
+        out.extend_from_slice(br#","lsn":"#);
+        json::uint(out, self.lsn);
+        out.push(b'}');
+    }
 }
 
 /// Debezium's `transaction` block: the event's place among the
 /// transaction's data events, and among those of its table (both from 1).
-#[derive(Serialize)]
 pub(crate) struct TransactionBlock<'a> {
     pub id: &'a str,
     pub total_order: u64,
@@ -90,25 +141,32 @@ pub(crate) fn millis(commit: &CommitInfo) -> i64 {
     commit.commit_time.unix_micros().div_euclid(1_000)
 }
 
-/// The envelope as read: only what the reader needs.
+/// The envelope as read: only what the reader needs, borrowed from the
+/// record's bytes where the JSON has no escapes.
 #[derive(Deserialize)]
-pub(crate) struct EnvelopeIn {
-    pub before: Option<serde_json::Map<String, serde_json::Value>>,
-    pub after: Option<serde_json::Map<String, serde_json::Value>>,
-    pub source: SourceIn,
-    pub op: String,
+pub(crate) struct EnvelopeIn<'a> {
+    #[serde(borrow)]
+    pub before: Option<ImageIn<'a>>,
+    #[serde(borrow)]
+    pub after: Option<ImageIn<'a>>,
+    #[serde(borrow)]
+    pub source: SourceIn<'a>,
+    #[serde(borrow)]
+    pub op: Cow<'a, str>,
 }
 
 /// The table a `source` block names.
 #[derive(Deserialize)]
-pub(crate) struct SourceIn {
-    pub schema: String,
-    pub table: String,
+pub(crate) struct SourceIn<'a> {
+    #[serde(borrow)]
+    pub schema: Cow<'a, str>,
+    #[serde(borrow)]
+    pub table: Cow<'a, str>,
 }
 
-impl SourceIn {
+impl SourceIn<'_> {
     pub(crate) fn table_name(self) -> TableName {
-        TableName::new(self.schema, self.table)
+        TableName::new(self.schema.into_owned(), self.table.into_owned())
     }
 }
 

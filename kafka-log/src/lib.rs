@@ -68,6 +68,7 @@ mod envelope;
 mod error;
 mod events;
 mod fan_out;
+mod json;
 mod reassemble;
 mod record;
 mod tables;

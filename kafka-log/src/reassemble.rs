@@ -1,7 +1,7 @@
 //! Reading the topic back into transactions.
 
 use changelog::{ChangeRecord, CommitInfo, CommitTime, Lsn, RowImage, TableId, TableName, Transaction, Xid};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::datum::decode_image;
 use crate::envelope::{op, EnvelopeIn, Exact};
@@ -312,7 +312,7 @@ fn parse_number(s: &str) -> Option<u64> {
     canonical.then(|| s.parse().ok()).flatten()
 }
 
-fn json<T: DeserializeOwned>(offset: i64, bytes: &[u8]) -> Result<T, ReassemblyError> {
+fn json<'a, T: Deserialize<'a>>(offset: i64, bytes: &'a [u8]) -> Result<T, ReassemblyError> {
     serde_json::from_slice(bytes).map_err(|source| ReassemblyError::Malformed { offset, source })
 }
 
@@ -349,7 +349,7 @@ fn change(offset: i64, tables: &Tables, record: &TopicRecord) -> Result<ChangeRe
         (None, Some(row)) => Ok(row),
         _ => Err(bad("an insert or read has a before image or no after image")),
     };
-    Ok(match envelope.op.as_str() {
+    Ok(match &*envelope.op {
         op::CREATE => ChangeRecord::Insert {
             table,
             new: only_after(before, after)?,

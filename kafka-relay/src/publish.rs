@@ -38,10 +38,17 @@ use crate::context::Quiet;
 use crate::error::{is_fenced, RelayError, Result};
 use crate::topic::{Target, MAX_RECORD_BYTES, PARTITION};
 
-/// Records per Kafka transaction before it is committed: bounds memory,
-/// and keeps a huge Postgres transaction well inside Kafka's transaction
-/// timeout.
-const CHUNK_RECORDS: usize = 50_000;
+/// Records per Kafka transaction before it is committed at the next
+/// Postgres transaction's end. Each commit costs the broker a round of
+/// markers (about 100 ms on one node, whatever the size), so whole
+/// transactions are grouped generously; the producer's queue, not the
+/// Kafka transaction, bounds memory.
+const GROUP_RECORDS: usize = 250_000;
+
+/// Records of one Postgres transaction in a Kafka transaction before it
+/// is committed mid-way: keeps a huge transaction well inside Kafka's
+/// transaction timeout.
+const SPLIT_RECORDS: usize = 100_000;
 
 /// Stored records read at once from a large transaction.
 const READ_RECORDS: usize = 10_000;
@@ -232,7 +239,10 @@ impl Publisher {
             table_topics,
         };
         let mut tx = encoder.begin(commit);
-        let flush =
+        // Where this transaction's records begin in the open Kafka
+        // transaction.
+        let mut first = batch.records;
+        let mut flush =
             |records: &mut Vec<ChangeRecord>, tx: &mut kafka_log::TxEncoder<'_>, batch: &mut Batch| -> Result<()> {
                 tx.add(records)?;
                 records.clear();
@@ -241,8 +251,9 @@ impl Publisher {
                 }
                 // Mid-transaction only for a transaction too large for one
                 // Kafka transaction; otherwise at the next boundary.
-                if batch.records >= 2 * CHUNK_RECORDS {
+                if batch.records.saturating_sub(first) >= SPLIT_RECORDS {
                     sender.commit(batch)?;
+                    first = 0;
                 }
                 Ok(())
             };
@@ -258,7 +269,7 @@ impl Publisher {
             sender.send(batch, &r)?;
         }
         batch.last_end = Some(lsn);
-        if batch.records >= CHUNK_RECORDS {
+        if batch.records >= GROUP_RECORDS {
             sender.commit(batch)?;
             self.published = Some(lsn);
         }
