@@ -7,14 +7,18 @@
 //! writer cannot carry out stops it with an error, never silently.
 //!
 //! With a [`Relay`], the writer's reports go to a second thread instead,
-//! which reads the store through its own view, has the relay pass on
-//! everything durable so far, and only then forwards the reports: the
-//! store's next writes overlap the relay's work, and a report still never
-//! reaches the stream before the relay's system holds what it covers.
+//! with the transactions just stored, which brings its own view of the
+//! store up to date, has the relay pass on everything durable so far, and
+//! only then forwards the reports: the store's next writes overlap the
+//! relay's work, and a report still never reaches the stream before the
+//! relay's system holds what it covers. Handing over the transactions
+//! spares the relay reading back what it was just given; the queue to it
+//! is short, so a relay that falls behind holds the writer back rather
+//! than memory growing.
 
 use std::thread::JoinHandle;
 
-use changelog::{ChangeRecord, CommitInfo, Lsn, SpillTxn, Store, Transaction};
+use changelog::{AppendOutcome, ChangeRecord, CommitInfo, Lsn, SpillTxn, Store, Transaction};
 use tokio::sync::mpsc;
 
 use crate::error::{CaptureError, Result};
@@ -24,6 +28,35 @@ use crate::sink::{Durable, Sink};
 /// Commands waiting for the writer. Few: a slow disk slows the stream
 /// instead of memory growing.
 const QUEUE: usize = 4;
+
+/// Reports, with the transactions they cover, waiting for the relay. Few:
+/// a relay that falls behind slows the writer instead of memory growing,
+/// and the transactions it is handed are the ones it would read next.
+const RELAY_QUEUE: usize = 2;
+
+/// A report and the transactions it covers that were logged as given.
+type Relayed = (Result<Durable>, Vec<Transaction>);
+
+/// Where the writer's reports go: straight to the stream, or through the
+/// relay's thread.
+enum Reports {
+    Stream(mpsc::UnboundedSender<Result<Durable>>),
+    Relay(mpsc::Sender<Relayed>),
+}
+
+impl Reports {
+    fn send(&self, report: Result<Durable>, appended: Vec<Transaction>) {
+        // A closed end means that side stopped; its own report says why.
+        match self {
+            Reports::Stream(tx) => {
+                let _ = tx.send(report);
+            }
+            Reports::Relay(tx) => {
+                let _ = tx.blocking_send((report, appended));
+            }
+        }
+    }
+}
 
 /// Work for the writer thread.
 enum Command {
@@ -49,15 +82,15 @@ impl Writer {
         let (commands, command_rx) = mpsc::channel(QUEUE);
         let (report_tx, reports) = mpsc::unbounded_channel();
         let (store_reports, relay) = match relay {
-            None => (report_tx, None),
+            None => (Reports::Stream(report_tx), None),
             Some(relay) => {
                 let view = Store::open_read_only(store.path())?;
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(RELAY_QUEUE);
                 let handle = std::thread::Builder::new()
                     .name("asof-relay".into())
                     .spawn(move || run_relay(view, relay, rx, report_tx))
                     .map_err(CaptureError::WriterThread)?;
-                (tx, Some(handle))
+                (Reports::Relay(tx), Some(handle))
             }
         };
         let handle = std::thread::Builder::new()
@@ -132,18 +165,21 @@ impl Sink for Writer {
 fn run_relay(
     mut view: Store,
     mut relay: Box<dyn Relay>,
-    mut reports: mpsc::UnboundedReceiver<Result<Durable>>,
+    mut reports: mpsc::Receiver<Relayed>,
     out: mpsc::UnboundedSender<Result<Durable>>,
 ) -> Box<dyn Relay> {
-    while let Some(first) = reports.blocking_recv() {
+    while let Some((first, mut appended)) = reports.blocking_recv() {
         let mut batch = vec![first];
-        while let Ok(r) = reports.try_recv() {
+        while let Ok((r, more)) = reports.try_recv() {
             batch.push(r);
+            appended.extend(more);
         }
         let relayed = view
             .refresh()
             .map_err(CaptureError::from)
-            .and_then(|()| relay.relay(&view).map_err(CaptureError::Relay));
+            .and_then(|()| relay.relay(&view, &appended).map_err(CaptureError::Relay));
+        // Freed here rather than on the stream's thread.
+        drop(appended);
         if let Err(e) = relayed {
             let _ = out.send(Err(e));
             break;
@@ -160,20 +196,22 @@ fn run_relay(
 }
 
 /// The thread: applies commands until the handle is dropped or one fails.
-fn run(
-    mut store: Store,
-    mut commands: mpsc::Receiver<Command>,
-    reports: mpsc::UnboundedSender<Result<Durable>>,
-) -> Store {
+fn run(mut store: Store, mut commands: mpsc::Receiver<Command>, reports: Reports) -> Store {
     let mut spill: Option<SpillTxn> = None;
+    let relayed = matches!(reports, Reports::Relay(_));
     while let Some(command) = commands.blocking_recv() {
         match apply(&mut store, &mut spill, command) {
-            Ok(Some(durable)) => {
-                let _ = reports.send(Ok(durable));
+            Ok(Some((durable, mut appended))) => {
+                if relayed {
+                    appended.retain(Transaction::logged_as_given);
+                } else {
+                    appended.clear();
+                }
+                reports.send(Ok(durable), appended);
             }
             Ok(None) => {}
             Err(e) => {
-                let _ = reports.send(Err(e));
+                reports.send(Err(e), Vec::new());
                 break;
             }
         }
@@ -193,13 +231,21 @@ fn run(
     store
 }
 
-fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, command: Command) -> Result<Option<Durable>> {
+/// Carries out one command; the report when it made something durable,
+/// with the transactions it stored whole.
+fn apply(
+    store: &mut Store,
+    spill: &mut Option<SpillTxn>,
+    command: Command,
+) -> Result<Option<(Durable, Vec<Transaction>)>> {
     match command {
-        Command::Append(txns) => {
+        Command::Append(mut txns) => {
             let records = txns.iter().map(|t| t.records.len() as u64).sum();
             let n = txns.len() as u64;
-            store.append(&txns)?;
-            Ok(Some(durable_through_watermark(store, records, n)))
+            let outcomes = store.append(&txns)?;
+            let mut stored = outcomes.iter().map(|o| *o == AppendOutcome::Appended);
+            txns.retain(|_| stored.next().unwrap_or(false));
+            Ok(Some((durable_through_watermark(store, records, n), txns)))
         }
         Command::SpillBegin(lsn) => {
             if spill.is_some() {
@@ -223,16 +269,17 @@ fn apply(store: &mut Store, spill: &mut Option<SpillTxn>, command: Command) -> R
             ))?;
             let total = u64::from(sp.records()) + records.len() as u64;
             store.finish_spill(sp, &commit, &records)?;
-            Ok(Some(durable_through_watermark(store, total, 1)))
+            Ok(Some((durable_through_watermark(store, total, 1), Vec::new())))
         }
         Command::NoteScanned(lsn) => {
             store.note_scanned(lsn)?;
-            Ok(Some(Durable {
+            let durable = Durable {
                 lsn: store.scanned_through(),
                 records: 0,
                 txns: 0,
                 last_commit: store.watermark(),
-            }))
+            };
+            Ok(Some((durable, Vec::new())))
         }
     }
 }

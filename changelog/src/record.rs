@@ -94,6 +94,21 @@ impl ChangeRecord {
         }
     }
 
+    /// Whether the store logs the record exactly as given: true unless its
+    /// new row image carries an unchanged-TOAST marker, which the store
+    /// replaces by the value it resolves from the row's previous version.
+    pub fn logged_as_given(&self) -> bool {
+        match self {
+            ChangeRecord::Insert { new, .. }
+            | ChangeRecord::Update { new, .. }
+            | ChangeRecord::Read { row: new, .. } => !new.has_unchanged_toast(),
+            ChangeRecord::Delete { .. }
+            | ChangeRecord::Truncate { .. }
+            | ChangeRecord::Schema { .. }
+            | ChangeRecord::ReadStart { .. } => true,
+        }
+    }
+
     /// True for records that change rows (not schema, not read markers).
     pub fn is_row_change(&self) -> bool {
         matches!(
@@ -113,4 +128,12 @@ pub struct Transaction {
     pub commit: CommitInfo,
     /// Records in the order the source produced them.
     pub records: Vec<ChangeRecord>,
+}
+
+impl Transaction {
+    /// Whether the store logs every record exactly as given (see
+    /// [`ChangeRecord::logged_as_given`]).
+    pub fn logged_as_given(&self) -> bool {
+        self.records.iter().all(ChangeRecord::logged_as_given)
+    }
 }

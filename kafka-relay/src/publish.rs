@@ -28,7 +28,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use changelog::{ChangeRecord, CommitEntry, CommitInfo, Lsn, Store};
+use changelog::{ChangeRecord, CommitEntry, CommitInfo, Lsn, Store, Transaction};
 use kafka_log::{EncodeOptions, Encoder, Tables, TopicRecord};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -131,13 +131,15 @@ impl Publisher {
     }
 
     /// Publishes everything the store holds after what the topic holds,
-    /// retrying failures with backoff.
-    pub fn publish(&mut self, store: &Store) -> Result<()> {
+    /// retrying failures with backoff. `appended`: transactions the store
+    /// logged exactly as given, in commit order, whose records are taken
+    /// from here rather than read back (see [`cdc_source::Relay::relay`]).
+    pub fn publish(&mut self, store: &Store, appended: &[Transaction]) -> Result<()> {
         let mut delay = Duration::from_millis(200);
         let mut failing_since: Option<Instant> = None;
         loop {
             let before = self.published;
-            let err = match self.publish_once(store) {
+            let err = match self.publish_once(store, appended) {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -161,7 +163,7 @@ impl Publisher {
         }
     }
 
-    fn publish_once(&mut self, store: &Store) -> Result<()> {
+    fn publish_once(&mut self, store: &Store, appended: &[Transaction]) -> Result<()> {
         let Some(mark) = store.watermark() else {
             return Ok(());
         };
@@ -178,7 +180,7 @@ impl Publisher {
             return Ok(());
         }
         let mut batch = Batch::default();
-        let result = self.publish_through(store, mark.commit_lsn, &mut batch);
+        let result = self.publish_through(store, appended, mark.commit_lsn, &mut batch);
         let result = result.and_then(|()| self.commit(&mut batch));
         if let Err(e) = result {
             // Start again from what the topic holds: a new producer
@@ -192,7 +194,7 @@ impl Publisher {
     }
 
     /// Publishes the store's transactions after `published` through `to`.
-    fn publish_through(&mut self, store: &Store, to: Lsn, batch: &mut Batch) -> Result<()> {
+    fn publish_through(&mut self, store: &Store, appended: &[Transaction], to: Lsn, batch: &mut Batch) -> Result<()> {
         let mut from = self.published.map_or(Lsn::ZERO, Lsn::next);
         loop {
             let commits = store.commits_from(from, to, COMMITS_AT_ONCE)?;
@@ -201,12 +203,25 @@ impl Publisher {
             };
             from = last.commit_lsn.next();
             for entry in &commits {
-                self.publish_transaction(store, entry, batch)?;
+                let given = appended
+                    .binary_search_by_key(&entry.commit_lsn, |t| t.commit.commit_lsn)
+                    .ok()
+                    .and_then(|i| appended.get(i))
+                    .filter(|t| t.records.len() == entry.records as usize);
+                self.publish_transaction(store, entry, given, batch)?;
             }
         }
     }
 
-    fn publish_transaction(&mut self, store: &Store, entry: &CommitEntry, batch: &mut Batch) -> Result<()> {
+    /// Publishes one stored transaction, its records taken from `given`
+    /// when the store logged them as given, else read from the store.
+    fn publish_transaction(
+        &mut self,
+        store: &Store,
+        entry: &CommitEntry,
+        given: Option<&Transaction>,
+        batch: &mut Batch,
+    ) -> Result<()> {
         let commit = CommitInfo {
             commit_lsn: entry.commit_lsn,
             end_lsn: entry.end_lsn,
@@ -218,7 +233,7 @@ impl Publisher {
         if self.encoder.is_none() {
             self.encoder = Some(encoder_at(store, self.published, &self.opts));
         }
-        let mut records: Vec<ChangeRecord> = Vec::with_capacity((entry.records as usize).min(READ_RECORDS));
+        let mut records: Vec<ChangeRecord> = Vec::new();
         let lsn = entry.commit_lsn;
         // Split borrows: the encoder writes while the producer sends.
         let Publisher {
@@ -243,9 +258,8 @@ impl Publisher {
         // transaction.
         let mut first = batch.records;
         let mut flush =
-            |records: &mut Vec<ChangeRecord>, tx: &mut kafka_log::TxEncoder<'_>, batch: &mut Batch| -> Result<()> {
+            |records: &[ChangeRecord], tx: &mut kafka_log::TxEncoder<'_>, batch: &mut Batch| -> Result<()> {
                 tx.add(records)?;
-                records.clear();
                 for r in tx.take() {
                     sender.send(batch, &r)?;
                 }
@@ -257,14 +271,24 @@ impl Publisher {
                 }
                 Ok(())
             };
-        store.for_each_log_entry(lsn, lsn, |e| {
-            records.push(e.record);
-            if records.len() >= READ_RECORDS {
-                flush(&mut records, &mut tx, batch)?;
+        match given {
+            Some(t) => {
+                for piece in t.records.chunks(READ_RECORDS) {
+                    flush(piece, &mut tx, batch)?;
+                }
             }
-            Ok::<_, RelayError>(std::ops::ControlFlow::Continue(()))
-        })?;
-        flush(&mut records, &mut tx, batch)?;
+            None => {
+                store.for_each_log_entry(lsn, lsn, |e| {
+                    records.push(e.record);
+                    if records.len() >= READ_RECORDS {
+                        flush(&records, &mut tx, batch)?;
+                        records.clear();
+                    }
+                    Ok::<_, RelayError>(std::ops::ControlFlow::Continue(()))
+                })?;
+                flush(&records, &mut tx, batch)?;
+            }
+        }
         for r in tx.finish()? {
             sender.send(batch, &r)?;
         }
@@ -333,8 +357,9 @@ impl Publisher {
 }
 
 impl cdc_source::Relay for Publisher {
-    fn relay(&mut self, store: &Store) -> std::result::Result<(), cdc_source::RelayError> {
-        self.publish(store).map_err(|e| Box::new(e) as cdc_source::RelayError)
+    fn relay(&mut self, store: &Store, appended: &[Transaction]) -> std::result::Result<(), cdc_source::RelayError> {
+        self.publish(store, appended)
+            .map_err(|e| Box::new(e) as cdc_source::RelayError)
     }
 }
 
