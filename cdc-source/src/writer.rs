@@ -174,10 +174,21 @@ fn run_relay(
             batch.push(r);
             appended.extend(more);
         }
-        let relayed = view
-            .refresh()
-            .map_err(CaptureError::from)
-            .and_then(|()| relay.relay(&view, &appended).map_err(CaptureError::Relay));
+        // What the reports say is durable: the relay's system must hold it
+        // before they go on. Later transactions wait for their own reports,
+        // so that their records come from `appended`, not the store.
+        let through = batch
+            .iter()
+            .filter_map(|r| r.as_ref().ok()?.last_commit)
+            .map(|w| w.commit_lsn)
+            .max();
+        let relayed = match through {
+            None => Ok(()),
+            Some(through) => view
+                .refresh()
+                .map_err(CaptureError::from)
+                .and_then(|()| relay.relay(&view, through, &appended).map_err(CaptureError::Relay)),
+        };
         // Freed here rather than on the stream's thread.
         drop(appended);
         if let Err(e) = relayed {

@@ -130,16 +130,17 @@ impl Publisher {
         self.published
     }
 
-    /// Publishes everything the store holds after what the topic holds,
-    /// retrying failures with backoff. `appended`: transactions the store
-    /// logged exactly as given, in commit order, whose records are taken
-    /// from here rather than read back (see [`cdc_source::Relay::relay`]).
-    pub fn publish(&mut self, store: &Store, appended: &[Transaction]) -> Result<()> {
+    /// Publishes what the store holds after what the topic holds, through
+    /// commit LSN `through` (everything when `None`), retrying failures
+    /// with backoff. `appended`: transactions the store logged exactly as
+    /// given, in commit order, whose records are taken from here rather
+    /// than read back (see [`cdc_source::Relay::relay`]).
+    pub fn publish(&mut self, store: &Store, through: Option<Lsn>, appended: &[Transaction]) -> Result<()> {
         let mut delay = Duration::from_millis(200);
         let mut failing_since: Option<Instant> = None;
         loop {
             let before = self.published;
-            let err = match self.publish_once(store, appended) {
+            let err = match self.publish_once(store, through, appended) {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -163,7 +164,7 @@ impl Publisher {
         }
     }
 
-    fn publish_once(&mut self, store: &Store, appended: &[Transaction]) -> Result<()> {
+    fn publish_once(&mut self, store: &Store, through: Option<Lsn>, appended: &[Transaction]) -> Result<()> {
         let Some(mark) = store.watermark() else {
             return Ok(());
         };
@@ -176,11 +177,12 @@ impl Publisher {
             check_store(&self.opts.target, store, self.published)?;
             self.encoder = None;
         }
-        if self.published.is_some_and(|p| p >= mark.commit_lsn) {
+        let to = through.map_or(mark.commit_lsn, |t| t.min(mark.commit_lsn));
+        if self.published.is_some_and(|p| p >= to) {
             return Ok(());
         }
         let mut batch = Batch::default();
-        let result = self.publish_through(store, appended, mark.commit_lsn, &mut batch);
+        let result = self.publish_through(store, appended, to, &mut batch);
         let result = result.and_then(|()| self.commit(&mut batch));
         if let Err(e) = result {
             // Start again from what the topic holds: a new producer
@@ -357,8 +359,13 @@ impl Publisher {
 }
 
 impl cdc_source::Relay for Publisher {
-    fn relay(&mut self, store: &Store, appended: &[Transaction]) -> std::result::Result<(), cdc_source::RelayError> {
-        self.publish(store, appended)
+    fn relay(
+        &mut self,
+        store: &Store,
+        through: Lsn,
+        appended: &[Transaction],
+    ) -> std::result::Result<(), cdc_source::RelayError> {
+        self.publish(store, Some(through), appended)
             .map_err(|e| Box::new(e) as cdc_source::RelayError)
     }
 }

@@ -318,7 +318,7 @@ fn a_publisher_fenced_by_a_newer_one_stops_with_exit_code_3() {
         &reader,
     )
     .expect("newer publisher");
-    newer.publish(&reader, &[]).expect("take over");
+    newer.publish(&reader, None, &[]).expect("take over");
     let second = xid_of(&pg, "INSERT INTO t VALUES (2)");
     let status = exit_of(older, "the fenced publisher to stop");
     let stderr = std::fs::read_to_string(dir.path().join("older.log")).expect("log");
