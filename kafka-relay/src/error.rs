@@ -17,6 +17,15 @@ pub enum RelayError {
         #[source]
         source: KafkaError,
     },
+    /// The topic does not exist (or the brokers did not learn of it in
+    /// the time allowed).
+    #[error("topic {topic} does not exist at {brokers}")]
+    NoTopic {
+        /// The bootstrap servers.
+        brokers: String,
+        /// The topic.
+        topic: String,
+    },
     /// A newer publisher of the same topic took over.
     #[error("another asof publisher took over topic {topic} (transactional id {transactional_id}); this one stops")]
     Fenced {

@@ -226,19 +226,39 @@ impl Target {
     /// The offset after the topic's last record (its high watermark).
     pub fn end_offset(&self, timeout: Duration) -> Result<i64> {
         let consumer = self.client()?;
-        let (_, high) = consumer
-            .fetch_watermarks(&self.topic, PARTITION, timeout)
-            .map_err(|source| self.unreachable(timeout, source))?;
+        let (_, high) = self.watermarks(&consumer, timeout)?;
         Ok(high)
+    }
+
+    /// The partition's first and next offsets. A broker learns of a topic
+    /// created elsewhere a moment after the one that answered its creation:
+    /// until `timeout`, an unknown topic is asked about again.
+    fn watermarks(&self, consumer: &BaseConsumer<Quiet>, timeout: Duration) -> Result<(i64, i64)> {
+        let started = Instant::now();
+        loop {
+            match consumer.fetch_watermarks(&self.topic, PARTITION, timeout) {
+                Ok(w) => return Ok(w),
+                Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownPartition,
+                )) => {
+                    if started.elapsed() >= timeout {
+                        return Err(RelayError::NoTopic {
+                            brokers: self.brokers.clone(),
+                            topic: self.topic.clone(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(source) => return Err(self.unreachable(timeout, source)),
+            }
+        }
     }
 
     /// The commit LSN of the last transaction the topic holds complete (its
     /// end marker committed), reading back from the end in growing windows.
     pub fn last_transaction(&self, timeout: Duration) -> Result<Option<Lsn>> {
         let consumer = self.client()?;
-        let (low, high) = consumer
-            .fetch_watermarks(&self.topic, PARTITION, timeout)
-            .map_err(|source| self.unreachable(timeout, source))?;
+        let (low, high) = self.watermarks(&consumer, timeout)?;
         let mut window = 1024_i64;
         let mut until = high;
         while until > low {
