@@ -1,4 +1,4 @@
-//! Step 5: SQL at a past cut against the same query on the live table, and
+//! Step 6: SQL at a past cut against the same query on the live table, and
 //! a Parquet export against `COPY (FORMAT binary)`.
 
 use anyhow::{bail, Result};
@@ -11,7 +11,7 @@ use crate::report::{mib, report_pairs};
 const GROUP_BY: &str = "SELECT status, count(*) AS n, sum(amount) AS total FROM t GROUP BY status ORDER BY status";
 
 pub fn run(ctx: &Ctx) -> Result<()> {
-    let (cl, conn, dir) = ctx.step("5. SQL at a past cut, Parquet export", "sql_export")?;
+    let (cl, conn, dir) = ctx.step("6. SQL at a past cut, Parquet export", "sql_export")?;
     let rows = ctx.n(800_000, 10_000);
     cl.execute(&orders_ddl("t"))?;
     cl.execute(&insert_sql("t", "1", &rows.to_string()))?;
