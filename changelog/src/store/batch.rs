@@ -236,7 +236,11 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         let store = self.store;
         let shape = self.pending.shape_for(&store.catalog, t, new)?;
         // The previous version lives under the old key when the key changed.
-        let resolved = self.resolve_toast(shape, new, old.unwrap_or(new))?;
+        // What `logged_as_given` accepts is logged as it came.
+        let resolved = match rec.logged_as_given() {
+            true => None,
+            false => Some(self.resolve_toast(shape, new, old.unwrap_or(new))?),
+        };
         let image = resolved.as_ref().unwrap_or(new);
         let counted = shape.schema.counts_copies();
         if let Some(old) = old {
@@ -348,10 +352,7 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
     /// newest stored version before this transaction. When neither exists
     /// (history began after the row was last written in full), the value is
     /// recorded as missing, never as NULL.
-    fn resolve_toast(&self, shape: Shape<'_>, row: &RowImage, key_row: &RowImage) -> Result<Option<RowImage>> {
-        if !row.has_unchanged_toast() {
-            return Ok(None);
-        }
+    fn resolve_toast(&self, shape: Shape<'_>, row: &RowImage, key_row: &RowImage) -> Result<RowImage> {
         let t = shape.table;
         let key = keys::row_key(t, shape.schema, &key_row.0);
         let prev: Option<(SchemaVersionNo, Vec<Datum>)> = match self.writes.written.get(&key.0) {
@@ -370,7 +371,7 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
                     *d = Datum::Missing;
                 }
             }
-            return Ok(Some(out));
+            return Ok(out);
         };
         let mut versions = self
             .store
@@ -388,7 +389,7 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
                 *d = projected.get(i).map_or(Datum::Missing, |p| p.to_datum());
             }
         }
-        Ok(Some(out))
+        Ok(out)
     }
 }
 
