@@ -297,7 +297,9 @@ pub fn encode_version_key(user_key: &[u8], lsn: Lsn) -> VersionKey {
 }
 
 /// The smallest key sorting after every version of `user_key` (and before
-/// the next user key, since no user key extends another).
+/// the next user key of the same shape: no key extends another of its
+/// shape, but a key written under an older shape of a table keyed by all
+/// its columns can be a prefix of one written after a column was added).
 pub fn after_all_versions(user_key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(user_key.len() + 9);
     k.extend_from_slice(user_key);

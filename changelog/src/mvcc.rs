@@ -1,13 +1,17 @@
 //! Whole-table scans of the version index at a cut (MVCC reads).
 //!
-//! A snapshot walks the `latest` family (one entry per key) and seeks into
+//! A snapshot walks the `latest` family (one entry per key) and goes into
 //! a key's history only when the key changed after the cut. A diff walks
-//! the version index itself, where the versions of one key sit together, newest first. A scan at cut `c`
-//! must land on the first version with LSN `<= c` and then leave the key's
-//! older versions behind. Stepping with `next()` is cheapest when a key has
-//! few versions, a `seek()` when it has many; like TiKV's forward scanner and
-//! CockroachDB's MVCC scanner, the scan tries [`SEEK_AFTER_NEXTS`] steps and
-//! then seeks, so deep history costs little more than shallow history.
+//! the version index itself, where the versions of one key sit together,
+//! newest first.
+//!
+//! Both must land on a key's first version with LSN `<= c` and leave its
+//! older versions behind. Stepping with `next()` is cheapest when that is a
+//! few entries ahead, a `seek()` when it is not (a seek costs about ten
+//! steps here). Like TiKV's forward scanner and CockroachDB's MVCC scanner,
+//! a scan tries [`SEEK_AFTER_NEXTS`] steps and then seeks; a snapshot stops
+//! trying for [`SEEKS_BEFORE_RETRY`] keys after a failed try, so deep
+//! history does not pay for steps that never arrive.
 
 use std::ops::ControlFlow;
 
@@ -177,6 +181,67 @@ impl<'s> Walker<'s> {
     }
 }
 
+/// How a past-cut scan reaches the visible version of a key that changed
+/// after the cut. The history iterator moves forward through the same keys
+/// as the scan, so the target is often a few entries ahead: stepping there
+/// with `next()` costs a fraction of a `seek()` when histories are shallow,
+/// and wastes [`SEEK_AFTER_NEXTS`] steps per key when they are deep. After
+/// a failed attempt the scan seeks directly for [`SEEKS_BEFORE_RETRY`]
+/// keys, so deep history costs at most one wasted attempt per that many keys.
+#[derive(Default)]
+struct Reach {
+    seeks_left: u32,
+}
+
+/// Keys a past-cut scan seeks directly after stepping failed once.
+pub const SEEKS_BEFORE_RETRY: u32 = 16;
+
+impl Reach {
+    /// Positions `it` on the first version of `uk` with LSN `<= cut`, or on
+    /// whatever follows where that would be.
+    fn to(&mut self, it: &mut DBRawIterator<'_>, uk: &[u8], cut: Lsn, stats: &mut ScanStats) -> Result<()> {
+        if self.seeks_left == 0 {
+            if step_to(it, uk, cut, stats)? {
+                return Ok(());
+            }
+            self.seeks_left = SEEKS_BEFORE_RETRY;
+        } else {
+            self.seeks_left -= 1;
+        }
+        it.seek(keys::encode_version_key(uk, cut).0);
+        stats.seeks += 1;
+        Ok(())
+    }
+}
+
+/// Moves a version iterator forward with `next()` onto the first entry at
+/// or after `(uk, cut)`, exactly where a seek would land, when that is at
+/// most [`SEEK_AFTER_NEXTS`] entries ahead. Returns false, with the
+/// iterator somewhere a seek must correct, otherwise.
+///
+/// Whole version keys are compared, not user keys: a key written under an
+/// older shape can be a prefix of one written under a newer shape, and
+/// then the two keys' versions sort in the opposite order to the keys.
+fn step_to(it: &mut DBRawIterator<'_>, uk: &[u8], cut: Lsn, stats: &mut ScanStats) -> Result<bool> {
+    let target = keys::encode_version_key(uk, cut).0;
+    for step in 0..=SEEK_AFTER_NEXTS {
+        let Some(k) = it.key() else {
+            it.status()?;
+            return Ok(false);
+        };
+        if k >= target.as_slice() {
+            // Only stepping proves nothing lies between here and the target.
+            return Ok(step > 0);
+        }
+        if step == SEEK_AFTER_NEXTS {
+            return Ok(false);
+        }
+        it.next();
+        stats.nexts += 1;
+    }
+    Ok(false)
+}
+
 fn decode_head(v: &[u8]) -> Result<Option<codec::VersionHead>> {
     codec::decode_version_head(v).map_err(StoreError::corrupt(cf::VERSIONS))
 }
@@ -207,6 +272,7 @@ impl Store {
             seeks: 1,
             ..ScanStats::default()
         };
+        let mut reach = Reach::default();
         let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
         while let (Some(uk), Some(lv)) = (latest.key(), latest.value()) {
             let (newest, newest_value) = codec::decode_latest(lv).map_err(StoreError::corrupt(cf::LATEST))?;
@@ -217,8 +283,7 @@ impl Store {
                     Some(it) => it,
                     None => history.insert(self.table_iter(cf::VERSIONS, table, readahead())?),
                 };
-                it.seek(keys::encode_version_key(uk, cut).0);
-                stats.seeks += 1;
+                reach.to(it, uk, cut, &mut stats)?;
                 match (it.key(), it.value()) {
                     (Some(k), Some(v)) => {
                         let (vuk, vlsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;

@@ -117,6 +117,9 @@ enum Step {
     Probe {
         /// The store directory.
         store: PathBuf,
+        /// The moment to read at (as `asof snapshot --at` takes it).
+        #[arg(long, default_value = "now")]
+        at: materializer::When,
         /// Tables to scan.
         #[arg(required = true)]
         tables: Vec<String>,
@@ -170,7 +173,7 @@ fn main() -> Result<()> {
         Step::Freshness { rate, seconds } => freshness::run(&ctx, rate, seconds),
         Step::Kafka => kafka::run(&ctx),
         Step::SqlExport => sql_export::run(&ctx),
-        Step::Probe { store, tables } => probe::probe(&store, &tables),
+        Step::Probe { store, at, tables } => probe::probe(&store, at, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),
         Step::InitialRuntime => runtimes::initial_runtime(&ctx),

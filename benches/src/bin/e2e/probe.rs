@@ -39,15 +39,18 @@ pub fn store_files(dir: &Path) -> Result<String> {
 }
 
 /// Times the phases of an as-of read in process, as `asof snapshot` does them.
-pub fn probe(store_path: &Path, tables: &[String]) -> Result<()> {
+pub fn probe(store_path: &Path, at: When, tables: &[String]) -> Result<()> {
     println!("\nprobe of {}: {}", store_path.display(), store_files(store_path)?);
     let t = Instant::now();
     let store = Store::open_read_only(store_path)?;
     let open = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let r = materializer::resolve(&store, When::Now, CommitTime::now())?;
+    let r = materializer::resolve(&store, at, CommitTime::now())?;
     let resolve = t.elapsed().as_secs_f64();
-    println!("open_read_only {open:.3} s, resolve(now) {resolve:.4} s");
+    println!(
+        "open_read_only {open:.3} s, resolve({at}) {resolve:.4} s: cut {}",
+        r.cut.lsn
+    );
     for name in tables {
         let t = Instant::now();
         let table = materializer::table_at(&store, &TableName::parse(name), r.cut)?;
