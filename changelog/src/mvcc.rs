@@ -92,6 +92,17 @@ fn park(mut v: Vec<DatumRef<'_>>) -> Vec<DatumRef<'static>> {
     v.into_iter().map(|_| DatumRef::Null).collect()
 }
 
+/// Read options of a whole-table scan: read ahead, and leave the block
+/// cache alone. A scan reads each block once, so caching it only evicts
+/// what point look-ups use and costs an insert and an eviction per block
+/// (about 30% of a deep past-cut scan, 20% of a scan at `now`).
+fn scan_options() -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_readahead_size(2 << 20);
+    ro.fill_cache(false);
+    ro
+}
+
 struct Walker<'s> {
     it: DBRawIterator<'s>,
     stats: ScanStats,
@@ -100,8 +111,7 @@ struct Walker<'s> {
 
 impl<'s> Walker<'s> {
     fn new(store: &'s Store, table: TableId) -> Result<Self> {
-        let mut ro = ReadOptions::default();
-        ro.set_readahead_size(2 << 20);
+        let mut ro = scan_options();
         ro.set_async_io(true);
         let it = store.table_iter(cf::VERSIONS, table, ro)?;
         Ok(Walker {
@@ -261,12 +271,7 @@ impl Store {
         // Walk the newest version of every key (`latest`); only a key
         // changed after the cut needs a seek into its history. So a scan of
         // recent state costs the same however deep the history is.
-        let readahead = || {
-            let mut ro = ReadOptions::default();
-            ro.set_readahead_size(2 << 20);
-            ro
-        };
-        let mut latest = self.table_iter(cf::LATEST, table, readahead())?;
+        let mut latest = self.table_iter(cf::LATEST, table, scan_options())?;
         let mut history: Option<DBRawIterator<'_>> = None;
         let mut stats = ScanStats {
             seeks: 1,
@@ -281,7 +286,7 @@ impl Store {
             } else {
                 let it = match history.as_mut() {
                     Some(it) => it,
-                    None => history.insert(self.table_iter(cf::VERSIONS, table, readahead())?),
+                    None => history.insert(self.table_iter(cf::VERSIONS, table, scan_options())?),
                 };
                 reach.to(it, uk, cut, &mut stats)?;
                 match (it.key(), it.value()) {
