@@ -346,6 +346,66 @@ pub fn table_range(t: TableId) -> ([u8; 4], Vec<u8>) {
     (lo, hi)
 }
 
+/// A range of encoded user keys of one table: from `start` (inclusive) to
+/// `end` (exclusive); `None` is the table's own end on that side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    /// First key of the range, or the table's first key.
+    pub start: Option<Vec<u8>>,
+    /// First key after the range, or after the table's last key.
+    pub end: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// The whole table.
+    pub const ALL: KeyRange = KeyRange { start: None, end: None };
+
+    /// Whether `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.start.as_deref().is_none_or(|s| key >= s) && self.end.as_deref().is_none_or(|e| key < e)
+    }
+}
+
+/// `parts` ranges that together cover `first..=last` of one table (and all
+/// of the table beyond them), cut at points spread evenly over the bytes
+/// after the two keys' common prefix: even parts for keys spread evenly,
+/// such as sequential integers. Fewer ranges when the keys leave no room.
+pub fn split_range(first: &[u8], last: &[u8], parts: usize) -> Vec<KeyRange> {
+    let common = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+    // The next 8 bytes of each key after the common prefix, as numbers.
+    let window = |k: &[u8]| {
+        let mut w = [0u8; 8];
+        for (d, s) in w.iter_mut().zip(k.iter().skip(common)) {
+            *d = *s;
+        }
+        u64::from_be_bytes(w)
+    };
+    let (lo, hi) = (window(first), window(last));
+    let mut points: Vec<Vec<u8>> = Vec::new();
+    if hi > lo && parts > 1 {
+        let span = u128::from(hi - lo);
+        for i in 1..parts {
+            let at = u128::from(lo) + span * i as u128 / parts as u128;
+            let mut p = first.get(..common).unwrap_or_default().to_vec();
+            p.extend_from_slice(&u64::try_from(at).unwrap_or(u64::MAX).to_be_bytes());
+            if points.last().is_none_or(|q| *q < p) && p.as_slice() > first {
+                points.push(p);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(points.len() + 1);
+    let mut start = None;
+    for p in points {
+        out.push(KeyRange {
+            start: start.take(),
+            end: Some(p.clone()),
+        });
+        start = Some(p);
+    }
+    out.push(KeyRange { start, end: None });
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -483,5 +543,41 @@ mod tests {
         let b = encode_user_key(TableId(1), &t, [DatumRef::Text(b"ab"), DatumRef::Text(b"c")]);
         assert_ne!(a, b);
         assert!(!b.0.starts_with(&a.0) && !a.0.starts_with(&b.0));
+    }
+
+    proptest! {
+        #[test]
+        fn split_ranges_cover_every_key_once(
+            a in proptest::collection::vec(any::<u8>(), 0..12),
+            b in proptest::collection::vec(any::<u8>(), 0..12),
+            probes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 1..40),
+            parts in 1usize..9,
+        ) {
+            let (first, last) = if a <= b { (a, b) } else { (b, a) };
+            let ranges = split_range(&first, &last, parts);
+            prop_assert!(!ranges.is_empty() && ranges.len() <= parts);
+            prop_assert_eq!(ranges[0].start.as_ref(), None);
+            prop_assert_eq!(ranges[ranges.len() - 1].end.as_ref(), None);
+            for w in ranges.windows(2) {
+                prop_assert_eq!(&w[0].end, &w[1].start);
+            }
+            for k in probes.iter().chain([&first, &last]) {
+                prop_assert_eq!(ranges.iter().filter(|r| r.contains(k)).count(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn sequential_integer_keys_split_evenly() {
+        let key = |i: i64| {
+            let v = Datum::text(i.to_string());
+            encode_user_key(TableId(7), &[20], [v.as_ref()]).0
+        };
+        let ranges = split_range(&key(1), &key(1_000_000), 4);
+        assert_eq!(ranges.len(), 4);
+        for r in &ranges {
+            let n = (1..=1_000_000i64).step_by(97).filter(|i| r.contains(&key(*i))).count();
+            assert!((2_400..=2_760).contains(&n), "{n} keys in {r:?}");
+        }
     }
 }

@@ -20,7 +20,7 @@ use rocksdb::{DBRawIterator, ReadOptions};
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::ids::TableId;
-use crate::keys::{self, cf};
+use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
 use crate::schema::SchemaVersionNo;
 use crate::store::Store;
@@ -266,12 +266,27 @@ impl Store {
         table: TableId,
         cut: Lsn,
         dead_before: Option<Lsn>,
+        f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
+    ) -> std::result::Result<ScanStats, E> {
+        self.scan_range_as_of(table, &KeyRange::ALL, cut, dead_before, f)
+    }
+
+    /// [`Store::scan_as_of`] limited to the keys in `range`, so that parts
+    /// of one table ([`Store::split_table`]) can be read side by side.
+    pub fn scan_range_as_of<E: From<StoreError>>(
+        &self,
+        table: TableId,
+        range: &KeyRange,
+        cut: Lsn,
+        dead_before: Option<Lsn>,
         mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
         // Walk the newest version of every key (`latest`); only a key
         // changed after the cut needs a seek into its history. So a scan of
         // recent state costs the same however deep the history is.
-        let mut latest = self.table_iter(cf::LATEST, table, scan_options())?;
+        // Only the walk of `latest` is bounded: history is only ever
+        // entered at keys it yields.
+        let mut latest = self.range_iter(cf::LATEST, table, range, scan_options())?;
         let mut history: Option<DBRawIterator<'_>> = None;
         let mut stats = ScanStats {
             seeks: 1,
@@ -324,6 +339,23 @@ impl Store {
         }
         latest.status().map_err(StoreError::from)?;
         Ok(stats)
+    }
+
+    /// At most `parts` key ranges that together cover `table`, split where
+    /// its keys seem evenly spread (see [`keys::split_range`]); one range
+    /// for an empty table.
+    pub fn split_table(&self, table: TableId, parts: usize) -> Result<Vec<KeyRange>> {
+        let mut it = self.range_iter(cf::LATEST, table, &KeyRange::ALL, ReadOptions::default())?;
+        let Some(first) = it.key().map(<[u8]>::to_vec) else {
+            it.status()?;
+            return Ok(vec![KeyRange::ALL]);
+        };
+        it.seek_to_last();
+        let Some(last) = it.key().map(<[u8]>::to_vec) else {
+            it.status()?;
+            return Ok(vec![KeyRange::ALL]);
+        };
+        Ok(keys::split_range(&first, &last, parts))
     }
 
     /// Streams the keys of `table` whose visible version differs between

@@ -5,8 +5,11 @@
 
 mod support;
 
+use std::ops::ControlFlow;
+
 use changelog::{
-    AppendOutcome, ChangeRecord, Datum, Durability, Lsn, RowImage, SchemaChange, TableId, TableName, Transaction,
+    AppendOutcome, ChangeRecord, Datum, Durability, Lsn, RowImage, SchemaChange, StoreError, TableId, TableName,
+    Transaction,
 };
 use proptest::prelude::*;
 use support::{commit_info, differences, initial_schema, key_image, open, snapshot, Gen, Reference};
@@ -100,6 +103,7 @@ proptest! {
         depths in depths(),
         deletes in prop::collection::vec(prop::bool::weighted(0.1), 1..20),
         per_txn in 1usize..200,
+        parts in 1usize..6,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut store = open(dir.path(), Durability::Buffered);
@@ -116,9 +120,25 @@ proptest! {
                 store.flush().unwrap();
                 store.compact_files().unwrap();
             }
+            let ranges = store.split_table(table, parts).unwrap();
+            prop_assert!(!ranges.is_empty() && ranges.len() <= parts);
             for cut in model.lsns().into_iter().chain([Lsn::ZERO]) {
-                let got = snapshot(&store, table, cut).map(|rows| rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
+                let whole = snapshot(&store, table, cut);
+                let got = whole.clone().map(|rows| rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
                 prop_assert_eq!(got, model.snapshot(table, cut), "at {} (pass {})", cut, pass);
+                // The parts of a split, read one after the other, are the whole.
+                let mut joined = Vec::new();
+                for r in &ranges {
+                    store
+                        .scan_range_as_of::<StoreError>(table, r, cut, None, |row| {
+                            assert!(r.contains(row.key), "{:?} outside {:?}", row.key, r);
+                            joined.push(row.key.to_vec());
+                            Ok(ControlFlow::Continue(()))
+                        })
+                        .unwrap();
+                }
+                let keys: Vec<Vec<u8>> = whole.unwrap_or_default().into_iter().map(|(k, _)| k).collect();
+                prop_assert_eq!(joined, keys, "parts at {}", cut);
             }
         }
     }

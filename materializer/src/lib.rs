@@ -65,7 +65,7 @@ pub use error::{QueryError, Result};
 #[cfg(feature = "store")]
 pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
 #[cfg(feature = "store")]
-pub use snapshot::{get, snapshot, Found};
+pub use snapshot::{get, snapshot, snapshot_range, Found};
 #[cfg(feature = "store")]
 pub use table::{last_moment_of, table_at, tables_at, uncaptured_at, user_key, TableAt, UncapturedAt};
 pub use when::{ParseWhenError, When};

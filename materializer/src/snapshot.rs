@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
+use changelog::keys::KeyRange;
 use changelog::{Datum, DatumRef, Projection, ScanStats, SchemaHistory, SchemaVersionNo, Store, VersionState};
 
 use crate::cut::Cut;
@@ -52,6 +53,18 @@ pub fn snapshot<E: From<QueryError>>(
     store: &Store,
     table: &TableAt<'_>,
     cut: Cut,
+    f: impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
+) -> Result<ScanStats, E> {
+    snapshot_range(store, table, &KeyRange::ALL, cut, f)
+}
+
+/// [`snapshot`] of the rows whose keys lie in `range`: one part of a
+/// table split by [`Store::split_table`], read beside the others.
+pub fn snapshot_range<E: From<QueryError>>(
+    store: &Store,
+    table: &TableAt<'_>,
+    range: &KeyRange,
+    cut: Cut,
     mut f: impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
 ) -> Result<ScanStats, E> {
     let Some(entry) = store.catalog().table(table.id) else {
@@ -60,7 +73,7 @@ pub fn snapshot<E: From<QueryError>>(
     let dead_before = entry.last_reset_at(cut.lsn);
     let mut projector = Projector::new(&entry.history, table.version.version);
     let mut out: Vec<DatumRef<'static>> = Vec::with_capacity(table.schema.columns.len());
-    let scan = store.scan_as_of(table.id, cut.lsn, dead_before, |row| {
+    let scan = store.scan_range_as_of(table.id, range, cut.lsn, dead_before, |row| {
         if row.schema == table.version.version {
             return each_copy(row.copies, row.values, &mut f);
         }

@@ -133,10 +133,7 @@ pub fn export_at(store: &Store, cut: Cut, dir: &Path, options: &ExportOptions) -
             limit: None,
         };
         let rows = write_parquet(&dir.join(&file), schema.clone(), |writer| {
-            scan.run(store, |batch| {
-                writer.write(&batch)?;
-                Ok(true)
-            })
+            scan_beside(store, &scan, |batch| Ok(writer.write(&batch)?))
         })?;
         manifest.tables.push(table_manifest(
             table.schema,
@@ -148,6 +145,32 @@ pub fn export_at(store: &Store, cut: Cut, dir: &Path, options: &ExportOptions) -
     }
     write_manifest(dir, &manifest)?;
     Ok(manifest)
+}
+
+/// Record batches a scan may build ahead of the Parquet writer.
+const BATCHES_AHEAD: usize = 4;
+
+/// Runs `scan` on a thread of its own while `write` takes its batches on
+/// this one: reading the store and encoding Parquet each take about half
+/// of an export, so on two cores they overlap. The channel is bounded, so
+/// memory stays at a few batches. Returns the number of rows read.
+fn scan_beside(store: &Store, scan: &Scan, mut write: impl FnMut(RecordBatch) -> Result<()>) -> Result<u64> {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(BATCHES_AHEAD);
+        let reader = s.spawn(move || scan.run(store, |batch| Ok(tx.send(batch).is_ok())));
+        let mut written = Ok(());
+        for batch in rx.iter() {
+            written = write(batch);
+            if written.is_err() {
+                // Dropping the receiver stops the scan at its next batch.
+                break;
+            }
+        }
+        drop(rx);
+        let rows = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        written?;
+        rows
+    })
 }
 
 /// Columns an SCD type-2 file adds after the table's own.

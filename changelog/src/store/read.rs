@@ -8,7 +8,7 @@ use rocksdb::{DBRawIterator, ReadOptions};
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::ids::TableId;
-use crate::keys::{self, cf, UserKey};
+use crate::keys::{self, cf, KeyRange, UserKey};
 use crate::lsn::Lsn;
 use crate::record::ChangeRecord;
 use crate::schema::SchemaVersionNo;
@@ -76,6 +76,29 @@ impl Store {
         mut ro: ReadOptions,
     ) -> Result<DBRawIterator<'_>> {
         let (lo, hi) = keys::table_range(table);
+        ro.set_iterate_upper_bound(hi);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(family)?, ro);
+        it.seek(lo);
+        Ok(it)
+    }
+
+    /// An iterator over the keys of `table` in `range` of a table-prefixed
+    /// family, bounded on both sides, positioned at the range's first key.
+    pub(crate) fn range_iter(
+        &self,
+        family: &'static str,
+        table: TableId,
+        range: &KeyRange,
+        mut ro: ReadOptions,
+    ) -> Result<DBRawIterator<'_>> {
+        let (lo, hi) = keys::table_range(table);
+        let lo = range
+            .start
+            .clone()
+            .filter(|s| s.as_slice() > lo.as_slice())
+            .unwrap_or(lo.to_vec());
+        let hi = range.end.clone().filter(|e| *e < hi).unwrap_or(hi);
+        ro.set_iterate_lower_bound(lo.clone());
         ro.set_iterate_upper_bound(hi);
         let mut it = self.db.raw_iterator_cf_opt(self.cf(family)?, ro);
         it.seek(lo);
