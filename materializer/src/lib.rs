@@ -7,7 +7,9 @@
 //! - [`snapshot`]: a whole table, streamed in key order, with the columns
 //!   the table had at the cut (each copy of a row a table without a
 //!   primary key holds several times, see
-//!   [`changelog::TableSchema::counts_copies`]);
+//!   [`changelog::TableSchema::counts_copies`]); [`snapshot_range`] one
+//!   range of its keys, and [`snapshot_rendered`] the whole table read on
+//!   several threads and rendered to bytes, still in key order;
 //! - [`get`]: one row by key, with its number of copies;
 //! - [`history`]: every version of one row;
 //! - [`diff`]: rows inserted, deleted and changed between two cuts;
@@ -48,6 +50,8 @@ mod cut;
 mod error;
 #[cfg(feature = "store")]
 mod history;
+#[cfg(feature = "store")]
+mod parallel;
 #[cfg(all(feature = "store", feature = "reference"))]
 pub mod reference;
 #[cfg(feature = "store")]
@@ -64,6 +68,8 @@ pub use cut::{resolve, Cut, Resolved};
 pub use error::{QueryError, Result};
 #[cfg(feature = "store")]
 pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
+#[cfg(feature = "store")]
+pub use parallel::snapshot_rendered;
 #[cfg(feature = "store")]
 pub use snapshot::{get, snapshot, snapshot_range, Found};
 #[cfg(feature = "store")]

@@ -427,12 +427,38 @@ fn snapshot_rows(store: &Store, id: TableId, cut: materializer::Cut) -> Option<V
     if t.id != id {
         return None;
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<Vec<Datum>> = Vec::new();
     materializer::snapshot(store, &t, cut, |r| {
         rows.push(r.iter().map(|d| d.to_datum()).collect());
         Ok::<_, QueryError>(ControlFlow::Continue(()))
     })
     .unwrap();
+    // Read on several threads and rendered, the same rows in the same order.
+    let render = |row: &[Datum], out: &mut Vec<u8>| out.extend_from_slice(format!("{row:?}\n").as_bytes());
+    let mut serial = Vec::new();
+    rows.iter().for_each(|r| render(r, &mut serial));
+    let mut parallel = Vec::new();
+    let workers = 1 + (cut.lsn.0 % 3) as usize;
+    materializer::snapshot_rendered(
+        store,
+        &t,
+        cut,
+        workers,
+        |r, out| {
+            render(&r.iter().map(|d| d.to_datum()).collect::<Vec<_>>(), out);
+            Ok::<_, QueryError>(())
+        },
+        |bytes| {
+            parallel.extend_from_slice(bytes);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&parallel),
+        String::from_utf8_lossy(&serial),
+        "{workers} workers at {cut:?}"
+    );
     Some(rows)
 }
 

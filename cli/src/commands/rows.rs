@@ -8,7 +8,7 @@ use changelog::{Datum, DatumRef};
 
 use crate::args::{GetArgs, SnapshotArgs};
 use crate::commands::{column_names, note_coverage, open_reader, row_key, stdout};
-use crate::output::{Format, RowPrinter};
+use crate::output::{render_row, Format, RowPrinter};
 use crate::when;
 
 pub fn snapshot(store_path: &Path, a: SnapshotArgs) -> Result<()> {
@@ -17,11 +17,25 @@ pub fn snapshot(store_path: &Path, a: SnapshotArgs) -> Result<()> {
     let r = when::resolve(&store, a.at.at, "as of ")?;
     let table = materializer::table_at(&store, &a.table, r.cut)?;
     note_coverage(&table);
-    let mut printer = RowPrinter::start(stdout(), format, column_names(&table))?;
-    materializer::snapshot(&store, &table, r.cut, |row| -> Result<_> {
-        printer.row(row)?;
-        Ok(ControlFlow::Continue(()))
-    })?;
+    let columns = column_names(&table);
+    let mut printer = RowPrinter::start(stdout(), format, columns.clone())?;
+    if printer.renders_rows() {
+        // Read and render on every core; the rows still come out in key order.
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        materializer::snapshot_rendered::<anyhow::Error>(
+            &store,
+            &table,
+            r.cut,
+            workers,
+            |row, buf| Ok(render_row(format, &columns, row, buf)?),
+            |bytes| Ok(printer.rendered(bytes)?),
+        )?;
+    } else {
+        materializer::snapshot(&store, &table, r.cut, |row| -> Result<_> {
+            printer.row(row)?;
+            Ok(ControlFlow::Continue(()))
+        })?;
+    }
     printer.finish()?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::io;
 use changelog::DatumRef;
 
 pub use json::json_row;
-pub use printer::RowPrinter;
+pub use printer::{render_row, RowPrinter};
 pub use table::TableWriter;
 
 /// How rows are printed.

@@ -50,12 +50,20 @@ impl<W: Write> RowPrinter<W> {
                 t.push(values.iter().copied());
                 Ok(())
             }
-            None if self.format == Format::Csv => csv::write_csv_record(&mut self.out, values),
-            None => {
-                let obj = json_row(&self.columns, values.iter().copied());
-                self.json_line(&serde_json::Value::Object(obj))
-            }
+            None => render_row(self.format, &self.columns, values, &mut self.out),
         }
+    }
+
+    /// Whether rows print one by one, each on its own (CSV and JSON lines),
+    /// so they can be rendered elsewhere with [`render_row`] and handed
+    /// over with [`RowPrinter::rendered`]; a table needs them all.
+    pub fn renders_rows(&self) -> bool {
+        self.table.is_none()
+    }
+
+    /// Rows rendered with [`render_row`], in order.
+    pub fn rendered(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)
     }
 
     /// One JSON line of the caller's own shape.
@@ -77,4 +85,15 @@ impl<W: Write> RowPrinter<W> {
     pub fn finish_without_table(mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// Renders one row as [`RowPrinter::row`] prints it in `format` (CSV or
+/// JSON lines) into any writer, so rendering can run on other threads.
+pub fn render_row(format: Format, columns: &[String], values: &[DatumRef<'_>], out: &mut impl Write) -> io::Result<()> {
+    if format == Format::Csv {
+        return csv::write_csv_record(out, values);
+    }
+    let obj = json_row(columns, values.iter().copied());
+    serde_json::to_writer(&mut *out, &serde_json::Value::Object(obj))?;
+    out.write_all(b"\n")
 }
