@@ -10,6 +10,7 @@ use std::io::{self, BufWriter};
 use std::path::Path;
 use std::sync::Arc;
 
+use changelog::keys::KeyRange;
 use changelog::{CommitTime, DatumRef, Store, TableName, TableSchema};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -127,6 +128,7 @@ pub fn export_at(store: &Store, cut: Cut, dir: &Path, options: &ExportOptions) -
         let scan = Scan {
             name: table.schema.name.clone(),
             cut,
+            range: KeyRange::ALL,
             schema: schema.clone(),
             sources: types.into_iter().enumerate().collect(),
             batch_rows: BATCH_ROWS,

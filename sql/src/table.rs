@@ -1,12 +1,13 @@
 //! A table as of a cut, as a DataFusion [`TableProvider`]: its rows stream
-//! from [`materializer::snapshot`] in record batches, converting only the
-//! columns the query reads.
+//! from [`materializer::snapshot_range`] in record batches, one partition
+//! per range of its keys, converting only the columns the query reads.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use changelog::{Store, TableName};
+use changelog::keys::KeyRange;
+use changelog::{Store, TableId, TableName};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -30,6 +31,7 @@ const BATCHES_AHEAD: usize = 2;
 #[derive(Debug)]
 pub struct AsOfTable {
     store: Arc<Store>,
+    id: TableId,
     name: TableName,
     cut: Cut,
     schema: SchemaRef,
@@ -42,6 +44,7 @@ impl AsOfTable {
         let (schema, types) = arrow_schema(table, typing);
         AsOfTable {
             store,
+            id: table.id,
             name: table.schema.name.clone(),
             cut,
             schema,
@@ -110,25 +113,39 @@ impl TableProvider for AsOfTable {
                     .ok_or_else(|| DataFusionError::Internal(format!("no column {i} in {}", self.name)))
             })
             .collect::<DfResult<Vec<_>>>()?;
-        let partition: Arc<dyn PartitionStream> = Arc::new(SnapshotPartition {
-            store: self.store.clone(),
-            scan: Arc::new(Scan {
-                name: self.name.clone(),
-                cut: self.cut,
-                schema: schema.clone(),
-                sources,
-                batch_rows: state.config().batch_size(),
-                limit,
-            }),
-        });
+        // One partition per key range, so the table is read on every core
+        // the session has; a query that wants a few rows reads one range.
+        let parts = if limit.is_some() { 1 } else { state.config().target_partitions() };
+        let ranges = self
+            .store
+            .split_table(self.id, parts)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let partitions: Vec<Arc<dyn PartitionStream>> = ranges
+            .into_iter()
+            .map(|range| -> Arc<dyn PartitionStream> {
+                Arc::new(SnapshotPartition {
+                    store: self.store.clone(),
+                    scan: Arc::new(Scan {
+                        name: self.name.clone(),
+                        cut: self.cut,
+                        range,
+                        schema: schema.clone(),
+                        sources: sources.clone(),
+                        batch_rows: state.config().batch_size(),
+                        limit,
+                    }),
+                })
+            })
+            .collect();
         // The partition yields projected batches itself, so no projection
         // is applied after it.
-        let exec = StreamingTableExec::try_new(schema, vec![partition], None, Vec::<LexOrdering>::new(), false, limit)?;
+        let exec = StreamingTableExec::try_new(schema, partitions, None, Vec::<LexOrdering>::new(), false, limit)?;
         Ok(Arc::new(exec))
     }
 }
 
-/// The scan of one table at one cut: one partition, rows in key order.
+/// The scan of one range of a table's keys at one cut: one partition, rows
+/// in key order.
 #[derive(Debug)]
 struct SnapshotPartition {
     store: Arc<Store>,
@@ -162,6 +179,8 @@ pub(crate) struct Scan {
     pub name: TableName,
     /// The cut.
     pub cut: Cut,
+    /// The keys to read.
+    pub range: KeyRange,
     /// The schema of the batches.
     pub schema: SchemaRef,
     /// For each of its columns, the stored row's column and its type.
@@ -186,7 +205,7 @@ impl Scan {
         let mut listening = true;
         let limit = self.limit.map_or(u64::MAX, |l| u64::try_from(l).unwrap_or(u64::MAX));
         let batch_rows = self.batch_rows.max(1);
-        materializer::snapshot(store, &table, self.cut, |row| -> Result<_, SqlError> {
+        materializer::snapshot_range(store, &table, &self.range, self.cut, |row| -> Result<_, SqlError> {
             batch.push(row)?;
             rows += 1;
             if batch.len() >= batch_rows {
