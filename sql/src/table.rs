@@ -115,7 +115,11 @@ impl TableProvider for AsOfTable {
             .collect::<DfResult<Vec<_>>>()?;
         // One partition per key range, so the table is read on every core
         // the session has; a query that wants a few rows reads one range.
-        let parts = if limit.is_some() { 1 } else { state.config().target_partitions() };
+        let parts = if limit.is_some() {
+            1
+        } else {
+            state.config().target_partitions()
+        };
         let ranges = self
             .store
             .split_table(self.id, parts)

@@ -21,6 +21,30 @@ pub struct Run {
     pub server: f64,
     /// CPU seconds per thread name of the client process (sampled).
     pub threads: Vec<(String, f64)>,
+    /// The client process's peak resident memory, in bytes.
+    pub peak_rss: u64,
+}
+
+/// Waits for `child` and returns its exit status and peak resident memory
+/// in bytes (`ru_maxrss` of `wait4`, which reports on exactly that child).
+fn wait_with_peak(child: &std::process::Child) -> Result<(std::process::ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: wait4 only writes into the two values we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    }
+    let kib = u64::try_from(ru.ru_maxrss).unwrap_or(0);
+    Ok((std::process::ExitStatus::from_raw(status), kib * 1024))
 }
 
 /// CPU seconds (user + sys) used so far by this process (`RUSAGE_SELF`)
@@ -176,9 +200,9 @@ pub fn timed(cmd: &mut Command, log: &Path) -> Result<Run> {
     let sampler = Sampler::start();
     let cpu0 = children_cpu();
     let t = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
+    let child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
     sampler.client.store(child.id(), std::sync::atomic::Ordering::Relaxed);
-    let status = child.wait()?;
+    let (status, peak_rss) = wait_with_peak(&child)?;
     let wall = t.elapsed().as_secs_f64();
     let cpu = children_cpu() - cpu0;
     let (server, threads) = sampler.finish();
@@ -191,6 +215,7 @@ pub fn timed(cmd: &mut Command, log: &Path) -> Result<Run> {
         cpu,
         server,
         threads,
+        peak_rss,
     })
 }
 

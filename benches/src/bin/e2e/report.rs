@@ -46,6 +46,17 @@ pub fn report_pairs(title: &str, ref_name: &str, ours_name: &str, refs: &[Run], 
         total(ours),
         total(ours) / total(refs)
     );
+    // Processes only: a run in process has no peak of its own.
+    if ours.iter().any(|r| r.peak_rss > 0) {
+        println!(
+            "\npeak resident memory of ours: {} MiB (median; reps {})",
+            mib(median(&ours.iter().map(|r| r.peak_rss as f64).collect::<Vec<_>>()) as u64).round(),
+            ours.iter()
+                .map(|r| format!("{:.0}", mib(r.peak_rss)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!("\nCPU seconds by thread of ours (sampled every 50 ms from /proc):\n");
     for (i, o) in ours.iter().enumerate() {
         println!("- rep {}: {}", i + 1, thread_line(o));

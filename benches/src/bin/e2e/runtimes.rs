@@ -80,6 +80,8 @@ fn capture_in_process(store: &Path, conn: &str, slot: &str, rt: Rt, snapshot: bo
             cpu,
             server,
             threads,
+            // In process: this process's own peak includes the harness.
+            peak_rss: 0,
         },
         summary.records + summary.copied_rows,
     ))
