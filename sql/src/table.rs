@@ -73,7 +73,7 @@ pub fn arrow_schema(table: &TableAt<'_>, typing: Typing) -> (SchemaRef, Vec<Colu
         .columns
         .iter()
         .zip(&types)
-        .map(|(c, t)| t.field(&c.name))
+        .map(|(c, t)| t.column_field(c))
         .collect();
     (Arc::new(Schema::new(fields)), types)
 }
