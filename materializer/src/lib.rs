@@ -8,6 +8,7 @@
 //!   the table had at the cut (each copy of a row a table without a
 //!   primary key holds several times, see
 //!   [`changelog::TableSchema::counts_copies`]);
+//! - [`snapshot_range`]: the rows whose keys lie in a range;
 //! - [`get`]: one row by key, with its number of copies;
 //! - [`history`]: every version of one row;
 //! - [`diff`]: rows inserted, deleted and changed between two cuts;
@@ -65,7 +66,7 @@ pub use error::{QueryError, Result};
 #[cfg(feature = "store")]
 pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
 #[cfg(feature = "store")]
-pub use snapshot::{get, snapshot, Found};
+pub use snapshot::{get, snapshot, snapshot_range, Found};
 #[cfg(feature = "store")]
 pub use table::{last_moment_of, table_at, tables_at, uncaptured_at, user_key, TableAt, UncapturedAt};
 pub use when::{ParseWhenError, When};

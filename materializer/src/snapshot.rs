@@ -1,8 +1,9 @@
 //! A table as of a cut, and one row as of a cut.
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
+use std::ops::{Bound, ControlFlow, RangeBounds};
 
+use changelog::keys::UserKey;
 use changelog::{Datum, DatumRef, Projection, ScanStats, SchemaHistory, SchemaVersionNo, Store, VersionState};
 
 use crate::cut::Cut;
@@ -73,6 +74,52 @@ pub fn snapshot<E: From<QueryError>>(
         r
     });
     scan.map_err(|Carried(e)| e)
+}
+
+/// Streams the rows of `table` as of `cut` whose keys lie in `range` (keys
+/// compare as the store orders them: integers numerically, text by bytes),
+/// in key order, like [`snapshot`]. The store's key index is walked from
+/// the table's first key, as it offers no seek by key, but only the rows in
+/// the range are looked up and decoded, and the walk stops past its end.
+pub fn snapshot_range<E: From<QueryError>>(
+    store: &Store,
+    table: &TableAt<'_>,
+    cut: Cut,
+    range: (Bound<UserKey>, Bound<UserKey>),
+    mut f: impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
+) -> Result<(), E> {
+    let Some(entry) = store.catalog().table(table.id) else {
+        return Ok(());
+    };
+    let mut projector = Projector::new(&entry.history, table.version.version);
+    let walk = store.for_each_key(table.id, |key| -> std::result::Result<ControlFlow<()>, Carried<E>> {
+        let past_end = match &range.1 {
+            Bound::Included(end) => key > *end,
+            Bound::Excluded(end) => key >= *end,
+            Bound::Unbounded => false,
+        };
+        if past_end {
+            return Ok(ControlFlow::Break(()));
+        }
+        if !range.contains(&key) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let Some(v) = store.version_at(&key, cut.lsn)? else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        if !entry.survives_resets(v.lsn, cut.lsn) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        match v.state {
+            VersionState::Row { schema, copies, values } => {
+                let row = projector.owned(schema, &values);
+                let refs: Vec<DatumRef<'_>> = row.iter().map(Datum::as_ref).collect();
+                each_copy(copies, &refs, &mut f)
+            }
+            VersionState::Deleted => Ok(ControlFlow::Continue(())),
+        }
+    });
+    walk.map_err(|Carried(e)| e)
 }
 
 /// Hands `values` to `f` once per copy, stopping when `f` does.

@@ -1,8 +1,9 @@
 //! A table as of a cut, as a DataFusion [`TableProvider`]: its rows stream
 //! from [`materializer::snapshot`] in record batches, converting only the
-//! columns the query reads.
+//! columns the query reads. Filters on its key columns read only the keys
+//! or the key range they select (see [`crate::pushdown`]).
 
-use std::ops::ControlFlow;
+use std::ops::{Bound, ControlFlow};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,7 +14,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
@@ -21,6 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use materializer::{Cut, TableAt};
 
 use crate::error::SqlError;
+use crate::pushdown::{self, KeyColumn, Selection};
 use crate::types::{BatchBuilder, ColumnType, Typing};
 
 /// Batches a scan keeps ready ahead of the query.
@@ -34,18 +36,23 @@ pub struct AsOfTable {
     cut: Cut,
     schema: SchemaRef,
     types: Vec<ColumnType>,
+    /// The key columns filters can select rows by, in key order; empty
+    /// when some key column is keyed in a way filters cannot name.
+    keys: Vec<KeyColumn>,
 }
 
 impl AsOfTable {
     /// The table as it was at `cut`, its columns typed under `typing`.
     pub fn new(store: Arc<Store>, table: &TableAt<'_>, cut: Cut, typing: Typing) -> AsOfTable {
         let (schema, types) = arrow_schema(table, typing);
+        let keys = key_columns(table, &types);
         AsOfTable {
             store,
             name: table.schema.name.clone(),
             cut,
             schema,
             types,
+            keys,
         }
     }
 
@@ -58,6 +65,27 @@ impl AsOfTable {
     pub fn cut(&self) -> Cut {
         self.cut
     }
+}
+
+/// The key columns of a table, if every one is keyed as filters can name
+/// it: an integer column, or a text column keyed by its text.
+fn key_columns(table: &TableAt<'_>, types: &[ColumnType]) -> Vec<KeyColumn> {
+    let mut keys = Vec::new();
+    for (c, t) in table.schema.columns.iter().zip(types) {
+        if !c.is_key {
+            continue;
+        }
+        let integer = pushdown::integer_type(&t.data_type());
+        let integer_keyed = changelog::keys::is_integer_key_type(c.type_oid);
+        if integer != integer_keyed || !(integer || *t == ColumnType::Text) {
+            return Vec::new();
+        }
+        keys.push(KeyColumn {
+            name: c.name.clone(),
+            integer,
+        });
+    }
+    keys
 }
 
 /// The Arrow schema of a table at a cut, and how each column is read.
@@ -88,11 +116,25 @@ impl TableProvider for AsOfTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: the filter still runs on what the scan reads.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if pushdown::usable(f, &self.keys) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let columns: Vec<usize> = match projection {
@@ -119,6 +161,7 @@ impl TableProvider for AsOfTable {
                 sources,
                 batch_rows: state.config().batch_size(),
                 limit,
+                selection: pushdown::select(filters, &self.keys),
             }),
         });
         // The partition yields projected batches itself, so no projection
@@ -170,6 +213,8 @@ pub(crate) struct Scan {
     pub batch_rows: usize,
     /// At most this many rows.
     pub limit: Option<usize>,
+    /// Which rows to read.
+    pub selection: Selection,
 }
 
 impl Scan {
@@ -186,7 +231,7 @@ impl Scan {
         let mut listening = true;
         let limit = self.limit.map_or(u64::MAX, |l| u64::try_from(l).unwrap_or(u64::MAX));
         let batch_rows = self.batch_rows.max(1);
-        materializer::snapshot(store, &table, self.cut, |row| -> Result<_, SqlError> {
+        let mut each_row = |row: &[changelog::DatumRef<'_>]| -> Result<_, SqlError> {
             batch.push(row)?;
             rows += 1;
             if batch.len() >= batch_rows {
@@ -197,7 +242,43 @@ impl Scan {
             } else {
                 ControlFlow::Break(())
             })
-        })?;
+        };
+        match &self.selection {
+            Selection::All => {
+                materializer::snapshot(store, &table, self.cut, each_row)?;
+            }
+            Selection::Keys(values) => {
+                let mut keys = values
+                    .iter()
+                    .map(|v| materializer::user_key(&table, &v.iter().map(String::as_str).collect::<Vec<_>>()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // In key order, as a whole scan reads them.
+                keys.sort();
+                keys.dedup();
+                'keys: for key in &keys {
+                    let Some(found) = materializer::get(store, &table, key, self.cut)? else {
+                        continue;
+                    };
+                    let refs: Vec<changelog::DatumRef<'_>> = found.row.iter().map(changelog::Datum::as_ref).collect();
+                    for _ in 0..found.copies {
+                        if each_row(&refs)?.is_break() {
+                            break 'keys;
+                        }
+                    }
+                }
+            }
+            Selection::Range(low, high) => {
+                let bound = |b: &Bound<String>| -> Result<Bound<changelog::keys::UserKey>, SqlError> {
+                    Ok(match b {
+                        Bound::Included(v) => Bound::Included(materializer::user_key(&table, &[v.as_str()])?),
+                        Bound::Excluded(v) => Bound::Excluded(materializer::user_key(&table, &[v.as_str()])?),
+                        Bound::Unbounded => Bound::Unbounded,
+                    })
+                };
+                let range = (bound(low)?, bound(high)?);
+                materializer::snapshot_range(store, &table, self.cut, range, each_row)?;
+            }
+        }
         if listening && !batch.is_empty() {
             send(batch.finish()?)?;
         }
