@@ -5,7 +5,8 @@
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimeUnit,
+    TimestampMicrosecondType,
 };
 
 use crate::error::PgError;
@@ -31,6 +32,7 @@ pub fn supported(data_type: &DataType) -> bool {
             | DataType::Binary
             | DataType::Date32
             | DataType::Timestamp(TimeUnit::Microsecond, _)
+            | DataType::Decimal128(..)
     )
 }
 
@@ -63,7 +65,75 @@ pub fn write_value(array: &dyn Array, row: usize, out: &mut BytesMut) -> Result<
             let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
             out.put_i64(micros.saturating_sub(PG_EPOCH_MICROS));
         }
+        DataType::Decimal128(_, scale) => numeric(out, array.as_primitive::<Decimal128Type>().value(row), *scale),
         other => return Err(unsupported(other)),
     }
     Ok(())
+}
+
+/// `numeric` in binary: base-10000 digits, the first one's weight, the
+/// sign and the display scale.
+fn numeric(out: &mut BytesMut, v: i128, scale: i8) {
+    let dscale = usize::from(scale.max(0).unsigned_abs());
+    let mut text = v.unsigned_abs().to_string();
+    if scale < 0 {
+        text.extend(std::iter::repeat_n('0', usize::from(scale.unsigned_abs())));
+    }
+    let padded = format!("{text:0>width$}", width = dscale + 1);
+    let (int, frac) = padded.split_at(padded.len() - dscale);
+    let int = int.trim_start_matches('0');
+    let lead = (4 - int.len() % 4) % 4;
+    let int = format!("{}{int}", "0".repeat(lead));
+    let trail = (4 - frac.len() % 4) % 4;
+    let frac = format!("{frac}{}", "0".repeat(trail));
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes()
+            .chunks(4)
+            .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + i16::from(d - b'0')))
+            .collect()
+    };
+    let int_groups = group(&int);
+    let mut digits = int_groups.clone();
+    digits.extend(group(&frac));
+    let mut weight = i16::try_from(int_groups.len()).unwrap_or(i16::MAX) - 1;
+    let leading = digits.iter().take_while(|d| **d == 0).count();
+    digits.drain(..leading);
+    weight -= i16::try_from(leading).unwrap_or(0);
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        weight = 0;
+    }
+    out.put_i16(i16::try_from(digits.len()).unwrap_or(i16::MAX));
+    out.put_i16(weight);
+    out.put_u16(if v < 0 { 0x4000 } else { 0 });
+    out.put_i16(i16::try_from(dscale).unwrap_or(0));
+    for d in digits {
+        out.put_i16(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(v: i128, scale: i8) -> Vec<i16> {
+        let mut out = BytesMut::new();
+        numeric(&mut out, v, scale);
+        out.chunks(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect()
+    }
+
+    #[test]
+    fn numerics_encode_as_postgres_sends_them() {
+        // 12345.67: digits 1, 2345, 6700; weight 1; scale 2.
+        assert_eq!(encoded(1_234_567, 2), [3, 1, 0, 2, 1, 2345, 6700]);
+        // -0.05: one digit 500 of weight -1.
+        assert_eq!(encoded(-5, 2), [1, -1, 0x4000, 2, 500]);
+        assert_eq!(encoded(0, 2), [0, 0, 0, 2]);
+        // 10000: one digit 1 of weight 1.
+        assert_eq!(encoded(10_000, 0), [1, 1, 0, 0, 1]);
+        // 0.00001234 (scale 8): digits 0000|1234 after the point.
+        assert_eq!(encoded(1234, 8), [1, -2, 0, 8, 1234]);
+    }
 }

@@ -615,7 +615,14 @@ fn bind(prepared: &Prepared, formats: &[i16], values: &[Option<Bytes>]) -> Resul
                 &Param {
                     value: v.as_ref(),
                     binary: format_of(formats, i) == 1,
-                    declared: prepared.declared.get(i).copied().unwrap_or(0),
+                    // A client that declared no type sends the one it was told.
+                    declared: match prepared.declared.get(i).copied().unwrap_or(0) {
+                        0 => inferred
+                            .get(i)
+                            .and_then(|t| t.as_ref())
+                            .map_or(0, |t| crate::wire_types::pg_type(t).oid),
+                        declared => declared,
+                    },
                     inferred: inferred.get(i).and_then(|t| t.as_ref()),
                 },
             )

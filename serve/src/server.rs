@@ -81,10 +81,10 @@ impl Server {
                 }
             }
         };
-        let stores = Stores::open(&config.store).map_err(|source| ServeError::Store {
+        let stores = Arc::new(Stores::open(&config.store).map_err(|source| ServeError::Store {
             path: config.store.clone(),
             source,
-        })?;
+        })?);
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| ServeError::Listen {

@@ -28,7 +28,7 @@ pub const ASOF_AT: &str = "asof.at";
 #[derive(Debug)]
 pub struct Shared {
     /// The store's views.
-    pub stores: Stores,
+    pub stores: Arc<Stores>,
     /// How columns are typed.
     pub typing: Typing,
 }
