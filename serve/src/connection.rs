@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::RecordBatch;
@@ -117,8 +117,17 @@ struct Prepared {
     command: Command,
     /// The client's declared parameter types.
     declared: Vec<u32>,
-    /// For a query, its plan.
-    planned: Option<Planned>,
+    /// For a query, its plan, replaced when the log has grown.
+    planned: Option<Mutex<Arc<Planned>>>,
+}
+
+impl Prepared {
+    /// The query's latest plan.
+    fn plan(&self) -> Option<Arc<Planned>> {
+        self.planned
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
 }
 
 /// A portal: a statement with its parameters bound.
@@ -428,7 +437,9 @@ impl Connection {
             Frontend::Parse { name, sql, param_types } => {
                 let command = statement::classify(&sql);
                 let planned = match &command {
-                    Command::Query(sql) if !statement::is_blank(sql) => Some(self.session.plan(sql).await?),
+                    Command::Query(sql) if !statement::is_blank(sql) => {
+                        Some(Mutex::new(Arc::new(self.session.plan(sql).await?)))
+                    }
                     _ => None,
                 };
                 self.statements.insert(
@@ -452,7 +463,7 @@ impl Connection {
                     PgError::new("26000", format!("prepared statement \"{statement}\" does not exist"))
                 })?;
                 let values = bind(&prepared, &param_formats, &params)?;
-                if let Some(planned) = &prepared.planned {
+                if let Some(planned) = prepared.plan() {
                     for (i, t) in planned.types.iter().enumerate() {
                         if format_of(&result_formats, i) == 1 && !binary::supported(t) {
                             return Err(binary::unsupported(t));
@@ -475,7 +486,8 @@ impl Connection {
                     .statements
                     .get(&name)
                     .ok_or_else(|| PgError::new("26000", format!("prepared statement \"{name}\" does not exist")))?;
-                let inferred = prepared.planned.as_ref().map_or(&[][..], |p| &p.params[..]);
+                let plan = prepared.plan();
+                let inferred = plan.as_deref().map_or(&[][..], |p| &p.params[..]);
                 let count = prepared.declared.len().max(inferred.len());
                 let types: Vec<u32> = (0..count)
                     .map(|i| match prepared.declared.get(i) {
@@ -546,18 +558,22 @@ impl Connection {
                 self.out.command_complete(&tag);
                 return Ok(());
             }
-            let stream = match (&portal.statement.planned, command) {
+            let stream = match (portal.statement.plan(), command) {
                 (Some(planned), _) => {
-                    if self.session.is_current(&planned.engine)? {
-                        self.session.run(planned, portal.params.clone()).await?
+                    let planned = if self.session.is_current(&planned.engine)? {
+                        planned
                     } else {
-                        // The log grew since Parse: plan again at the new cut.
+                        // The log grew since the plan: plan again at the new cut.
                         let Command::Query(sql) = command else {
                             return Err(PgError::new("XX000", "a planned statement that is not a query"));
                         };
-                        let again = self.session.plan(sql).await?;
-                        self.session.run(&again, portal.params.clone()).await?
-                    }
+                        let again = Arc::new(self.session.plan(sql).await?);
+                        if let Some(m) = &portal.statement.planned {
+                            *m.lock().unwrap_or_else(PoisonError::into_inner) = again.clone();
+                        }
+                        again
+                    };
+                    self.session.run(&planned, portal.params.clone()).await?
                 }
                 (None, Command::Query(_)) => {
                     self.out.empty_query();
@@ -597,7 +613,7 @@ impl Connection {
 
 /// The result columns of a prepared statement, if it returns rows.
 fn describe(prepared: &Prepared) -> Option<Vec<Column>> {
-    match &prepared.planned {
+    match prepared.plan() {
         Some(p) => Some(p.columns.clone()),
         None => Session::command_columns(&prepared.command),
     }
@@ -605,7 +621,8 @@ fn describe(prepared: &Prepared) -> Option<Vec<Column>> {
 
 /// The values of a Bind's parameters.
 fn bind(prepared: &Prepared, formats: &[i16], values: &[Option<Bytes>]) -> Result<Vec<ScalarValue>, PgError> {
-    let inferred = prepared.planned.as_ref().map_or(&[][..], |p| &p.params[..]);
+    let plan = prepared.plan();
+    let inferred = plan.as_deref().map_or(&[][..], |p| &p.params[..]);
     values
         .iter()
         .enumerate()

@@ -94,10 +94,7 @@ impl Server {
         Ok(Server {
             listener,
             settings: Arc::new(Settings { tls, authentication }),
-            shared: Arc::new(Shared {
-                stores,
-                typing: config.typing,
-            }),
+            shared: Arc::new(Shared::new(stores, config.typing)),
         })
     }
 

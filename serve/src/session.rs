@@ -2,7 +2,7 @@
 //! at that moment, its other settings, and running its statements.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use asof_sql::{Engine, SqlError, Typing};
 use changelog::CommitTime;
@@ -25,12 +25,25 @@ use crate::wire_types::{oid, pg_type_of};
 pub const ASOF_AT: &str = "asof.at";
 
 /// What every session of a server shares.
-#[derive(Debug)]
 pub struct Shared {
     /// The store's views.
     pub stores: Arc<Stores>,
     /// How columns are typed.
     pub typing: Typing,
+    /// The engine at the latest cut seen, shared by the sessions at `now`
+    /// and reused while the log has not grown.
+    pub latest: Mutex<Option<(Cut, Arc<Engine>)>>,
+}
+
+impl Shared {
+    /// What sessions share, over these views of the store.
+    pub fn new(stores: Arc<Stores>, typing: Typing) -> Shared {
+        Shared {
+            stores,
+            typing,
+            latest: Mutex::new(None),
+        }
+    }
 }
 
 /// The moment a session reads at.
@@ -74,8 +87,6 @@ pub enum Answer {
 pub struct Session {
     shared: Arc<Shared>,
     moment: Moment,
-    /// The engine at the latest cut seen, reused while the log has not grown.
-    latest: Option<(Cut, Arc<Engine>)>,
     /// Other settings, kept so `SHOW` answers what `SET` set; only
     /// `asof.at` changes answers.
     settings: BTreeMap<String, String>,
@@ -87,7 +98,6 @@ impl Session {
         Session {
             shared,
             moment: Moment::Now,
-            latest: None,
             settings: BTreeMap::new(),
         }
     }
@@ -100,13 +110,14 @@ impl Session {
         }
         let store = self.shared.stores.fresh().map_err(store_error)?;
         let at = materializer::resolve(&store, When::Now, CommitTime::now()).map_err(query_error)?;
-        if let Some((cut, engine)) = &self.latest {
+        let mut latest = self.shared.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cut, engine)) = latest.as_ref() {
             if *cut == at.cut {
                 return Ok(engine.clone());
             }
         }
         let engine = Arc::new(Engine::new(store, at.cut, self.shared.typing).map_err(PgError::from_sql)?);
-        self.latest = Some((at.cut, engine.clone()));
+        *latest = Some((at.cut, engine.clone()));
         Ok(engine)
     }
 

@@ -252,9 +252,18 @@ fn serve_psql_prints_what_postgres_prints() {
         &pg,
         &ours,
         &[],
-        &["SELECT 1; SELECT 'two'", "SHOW server_encoding", "SHOW TimeZone"],
+        &[
+            "SELECT 1; SELECT 'two'",
+            "SHOW server_encoding",
+            "SHOW TimeZone",
+            "SET client_encoding TO 'UTF8'",
+            "SHOW standard_conforming_strings",
+            "BEGIN",
+            "SELECT count(*) FROM customers",
+            "COMMIT",
+        ],
     );
-    assert_eq!(got, "1\ntwo\nUTF8\nUTC\n");
+    assert_eq!(got, "1\ntwo\nUTF8\nUTC\nSET\non\nBEGIN\n30\nCOMMIT\n");
     // Errors come back as errors, and the connection goes on.
     let err = psql_err(&pg, &ours, &[], &["SELECT * FROM nowhere"]);
     assert!(err.contains("42P01"), "{err}");
@@ -459,6 +468,31 @@ fn serve_session_at_now_follows_a_running_tail_and_set_at_fixes_a_moment() {
         psql_ok(&pg, &ours, &[], &["SELECT count(*) FROM t"]) == "3\n"
     });
     assert_eq!(psql_ok(&pg, &ours, &[], &["SELECT s FROM t WHERE id = 1"]), "A\n");
+    // A statement prepared once (tokio-postgres: extended protocol, binary
+    // results) answers at the latest cut each time it runs.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&ours, tokio_postgres::NoTls)
+            .await
+            .expect("connect with tokio-postgres");
+        tokio::spawn(connection);
+        let stmt = client.prepare("SELECT s FROM t WHERE id = $1").await.expect("prepare");
+        let s: String = client.query_one(&stmt, &[&2i32]).await.expect("run").get(0);
+        assert_eq!(s, "b");
+        sql(&pg, "UPDATE t SET s = 'B' WHERE id = 2");
+        let start = Instant::now();
+        loop {
+            let s: String = client.query_one(&stmt, &[&2i32]).await.expect("run again").get(0);
+            if s == "B" {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the update never showed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
     // One session: a fixed moment, then back to now.
     let at = format!("SET asof.at = '{}'", then.at_lsn());
     let got = psql_ok(

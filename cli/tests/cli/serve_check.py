@@ -75,6 +75,16 @@ def main():
         if not shown.startswith(f"{when}: as of "):
             problems.append(f"SHOW asof.at: {shown!r}")
         got = answers(conn)
+        # An error is an error response; the connection goes on.
+        try:
+            conn.execute("SELECT * FROM nowhere WHERE id = %s", [1])
+            problems.append("a query of a missing table succeeded")
+        except psycopg.errors.UndefinedTable:
+            pass
+        if conn.execute("SELECT count(*) FROM types WHERE id = %s", [1]).fetchone() != (1,):
+            problems.append("the connection did not go on after an error")
+        if conn.info.parameter_status("server_version") is None:
+            problems.append("no server_version")
         # The same statement prepared on the server and run again.
         for i in range(3):
             row = conn.execute("SELECT t FROM types WHERE id = %s", [1], prepare=True).fetchone()
