@@ -507,12 +507,13 @@ otherwise prints one line per differing key on stdout and exits 1.";
 const SERVE_EXAMPLES: &str = "Examples:
   asof serve
   psql -h 127.0.0.1 -p 6543 -c \"SET asof.at = '-1h'\" -c 'SELECT count(*) FROM orders'
-  ASOF_SERVE_PASSWORD=secret asof serve --listen 0.0.0.0:6543 --user reader --tls-cert c.pem --tls-key k.pem
+  asof serve --listen 0.0.0.0:6543 --user reader --tls-cert cert.pem --tls-key key.pem
   asof serve --user reader --password-file /run/secrets/asof
 
 A session reads at 'now' (the latest captured state, following the log)
-until SET asof.at = 'WHEN' (any WHEN below); SHOW asof.at tells the cut,
-RESET asof.at returns to now. The server is read-only.
+until SET asof.at = 'WHEN' (a timestamp, lsn:0/16B3748, -10m, now: the
+WHEN forms of the other commands); SHOW asof.at tells the cut it resolved
+to, RESET asof.at returns to now. The server is read-only.
 
 With --user, the password comes from --password-file or ASOF_SERVE_PASSWORD.
 Without --user, only a loopback address is served unless --trust is given.

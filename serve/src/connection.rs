@@ -91,7 +91,15 @@ pub async fn serve(tcp: TcpStream, settings: Arc<Settings>, shared: Arc<Shared>)
     }
     connection.start(&params, &user);
     connection.flush().await?;
-    connection.run().await
+    let result = connection.run().await;
+    if let Err(e) = &result {
+        // A broken message ends the connection, as in Postgres, with a word.
+        if e.code == "08P01" {
+            connection.out.fatal(e);
+            connection.flush().await.ok();
+        }
+    }
+    result
 }
 
 async fn accept_tls(acceptor: &SslAcceptor, stream: Box<dyn Stream>) -> Result<SslStream<Box<dyn Stream>>, PgError> {
