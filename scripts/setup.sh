@@ -3,7 +3,8 @@
 # a C/C++ toolchain and libclang (RocksDB's bindings), OpenSSL headers,
 # PostgreSQL server binaries (the private test/demo cluster), a Java
 # runtime, Maven and Apache Kafka's jars (kafka-fixture's test brokers),
-# and a Python venv with pyarrow and duckdb (the Parquet tests' readers).
+# and a Python venv with pyarrow and duckdb (the Parquet tests' readers)
+# and psycopg (the wire-protocol tests' client).
 # Safe to re-run. Source it: it also exports CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -52,8 +53,8 @@ fi
 # built under another name and renamed when complete (like the Kafka jars).
 # The tests look in the same place ($ASOF_PYTHON_VENV first).
 py_venv="${ASOF_PYTHON_VENV:-$HOME/.cache/asof-python/venv}"
-if [ ! -x "$py_venv/bin/python" ] || ! "$py_venv/bin/python" -c 'import pyarrow, duckdb' 2>/dev/null; then
-  echo "setup: installing pyarrow and duckdb into $py_venv" >&2
+if [ ! -x "$py_venv/bin/python" ] || ! "$py_venv/bin/python" -c 'import pyarrow, duckdb, psycopg' 2>/dev/null; then
+  echo "setup: installing pyarrow, duckdb and psycopg into $py_venv" >&2
   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -63,7 +64,7 @@ if [ ! -x "$py_venv/bin/python" ] || ! "$py_venv/bin/python" -c 'import pyarrow,
   rm -rf "$py_venv.partial"
   mkdir -p "$(dirname "$py_venv")"
   python3 -m venv "$py_venv.partial"
-  "$py_venv.partial/bin/python" -m pip install -q --disable-pip-version-check 'pyarrow>=15' 'duckdb>=1.0'
+  "$py_venv.partial/bin/python" -m pip install -q --disable-pip-version-check 'pyarrow>=15' 'duckdb>=1.0' 'psycopg[binary]>=3.1'
   rm -rf "$py_venv"
   mv "$py_venv.partial" "$py_venv"
 fi

@@ -360,6 +360,30 @@ impl KeyRange {
     /// The whole table.
     pub const ALL: KeyRange = KeyRange { start: None, end: None };
 
+    /// The range between two bounds on encoded user keys. The key right
+    /// after `k` in byte order is `k` followed by a zero byte, so an
+    /// excluded start and an included end become that key.
+    pub fn from_bounds(start: std::ops::Bound<UserKey>, end: std::ops::Bound<UserKey>) -> KeyRange {
+        use std::ops::Bound;
+        let after = |k: UserKey| {
+            let mut k = k.0;
+            k.push(0);
+            k
+        };
+        KeyRange {
+            start: match start {
+                Bound::Included(k) => Some(k.0),
+                Bound::Excluded(k) => Some(after(k)),
+                Bound::Unbounded => None,
+            },
+            end: match end {
+                Bound::Included(k) => Some(after(k)),
+                Bound::Excluded(k) => Some(k.0),
+                Bound::Unbounded => None,
+            },
+        }
+    }
+
     /// Whether `key` lies in the range.
     pub fn contains(&self, key: &[u8]) -> bool {
         self.start.as_deref().is_none_or(|s| key >= s) && self.end.as_deref().is_none_or(|e| key < e)

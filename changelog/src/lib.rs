@@ -69,7 +69,7 @@ pub use error::{Result, StoreError};
 pub use ids::{TableId, TableName, Xid};
 pub use lsn::{Lsn, ParseLsnError};
 #[cfg(feature = "store")]
-pub use mvcc::{DiffRow, ScanRow, ScanStats, SideVersion, SEEK_AFTER_NEXTS};
+pub use mvcc::{DiffRow, ScanRow, ScanStats, SideVersion, MIN_KEYS_PER_RANGE, SEEKS_BEFORE_RETRY, SEEK_AFTER_NEXTS};
 pub use record::{ChangeRecord, CommitInfo, Transaction};
 pub use schema::{
     Column, Coverage, Omission, OmittedColumn, Projection, ReplicaIdentity, SchemaChange, SchemaHistory, SchemaVersion,

@@ -26,6 +26,10 @@ use crate::schema::SchemaVersionNo;
 use crate::store::Store;
 use crate::value::DatumRef;
 
+/// A table is split into ranges of at least about this many keys: reading
+/// a smaller range on its own thread costs more than it saves.
+pub const MIN_KEYS_PER_RANGE: u64 = 4096;
+
 /// How many `next()` calls a scan makes inside one key before it `seek()`s.
 pub const SEEK_AFTER_NEXTS: usize = 8;
 
@@ -342,9 +346,15 @@ impl Store {
     }
 
     /// At most `parts` key ranges that together cover `table`, split where
-    /// its keys seem evenly spread (see [`keys::split_range`]); one range
-    /// for an empty table.
+    /// its keys seem evenly spread (see [`keys::split_range`]), and no more
+    /// of them than the store holds [`MIN_KEYS_PER_RANGE`] keys (an
+    /// estimate over every table): a small table is read as one.
     pub fn split_table(&self, table: TableId, parts: usize) -> Result<Vec<KeyRange>> {
+        let keys = self.estimated_keys(cf::LATEST)?;
+        let parts = parts.min(usize::try_from(keys / MIN_KEYS_PER_RANGE).unwrap_or(usize::MAX).max(1));
+        if parts == 1 {
+            return Ok(vec![KeyRange::ALL]);
+        }
         let mut it = self.range_iter(cf::LATEST, table, &KeyRange::ALL, ReadOptions::default())?;
         let Some(first) = it.key().map(<[u8]>::to_vec) else {
             it.status()?;

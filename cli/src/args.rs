@@ -93,6 +93,9 @@ pub enum Command {
     /// Write tables as of a moment, or their whole history, as Parquet files.
     #[command(after_long_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
+    /// Answer the same SQL over the PostgreSQL wire protocol (psql, psycopg, JDBC).
+    #[command(after_long_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
 }
 
 /// The source database and the names asof uses there.
@@ -320,6 +323,31 @@ pub struct SqlArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port, printed on stderr).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6543")]
+    pub listen: String,
+    /// Require this user name and a password (SCRAM-SHA-256).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The password, from a file (its first line); else from ASOF_SERVE_PASSWORD.
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+    /// Let anyone connect without a password even on a non-loopback address
+    /// (on a loopback address no password is needed unless --user is given).
+    #[arg(long, conflicts_with = "user")]
+    pub trust: bool,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub typing: TypingArg,
+}
+
+#[derive(Args, Debug)]
 #[command(group = clap::ArgGroup::new("moment").required(true).args(["at", "history"]))]
 pub struct ExportArgs {
     /// The moment to export. See WHEN below.
@@ -475,6 +503,21 @@ Reads the source at the position of a temporary replication slot (the role needs
 waits until the store has passed it (a running `asof tail` gets it there; verify never writes
 the store), and compares each table's rows there. Exits 0 only when every table is equal;
 otherwise prints one line per differing key on stdout and exits 1.";
+
+const SERVE_EXAMPLES: &str = "Examples:
+  asof serve
+  psql -h 127.0.0.1 -p 6543 -c \"SET asof.at = '-1h'\" -c 'SELECT count(*) FROM orders'
+  asof serve --listen 0.0.0.0:6543 --user reader --tls-cert cert.pem --tls-key key.pem
+  asof serve --user reader --password-file /run/secrets/asof
+
+A session reads at 'now' (the latest captured state, following the log)
+until SET asof.at = 'WHEN' (a timestamp, lsn:0/16B3748, -10m, now: the
+WHEN forms of the other commands); SHOW asof.at tells the cut it resolved
+to, RESET asof.at returns to now. The server is read-only.
+
+With --user, the password comes from --password-file or ASOF_SERVE_PASSWORD.
+Without --user, only a loopback address is served unless --trust is given.
+";
 
 const SQL_EXAMPLES: &str = concat!(
     "Examples:

@@ -30,6 +30,8 @@ mod multiset;
 mod pipes;
 #[path = "cli/queries.rs"]
 mod queries;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/source_cleanup.rs"]
 mod source_cleanup;
 #[path = "cli/sql.rs"]

@@ -462,6 +462,54 @@ fn snapshot_rows(store: &Store, id: TableId, cut: materializer::Cut) -> Option<V
     Some(rows)
 }
 
+/// A key range reads exactly the rows of the snapshot `rows` whose keys
+/// lie in it, bounds taken from the snapshot's own keys (and the ends).
+fn check_ranges(store: &Store, id: TableId, cut: materializer::Cut, rows: &[Vec<Datum>]) -> Result<(), TestCaseError> {
+    use std::ops::{Bound, RangeBounds};
+    let Some(name) = store
+        .catalog()
+        .table(id)
+        .and_then(|e| e.history.at(cut.lsn))
+        .and_then(|v| v.schema())
+        .map(|s| s.name.clone())
+    else {
+        return Ok(());
+    };
+    let t = materializer::table_at(store, &name, cut).unwrap();
+    let keys: Vec<changelog::keys::UserKey> = rows
+        .iter()
+        .map(|r| changelog::keys::row_key(t.id, t.schema, r))
+        .collect();
+    let n = keys.len();
+    let at = |i: usize| keys.get(i.min(n.saturating_sub(1))).cloned();
+    let mut ranges = vec![(Bound::Unbounded, Bound::Unbounded)];
+    for (a, b) in [(0, n / 2), (n / 3, n), (n / 2, n / 2), (1, 2)] {
+        if let (Some(lo), Some(hi)) = (at(a), at(b)) {
+            ranges.push((Bound::Included(lo.clone()), Bound::Included(hi.clone())));
+            ranges.push((Bound::Excluded(lo.clone()), Bound::Excluded(hi.clone())));
+            ranges.push((Bound::Included(lo), Bound::Unbounded));
+            ranges.push((Bound::Unbounded, Bound::Excluded(hi)));
+        }
+    }
+    for range in ranges {
+        let mut got: Vec<Vec<Datum>> = Vec::new();
+        let key_range = changelog::keys::KeyRange::from_bounds(range.0.clone(), range.1.clone());
+        materializer::snapshot_range(store, &t, &key_range, cut, |r| {
+            got.push(r.iter().map(|d| d.to_datum()).collect());
+            Ok::<_, QueryError>(ControlFlow::Continue(()))
+        })
+        .unwrap();
+        let expected: Vec<Vec<Datum>> = rows
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| range.contains(*k))
+            .map(|(r, _)| r.clone())
+            .collect();
+        prop_assert_eq!(&got, &expected, "range {:?} of {} at {}", range, id, cut.lsn);
+    }
+    Ok(())
+}
+
 /// Checks every answer the store gives at every cut against the model.
 fn check_all(
     store: &Store,
@@ -497,6 +545,9 @@ fn check_all(
             let expected = model.snapshot(*id, *lsn);
             let got = snapshot_rows(store, *id, cut);
             prop_assert_eq!(&got, &expected, "snapshot of {} at {}", id, lsn);
+            if let Some(rows) = &got {
+                check_ranges(store, *id, cut, rows)?;
+            }
             // Point look-ups agree with the scan for every key ever used.
             if let Some(t) = store
                 .catalog()

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::atomic::{io_error, write_atomically};
 use crate::error::{Result, SqlError};
+use crate::pushdown::Selection;
 use crate::table::{arrow_schema, Scan};
 use crate::types::{BatchBuilder, ColumnType, Typing};
 
@@ -133,6 +134,7 @@ pub fn export_at(store: &Store, cut: Cut, dir: &Path, options: &ExportOptions) -
             sources: types.into_iter().enumerate().collect(),
             batch_rows: BATCH_ROWS,
             limit: None,
+            selection: Selection::All,
         };
         let rows = write_parquet(&dir.join(&file), schema.clone(), |writer| {
             scan_beside(store, &scan, |batch| Ok(writer.write(&batch)?))

@@ -17,8 +17,9 @@
 //!
 //! Not here: capture, resolving history (`materializer`), the command
 //! line (`asof sql`, `asof export` in the `asof` binary), or a Postgres
-//! wire server. Filters are not pushed into the store: a query reads each
-//! table it names in full at its cut (only the columns it uses).
+//! wire server (`asof-serve`). Filters on a table's key columns (`=`,
+//! `IN`, ranges) read only the rows they select; other queries read each
+//! table they name in full at its cut (only the columns they use).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -38,6 +39,7 @@ mod engine;
 mod error;
 mod export;
 mod output;
+mod pushdown;
 mod table;
 pub mod types;
 

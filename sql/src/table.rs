@@ -1,8 +1,10 @@
 //! A table as of a cut, as a DataFusion [`TableProvider`]: its rows stream
 //! from [`materializer::snapshot_range`] in record batches, one partition
 //! per range of its keys, converting only the columns the query reads.
+//! Filters on its key columns read only the keys or the key range they
+//! select (see [`crate::pushdown`]).
 
-use std::ops::ControlFlow;
+use std::ops::{Bound, ControlFlow};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,7 +16,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
@@ -22,6 +24,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use materializer::{Cut, TableAt};
 
 use crate::error::SqlError;
+use crate::pushdown::{self, KeyColumn, Selection};
 use crate::types::{BatchBuilder, ColumnType, Typing};
 
 /// Batches a scan keeps ready ahead of the query.
@@ -36,12 +39,16 @@ pub struct AsOfTable {
     cut: Cut,
     schema: SchemaRef,
     types: Vec<ColumnType>,
+    /// The key columns filters can select rows by, in key order; empty
+    /// when some key column is keyed in a way filters cannot name.
+    keys: Vec<KeyColumn>,
 }
 
 impl AsOfTable {
     /// The table as it was at `cut`, its columns typed under `typing`.
     pub fn new(store: Arc<Store>, table: &TableAt<'_>, cut: Cut, typing: Typing) -> AsOfTable {
         let (schema, types) = arrow_schema(table, typing);
+        let keys = key_columns(table, &types);
         AsOfTable {
             store,
             id: table.id,
@@ -49,6 +56,7 @@ impl AsOfTable {
             cut,
             schema,
             types,
+            keys,
         }
     }
 
@@ -61,6 +69,27 @@ impl AsOfTable {
     pub fn cut(&self) -> Cut {
         self.cut
     }
+}
+
+/// The key columns of a table, if every one is keyed as filters can name
+/// it: an integer column, or a text column keyed by its text.
+fn key_columns(table: &TableAt<'_>, types: &[ColumnType]) -> Vec<KeyColumn> {
+    let mut keys = Vec::new();
+    for (c, t) in table.schema.columns.iter().zip(types) {
+        if !c.is_key {
+            continue;
+        }
+        let integer = pushdown::integer_type(&t.data_type());
+        let integer_keyed = changelog::keys::is_integer_key_type(c.type_oid);
+        if integer != integer_keyed || !(integer || *t == ColumnType::Text) {
+            return Vec::new();
+        }
+        keys.push(KeyColumn {
+            name: c.name.clone(),
+            integer,
+        });
+    }
+    keys
 }
 
 /// The Arrow schema of a table at a cut, and how each column is read.
@@ -76,7 +105,7 @@ pub fn arrow_schema(table: &TableAt<'_>, typing: Typing) -> (SchemaRef, Vec<Colu
         .columns
         .iter()
         .zip(&types)
-        .map(|(c, t)| t.field(&c.name))
+        .map(|(c, t)| t.column_field(c))
         .collect();
     (Arc::new(Schema::new(fields)), types)
 }
@@ -91,11 +120,25 @@ impl TableProvider for AsOfTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: the filter still runs on what the scan reads.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if pushdown::usable(f, &self.keys) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let columns: Vec<usize> = match projection {
@@ -113,17 +156,17 @@ impl TableProvider for AsOfTable {
                     .ok_or_else(|| DataFusionError::Internal(format!("no column {i} in {}", self.name)))
             })
             .collect::<DfResult<Vec<_>>>()?;
-        // One partition per key range, so the table is read on every core
-        // the session has; a query that wants a few rows reads one range.
-        let parts = if limit.is_some() {
-            1
+        // Filters on the key read only what they select; otherwise one
+        // partition per key range, so the table is read on every core the
+        // session has (one range when the query wants a few rows).
+        let selection = pushdown::select(filters, &self.keys);
+        let ranges = if selection != Selection::All || limit.is_some() {
+            vec![KeyRange::ALL]
         } else {
-            state.config().target_partitions()
+            self.store
+                .split_table(self.id, state.config().target_partitions())
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
         };
-        let ranges = self
-            .store
-            .split_table(self.id, parts)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let partitions: Vec<Arc<dyn PartitionStream>> = ranges
             .into_iter()
             .map(|range| -> Arc<dyn PartitionStream> {
@@ -137,6 +180,7 @@ impl TableProvider for AsOfTable {
                         sources: sources.clone(),
                         batch_rows: state.config().batch_size(),
                         limit,
+                        selection: selection.clone(),
                     }),
                 })
             })
@@ -193,6 +237,8 @@ pub(crate) struct Scan {
     pub batch_rows: usize,
     /// At most this many rows.
     pub limit: Option<usize>,
+    /// Which rows to read.
+    pub selection: Selection,
 }
 
 impl Scan {
@@ -209,7 +255,7 @@ impl Scan {
         let mut listening = true;
         let limit = self.limit.map_or(u64::MAX, |l| u64::try_from(l).unwrap_or(u64::MAX));
         let batch_rows = self.batch_rows.max(1);
-        materializer::snapshot_range(store, &table, &self.range, self.cut, |row| -> Result<_, SqlError> {
+        let mut each_row = |row: &[changelog::DatumRef<'_>]| -> Result<_, SqlError> {
             batch.push(row)?;
             rows += 1;
             if batch.len() >= batch_rows {
@@ -220,7 +266,43 @@ impl Scan {
             } else {
                 ControlFlow::Break(())
             })
-        })?;
+        };
+        match &self.selection {
+            Selection::All => {
+                materializer::snapshot_range(store, &table, &self.range, self.cut, each_row)?;
+            }
+            Selection::Keys(values) => {
+                let mut keys = values
+                    .iter()
+                    .map(|v| materializer::user_key(&table, &v.iter().map(String::as_str).collect::<Vec<_>>()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // In key order, as a whole scan reads them.
+                keys.sort();
+                keys.dedup();
+                'keys: for key in &keys {
+                    let Some(found) = materializer::get(store, &table, key, self.cut)? else {
+                        continue;
+                    };
+                    let refs: Vec<changelog::DatumRef<'_>> = found.row.iter().map(changelog::Datum::as_ref).collect();
+                    for _ in 0..found.copies {
+                        if each_row(&refs)?.is_break() {
+                            break 'keys;
+                        }
+                    }
+                }
+            }
+            Selection::Range(low, high) => {
+                let bound = |b: &Bound<String>| -> Result<Bound<changelog::keys::UserKey>, SqlError> {
+                    Ok(match b {
+                        Bound::Included(v) => Bound::Included(materializer::user_key(&table, &[v.as_str()])?),
+                        Bound::Excluded(v) => Bound::Excluded(materializer::user_key(&table, &[v.as_str()])?),
+                        Bound::Unbounded => Bound::Unbounded,
+                    })
+                };
+                let range = KeyRange::from_bounds(bound(low)?, bound(high)?);
+                materializer::snapshot_range(store, &table, &range, self.cut, each_row)?;
+            }
+        }
         if listening && !batch.is_empty() {
             send(batch.finish()?)?;
         }

@@ -199,6 +199,31 @@ impl ColumnType {
     }
 }
 
+/// Field metadata on a column kept as Postgres's text whose type clients
+/// parse from that text (`uuid`, `json`, `interval`, unconstrained
+/// `numeric`, ...): its Postgres type OID, so a wire server can announce
+/// the column as that type rather than as `text`.
+pub const PG_TYPE_OID: &str = "asof.pg_type_oid";
+
+/// Built-in types whose text a client reads as the type itself.
+const TEXT_FORM_TYPES: &[u32] = &[
+    18, 19, 26, 114, 142, 199, 650, 829, 869, 1042, 1043, 1083, 1183, 1186, 1187, 1231, 1266, 1270, 1560, 1562, 1700,
+    2950, 2951, 3802, 3807,
+];
+
+impl ColumnType {
+    /// The field of a captured column: [`ColumnType::field`], with
+    /// [`PG_TYPE_OID`] on a text column of a type in its text form.
+    pub fn column_field(&self, column: &Column) -> Field {
+        let field = self.field(&column.name);
+        if *self == ColumnType::Text && TEXT_FORM_TYPES.contains(&column.type_oid) {
+            let metadata = [(PG_TYPE_OID.to_string(), column.type_oid.to_string())].into();
+            return field.with_metadata(metadata);
+        }
+        field
+    }
+}
+
 /// The element field of a list.
 pub(crate) fn list_item(inner: &ColumnType) -> Field {
     Field::new_list_field(inner.data_type(), true)

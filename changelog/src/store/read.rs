@@ -105,6 +105,14 @@ impl Store {
         Ok(it)
     }
 
+    /// RocksDB's estimate of the keys in a family, memtables included.
+    pub(crate) fn estimated_keys(&self, family: &'static str) -> Result<u64> {
+        Ok(self
+            .db
+            .property_int_value_cf(self.cf(family)?, "rocksdb.estimate-num-keys")?
+            .unwrap_or(0))
+    }
+
     /// The commit at exactly `lsn`.
     pub fn commit(&self, lsn: Lsn) -> Result<Option<CommitEntry>> {
         match self.db.get_cf(self.cf(cf::COMMITS)?, keys::encode_commit_key(lsn))? {

@@ -9,6 +9,7 @@ mod diff;
 mod follow;
 mod history;
 mod rows;
+mod serve;
 mod sql;
 mod status;
 mod tables;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Uninstall(a) => uninstall::run(a),
         Command::Sql(a) => sql::run(&cli.store, a),
         Command::Export(a) => sql::export(&cli.store, a),
+        Command::Serve(a) => serve::run(&cli.store, a),
     }
 }
 

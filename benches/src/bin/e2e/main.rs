@@ -42,6 +42,7 @@ mod pgoutput_file;
 mod probe;
 mod report;
 mod runtimes;
+mod serve_lookup;
 mod sql_export;
 
 use std::path::PathBuf;
@@ -95,6 +96,8 @@ enum Step {
     Kafka,
     /// 6. A GROUP BY at a past cut vs the live table; Parquet export vs COPY (FORMAT binary).
     SqlExport,
+    /// 7. Prepared point look-ups by primary key through `asof serve` vs Postgres.
+    ServeLookup,
     /// All six steps, one after the other.
     All,
     /// Diagnostic: the capture of step 1 in process, under different tokio
@@ -173,6 +176,7 @@ fn main() -> Result<()> {
         Step::Freshness { rate, seconds } => freshness::run(&ctx, rate, seconds),
         Step::Kafka => kafka::run(&ctx),
         Step::SqlExport => sql_export::run(&ctx),
+        Step::ServeLookup => serve_lookup::run(&ctx),
         Step::Probe { store, at, tables } => probe::probe(&store, at, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),
