@@ -44,6 +44,7 @@ mod report;
 mod runtimes;
 mod serve_lookup;
 mod sql_export;
+mod workloads;
 
 use std::path::PathBuf;
 

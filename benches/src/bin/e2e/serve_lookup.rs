@@ -10,8 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use asof_benches::median;
 
 use crate::ctx::Ctx;
-use crate::measure::timed;
-use crate::pg::{insert_sql, orders_ddl};
+use crate::workloads::orders_with_history;
 
 const LOOKUP: &str = "SELECT * FROM t WHERE id = $1";
 
@@ -19,21 +18,8 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     let (cl, conn, dir) = ctx.step("7. Point look-ups through asof serve", "serve_lookup")?;
     let rows = ctx.n(800_000, 10_000);
     let lookups = ctx.n(5_000, 500) as usize;
-    cl.execute(&orders_ddl("t"))?;
-    cl.execute(&insert_sql("t", "1", &rows.to_string()))?;
     let store = dir.join("store");
-    timed(
-        ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]),
-        &dir.join("tail_copy.log"),
-    )?;
-    // History for the look-ups to see through: every other row changed.
-    cl.execute("UPDATE t SET amount = amount + 1 WHERE id % 2 = 0")?;
-    timed(
-        ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]),
-        &dir.join("tail_updates.log"),
-    )?;
-    cl.execute("VACUUM FULL t")?;
-    cl.execute("ANALYZE t")?;
+    orders_with_history(ctx, &cl, &conn, &store, &dir, rows)?;
 
     let mut server = Server::start(ctx, &store)?;
     let serve_conninfo = format!("host=127.0.0.1 port={} user=bench dbname=asof", server.port);

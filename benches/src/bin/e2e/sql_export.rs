@@ -5,30 +5,17 @@ use anyhow::{bail, Result};
 
 use crate::ctx::Ctx;
 use crate::measure::{count_stdout, timed, Run};
-use crate::pg::{current_lsn, insert_sql, orders_ddl, psql};
+use crate::pg::psql;
 use crate::report::{mib, report_pairs};
+use crate::workloads::orders_with_history;
 
 const GROUP_BY: &str = "SELECT status, count(*) AS n, sum(amount) AS total FROM t GROUP BY status ORDER BY status";
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let (cl, conn, dir) = ctx.step("6. SQL at a past cut, Parquet export", "sql_export")?;
     let rows = ctx.n(800_000, 10_000);
-    cl.execute(&orders_ddl("t"))?;
-    cl.execute(&insert_sql("t", "1", &rows.to_string()))?;
     let store = dir.join("store");
-    timed(
-        ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]),
-        &dir.join("tail_copy.log"),
-    )?;
-    // The past cut, then a round of updates so it is a past one.
-    let past = format!("lsn:{}", current_lsn(&cl)?);
-    cl.execute("UPDATE t SET amount = amount + 1 WHERE id % 2 = 0")?;
-    timed(
-        ctx.asof(&store).args(["tail", &conn, "--until", "caught-up"]),
-        &dir.join("tail_updates.log"),
-    )?;
-    cl.execute("VACUUM FULL t")?;
-    cl.execute("ANALYZE t")?;
+    let past = orders_with_history(ctx, &cl, &conn, &store, &dir, rows)?;
 
     // Sanity: both answer four groups; warms every cache once.
     let (_, lines) = count_stdout(
