@@ -11,6 +11,11 @@ use pg_fixture::PgCluster;
 
 use crate::support::*;
 
+#[track_caller]
+fn serve_check(args: &[&str]) -> String {
+    python_check("serve_check.py", args)
+}
+
 const TYPES: &str = r#"
 CREATE TABLE types (
   id int PRIMARY KEY, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric(10,2), b bool,
@@ -192,36 +197,6 @@ fn psql_err(pg: &PgCluster, conninfo: &str, env: &[(&str, &str)], commands: &[&s
         String::from_utf8_lossy(&o.stdout)
     );
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("ASOF_PYTHON_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/asof-python/venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "no Python venv at {}: run scripts/setup.sh",
-        python.display()
-    );
-    python
-}
-
-#[track_caller]
-fn serve_check(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/serve_check.py");
-    let o = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run serve_check.py");
-    assert!(
-        o.status.success(),
-        "serve_check {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]

@@ -4,41 +4,14 @@
 //! installed by scripts/setup.sh) hold Postgres's values, typed, and an SCD
 //! type-2 history export reconstructs every past state.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use crate::support::*;
-
-/// The Python with pyarrow and duckdb that scripts/setup.sh installs.
-fn python() -> PathBuf {
-    let venv = std::env::var_os("ASOF_PYTHON_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/asof-python/venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "no Python with pyarrow and duckdb at {}: run scripts/setup.sh",
-        python.display()
-    );
-    python
-}
 
 /// Runs parquet_check.py; it must find no difference.
 #[track_caller]
 fn parquet_check(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/parquet_check.py");
-    let o = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run parquet_check.py");
-    assert!(
-        o.status.success(),
-        "parquet_check {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    python_check("parquet_check.py", args)
 }
 
 /// The rows of `query` as Postgres shows them now, as JSON (a list of

@@ -607,3 +607,40 @@ impl Drop for Tail {
         }
     }
 }
+
+/// The Python with pyarrow, duckdb and psycopg that scripts/setup.sh installs.
+fn python() -> std::path::PathBuf {
+    let venv = std::env::var_os("ASOF_PYTHON_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/asof-python/venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "no Python venv at {}: run scripts/setup.sh",
+        python.display()
+    );
+    python
+}
+
+/// Runs the check script `tests/cli/NAME` with that Python; it must exit 0.
+/// Returns what it printed.
+#[track_caller]
+pub fn python_check(name: &str, args: &[&str]) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cli")
+        .join(name);
+    let o = std::process::Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(
+        o.status.success(),
+        "{name} {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
