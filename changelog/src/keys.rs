@@ -291,9 +291,15 @@ fn encode_key_columns<'a>(out: &mut Vec<u8>, table: TableId, columns: impl Itera
 /// user key, then the inverted LSN, so the newest version sorts first.
 pub fn encode_version_key(user_key: &[u8], lsn: Lsn) -> VersionKey {
     let mut k = Vec::with_capacity(user_key.len() + 8);
-    k.extend_from_slice(user_key);
-    k.extend_from_slice(&(!lsn.0).to_be_bytes());
+    encode_version_key_into(&mut k, user_key, lsn);
     VersionKey(k)
+}
+
+/// [`encode_version_key`] into a reused buffer (cleared first).
+pub fn encode_version_key_into(out: &mut Vec<u8>, user_key: &[u8], lsn: Lsn) {
+    out.clear();
+    out.extend_from_slice(user_key);
+    out.extend_from_slice(&(!lsn.0).to_be_bytes());
 }
 
 /// The smallest key sorting after every version of `user_key` (and before

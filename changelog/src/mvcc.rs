@@ -205,6 +205,8 @@ impl<'s> Walker<'s> {
 #[derive(Default)]
 struct Reach {
     seeks_left: u32,
+    /// The version key `(user key, !cut)` aimed at, reused across keys.
+    target: Vec<u8>,
 }
 
 /// Keys a past-cut scan seeks directly after stepping failed once.
@@ -214,36 +216,36 @@ impl Reach {
     /// Positions `it` on the first version of `uk` with LSN `<= cut`, or on
     /// whatever follows where that would be.
     fn to(&mut self, it: &mut DBRawIterator<'_>, uk: &[u8], cut: Lsn, stats: &mut ScanStats) -> Result<()> {
+        keys::encode_version_key_into(&mut self.target, uk, cut);
         if self.seeks_left == 0 {
-            if step_to(it, uk, cut, stats)? {
+            if step_to(it, &self.target, stats)? {
                 return Ok(());
             }
             self.seeks_left = SEEKS_BEFORE_RETRY;
         } else {
             self.seeks_left -= 1;
         }
-        it.seek(keys::encode_version_key(uk, cut).0);
+        it.seek(&self.target);
         stats.seeks += 1;
         Ok(())
     }
 }
 
 /// Moves a version iterator forward with `next()` onto the first entry at
-/// or after `(uk, cut)`, exactly where a seek would land, when that is at
-/// most [`SEEK_AFTER_NEXTS`] entries ahead. Returns false, with the
+/// or after `target` (a version key), exactly where a seek would land, when
+/// that is at most [`SEEK_AFTER_NEXTS`] entries ahead. Returns false, with the
 /// iterator somewhere a seek must correct, otherwise.
 ///
 /// Whole version keys are compared, not user keys: a key written under an
 /// older shape can be a prefix of one written under a newer shape, and
 /// then the two keys' versions sort in the opposite order to the keys.
-fn step_to(it: &mut DBRawIterator<'_>, uk: &[u8], cut: Lsn, stats: &mut ScanStats) -> Result<bool> {
-    let target = keys::encode_version_key(uk, cut).0;
+fn step_to(it: &mut DBRawIterator<'_>, target: &[u8], stats: &mut ScanStats) -> Result<bool> {
     for step in 0..=SEEK_AFTER_NEXTS {
         let Some(k) = it.key() else {
             it.status()?;
             return Ok(false);
         };
-        if k >= target.as_slice() {
+        if k >= target {
             // Only stepping proves nothing lies between here and the target.
             return Ok(step > 0);
         }
@@ -305,7 +307,16 @@ impl Store {
             } else {
                 let it = match history.as_mut() {
                     Some(it) => it,
-                    None => history.insert(self.table_iter(cf::VERSIONS, table, scan_options())?),
+                    None => {
+                        // Unbounded above: a key in the range can have
+                        // versions sorting past the range's end (a key of
+                        // an older shape that a newer one extends).
+                        let mut it = self.table_iter(cf::VERSIONS, table, scan_options())?;
+                        if let Some(start) = &range.start {
+                            it.seek(start);
+                        }
+                        history.insert(it)
+                    }
                 };
                 reach.to(it, uk, cut, &mut stats)?;
                 match (it.key(), it.value()) {
