@@ -97,6 +97,18 @@ pub enum StoreError {
     /// RocksDB reported an error.
     #[error("storage engine error")]
     Engine(#[source] rocksdb::Error),
+    /// Two rows of a full read loaded in bulk have the same key.
+    #[error("table {table}: two copied rows have the same key")]
+    DuplicateKey {
+        /// The table.
+        table: TableId,
+    },
+    /// A table without a unique key cannot be loaded in bulk.
+    #[error("table {table} has no unique key to load its rows in bulk by")]
+    NoUniqueKey {
+        /// The table.
+        table: TableId,
+    },
     /// A filesystem error outside RocksDB.
     #[error("i/o error on {path}")]
     Io {

@@ -253,6 +253,17 @@ pub fn row_key_into(out: &mut Vec<u8>, table: TableId, schema: &TableSchema, row
     encode_key_columns(out, table, key_columns);
 }
 
+/// [`row_key_into`] for a row of borrowed values.
+pub fn row_key_of_refs_into(out: &mut Vec<u8>, table: TableId, schema: &TableSchema, row: &[DatumRef<'_>]) {
+    let key_columns = schema
+        .columns
+        .iter()
+        .zip(row)
+        .filter(|(c, _)| c.is_key)
+        .map(|(c, d)| (c.type_oid, *d));
+    encode_key_columns(out, table, key_columns);
+}
+
 fn encode_key_columns<'a>(out: &mut Vec<u8>, table: TableId, columns: impl Iterator<Item = (u32, DatumRef<'a>)>) {
     out.clear();
     out.extend_from_slice(&table.0.to_be_bytes());

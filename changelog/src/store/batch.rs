@@ -43,7 +43,7 @@ pub(super) struct Pending {
 
 impl Pending {
     /// The latest schema version of a table as seen inside the batch.
-    fn current_version<'c>(&'c self, catalog: &'c Catalog, t: TableId) -> Option<&'c SchemaVersion> {
+    pub(super) fn current_version<'c>(&'c self, catalog: &'c Catalog, t: TableId) -> Option<&'c SchemaVersion> {
         self.schemas
             .get(&t)
             .and_then(|v| v.last())

@@ -2,6 +2,8 @@
 
 mod append;
 mod batch;
+mod bulk;
+pub use bulk::{BuiltRows, BulkRows, RowBlock};
 pub mod catalog;
 mod compact;
 pub use compact::CompactStats;

@@ -29,7 +29,8 @@ fn db_options(opts: &StoreOptions) -> Options {
     o
 }
 
-fn cf_options(name: &str, cache: &Cache) -> Options {
+/// A family's engine options; files loaded in bulk are built with them too.
+pub(super) fn cf_options(name: &str, cache: &Cache) -> Options {
     let mut o = Options::default();
     let mut t = BlockBasedOptions::default();
     t.set_block_cache(cache);
@@ -170,6 +171,7 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     }
     check_format(&store)?;
     load_state(&mut store)?;
+    super::bulk::clear_bulk_dir(path)?;
     store.recover_inflight()?;
     Ok(store)
 }

@@ -28,7 +28,7 @@ use crate::store::Store;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct InFlight {
     lsn: Lsn,
-    tables: BTreeSet<TableId>,
+    pub(super) tables: BTreeSet<TableId>,
 }
 
 /// A transaction being written in chunks. Created by
@@ -36,10 +36,10 @@ pub(super) struct InFlight {
 /// [`Store::finish_spill`] or [`Store::abort_spill`].
 pub struct SpillTxn {
     lsn: Lsn,
-    next_ordinal: u32,
-    pending: Pending,
-    inflight: InFlight,
-    skip: bool,
+    pub(super) next_ordinal: u32,
+    pub(super) pending: Pending,
+    pub(super) inflight: InFlight,
+    pub(super) skip: bool,
 }
 
 impl SpillTxn {

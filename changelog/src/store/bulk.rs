@@ -1,0 +1,339 @@
+//! A full read's rows loaded in bulk: sorted files built beside the engine
+//! and ingested, instead of write batches through the write-ahead log, the
+//! memtables and a flush.
+//!
+//! What lands is byte for byte what [`Store::spill`] writes for the same
+//! [`crate::ChangeRecord::Read`] records: one `log` entry per row, and one
+//! `versions` and one `latest` entry per key at the transaction's LSN. Only
+//! a table whose identity is a unique key can be loaded this way (each key
+//! is written once, with no read of what was there); the caller falls back
+//! to [`Store::spill`] for the others ([`BulkRows::accepts`]).
+//!
+//! Building the files needs no access to the store ([`BulkRows`] is `Send`),
+//! so it can run on another thread while the next rows arrive. Crash safety
+//! is the spill's: the in-flight marker is synced before the first file of a
+//! table lands, so opening the store after a crash removes what was loaded.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rocksdb::{Cache, IngestExternalFileOptions, Options, SstFileWriter};
+
+use crate::codec::{self, version_tag};
+use crate::error::{Result, StoreError};
+use crate::ids::TableId;
+use crate::keys::{self, cf};
+use crate::lsn::Lsn;
+use crate::schema::{ReplicaIdentity, SchemaVersionNo, TableSchema};
+use crate::store::meta;
+use crate::store::open::cf_options;
+use crate::store::spill::SpillTxn;
+use crate::store::Store;
+use crate::value::DatumRef;
+
+/// Where files are built before they are ingested (inside the store, so
+/// ingestion moves them instead of copying; emptied at open).
+pub(super) const BULK_DIR: &str = "bulk";
+
+/// Rows of one table, each in the version format's row encoding, back to
+/// back: what a parser fills without an allocation per value.
+#[derive(Clone, Debug, Default)]
+pub struct RowBlock {
+    data: Vec<u8>,
+    /// End offset of each row in `data`.
+    ends: Vec<usize>,
+    width: usize,
+    /// Values pushed into the row being built.
+    values: usize,
+    row_start: usize,
+}
+
+impl RowBlock {
+    /// An empty block of rows with `width` values each.
+    pub fn new(width: usize) -> RowBlock {
+        RowBlock {
+            width,
+            ..RowBlock::default()
+        }
+    }
+
+    /// Starts a row.
+    pub fn begin_row(&mut self) {
+        self.row_start = self.data.len();
+        self.values = 0;
+        codec::put_varint(&mut self.data, self.width as u64);
+    }
+
+    /// Adds a NULL to the row being built.
+    pub fn push_null(&mut self) {
+        self.values += 1;
+        codec::put_varint(&mut self.data, 0);
+    }
+
+    /// Adds a value in Postgres's text form to the row being built.
+    pub fn push_text(&mut self, text: &[u8]) {
+        self.values += 1;
+        codec::put_varint(&mut self.data, text.len() as u64 + 2);
+        self.data.extend_from_slice(text);
+    }
+
+    /// Ends the row. When it does not have the block's width the row is
+    /// dropped and the number of values it had comes back as the error.
+    pub fn end_row(&mut self) -> std::result::Result<(), usize> {
+        if self.values != self.width {
+            self.data.truncate(self.row_start);
+            return Err(self.values);
+        }
+        self.ends.push(self.data.len());
+        Ok(())
+    }
+
+    /// Rows in the block.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when the block holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes the encoded rows take.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Empties the block, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    fn rows(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let row = self.data.get(start..end).unwrap_or_default();
+            start = end;
+            row
+        })
+    }
+}
+
+/// Builds the files of one table's rows in a spilled transaction. Made by
+/// [`Store::bulk_rows`]; sendable to another thread.
+pub struct BulkRows {
+    table: TableId,
+    schema: TableSchema,
+    version: SchemaVersionNo,
+    lsn: Lsn,
+    dir: PathBuf,
+    options: [Options; 3],
+}
+
+/// The families a bulk load writes, in the order of `BulkRows::options`.
+const FAMILIES: [&str; 3] = [cf::LOG, cf::VERSIONS, cf::LATEST];
+
+/// Files built from one [`RowBlock`], ready for [`Store::ingest_rows`].
+#[derive(Debug)]
+pub struct BuiltRows {
+    table: TableId,
+    lsn: Lsn,
+    files: Vec<(&'static str, PathBuf)>,
+}
+
+impl Drop for BuiltRows {
+    fn drop(&mut self) {
+        // Files not ingested (an error on the way) are not left behind.
+        for (_, path) in &self.files {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl BulkRows {
+    /// Whether a table can be loaded in bulk: its identity is a unique key.
+    pub fn accepts(schema: &TableSchema) -> bool {
+        matches!(
+            schema.replica_identity,
+            ReplicaIdentity::Default | ReplicaIdentity::Index
+        ) && !schema.counts_copies()
+            && schema.columns.iter().any(|c| c.is_key)
+    }
+
+    /// The table's width.
+    pub fn width(&self) -> usize {
+        self.schema.columns.len()
+    }
+
+    /// Writes the `log`, `versions` and `latest` files of `block`, whose
+    /// rows take the log ordinals from `first_ordinal` on (reserved with
+    /// [`SpillTxn::reserve`]).
+    pub fn build(&self, block: &RowBlock, first_ordinal: u32) -> Result<BuiltRows> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut built = BuiltRows {
+            table: self.table,
+            lsn: self.lsn,
+            files: Vec::with_capacity(3),
+        };
+        if block.is_empty() {
+            return Ok(built);
+        }
+        let rows: Vec<&[u8]> = block.rows().collect();
+        // Keys of all rows back to back, and each row's key span.
+        let mut keys_buf = Vec::with_capacity(rows.len() * 16);
+        let mut spans = Vec::with_capacity(rows.len());
+        let mut refs: Vec<DatumRef<'_>> = Vec::with_capacity(self.width());
+        let mut key = Vec::new();
+        for row in &rows {
+            let mut pos = 0;
+            codec::decode_row_into(row, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            keys::row_key_of_refs_into(&mut key, self.table, &self.schema, &refs);
+            spans.push((keys_buf.len(), key.len()));
+            keys_buf.extend_from_slice(&key);
+        }
+        let key_of = |i: usize| {
+            let (at, len) = spans.get(i).copied().unwrap_or_default();
+            keys_buf.get(at..at + len).unwrap_or_default()
+        };
+
+        // The log, in ordinal order.
+        let [log_opts, versions_opts, latest_opts] = &self.options;
+        let path = self.dir.join(format!("{n}-log.sst"));
+        let mut w = SstFileWriter::create(log_opts);
+        w.open(&path)?;
+        built.files.push((cf::LOG, path));
+        let mut value = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let ord = first_ordinal.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+            meta::encode_read_record_into(&mut value, self.table, row).map_err(StoreError::corrupt(cf::LOG))?;
+            w.put(keys::encode_log_key(self.lsn, ord), &value)?;
+        }
+        w.finish()?;
+
+        // Versions and latest, in key order.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_unstable_by(|a, b| key_of(*a).cmp(key_of(*b)));
+        if order
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if key_of(*a) == key_of(*b)))
+        {
+            return Err(StoreError::DuplicateKey { table: self.table });
+        }
+        let vpath = self.dir.join(format!("{n}-versions.sst"));
+        let lpath = self.dir.join(format!("{n}-latest.sst"));
+        let mut vw = SstFileWriter::create(versions_opts);
+        let mut lw = SstFileWriter::create(latest_opts);
+        vw.open(&vpath)?;
+        built.files.push((cf::VERSIONS, vpath));
+        lw.open(&lpath)?;
+        built.files.push((cf::LATEST, lpath));
+        let mut vkey = Vec::new();
+        let mut latest = Vec::new();
+        for &i in &order {
+            let uk = key_of(i);
+            let row = rows.get(i).copied().unwrap_or_default();
+            value.clear();
+            value.push(version_tag::PUT);
+            codec::put_varint(&mut value, u64::from(self.version.0));
+            value.extend_from_slice(row);
+            keys::encode_version_key_into(&mut vkey, uk, self.lsn);
+            vw.put(&vkey, &value)?;
+            latest.clear();
+            latest.extend_from_slice(&self.lsn.0.to_be_bytes());
+            latest.extend_from_slice(&value);
+            lw.put(uk, &latest)?;
+        }
+        vw.finish()?;
+        lw.finish()?;
+        Ok(built)
+    }
+}
+
+impl SpillTxn {
+    /// Reserves the log ordinals of `n` records loaded in bulk; returns the
+    /// first.
+    pub fn reserve(&mut self, n: usize) -> u32 {
+        let first = self.next_ordinal;
+        self.next_ordinal = first.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        first
+    }
+}
+
+impl Store {
+    /// A builder for the rows of `table` read in full inside the spilled
+    /// transaction `sp` (after its `ReadStart` was spilled). Check
+    /// [`BulkRows::accepts`] on the table's schema first.
+    pub fn bulk_rows(&self, sp: &SpillTxn, table: TableId) -> Result<BulkRows> {
+        self.check_writable()?;
+        let v = sp
+            .pending
+            .current_version(&self.catalog, table)
+            .ok_or(StoreError::NoSchema(table))?;
+        let schema = v.schema().ok_or(StoreError::NoSchema(table))?.clone();
+        if !BulkRows::accepts(&schema) {
+            return Err(StoreError::NoUniqueKey { table });
+        }
+        let dir = self.path.join(BULK_DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        // Small private cache: the options only shape the files.
+        let cache = Cache::new_lru_cache(1 << 20);
+        Ok(BulkRows {
+            table,
+            schema,
+            version: v.version,
+            lsn: sp.lsn(),
+            dir,
+            options: FAMILIES.map(|name| cf_options(name, &cache)),
+        })
+    }
+
+    /// Moves the files of `built` into the store as part of `sp`. Nothing
+    /// becomes visible before the transaction is finished.
+    pub fn ingest_rows(&mut self, sp: &mut SpillTxn, mut built: BuiltRows) -> Result<()> {
+        self.check_writable()?;
+        if sp.skip || built.files.is_empty() {
+            return Ok(());
+        }
+        if built.lsn != sp.lsn() {
+            return Err(StoreError::OutOfOrder { lsn: built.lsn });
+        }
+        if sp.inflight.tables.insert(built.table) {
+            // Durable before any file lands: a crash must find the marker.
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.put_cf(self.cf(cf::META)?, keys::meta::INFLIGHT, meta::encode(&sp.inflight));
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            if let Err(e) = self.db.write_opt(batch, &wo) {
+                self.poisoned = true;
+                return Err(e.into());
+            }
+        }
+        let mut io = IngestExternalFileOptions::default();
+        io.set_move_files(true);
+        for (name, path) in std::mem::take(&mut built.files) {
+            let result = self
+                .db
+                .ingest_external_file_cf_opts(self.cf(name)?, &io, vec![path.clone()]);
+            if let Err(e) = result {
+                let _ = std::fs::remove_file(&path);
+                self.poisoned = true;
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes files a crash left half built.
+pub(super) fn clear_bulk_dir(store: &Path) -> Result<()> {
+    let dir = store.join(BULK_DIR);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Io { path: dir, source }),
+    }
+}
