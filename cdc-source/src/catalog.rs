@@ -398,6 +398,21 @@ pub fn check_identity(schema: &TableSchema) -> Result<()> {
     }
 }
 
+/// The planner's estimate of a table's rows (with its partitions'), for
+/// the copy's progress; `None` before the table was ever analyzed.
+pub async fn estimated_rows(client: &impl GenericClient, oid: u32) -> Result<Option<u64>> {
+    let estimate: Option<f64> = client
+        .query_one(
+            "SELECT sum(reltuples)::float8 FROM pg_class WHERE (oid = $1::oid \
+             OR oid IN (SELECT relid FROM pg_partition_tree($1::oid))) AND relkind <> 'p' AND reltuples >= 0",
+            &[&oid],
+        )
+        .await?
+        .get(0);
+    // Rounded, and far from any overflow: an estimate of rows.
+    Ok(estimate.map(|n| n.round() as u64))
+}
+
 /// Errors unless the role may read the table (needed for the initial copy).
 pub async fn check_select(client: &impl GenericClient, oid: u32, name: &TableName) -> Result<()> {
     let ok: bool = client

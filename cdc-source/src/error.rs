@@ -226,6 +226,10 @@ pub enum CaptureError {
     #[error("store")]
     #[cfg(feature = "capture")]
     Store(#[from] changelog::StoreError),
+    /// The thread building the files of copied rows could not start, or
+    /// stopped before its work was done.
+    #[error("the thread loading copied rows failed")]
+    CopyThread(#[source] std::io::Error),
 }
 
 /// Why decoded messages do not form valid transactions.

@@ -27,6 +27,8 @@
 #[cfg(feature = "capture")]
 pub mod assemble;
 #[cfg(feature = "capture")]
+mod bulk_copy;
+#[cfg(feature = "capture")]
 pub mod capture;
 pub mod catalog;
 pub mod conninfo;

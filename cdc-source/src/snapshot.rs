@@ -18,13 +18,14 @@
 //! leaves them out, and a notice says so.
 
 use changelog::{
-    ChangeRecord, CommitInfo, CommitTime, Coverage, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema,
+    BulkRows, ChangeRecord, CommitInfo, CommitTime, Coverage, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema,
     Transaction, Xid,
 };
 use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::Client;
 
 use crate::assemble::Assembler;
+use crate::bulk_copy::BulkCopy;
 use crate::catalog;
 use crate::copy_source::{self, CopySource};
 use crate::error::{CaptureError, CopyProblem, Result};
@@ -40,6 +41,10 @@ pub struct CopyProgress {
     pub table: String,
     /// Rows copied so far (all tables).
     pub rows: u64,
+    /// Rows of this table copied so far.
+    pub table_rows: u64,
+    /// The planner's estimate of this table's rows, when it has one.
+    pub table_estimate: Option<u64>,
     /// Bytes of COPY data read so far.
     pub bytes: u64,
     /// Tables done.
@@ -151,12 +156,26 @@ pub async fn copy_tables(
             }
         };
         catalog::check_select(&txn, oid, &schema.name).await?;
+        p.table_rows = 0;
+        p.table_estimate = catalog::estimated_rows(&txn, oid).await?;
+        progress(&p);
         let width = schema.columns.len();
         let name = schema.name.clone();
         let coverage = described.coverage;
         let table = assembler.register(schema.clone(), coverage.clone());
+        let bulk = BulkRows::accepts(&schema);
         chunk.push(define(table, schema, coverage));
         chunk.push(ChangeRecord::ReadStart { table });
+        // A table keyed by a unique key is loaded in bulk; its shape and
+        // read start must be in the transaction first.
+        let mut bulk = match bulk {
+            true => {
+                store.spill(&mut sp, &chunk)?;
+                chunk.clear();
+                Some(BulkCopy::start(store, &sp, table)?)
+            }
+            false => None,
+        };
         let bad = |problem| CaptureError::CopyData {
             table: name.clone(),
             problem,
@@ -172,8 +191,13 @@ pub async fn copy_tables(
                 match data.iter().position(|b| *b == b'\n') {
                     Some(i) => {
                         carry.extend_from_slice(data.get(..i).unwrap_or_default());
-                        push_row(&carry, width, table, &mut values, &mut chunk).map_err(bad)?;
+                        match &mut bulk {
+                            Some(b) => b.push_line(&carry),
+                            None => push_row(&carry, width, table, &mut values, &mut chunk),
+                        }
+                        .map_err(bad)?;
                         p.rows += 1;
+                        p.table_rows += 1;
                         carry.clear();
                         data = data.get(i + 1..).unwrap_or_default();
                     }
@@ -184,11 +208,22 @@ pub async fn copy_tables(
                 }
             }
             while let Some(i) = data.iter().position(|b| *b == b'\n') {
-                push_row(data.get(..i).unwrap_or_default(), width, table, &mut values, &mut chunk).map_err(bad)?;
+                let line = data.get(..i).unwrap_or_default();
+                match &mut bulk {
+                    Some(b) => b.push_line(line),
+                    None => push_row(line, width, table, &mut values, &mut chunk),
+                }
+                .map_err(bad)?;
                 data = data.get(i + 1..).unwrap_or_default();
                 p.rows += 1;
+                p.table_rows += 1;
             }
             carry.extend_from_slice(data);
+            if let Some(b) = &mut bulk {
+                if b.send_when_full(store, &mut sp).await? {
+                    progress(&p);
+                }
+            }
             if chunk.len() >= CHUNK_ROWS {
                 store.spill(&mut sp, &chunk)?;
                 chunk.clear();
@@ -197,6 +232,9 @@ pub async fn copy_tables(
         }
         if !carry.is_empty() {
             return Err(bad(CopyProblem::EndedInsideRow));
+        }
+        if let Some(b) = bulk {
+            b.finish(store, &mut sp).await?;
         }
         p.tables_done += 1;
         progress(&p);

@@ -21,74 +21,97 @@ pub struct TextFormatError {
 /// Decodes one line of COPY text format (without its newline) into values.
 pub fn parse_copy_line(line: &[u8], out: &mut Vec<Datum>) -> Result<(), TextFormatError> {
     out.clear();
+    let mut scratch = Vec::new();
+    for_each_copy_field(line, &mut scratch, |field| {
+        out.push(field.map_or(Datum::Null, |t| Datum::Text(t.to_vec())));
+    })
+}
+
+/// Decodes one line of COPY text format (without its newline), handing
+/// each field to `f` in order: `None` for NULL, else its text with escapes
+/// resolved (into `scratch` when it has any, so nothing is allocated per
+/// field).
+pub fn for_each_copy_field(
+    line: &[u8],
+    scratch: &mut Vec<u8>,
+    mut f: impl FnMut(Option<&[u8]>),
+) -> Result<(), TextFormatError> {
+    let mut at = 0;
     for field in line.split(|b| *b == b'\t') {
+        let offset = at;
+        at += field.len() + 1;
         if field == b"\\N" {
-            out.push(Datum::Null);
+            f(None);
+        } else if !field.contains(&b'\\') {
+            f(Some(field));
+        } else {
+            unescape(field, scratch).map_err(|i| TextFormatError {
+                format: "COPY text",
+                offset: offset + i,
+                what: "backslash at end of field",
+            })?;
+            f(Some(scratch));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a COPY text field's backslash escapes into `v` (cleared
+/// first); a backslash ending the field is an error at its offset.
+fn unescape(field: &[u8], v: &mut Vec<u8>) -> Result<(), usize> {
+    v.clear();
+    let mut i = 0;
+    while let Some(&b) = field.get(i) {
+        if b != b'\\' {
+            v.push(b);
+            i += 1;
             continue;
         }
-        if !field.contains(&b'\\') {
-            out.push(Datum::Text(field.to_vec()));
-            continue;
-        }
-        let mut v = Vec::with_capacity(field.len());
-        let mut i = 0;
-        while let Some(&b) = field.get(i) {
-            if b != b'\\' {
-                v.push(b);
-                i += 1;
-                continue;
-            }
-            let Some(&e) = field.get(i + 1) else {
-                return Err(TextFormatError {
-                    format: "COPY text",
-                    offset: i,
-                    what: "backslash at end of field",
-                });
-            };
-            i += 2;
-            match e {
-                b'b' => v.push(0x08),
-                b'f' => v.push(0x0C),
-                b'n' => v.push(b'\n'),
-                b'r' => v.push(b'\r'),
-                b't' => v.push(b'\t'),
-                b'v' => v.push(0x0B),
-                b'0'..=b'7' => {
-                    let mut n = u32::from(e - b'0');
-                    for _ in 0..2 {
-                        match field.get(i) {
-                            Some(d @ b'0'..=b'7') => {
-                                n = n * 8 + u32::from(d - b'0');
-                                i += 1;
-                            }
-                            _ => break,
+        let Some(&e) = field.get(i + 1) else {
+            return Err(i);
+        };
+        i += 2;
+        match e {
+            b'b' => v.push(0x08),
+            b'f' => v.push(0x0C),
+            b'n' => v.push(b'\n'),
+            b'r' => v.push(b'\r'),
+            b't' => v.push(b'\t'),
+            b'v' => v.push(0x0B),
+            b'0'..=b'7' => {
+                let mut n = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match field.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            n = n * 8 + u32::from(d - b'0');
+                            i += 1;
                         }
-                    }
-                    v.push(u8::try_from(n & 0xFF).unwrap_or(0));
-                }
-                b'x' => {
-                    let mut n = 0u32;
-                    let mut digits = 0;
-                    while digits < 2 {
-                        match field.get(i).and_then(|d| (*d as char).to_digit(16)) {
-                            Some(d) => {
-                                n = n * 16 + d;
-                                i += 1;
-                                digits += 1;
-                            }
-                            None => break,
-                        }
-                    }
-                    if digits == 0 {
-                        v.push(b'x');
-                    } else {
-                        v.push(u8::try_from(n).unwrap_or(0));
+                        _ => break,
                     }
                 }
-                other => v.push(other),
+                v.push(u8::try_from(n & 0xFF).unwrap_or(0));
             }
+            b'x' => {
+                let mut n = 0u32;
+                let mut digits = 0;
+                while digits < 2 {
+                    match field.get(i).and_then(|d| (*d as char).to_digit(16)) {
+                        Some(d) => {
+                            n = n * 16 + d;
+                            i += 1;
+                            digits += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if digits == 0 {
+                    v.push(b'x');
+                } else {
+                    v.push(u8::try_from(n).unwrap_or(0));
+                }
+            }
+            other => v.push(other),
         }
-        out.push(Datum::Text(v));
     }
     Ok(())
 }

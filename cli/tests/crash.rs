@@ -164,3 +164,94 @@ fn killed_tail_loses_and_doubles_nothing() {
     );
     assert!(kills > 0);
 }
+
+#[test]
+fn killed_during_the_initial_copy_copies_once_in_the_end() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    let mut rng = Rng(seed);
+    let pg = PgCluster::start().expect("postgres");
+    // `t` is loaded in bulk (a primary key); `bag` (no key, every column
+    // its identity) goes through the spill, in the same transaction.
+    pg.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text, n int8);
+         CREATE TABLE bag (a int, b text);
+         ALTER TABLE bag REPLICA IDENTITY FULL;
+         INSERT INTO t SELECT i, 'v' || i, i * 7 FROM generate_series(1, 300000) i;
+         INSERT INTO bag SELECT i % 10, 'b' FROM generate_series(1, 1000) i;
+         ANALYZE",
+    )
+    .expect("setup");
+    let conn = conninfo(&pg, "postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let asof = assert_cmd::cargo::cargo_bin("asof");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let tables = [("t", "id"), ("bag", "a")];
+    for kill in 0..4 {
+        let mut child = Command::new(&asof)
+            .arg("--store")
+            .arg(&store)
+            .args(["tail", &conn])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tail");
+        let started = Instant::now();
+        if kill == 0 {
+            // The first kill lands while files of the copy are being built.
+            let building = || std::fs::read_dir(store.join("bulk")).is_ok_and(|mut d| d.next().is_some());
+            while !building() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the copy never built a file"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(100 + rng.below(900)));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        eprintln!("kill {kill} after {:?} (seed {seed})", started.elapsed());
+        if kill == 0 {
+            // Opening for writing recovers: nothing of the copy is left.
+            let s = changelog::Store::open(&store, &changelog::StoreOptions::default()).expect("open store");
+            assert_eq!(s.watermark(), None, "killed after the copy was stored");
+            for t in [0, 1] {
+                let left = s.count_versions(changelog::TableId(t)).expect("count");
+                assert_eq!(left, 0, "table {t} keeps {left} versions of the killed copy");
+            }
+        }
+        // What the next copy reads differs from what the killed one wrote:
+        // anything of it left behind would show.
+        pg.execute(&format!(
+            "DELETE FROM t WHERE id % 10 = {kill}; UPDATE t SET v = 'k{kill}' WHERE id % 7 = {kill}; \
+             DELETE FROM bag WHERE a = {kill}"
+        ))
+        .expect("change");
+    }
+    catch_up(&asof, &store, &conn);
+    // What Postgres shows now is what the store must hold now.
+    let now = rt.block_on(observe(&client, &tables));
+    assert!(
+        !store.join("bulk").exists() || std::fs::read_dir(store.join("bulk")).expect("bulk").next().is_none(),
+        "files of an interrupted copy are left in the store"
+    );
+    let store = changelog::Store::open_read_only(&store).expect("open store");
+    assert_matches(&store, &[now]);
+    let stored: Vec<u32> = store
+        .commits(Lsn::ZERO, Lsn::MAX)
+        .expect("commits")
+        .iter()
+        .map(|c| c.xid.0)
+        .collect();
+    assert_eq!(stored.first(), Some(&0), "the initial copy comes first");
+    assert_eq!(stored.iter().filter(|x| **x == 0).count(), 1, "one initial copy");
+}

@@ -57,6 +57,17 @@ impl RowBlock {
         }
     }
 
+    /// An empty block of rows with `width` values each, with room for
+    /// `bytes` of encoded rows.
+    pub fn with_capacity(width: usize, bytes: usize) -> RowBlock {
+        RowBlock {
+            width,
+            data: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(bytes / 32),
+            ..RowBlock::default()
+        }
+    }
+
     /// Starts a row.
     pub fn begin_row(&mut self) {
         self.row_start = self.data.len();
@@ -281,13 +292,14 @@ impl Store {
         })?;
         // Small private cache: the options only shape the files.
         let cache = Cache::new_lru_cache(1 << 20);
+        let options = FAMILIES.map(|name| cf_options(name, &cache));
         Ok(BulkRows {
             table,
             schema,
             version: v.version,
             lsn: sp.lsn(),
             dir,
-            options: FAMILIES.map(|name| cf_options(name, &cache)),
+            options,
         })
     }
 
