@@ -3,6 +3,7 @@
 
 mod changes;
 mod compact;
+mod copy_progress;
 mod demo;
 mod demo_kafka;
 mod diff;

@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use cdc_source::{CaptureEvent, CaptureOptions, Until};
 use kafka_relay::{PublishOptions, Publisher, Target};
 
 use crate::args::{PublishArgs, TailArgs};
-use crate::commands::open_writer;
+use crate::commands::{copy_progress, open_writer};
 use crate::metrics::{self, CaptureMetrics};
 
 pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
@@ -38,7 +39,11 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let relay = publisher(a.kafka, dbname, &store)?;
     let store_dir = store_path.to_path_buf();
+    // Whether a progress line is on the terminal, unfinished.
+    let line_open = Arc::new(AtomicBool::new(false));
+    let reporter_line = Arc::clone(&line_open);
     let summary = rt.block_on(async move {
+        let line_open = reporter_line;
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -49,7 +54,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
             Some(l) => Some(serve_metrics(l, store_dir)?),
             None => None,
         };
-        let mut reporter = Reporter::new();
+        let mut reporter = Reporter::new(Arc::clone(&line_open));
         cdc_source::capture_relayed(store, relay, opts, rx, move |ev| {
             if let Some(m) = &metrics {
                 m.observe(&ev);
@@ -59,6 +64,9 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         .await
         .context("capture stopped")
     });
+    if line_open.load(Ordering::Relaxed) {
+        eprintln!();
+    }
     let summary = summary?;
     eprintln!("stored {summary}; acknowledged up to {}", summary.confirmed);
     Ok(())
@@ -142,15 +150,20 @@ struct Reporter {
     last_line: Instant,
     last_records: u64,
     last_at: Instant,
+    /// The table being copied and when its copy began.
+    copying: Option<(String, Instant)>,
+    line_open: Arc<AtomicBool>,
 }
 
 impl Reporter {
-    fn new() -> Self {
+    fn new(line_open: Arc<AtomicBool>) -> Self {
         Reporter {
+            line_open,
             tty: std::io::stderr().is_terminal(),
             last_line: Instant::now(),
             last_records: 0,
             last_at: Instant::now(),
+            copying: None,
         }
     }
 
@@ -159,21 +172,18 @@ impl Reporter {
             CaptureEvent::Notice(n) => {
                 if self.tty {
                     eprint!("\r\x1b[K");
+                    self.line_open.store(false, Ordering::Relaxed);
                 }
                 eprintln!("{n}");
             }
             CaptureEvent::Copy(p) => {
+                if self.copying.as_ref().is_none_or(|(t, _)| *t != p.table) {
+                    self.copying = Some((p.table.clone(), Instant::now()));
+                }
                 if self.tty || self.last_line.elapsed() >= Duration::from_secs(10) {
                     self.last_line = Instant::now();
-                    let line = format!(
-                        "copying {} ({}/{} tables): {} rows, {:.1} MiB",
-                        p.table,
-                        p.tables_done,
-                        p.tables_total,
-                        p.rows,
-                        p.bytes as f64 / 1048576.0
-                    );
-                    self.emit(&line);
+                    let started = self.copying.as_ref().map_or_else(Instant::now, |(_, at)| *at);
+                    self.emit(&copy_progress::copy_line(&p, started.elapsed(), self.tty));
                 }
             }
             CaptureEvent::Stream(p) => {
@@ -210,6 +220,7 @@ impl Reporter {
         if self.tty {
             eprint!("\r\x1b[K{line}");
             let _ = std::io::stderr().flush();
+            self.line_open.store(true, Ordering::Relaxed);
         } else {
             eprintln!("{line}");
         }
