@@ -9,8 +9,10 @@ use changelog::CommitTime;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::SQLOptions;
 use materializer::{Cut, Resolved, When};
@@ -67,6 +69,14 @@ pub struct Planned {
     pub engine: Arc<Engine>,
     /// The plan, placeholders unbound.
     pub plan: LogicalPlan,
+    /// The plan optimized once, placeholders unbound, when the optimizer
+    /// takes it so: each execution binds it and plans it physically, as
+    /// Postgres runs a generic plan.
+    pub optimized: Option<LogicalPlan>,
+    /// The engine's session state and task context, taken once (copying
+    /// them costs as much as planning a look-up).
+    pub state: Arc<SessionState>,
+    pub task: Arc<TaskContext>,
     /// Its result columns.
     pub columns: Vec<Column>,
     /// Their Arrow types.
@@ -155,9 +165,16 @@ impl Session {
         let params = (1..=count)
             .map(|i| by_name.remove(&format!("${i}")).flatten())
             .collect();
+        // A plan the optimizer cannot take with its placeholders unbound is
+        // optimized at each execution instead.
+        let optimized = state.optimize(&plan).ok();
+        let task = Arc::new(TaskContext::from(&state));
         Ok(Planned {
             engine,
             plan,
+            optimized,
+            state: Arc::new(state),
+            task,
             columns,
             types,
             params,
@@ -166,22 +183,22 @@ impl Session {
 
     /// Runs a planned query with its placeholders bound to `params`.
     pub async fn run(&self, planned: &Planned, params: Vec<ScalarValue>) -> Result<SendableRecordBatchStream, PgError> {
-        let plan = if planned.params.is_empty() && params.is_empty() {
-            planned.plan.clone()
-        } else {
-            planned
-                .plan
-                .clone()
-                .with_param_values(params)
-                .map_err(PgError::from_datafusion)?
+        let state = &planned.state;
+        let bind = |plan: &LogicalPlan| match planned.params.is_empty() && params.is_empty() {
+            true => Ok(plan.clone()),
+            false => plan.clone().with_param_values(params.clone()),
         };
-        let frame = planned
-            .engine
-            .context()
-            .execute_logical_plan(plan)
+        let plan = match &planned.optimized {
+            Some(optimized) => bind(optimized),
+            None => bind(&planned.plan).and_then(|p| state.optimize(&p)),
+        }
+        .map_err(PgError::from_datafusion)?;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&plan, state.as_ref())
             .await
             .map_err(PgError::from_datafusion)?;
-        frame.execute_stream().await.map_err(PgError::from_datafusion)
+        execute_stream(physical, Arc::clone(&planned.task)).map_err(PgError::from_datafusion)
     }
 
     /// The result columns of a command that is not a query (`SHOW`), if it

@@ -137,10 +137,24 @@ fn tighter_high(new: &Bound<Value>, old: &Bound<Value>) -> bool {
 }
 
 /// Whether `filter` constrains a key column in a form [`select`] uses.
+///
+/// A parameter (`id = $1`) counts as a value: a prepared statement is
+/// planned once, before its parameters are known, and the scan reads the
+/// filter again once they are bound in.
 pub(crate) fn usable(filter: &Expr, keys: &[KeyColumn]) -> bool {
     let mut constraints = vec![Constraint::default(); keys.len()];
-    apply(filter, keys, &mut constraints);
+    apply(filter, keys, &mut constraints, Params::Placeholders);
     constraints.iter().any(Constraint::is_set)
+}
+
+/// What a parameter placeholder stands for while filters are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Params {
+    /// Some value of the column's kind, to come: whether a filter can be
+    /// used is known, not what it selects.
+    Placeholders,
+    /// Nothing usable: parameters are bound before the scan.
+    Bound,
 }
 
 /// What to read for rows that pass every filter.
@@ -150,7 +164,7 @@ pub(crate) fn select(filters: &[Expr], keys: &[KeyColumn]) -> Selection {
     }
     let mut constraints = vec![Constraint::default(); keys.len()];
     for f in filters {
-        apply(f, keys, &mut constraints);
+        apply(f, keys, &mut constraints, Params::Bound);
     }
     if let [(only, key)] = &constraints.iter().zip(keys).collect::<Vec<_>>()[..] {
         if key.integer && only.points.is_none() {
@@ -221,15 +235,15 @@ fn keys_of(sets: Vec<impl IntoIterator<Item = Value>>) -> Selection {
 
 /// Narrows `constraints` by what `filter` says of key columns; parts it
 /// cannot read leave them as they are.
-fn apply(filter: &Expr, keys: &[KeyColumn], constraints: &mut [Constraint]) {
+fn apply(filter: &Expr, keys: &[KeyColumn], constraints: &mut [Constraint], params: Params) {
     match filter {
         Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::And,
             right,
         }) => {
-            apply(left, keys, constraints);
-            apply(right, keys, constraints);
+            apply(left, keys, constraints, params);
+            apply(right, keys, constraints, params);
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (column, value, op) = match (key_of(left, keys), key_of(right, keys)) {
@@ -240,7 +254,9 @@ fn apply(filter: &Expr, keys: &[KeyColumn], constraints: &mut [Constraint]) {
                 },
                 _ => return,
             };
-            let Some(v) = literal(value, &keys[column]) else { return };
+            let Some(v) = literal(value, &keys[column], params) else {
+                return;
+            };
             let c = &mut constraints[column];
             match op {
                 Operator::Eq => c.points(BTreeSet::from([v])),
@@ -257,7 +273,7 @@ fn apply(filter: &Expr, keys: &[KeyColumn], constraints: &mut [Constraint]) {
             negated: false,
         }) => {
             let Some(i) = key_of(expr, keys) else { return };
-            let values: Option<BTreeSet<Value>> = list.iter().map(|e| literal(e, &keys[i])).collect();
+            let values: Option<BTreeSet<Value>> = list.iter().map(|e| literal(e, &keys[i], params)).collect();
             if let Some(values) = values {
                 constraints[i].points(values);
             }
@@ -269,7 +285,7 @@ fn apply(filter: &Expr, keys: &[KeyColumn], constraints: &mut [Constraint]) {
             high,
         }) => {
             let Some(i) = key_of(expr, keys) else { return };
-            if let (Some(l), Some(h)) = (literal(low, &keys[i]), literal(high, &keys[i])) {
+            if let (Some(l), Some(h)) = (literal(low, &keys[i], params), literal(high, &keys[i], params)) {
                 constraints[i].low(Bound::Included(l));
                 constraints[i].high(Bound::Included(h));
             }
@@ -289,8 +305,16 @@ fn key_of(e: &Expr, keys: &[KeyColumn]) -> Option<usize> {
     }
 }
 
-/// A non-NULL literal as a value of the key column's kind.
-fn literal(e: &Expr, key: &KeyColumn) -> Option<Value> {
+/// A non-NULL literal as a value of the key column's kind (a placeholder
+/// as any value of that kind when `params` says so).
+fn literal(e: &Expr, key: &KeyColumn, params: Params) -> Option<Value> {
+    if let (Expr::Placeholder(_), Params::Placeholders) = (e, params) {
+        return Some(if key.integer {
+            Value::Int(0)
+        } else {
+            Value::Text(String::new())
+        });
+    }
     let Expr::Literal(v, _) = e else { return None };
     if key.integer {
         let wide = match v {
@@ -389,5 +413,16 @@ mod tests {
         );
         assert!(!usable(&col("a").like(lit("x%")), &pair));
         assert!(usable(&col("b").gt(lit(1i64)).and(col("z").eq(lit(1i64))), &pair));
+    }
+
+    #[test]
+    fn parameters_are_usable_before_they_are_bound_and_select_nothing_unbound() {
+        let id = keys(&[("id", true)]);
+        let param = || datafusion::logical_expr::placeholder("$1");
+        assert!(usable(&col("id").eq(param()), &id));
+        assert!(usable(&col("id").in_list(vec![param(), lit(2i64)], false), &id));
+        assert!(!usable(&col("other").eq(param()), &id));
+        // Unbound at the scan, a parameter selects nothing of the key.
+        assert_eq!(select(&[col("id").eq(param())], &id), Selection::All);
     }
 }
