@@ -18,7 +18,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::LexOrdering;
-use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::stream::{RecordBatchReceiverStreamBuilder, RecordBatchStreamAdapter};
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
 use materializer::{Cut, TableAt};
@@ -29,6 +29,9 @@ use crate::types::{BatchBuilder, ColumnType, Typing};
 
 /// Batches a scan keeps ready ahead of the query.
 const BATCHES_AHEAD: usize = 2;
+
+/// Selections of at most this many keys are read where the scan starts.
+const INLINE_KEYS: usize = 16;
 
 /// One captured table at one cut.
 #[derive(Debug)]
@@ -206,6 +209,20 @@ impl PartitionStream for SnapshotPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        // A few keys are a few point look-ups: read them here rather than
+        // hand them to a blocking thread, whose hop costs more.
+        if matches!(&self.scan.selection, Selection::Keys(keys) if keys.len() <= INLINE_KEYS) {
+            let mut batches = Vec::new();
+            let result = self.scan.run(&self.store, |batch| {
+                batches.push(Ok(batch));
+                Ok(true)
+            });
+            if let Err(e) = result {
+                batches.push(Err(DataFusionError::External(Box::new(e))));
+            }
+            let stream = futures::stream::iter(batches);
+            return Box::pin(RecordBatchStreamAdapter::new(self.scan.schema.clone(), stream));
+        }
         let mut builder = RecordBatchReceiverStreamBuilder::new(self.scan.schema.clone(), BATCHES_AHEAD);
         let tx = builder.tx();
         let (store, scan) = (self.store.clone(), self.scan.clone());
