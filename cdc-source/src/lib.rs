@@ -57,7 +57,7 @@ mod writer;
 #[cfg(feature = "capture")]
 pub use capture::{
     capture, capture_relayed, CaptureEvent, CaptureOptions, CaptureSummary, SessionStage, StreamProgress, Until,
-    SPILL_RECORDS,
+    SPILL_RECORDS, SQL_CATCH_UP_ABOVE,
 };
 pub use error::{CaptureError, CopyProblem, Result, StreamProblem};
 #[cfg(feature = "capture")]

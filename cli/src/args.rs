@@ -128,6 +128,9 @@ pub struct TailArgs {
     /// Serve Prometheus metrics at http://ADDRESS/metrics (lag, throughput, store size, reconnects).
     #[arg(long, value_name = "HOST:PORT", value_parser = values::listen_address)]
     pub metrics: Option<SocketAddr>,
+    /// Read a backlog larger than this through Postgres's SQL decoding interface, in chunks, before streaming (faster for a slot far behind); 'off' always streams.
+    #[arg(long, value_name = "SIZE|off", default_value = "off", value_parser = values::size_or_off)]
+    pub sql_catch_up_above: values::SizeOrOff,
     #[command(flatten)]
     pub kafka: PublishArgs,
 }

@@ -151,6 +151,32 @@ pub fn seconds(s: &str) -> Result<std::time::Duration, BadValue> {
     }
 }
 
+/// A size in bytes (`512`, `64MiB`, `1GiB`), or `off`.
+pub fn size_or_off(s: &str) -> Result<SizeOrOff, BadValue> {
+    if s == "off" {
+        return Ok(SizeOrOff(None));
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => 0,
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(n) if scale > 0 => Ok(SizeOrOff(Some(n))),
+        _ => Err(BadValue {
+            message: format!("expected a size like 64MiB, or 'off', got {s:?}"),
+            names_option: true,
+        }),
+    }
+}
+
+/// A size in bytes, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeOrOff(pub Option<u64>);
+
 /// `caught-up`, the one stop a follower knows.
 pub fn follow_until(s: &str) -> Result<kafka_relay::FollowUntil, BadValue> {
     match s {

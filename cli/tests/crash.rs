@@ -1,5 +1,7 @@
 //! Crash safety of the capture: `asof tail` is killed with SIGKILL at
-//! random moments while a workload runs, and restarted each time. In the
+//! random moments while a workload runs, and restarted each time, reading
+//! what piled up either through the replication stream or through the SQL
+//! decoding interface. In the
 //! end the store must answer, at every commit, exactly what Postgres showed:
 //! no change lost, none stored twice.
 
@@ -82,11 +84,14 @@ fn killed_tail_loses_and_doubles_nothing() {
     for txn in 0..400u64 {
         // Keep a capture running most of the time, killing it at random.
         if child.is_none() && rng.below(3) > 0 {
+            // Half the captures read what piled up through the SQL decoding
+            // interface before they stream.
+            let catch_up = if rng.below(2) == 0 { "0" } else { "off" };
             child = Some(
                 Command::new(&asof)
                     .arg("--store")
                     .arg(&store)
-                    .args(["tail", &conn])
+                    .args(["tail", &conn, "--sql-catch-up-above", catch_up])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()

@@ -66,6 +66,7 @@ fn finish(
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let opts = CaptureOptions {
         until: Until::CaughtUp,
+        sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
         ..opts
     };
     rt.block_on(cdc_source::capture(open_store(dir), opts, rx, collect(notices)))

@@ -18,6 +18,7 @@ fn options(conn: &str, slot: &str, until: Until) -> CaptureOptions {
         tables: vec![changelog::TableName::new("public", "t")],
         snapshot: true,
         until,
+        sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
     }
 }
 

@@ -23,6 +23,7 @@
 //!    not stored, and the capture stops once everything before it is
 //!    durable and acknowledged.
 
+mod backlog;
 mod setup;
 mod stream;
 
@@ -66,7 +67,14 @@ pub struct CaptureOptions {
     pub snapshot: bool,
     /// When to stop.
     pub until: Until,
+    /// Read a backlog through the SQL decoding interface while the slot is
+    /// more than this many bytes of WAL behind (`None`: always stream).
+    pub sql_catch_up_above: Option<u64>,
 }
+
+/// The default of [`CaptureOptions::sql_catch_up_above`]: a backlog worth
+/// the switch (each chunk costs a round of decoding set-up).
+pub const SQL_CATCH_UP_ABOVE: u64 = 64 << 20;
 
 /// Something worth telling the user while capturing.
 #[derive(Clone, Debug)]
@@ -265,19 +273,49 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
             false => Ok(()),
         };
         let result = match relayed {
-            Ok(()) => stream::Stream::open(&mut writer, connected, start, self).await,
-            Err(e) => Err(e),
-        };
-        let result = match result {
-            Ok(stream) => {
-                *streaming_since = Some(Instant::now());
-                stream.run().await
-            }
+            Ok(()) => self.stream(&mut writer, connected, start, streaming_since).await,
             Err(e) => Err(e),
         };
         let (store, relay) = writer.join();
         self.relay = relay;
         (Some(store), result)
+    }
+
+    /// Streams from `start`: first the backlog through SQL when the slot is
+    /// far behind, then the replication stream.
+    async fn stream(
+        &mut self,
+        writer: &mut Writer,
+        connected: setup::Connected,
+        mut start: Durable,
+        streaming_since: &mut Option<Instant>,
+    ) -> Result<()> {
+        let setup::Connected {
+            mut client,
+            repl,
+            mut assembler,
+        } = connected;
+        if let Some(close_enough) = self.opts.sql_catch_up_above {
+            let behind = backlog::Backlog::lag(&client, &self.opts.slot).await?;
+            if behind > close_enough {
+                self.notice(format!(
+                    "the slot is {:.1} MiB of WAL behind: reading the backlog through the SQL interface",
+                    behind as f64 / 1_048_576.0
+                ));
+                let conn = crate::sql::connect(&self.opts.conninfo).await?;
+                let (slot, publication) = (self.opts.slot.clone(), self.opts.publication.clone());
+                let backlog = backlog::Backlog::new(conn, &slot, &publication, close_enough, start.lsn);
+                *streaming_since = Some(Instant::now());
+                let drain = stream::Stream::open_backlog(writer, client, backlog, assembler, start, self);
+                match drain.run().await? {
+                    stream::Ended::Stopped => return Ok(()),
+                    stream::Ended::Drained(d) => (client, assembler, start) = (d.client, d.assembler, d.start),
+                }
+            }
+        }
+        let stream = stream::Stream::open(writer, client, repl, assembler, start, self).await?;
+        *streaming_since = Some(Instant::now());
+        stream.run().await.map(|_| ())
     }
 
     /// Has the writer pass on everything the store holds.

@@ -17,13 +17,13 @@ use bytes::Bytes;
 use changelog::{Lsn, Transaction};
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::setup::Connected;
+use super::backlog::{Backlog, Wal, WalEvent};
 use super::{CaptureEvent, Run, StreamProgress, Until};
 use crate::assemble::{Assembler, Fed};
 use crate::catalog;
 use crate::error::{CaptureError, Result};
 use crate::pgoutput::Message;
-use crate::replication::{LogicalStream, ReplicationError, ReplicationEvent};
+use crate::replication::{ReplicationClient, ReplicationError, ReplicationEvent};
 use crate::sink::{Durable, Sink};
 
 /// A transaction with more records than this is written to the store in
@@ -49,6 +49,24 @@ enum Received {
     StatusDue,
     /// A message from the server.
     Wal(ReplicationEvent),
+    /// The backlog read through SQL is drained.
+    Drained,
+}
+
+/// How a stream ended without an error.
+pub(super) enum Ended {
+    /// Shut down, or the stop position is durable and acknowledged.
+    Stopped,
+    /// The backlog is drained and durable; the replication stream takes
+    /// over from here with the session's connection and assembler.
+    Drained(Box<Drained>),
+}
+
+/// What the replication stream takes over after a drained backlog.
+pub(super) struct Drained {
+    pub client: tokio_postgres::Client,
+    pub assembler: Assembler,
+    pub start: Durable,
 }
 
 /// Committed transactions collected while the sink is busy (group commit).
@@ -83,7 +101,7 @@ pub(super) struct Stream<'a, 'r, S, F> {
     sink: &'a mut S,
     /// Catalog look-ups while streaming.
     client: tokio_postgres::Client,
-    wal: LogicalStream,
+    wal: Wal,
     assembler: Assembler,
     run: &'a mut Run<'r, F>,
     batch: Batch,
@@ -107,20 +125,12 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
     /// Starts streaming at `start`, what the store already holds durably.
     pub(super) async fn open(
         sink: &'a mut S,
-        connected: Connected,
+        client: tokio_postgres::Client,
+        repl: ReplicationClient,
+        assembler: Assembler,
         start: Durable,
         run: &'a mut Run<'r, F>,
     ) -> Result<Self> {
-        let Durable {
-            lsn: start,
-            last_commit,
-            ..
-        } = start;
-        let Connected {
-            client,
-            repl,
-            assembler,
-        } = connected;
         // pgoutput reads a list of identifiers: quoted, any name is one.
         let publication = catalog::quote_ident(&run.opts.publication);
         let options = [
@@ -128,13 +138,41 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             ("publication_names", publication.as_str()),
             ("messages", "true"),
         ];
-        let wal = repl.start_logical(&run.opts.slot, start, &options).await?;
+        let wal = repl.start_logical(&run.opts.slot, start.lsn, &options).await?;
+        Ok(Self::with(sink, client, Wal::Stream(wal), assembler, start, run))
+    }
+
+    /// Reads the slot's backlog through the SQL interface, from `start`.
+    pub(super) fn open_backlog(
+        sink: &'a mut S,
+        client: tokio_postgres::Client,
+        backlog: Backlog,
+        assembler: Assembler,
+        start: Durable,
+        run: &'a mut Run<'r, F>,
+    ) -> Self {
+        Self::with(sink, client, Wal::Backlog(backlog), assembler, start, run)
+    }
+
+    fn with(
+        sink: &'a mut S,
+        client: tokio_postgres::Client,
+        wal: Wal,
+        assembler: Assembler,
+        start: Durable,
+        run: &'a mut Run<'r, F>,
+    ) -> Self {
+        let Durable {
+            lsn: start,
+            last_commit,
+            ..
+        } = start;
         let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
         status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let stopping = *run.shutdown.borrow();
         // Totals run on from earlier sessions of this capture.
         let (records, txns) = (run.summary.records, run.summary.txns);
-        Ok(Stream {
+        Stream {
             sink,
             client,
             wal,
@@ -155,17 +193,22 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             past_stop: false,
             status_tick,
             last_report: Instant::now(),
-        })
+        }
     }
 
     /// Streams until asked to stop (between transactions) or until the
     /// target is durable and acknowledged.
-    pub(super) async fn run(mut self) -> Result<()> {
+    pub(super) async fn run(mut self) -> Result<Ended> {
         loop {
-            if self.idle() && (self.stopping || self.reached_target()) {
-                return self.finish().await;
+            if self.idle() {
+                if self.stopping || self.reached_target() {
+                    return self.finish().await.map(|()| Ended::Stopped);
+                }
+                // Everything read is durable: a backlog moves on.
+                self.wal.on_idle().await?;
             }
             match self.receive().await? {
+                Received::Drained => return self.drained().await,
                 Received::Durable(d) => self.on_durable(d).await?,
                 Received::Shutdown => self.stopping = true,
                 Received::Nothing => {}
@@ -203,8 +246,9 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             }
             _ = self.status_tick.tick() => Ok(Received::StatusDue),
             event = self.wal.next_event() => match event? {
-                Some(event) => Ok(Received::Wal(event)),
-                None => Err(ReplicationError::Closed.into()),
+                WalEvent::Event(event) => Ok(Received::Wal(event)),
+                WalEvent::Drained => Ok(Received::Drained),
+                WalEvent::Closed => Err(ReplicationError::Closed.into()),
             },
         }
     }
@@ -312,7 +356,7 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             "acknowledging {lsn} beyond the durable {}",
             self.durable
         );
-        self.wal.send_status(lsn, lsn, lsn, false).await?;
+        self.wal.send_status(lsn).await?;
         self.progress.confirmed = lsn;
         Ok(())
     }
@@ -344,8 +388,25 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
     async fn finish(mut self) -> Result<()> {
         self.acknowledge(self.progress.confirmed).await?;
         self.run.summary.confirmed = self.progress.confirmed;
-        let _ = self.wal.finish().await;
+        self.wal.finish().await;
         Ok(())
+    }
+
+    /// The backlog is drained (and, as it moves on only when idle, all of
+    /// it durable): hands over to the replication stream.
+    async fn drained(mut self) -> Result<Ended> {
+        self.acknowledge(self.progress.confirmed).await?;
+        self.run.summary.confirmed = self.progress.confirmed;
+        Ok(Ended::Drained(Box::new(Drained {
+            start: Durable {
+                lsn: self.progress.confirmed,
+                records: 0,
+                txns: 0,
+                last_commit: self.progress.watermark,
+            },
+            client: self.client,
+            assembler: self.assembler,
+        })))
     }
 
     fn report_progress(&mut self) {

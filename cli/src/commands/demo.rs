@@ -61,6 +61,7 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
         tables: Vec::new(),
         snapshot: true,
         until: Until::CaughtUp,
+        sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let summary = rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))?;

@@ -52,6 +52,10 @@ fn malformed_when_is_a_usage_error_naming_the_expected_forms() {
     }
     let e = asof_raw(["--store", "x", "tail", "host=127.0.0.1", "--until", "bogus"]).usage_error();
     assert!(e.contains("--until") && e.contains("caught-up"), "{e}");
+    for size in ["64MB", "MiB", "1.5GiB", "99999999999999999999GiB"] {
+        let e = asof_raw(["--store", "x", "tail", "host=127.0.0.1", "--sql-catch-up-above", size]).usage_error();
+        assert!(e.contains("--sql-catch-up-above") && e.contains("64MiB"), "{e}");
+    }
 }
 
 #[test]

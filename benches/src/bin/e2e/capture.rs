@@ -23,15 +23,21 @@ pub fn run(ctx: &Ctx) -> Result<()> {
 
     // One store and slot per repetition, plus one slot per reference run and
     // one for the byte count, all created before the backlog.
+    // The second set reads the backlog through the SQL decoding interface.
     let stores: Vec<PathBuf> = (1..=ctx.reps).map(|i| dir.join(format!("store_{i}"))).collect();
-    for (i, s) in stores.iter().enumerate() {
+    let sql_stores: Vec<PathBuf> = (1..=ctx.reps).map(|i| dir.join(format!("sql_store_{i}"))).collect();
+    let slot_of = |s: &Path| {
+        s.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().replace("store", "asof"))
+    };
+    for (i, s) in stores.iter().chain(&sql_stores).enumerate() {
         let log = dir.join(format!("setup_{}.log", i + 1));
         timed(
             ctx.asof(s).args([
                 "tail",
                 &conn,
                 "--slot",
-                &format!("asof_{}", i + 1),
+                &slot_of(s),
                 "--no-snapshot",
                 "--until",
                 "caught-up",
@@ -65,7 +71,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         mib(wal.parse()?)
     );
 
-    let (mut refs, mut ours, mut dbz) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut refs, mut ours, mut dbz, mut via_sql) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 1..=ctx.reps {
         refs.push(timed(
             &mut recvlogical(&cl, &format!("pgrecv_{i}"), &end, Path::new("/dev/null")),
@@ -78,16 +84,38 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             &log,
         )?);
         let summary = tail_summary(&log)?;
+        let sql_log = dir.join(format!("tail_sql_{i}.log"));
+        via_sql.push(timed(
+            ctx.asof(&sql_stores[i - 1]).args([
+                "tail",
+                &conn,
+                "--slot",
+                &format!("sql_asof_{i}"),
+                "--until",
+                "caught-up",
+                "--sql-catch-up-above",
+                "0",
+            ]),
+            &sql_log,
+        )?);
+        if tail_summary(&sql_log)?.1 != expected {
+            println!(
+                "  WARNING: asof (SQL catch-up) stored {} changes, expected {expected}",
+                tail_summary(&sql_log)?.1
+            );
+        }
         dbz.push(timed(
             &mut debezium.command(&cl, &format!("dbz_{i}"), "asof", "no_data", expected),
             &dir.join(format!("debezium_{i}.log")),
         )?);
         println!(
-            "  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes), Debezium {:.2} s",
+            "  rep {i}: pg_recvlogical {:.2} s, asof tail {:.2} s ({} txns, {} changes), \
+             through SQL {:.2} s, Debezium {:.2} s",
             refs[i - 1].wall,
             ours[i - 1].wall,
             summary.0,
             summary.1,
+            via_sql[i - 1].wall,
             dbz[i - 1].wall
         );
         if summary.1 != expected {
@@ -101,6 +129,14 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         &refs,
         &ours,
     );
+    let sql_ratio = report_pairs(
+        &format!("capture of {expected} changes over TCP, the backlog read through the SQL decoding interface"),
+        "pg_recvlogical -f /dev/null",
+        "asof tail --until caught-up --sql-catch-up-above 0",
+        &refs,
+        &via_sql,
+    );
+    println!("\nratio asof through SQL / pg_recvlogical = {sql_ratio:.2} (target: <= 0.50)");
     let dbz_ratio = report_pairs(
         &format!("capture of {expected} changes: Debezium as the reference"),
         "Debezium 3.6.1 embedded engine, JSON events, counting consumer",
