@@ -191,12 +191,47 @@ impl BulkRows {
             return Ok(built);
         }
         let rows: Vec<&[u8]> = block.rows().collect();
+        let paths = FAMILIES.map(|name| self.dir.join(format!("{n}-{name}.sst")));
+        // Listed first, so whatever was written is removed on an error.
+        built.files.extend(FAMILIES.into_iter().zip(paths.iter().cloned()));
+        let [log_path, versions_path, latest_path] = &paths;
+        // The log on a thread of its own, beside the keyed families: the
+        // two halves cost about the same.
+        let (log, keyed) = std::thread::scope(|s| {
+            let log = s.spawn(|| self.write_log(log_path, &rows, first_ordinal));
+            let keyed = self.write_keyed(versions_path, latest_path, &rows);
+            (log.join(), keyed)
+        });
+        log.map_err(|_| StoreError::Io {
+            path: log_path.clone(),
+            source: std::io::Error::other("the thread writing the log file panicked"),
+        })??;
+        keyed?;
+        Ok(built)
+    }
+
+    /// The rows' `log` entries, in ordinal order.
+    fn write_log(&self, path: &Path, rows: &[&[u8]], first_ordinal: u32) -> Result<()> {
+        let mut w = SstFileWriter::create(&self.options[0]);
+        w.open(path)?;
+        let mut value = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let ord = first_ordinal.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+            meta::encode_read_record_into(&mut value, self.table, row).map_err(StoreError::corrupt(cf::LOG))?;
+            w.put(keys::encode_log_key(self.lsn, ord), &value)?;
+        }
+        w.finish()?;
+        Ok(())
+    }
+
+    /// The rows' `versions` and `latest` entries, in key order.
+    fn write_keyed(&self, versions_path: &Path, latest_path: &Path, rows: &[&[u8]]) -> Result<()> {
         // Keys of all rows back to back, and each row's key span.
         let mut keys_buf = Vec::with_capacity(rows.len() * 16);
         let mut spans = Vec::with_capacity(rows.len());
         let mut refs: Vec<DatumRef<'_>> = Vec::with_capacity(self.width());
         let mut key = Vec::new();
-        for row in &rows {
+        for row in rows {
             let mut pos = 0;
             codec::decode_row_into(row, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
             keys::row_key_of_refs_into(&mut key, self.table, &self.schema, &refs);
@@ -207,22 +242,6 @@ impl BulkRows {
             let (at, len) = spans.get(i).copied().unwrap_or_default();
             keys_buf.get(at..at + len).unwrap_or_default()
         };
-
-        // The log, in ordinal order.
-        let [log_opts, versions_opts, latest_opts] = &self.options;
-        let path = self.dir.join(format!("{n}-log.sst"));
-        let mut w = SstFileWriter::create(log_opts);
-        w.open(&path)?;
-        built.files.push((cf::LOG, path));
-        let mut value = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let ord = first_ordinal.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
-            meta::encode_read_record_into(&mut value, self.table, row).map_err(StoreError::corrupt(cf::LOG))?;
-            w.put(keys::encode_log_key(self.lsn, ord), &value)?;
-        }
-        w.finish()?;
-
-        // Versions and latest, in key order.
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_unstable_by(|a, b| key_of(*a).cmp(key_of(*b)));
         if order
@@ -231,16 +250,11 @@ impl BulkRows {
         {
             return Err(StoreError::DuplicateKey { table: self.table });
         }
-        let vpath = self.dir.join(format!("{n}-versions.sst"));
-        let lpath = self.dir.join(format!("{n}-latest.sst"));
-        let mut vw = SstFileWriter::create(versions_opts);
-        let mut lw = SstFileWriter::create(latest_opts);
-        vw.open(&vpath)?;
-        built.files.push((cf::VERSIONS, vpath));
-        lw.open(&lpath)?;
-        built.files.push((cf::LATEST, lpath));
-        let mut vkey = Vec::new();
-        let mut latest = Vec::new();
+        let mut vw = SstFileWriter::create(&self.options[1]);
+        let mut lw = SstFileWriter::create(&self.options[2]);
+        vw.open(versions_path)?;
+        lw.open(latest_path)?;
+        let (mut vkey, mut value, mut latest) = (Vec::new(), Vec::new(), Vec::new());
         for &i in &order {
             let uk = key_of(i);
             let row = rows.get(i).copied().unwrap_or_default();
@@ -257,7 +271,7 @@ impl BulkRows {
         }
         vw.finish()?;
         lw.finish()?;
-        Ok(built)
+        Ok(())
     }
 }
 
