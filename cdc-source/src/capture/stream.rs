@@ -29,6 +29,10 @@ use crate::sink::{Durable, Sink};
 /// A transaction with more records than this is written to the store in
 /// chunks as it arrives instead of being held in memory.
 pub const SPILL_RECORDS: usize = 100_000;
+/// Once a transaction is being spilled, its later chunks are this small:
+/// up to the writer's queue of them are in memory at once, so the chunk
+/// size bounds the memory a transaction of any size takes.
+const SPILL_CHUNK_RECORDS: usize = 20_000;
 /// A batch handed to the sink while it is busy grows up to this many
 /// records before the stream waits for the sink.
 const MAX_BATCH_RECORDS: usize = 50_000;
@@ -301,7 +305,14 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         let Some(final_lsn) = self
             .assembler
             .open_mut()
-            .filter(|open| open.records.len() >= SPILL_RECORDS)
+            .filter(|open| {
+                open.records.len()
+                    >= if self.spilling {
+                        SPILL_CHUNK_RECORDS
+                    } else {
+                        SPILL_RECORDS
+                    }
+            })
             .map(|open| open.final_lsn)
         else {
             return Ok(());
