@@ -29,6 +29,7 @@
 //! tables, `pg` starts the cluster and generates the workloads.
 
 mod asof_snapshot;
+mod big_txn;
 mod build_info;
 mod capture;
 mod ctx;
@@ -99,6 +100,8 @@ enum Step {
     SqlExport,
     /// 7. Prepared point look-ups by primary key through `asof serve` vs Postgres.
     ServeLookup,
+    /// 8. One transaction of 2M rows captured live: COMMIT to durable, and the peak memory of `tail`.
+    BigTxn,
     /// All six steps, one after the other.
     All,
     /// Diagnostic: the capture of step 1 in process, under different tokio
@@ -178,6 +181,7 @@ fn main() -> Result<()> {
         Step::Kafka => kafka::run(&ctx),
         Step::SqlExport => sql_export::run(&ctx),
         Step::ServeLookup => serve_lookup::run(&ctx),
+        Step::BigTxn => big_txn::run(&ctx),
         Step::Probe { store, at, tables } => probe::probe(&store, at, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),

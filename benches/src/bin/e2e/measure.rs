@@ -27,7 +27,7 @@ pub struct Run {
 
 /// Waits for `child` and returns its exit status and peak resident memory
 /// in bytes (`ru_maxrss` of `wait4`, which reports on exactly that child).
-fn wait_with_peak(child: &std::process::Child) -> Result<(std::process::ExitStatus, u64)> {
+pub fn wait_with_peak(child: &std::process::Child) -> Result<(std::process::ExitStatus, u64)> {
     use std::os::unix::process::ExitStatusExt;
     let pid = libc::pid_t::try_from(child.id())?;
     let mut status: libc::c_int = 0;
