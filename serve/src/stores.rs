@@ -7,7 +7,9 @@
 //! view refreshed within [`FRESH`] is used as it is; one up to [`STALE`]
 //! old is used while another catches up in the background; an older one
 //! is caught up before the query runs. A view is never changed under a
-//! running query.
+//! running query. When the writer's append-only files (write-ahead logs,
+//! manifest) are as they were at the last catch-up, there is nothing to
+//! catch up with and the view counts as refreshed.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,7 +43,29 @@ struct Pool {
     current: Arc<Store>,
     /// When the current view started catching up.
     refreshed_at: Instant,
+    /// The writer's files as the current view's catch-up began.
+    files: Option<Files>,
     idle: Vec<Arc<Store>>,
+}
+
+/// The names and sizes of the files a catch-up reads (write-ahead logs,
+/// manifests, `CURRENT`). They are only ever appended to or added, so the
+/// same list means the writer wrote nothing since.
+type Files = Vec<(std::ffi::OsString, u64)>;
+
+fn writer_files(path: &Path) -> Option<Files> {
+    let mut files: Files = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name();
+            let s = name.to_str()?;
+            let read = s.ends_with(".log") || s.starts_with("MANIFEST-") || s == "CURRENT";
+            read.then(|| Some((name.clone(), e.metadata().ok()?.len())))?
+        })
+        .collect();
+    files.sort();
+    Some(files)
 }
 
 impl Stores {
@@ -53,6 +77,7 @@ impl Stores {
             pool: Mutex::new(Pool {
                 current,
                 refreshed_at: Instant::now(),
+                files: None,
                 idle: Vec::new(),
             }),
             catching_up: Mutex::new(()),
@@ -74,6 +99,9 @@ impl Stores {
         if age < FRESH {
             return Ok(current);
         }
+        if self.unchanged() {
+            return Ok(current);
+        }
         if age < STALE {
             if !self.in_background.swap(true, Ordering::AcqRel) {
                 let stores = Arc::clone(self);
@@ -90,11 +118,27 @@ impl Stores {
         Ok(self.pool().current.clone())
     }
 
+    /// True, and the current view counts as refreshed, when the writer's
+    /// files are as they were at its catch-up.
+    fn unchanged(&self) -> bool {
+        let now = Instant::now();
+        let files = writer_files(&self.path);
+        let mut pool = self.pool();
+        if files.is_some() && files == pool.files {
+            pool.refreshed_at = now;
+            return true;
+        }
+        false
+    }
+
     /// Makes a view caught up now the current one, unless one caught up
     /// within `unless_within` already is (another caller got there first).
     fn catch_up(&self, unless_within: Duration) -> Result<(), StoreError> {
         let _one_at_a_time = self.catching_up.lock().unwrap_or_else(PoisonError::into_inner);
         let started = Instant::now();
+        // Listed before the catch-up: anything written after the listing is
+        // caught up next time.
+        let files = writer_files(&self.path);
         let spare = {
             let mut pool = self.pool();
             if pool.refreshed_at.elapsed() < unless_within {
@@ -115,6 +159,7 @@ impl Stores {
         let mut pool = self.pool();
         let previous = std::mem::replace(&mut pool.current, next);
         pool.refreshed_at = started;
+        pool.files = files;
         pool.idle.push(previous);
         // Close views beyond the few kept that nobody uses any more.
         let mut free_seen = 0;
