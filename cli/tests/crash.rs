@@ -30,6 +30,16 @@ impl Rng {
     }
 }
 
+/// The xid of every stored transaction, in commit order.
+fn stored_xids(store: &changelog::Store) -> Vec<u32> {
+    store
+        .commits(Lsn::ZERO, Lsn::MAX)
+        .expect("commits")
+        .iter()
+        .map(|c| c.xid.0)
+        .collect()
+}
+
 /// Runs `asof tail --until caught-up` to completion.
 fn catch_up(asof: &std::path::Path, store: &std::path::Path, conn: &str) {
     let ok = Command::new(asof)
@@ -155,12 +165,7 @@ fn killed_tail_loses_and_doubles_nothing() {
     assert_matches(&store, &observations);
     // Exactly the workload's transactions, each once, in commit order,
     // after the initial copy (xid 0).
-    let stored: Vec<u32> = store
-        .commits(Lsn::ZERO, Lsn::MAX)
-        .expect("commits")
-        .iter()
-        .map(|c| c.xid.0)
-        .collect();
+    let stored = stored_xids(&store);
     assert_eq!(stored.first(), Some(&0), "the initial copy comes first");
     assert_eq!(
         &stored[1..],
@@ -251,12 +256,7 @@ fn killed_during_the_initial_copy_copies_once_in_the_end() {
     );
     let store = changelog::Store::open_read_only(&store).expect("open store");
     assert_matches(&store, &[now]);
-    let stored: Vec<u32> = store
-        .commits(Lsn::ZERO, Lsn::MAX)
-        .expect("commits")
-        .iter()
-        .map(|c| c.xid.0)
-        .collect();
+    let stored = stored_xids(&store);
     assert_eq!(stored.first(), Some(&0), "the initial copy comes first");
     assert_eq!(stored.iter().filter(|x| **x == 0).count(), 1, "one initial copy");
 }

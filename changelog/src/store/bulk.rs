@@ -340,11 +340,12 @@ impl Store {
         }
         let mut io = IngestExternalFileOptions::default();
         io.set_move_files(true);
-        for (name, path) in std::mem::take(&mut built.files) {
-            let result = self
-                .db
-                .ingest_external_file_cf_opts(self.cf(name)?, &io, vec![path.clone()]);
-            if let Err(e) = result {
+        // Each file leaves `built` as it lands; on an error, dropping
+        // `built` removes the ones that did not.
+        while !built.files.is_empty() {
+            let (name, path) = built.files.remove(0);
+            let cf = self.cf(name)?;
+            if let Err(e) = self.db.ingest_external_file_cf_opts(cf, &io, vec![path.clone()]) {
                 let _ = std::fs::remove_file(&path);
                 self.poisoned = true;
                 return Err(e.into());
