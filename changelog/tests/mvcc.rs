@@ -120,7 +120,12 @@ proptest! {
                 store.flush().unwrap();
                 store.compact_files().unwrap();
             }
-            prop_assert_eq!(store.split_table(table, parts).unwrap().len(), 1, "too few keys to split");
+            // Splitting goes by RocksDB's estimate of the keys, which counts
+            // every overwrite still in a memtable: only compacted files
+            // estimate this small table as the few keys it has.
+            if pass == 1 {
+                prop_assert_eq!(store.split_table(table, parts).unwrap().len(), 1, "too few keys to split");
+            }
             // Ranges as a split of a large table would cut them.
             let latest = snapshot(&store, table, model.last_lsn().unwrap_or(Lsn::ZERO)).unwrap_or_default();
             let ranges = match (latest.first(), latest.last()) {
