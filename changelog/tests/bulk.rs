@@ -241,3 +241,44 @@ fn duplicate_keys_and_tables_without_a_unique_key_are_refused() {
     assert_eq!(block.end_row(), Err(1));
     assert!(block.is_empty());
 }
+
+#[test]
+fn a_file_that_fails_to_land_takes_the_rest_of_its_block_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), Durability::Buffered);
+    store
+        .append(&[Transaction {
+            commit: commit_info(100, 1, 1),
+            records: vec![define(TableId(0), 0)],
+        }])
+        .unwrap();
+    let mut sp = store.begin_spill(Lsn(200)).unwrap();
+    store
+        .spill(&mut sp, &[ChangeRecord::ReadStart { table: TableId(0) }])
+        .unwrap();
+    let loader = store.bulk_rows(&sp, TableId(0)).unwrap();
+    let mut block = RowBlock::new(3);
+    let rows: Vec<RowImage> = (0..100)
+        .map(|i| RowImage(vec![Datum::text(i.to_string()), Datum::text("s"), Datum::Null]))
+        .collect();
+    fill(&mut block, &rows);
+    let built = loader.build(&block, sp.reserve(block.len())).unwrap();
+    // The block's second file (the log lands first) goes missing.
+    let bulk = dir.path().join("bulk");
+    let files = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&bulk)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let versions = files().into_iter().find(|n| n.ends_with("-versions.sst")).unwrap();
+    std::fs::remove_file(bulk.join(versions)).unwrap();
+    assert!(store.ingest_rows(&mut sp, built).is_err());
+    assert_eq!(
+        files(),
+        Vec::<String>::new(),
+        "files of the failed block are left behind"
+    );
+}
