@@ -285,11 +285,12 @@ pub fn decode_row_owned(buf: &[u8], pos: &mut usize) -> Result<Vec<Datum>, Corru
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn datum() -> impl Strategy<Value = Datum> {
+    /// Any datum the version format holds.
+    pub(crate) fn datum() -> impl Strategy<Value = Datum> {
         prop_oneof![
             Just(Datum::Null),
             Just(Datum::Missing),
