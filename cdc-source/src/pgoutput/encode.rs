@@ -13,6 +13,10 @@ impl Message {
     /// Appends the wire form of this message to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.tag());
+        self.encode_body(out);
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
             Message::Begin(b) => {
                 put_u64(out, b.final_lsn.0);
@@ -78,7 +82,34 @@ impl Message {
                 put_u32_len(out, m.content.len());
                 out.extend_from_slice(&m.content);
             }
+            Message::StreamStart(s) => {
+                out.extend_from_slice(&s.xid.to_be_bytes());
+                out.push(u8::from(s.first_segment));
+            }
+            Message::StreamStop => {}
+            Message::StreamCommit(c) => {
+                out.extend_from_slice(&c.xid.to_be_bytes());
+                out.push(c.flags);
+                put_u64(out, c.commit_lsn.0);
+                put_u64(out, c.end_lsn.0);
+                out.extend_from_slice(&c.commit_time_us.to_be_bytes());
+            }
+            Message::StreamAbort(a) => {
+                out.extend_from_slice(&a.xid.to_be_bytes());
+                out.extend_from_slice(&a.subxid.to_be_bytes());
+            }
         }
+    }
+}
+
+impl InStream {
+    /// Appends the wire form of this message as sent inside a stream block.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.message.tag());
+        if let Some(xid) = self.xid {
+            out.extend_from_slice(&xid.to_be_bytes());
+        }
+        self.message.encode_body(out);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The one error type of the decoder.
 
-/// A `pgoutput` payload that is not a well-formed protocol-version-1 message.
+/// A `pgoutput` payload that is not a well-formed message.
 ///
 /// Every variant carries the byte offset (from the start of the payload) at
 /// which decoding stopped and names the field that was expected there, so a
@@ -17,11 +17,18 @@ pub enum DecodeError {
         expected: &'static str,
     },
 
-    /// The first byte is not the tag of a protocol-version-1 message.
+    /// The first byte is not the tag of a message this decoder knows.
     #[error("unknown pgoutput message tag {tag:#04x} at byte {offset}")]
     UnknownTag {
         /// Always 0: the tag is the first byte.
         offset: usize,
+        /// The tag byte as received.
+        tag: u8,
+    },
+
+    /// A message that only occurs outside a stream block arrived inside one.
+    #[error("pgoutput message tag {tag:#04x} inside a stream block")]
+    NotInStream {
         /// The tag byte as received.
         tag: u8,
     },
@@ -91,6 +98,7 @@ impl DecodeError {
             | DecodeError::UnterminatedString { offset, .. }
             | DecodeError::InvalidUtf8 { offset, .. }
             | DecodeError::TrailingBytes { offset, .. } => offset,
+            DecodeError::NotInStream { .. } => 0,
         }
     }
 }

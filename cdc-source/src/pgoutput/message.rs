@@ -1,4 +1,12 @@
-//! The message types of `pgoutput` protocol version 1, with their wire tags.
+//! The message types of `pgoutput` protocol versions 1 and 2, with their
+//! wire tags.
+//!
+//! Version 2 adds streamed in-progress transactions: a transaction larger
+//! than the server's `logical_decoding_work_mem` is sent in blocks
+//! (`StreamStart` .. `StreamStop`) before it ends, then `StreamCommit` or
+//! `StreamAbort`. Inside a block, row changes, descriptions and
+//! transactional messages carry the xid of the (sub)transaction that made
+//! them ([`InStream`]).
 //!
 //! Field names follow the PostgreSQL documentation, "Logical Replication
 //! Message Formats". Times are microseconds since 2000-01-01 00:00:00 UTC
@@ -28,6 +36,14 @@ pub const DELETE_TAG: u8 = b'D';
 pub const TRUNCATE_TAG: u8 = b'T';
 /// Tag of [`Message::LogicalMessage`] (`pg_logical_emit_message`).
 pub const LOGICAL_MESSAGE_TAG: u8 = b'M';
+/// Tag of [`Message::StreamStart`].
+pub const STREAM_START_TAG: u8 = b'S';
+/// Tag of [`Message::StreamStop`].
+pub const STREAM_STOP_TAG: u8 = b'E';
+/// Tag of [`Message::StreamCommit`].
+pub const STREAM_COMMIT_TAG: u8 = b'c';
+/// Tag of [`Message::StreamAbort`].
+pub const STREAM_ABORT_TAG: u8 = b'A';
 
 /// Marks the new row image in `Insert` and `Update`.
 pub const NEW_TUPLE_TAG: u8 = b'N';
@@ -55,7 +71,7 @@ pub const COLUMN_FLAG_KEY: u8 = 1;
 /// `LogicalMessage` flag: the message was emitted transactionally.
 pub const MESSAGE_FLAG_TRANSACTIONAL: u8 = 1;
 
-/// One decoded `pgoutput` (protocol version 1) message.
+/// One decoded `pgoutput` message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message {
@@ -80,6 +96,14 @@ pub enum Message {
     Truncate(TruncateBody),
     /// A message written with `pg_logical_emit_message`.
     LogicalMessage(LogicalMessageBody),
+    /// A block of an in-progress transaction's changes begins.
+    StreamStart(StreamStartBody),
+    /// The open block ends.
+    StreamStop,
+    /// A streamed transaction committed.
+    StreamCommit(StreamCommitBody),
+    /// A streamed transaction, or one of its subtransactions, aborted.
+    StreamAbort(StreamAbortBody),
 }
 
 impl Message {
@@ -96,8 +120,72 @@ impl Message {
             Message::Delete(_) => DELETE_TAG,
             Message::Truncate(_) => TRUNCATE_TAG,
             Message::LogicalMessage(_) => LOGICAL_MESSAGE_TAG,
+            Message::StreamStart(_) => STREAM_START_TAG,
+            Message::StreamStop => STREAM_STOP_TAG,
+            Message::StreamCommit(_) => STREAM_COMMIT_TAG,
+            Message::StreamAbort(_) => STREAM_ABORT_TAG,
         }
     }
+
+    /// Whether, inside a stream block, this message carries the xid of the
+    /// (sub)transaction that made it.
+    pub fn carries_xid_in_stream(&self) -> bool {
+        matches!(
+            self,
+            Message::Relation(_)
+                | Message::Type(_)
+                | Message::Insert(_)
+                | Message::Update(_)
+                | Message::Delete(_)
+                | Message::Truncate(_)
+                | Message::LogicalMessage(_)
+        )
+    }
+}
+
+/// A message inside a stream block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InStream {
+    /// The (sub)transaction that made it; `None` for the messages that do
+    /// not carry one (`StreamStop`, `Origin`).
+    pub xid: Option<u32>,
+    /// The message.
+    pub message: Message,
+}
+
+/// `Stream Start` (`S`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStartBody {
+    /// The top-level transaction the block belongs to.
+    pub xid: u32,
+    /// The transaction's first block: anything held for this xid before
+    /// (from a session the server no longer counts) starts over.
+    pub first_segment: bool,
+}
+
+/// `Stream Commit` (`c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCommitBody {
+    /// The top-level transaction.
+    pub xid: u32,
+    /// Unused (always 0); kept as received.
+    pub flags: u8,
+    /// The LSN of the commit record.
+    pub commit_lsn: Lsn,
+    /// The LSN just past the commit record.
+    pub end_lsn: Lsn,
+    /// Commit time, microseconds since 2000-01-01 UTC.
+    pub commit_time_us: i64,
+}
+
+/// `Stream Abort` (`A`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamAbortBody {
+    /// The top-level transaction.
+    pub xid: u32,
+    /// The transaction that aborted: `xid` itself, or one of its
+    /// subtransactions (`ROLLBACK TO SAVEPOINT`).
+    pub subxid: u32,
 }
 
 /// `Begin` (`B`).

@@ -1,4 +1,5 @@
-//! A decoder for the `pgoutput` logical replication protocol, version 1.
+//! A decoder for the `pgoutput` logical replication protocol, versions 1
+//! and 2.
 //!
 //! `pgoutput` is the output plugin built into PostgreSQL (10+). A walsender
 //! running it sends one message per `XLogData` payload: `Begin`, then the
@@ -23,10 +24,11 @@
 //!   text form, byte for byte (the change log stores them that way);
 //! - it does not track relations: resolving an `Insert`'s `rel_id` to the
 //!   latest `Relation` message is the caller's job;
-//! - it decodes protocol version 1 only. The version-2+ messages for
-//!   streamed in-progress transactions (`S`, `E`, `c`, `A`) and two-phase
-//!   commit are rejected as unknown tags, so a session must request
-//!   `proto_version '1'` without `streaming`.
+//! - it keeps no state: whether a payload arrived inside a stream block is
+//!   the caller's to track, and so is what to do with a streamed
+//!   transaction's changes until it ends. Two-phase commit messages
+//!   (version 3) are rejected as unknown tags, so a session must not
+//!   request `two_phase`.
 // Untrusted wire input: never panic, never convert numbers lossily.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![deny(clippy::as_conversions)]
@@ -58,6 +60,13 @@ pub fn fuzz_parse(data: &[u8]) {
         message.encode(&mut out);
         if out != data {
             panic!("re-encoding {message:?} gave different bytes");
+        }
+    }
+    if let Ok(message) = Message::parse_in_stream(&input) {
+        let mut out = Vec::new();
+        message.encode(&mut out);
+        if out != data {
+            panic!("re-encoding {message:?} inside a stream block gave different bytes");
         }
     }
 }

@@ -16,7 +16,7 @@ const REL_ID_LEN: usize = 4;
 
 impl Message {
     /// Decodes one complete `pgoutput` payload (the data of one `XLogData`
-    /// message).
+    /// message) received outside a stream block.
     ///
     /// Column values and logical message contents are zero-copy slices of
     /// `buf`. The whole payload must be consumed: trailing bytes are an
@@ -28,19 +28,92 @@ impl Message {
         let (message, name) = match tag {
             BEGIN_TAG => (Message::Begin(parse_begin(&mut r)?), "Begin"),
             COMMIT_TAG => (Message::Commit(parse_commit(&mut r)?), "Commit"),
-            ORIGIN_TAG => (Message::Origin(parse_origin(&mut r)?), "Origin"),
-            RELATION_TAG => (Message::Relation(parse_relation(&mut r)?), "Relation"),
-            TYPE_TAG => (Message::Type(parse_type(&mut r)?), "Type"),
-            INSERT_TAG => (Message::Insert(parse_insert(&mut r)?), "Insert"),
-            UPDATE_TAG => (Message::Update(parse_update(&mut r)?), "Update"),
-            DELETE_TAG => (Message::Delete(parse_delete(&mut r)?), "Delete"),
-            TRUNCATE_TAG => (Message::Truncate(parse_truncate(&mut r)?), "Truncate"),
-            LOGICAL_MESSAGE_TAG => (Message::LogicalMessage(parse_logical_message(&mut r)?), "Message"),
-            tag => return Err(DecodeError::UnknownTag { offset: 0, tag }),
+            STREAM_START_TAG => (Message::StreamStart(parse_stream_start(&mut r)?), "Stream Start"),
+            STREAM_COMMIT_TAG => (Message::StreamCommit(parse_stream_commit(&mut r)?), "Stream Commit"),
+            STREAM_ABORT_TAG => (Message::StreamAbort(parse_stream_abort(&mut r)?), "Stream Abort"),
+            tag => match parse_body(tag, &mut r)? {
+                Some(parsed) => parsed,
+                None => return Err(DecodeError::UnknownTag { offset: 0, tag }),
+            },
         };
         r.finish(name)?;
         Ok(message)
     }
+
+    /// Decodes one payload received inside a stream block (after a
+    /// `StreamStart`, up to and including its `StreamStop`): the messages
+    /// that carry an xid there are read with it, and messages that cannot
+    /// occur in a block are [`DecodeError::NotInStream`].
+    pub fn parse_in_stream(buf: &Bytes) -> Result<InStream, DecodeError> {
+        let mut r = Reader::new(buf);
+        let tag = r.u8("message tag")?;
+        let (xid, (message, name)) = match tag {
+            STREAM_STOP_TAG => (None, (Message::StreamStop, "Stream Stop")),
+            ORIGIN_TAG => (None, (Message::Origin(parse_origin(&mut r)?), "Origin")),
+            BEGIN_TAG | COMMIT_TAG | STREAM_START_TAG | STREAM_COMMIT_TAG | STREAM_ABORT_TAG => {
+                return Err(DecodeError::NotInStream { tag })
+            }
+            tag => {
+                let xid = r.u32("streamed transaction xid")?;
+                match parse_body(tag, &mut r)? {
+                    Some(parsed) => (Some(xid), parsed),
+                    None => return Err(DecodeError::UnknownTag { offset: 0, tag }),
+                }
+            }
+        };
+        r.finish(name)?;
+        Ok(InStream { xid, message })
+    }
+}
+
+/// The messages that read the same in and out of a stream block once the
+/// block's xid is taken off; `None` for any other tag.
+fn parse_body(tag: u8, r: &mut Reader<'_>) -> Result<Option<(Message, &'static str)>, DecodeError> {
+    Ok(Some(match tag {
+        ORIGIN_TAG => (Message::Origin(parse_origin(r)?), "Origin"),
+        RELATION_TAG => (Message::Relation(parse_relation(r)?), "Relation"),
+        TYPE_TAG => (Message::Type(parse_type(r)?), "Type"),
+        INSERT_TAG => (Message::Insert(parse_insert(r)?), "Insert"),
+        UPDATE_TAG => (Message::Update(parse_update(r)?), "Update"),
+        DELETE_TAG => (Message::Delete(parse_delete(r)?), "Delete"),
+        TRUNCATE_TAG => (Message::Truncate(parse_truncate(r)?), "Truncate"),
+        LOGICAL_MESSAGE_TAG => (Message::LogicalMessage(parse_logical_message(r)?), "Message"),
+        _ => return Ok(None),
+    }))
+}
+
+fn parse_stream_start(r: &mut Reader<'_>) -> Result<StreamStartBody, DecodeError> {
+    let xid = r.u32("Stream Start xid")?;
+    let offset = r.offset();
+    let first_segment = match r.u8("Stream Start first-segment flag")? {
+        0 => false,
+        1 => true,
+        value => {
+            return Err(DecodeError::InvalidByte {
+                offset,
+                field: "Stream Start first-segment flag",
+                value,
+            })
+        }
+    };
+    Ok(StreamStartBody { xid, first_segment })
+}
+
+fn parse_stream_commit(r: &mut Reader<'_>) -> Result<StreamCommitBody, DecodeError> {
+    Ok(StreamCommitBody {
+        xid: r.u32("Stream Commit xid")?,
+        flags: r.u8("Stream Commit flags")?,
+        commit_lsn: r.lsn("Stream Commit LSN")?,
+        end_lsn: r.lsn("Stream Commit end LSN")?,
+        commit_time_us: r.i64("Stream Commit commit time")?,
+    })
+}
+
+fn parse_stream_abort(r: &mut Reader<'_>) -> Result<StreamAbortBody, DecodeError> {
+    Ok(StreamAbortBody {
+        xid: r.u32("Stream Abort xid")?,
+        subxid: r.u32("Stream Abort subtransaction xid")?,
+    })
 }
 
 fn parse_begin(r: &mut Reader<'_>) -> Result<BeginBody, DecodeError> {

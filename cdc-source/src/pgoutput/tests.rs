@@ -151,6 +151,61 @@ fn values_are_slices_of_the_input() {
 }
 
 #[test]
+fn stream_messages_read_as_the_server_sends_them() {
+    let parse = |b: &'static [u8]| Message::parse(&Bytes::from_static(b)).unwrap();
+    let in_stream = |b: &'static [u8]| Message::parse_in_stream(&Bytes::from_static(b));
+    assert_eq!(
+        parse(b"S\0\0\x02\xe4\x01"),
+        Message::StreamStart(StreamStartBody {
+            xid: 740,
+            first_segment: true
+        })
+    );
+    assert_eq!(
+        parse(b"c\0\0\x02\xe4\0\0\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\x40\0\0\0\0\0\0\0\x07"),
+        Message::StreamCommit(StreamCommitBody {
+            xid: 740,
+            flags: 0,
+            commit_lsn: Lsn(0x10),
+            end_lsn: Lsn(0x40),
+            commit_time_us: 7,
+        })
+    );
+    assert_eq!(
+        parse(b"A\0\0\x02\xe4\0\0\x02\xe5"),
+        Message::StreamAbort(StreamAbortBody { xid: 740, subxid: 741 })
+    );
+    // Inside a block, a change names its subtransaction before the body.
+    assert_eq!(
+        in_stream(b"I\0\0\x02\xe5\0\0\x40\x01N\0\x01t\0\0\0\x017").unwrap(),
+        InStream {
+            xid: Some(741),
+            message: Message::Insert(InsertBody {
+                rel_id: 16_385,
+                new: TupleData {
+                    values: vec![text("7")]
+                },
+            }),
+        }
+    );
+    assert_eq!(
+        in_stream(b"E").unwrap(),
+        InStream {
+            xid: None,
+            message: Message::StreamStop
+        }
+    );
+    // A transaction's own Begin or Commit cannot be inside a block.
+    assert_eq!(
+        in_stream(b"B\0\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\x07\0\0\x02\xe4"),
+        Err(DecodeError::NotInStream { tag: b'B' })
+    );
+    // Outside a block the same insert bytes are a different message: the
+    // caller must know which side of a block it is on.
+    assert!(Message::parse(&Bytes::from_static(b"I\0\0\x02\xe5\0\0\x40\x01N\0\x01t\0\0\0\x017")).is_err());
+}
+
+#[test]
 fn samples_round_trip() {
     for message in samples() {
         assert_eq!(Message::parse(&encode(&message)).unwrap(), message);
@@ -192,10 +247,20 @@ fn rejects_unknown_tags_and_values() {
             expected: "message tag"
         }
     );
-    // 'S' (stream start) belongs to protocol version 2.
+    // 'b' (begin prepare) belongs to two-phase decoding, never requested.
     assert_eq!(
-        parse(b"S\0\0\0\x01\x01"),
-        DecodeError::UnknownTag { offset: 0, tag: b'S' }
+        parse(b"b\0\0\0\x01\x01"),
+        DecodeError::UnknownTag { offset: 0, tag: b'b' }
+    );
+    // 'E' (stream stop) only ends a stream block.
+    assert_eq!(parse(b"E"), DecodeError::UnknownTag { offset: 0, tag: b'E' });
+    assert_eq!(
+        parse(b"S\0\0\0\x01\x02"),
+        DecodeError::InvalidByte {
+            offset: 5,
+            field: "Stream Start first-segment flag",
+            value: 2
+        }
     );
     assert!(matches!(
         parse(b"R\0\0\0\x01s\0t\0x\0\0"),
@@ -396,7 +461,45 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 content,
             })
         }),
+        (any::<u32>(), any::<bool>())
+            .prop_map(|(xid, first_segment)| Message::StreamStart(StreamStartBody { xid, first_segment })),
+        (any::<u32>(), any::<u8>(), arb_lsn(), arb_lsn(), any::<i64>()).prop_map(
+            |(xid, flags, commit_lsn, end_lsn, commit_time_us)| {
+                Message::StreamCommit(StreamCommitBody {
+                    xid,
+                    flags,
+                    commit_lsn,
+                    end_lsn,
+                    commit_time_us,
+                })
+            }
+        ),
+        (any::<u32>(), any::<u32>()).prop_map(|(xid, subxid)| Message::StreamAbort(StreamAbortBody { xid, subxid })),
     ]
+}
+
+/// A message as sent inside a stream block: the ones that occur there,
+/// with an xid exactly when they carry one.
+fn arb_in_stream() -> impl Strategy<Value = InStream> {
+    let streamable = arb_message().prop_filter("occurs in a stream block", |m| {
+        m.carries_xid_in_stream() || matches!(m, Message::Origin(_))
+    });
+    prop_oneof![
+        (streamable, any::<u32>()).prop_map(|(message, xid)| InStream {
+            xid: message.carries_xid_in_stream().then_some(xid),
+            message,
+        }),
+        Just(InStream {
+            xid: None,
+            message: Message::StreamStop
+        }),
+    ]
+}
+
+fn encode_in_stream(message: &InStream) -> Bytes {
+    let mut out = Vec::new();
+    message.encode(&mut out);
+    Bytes::from(out)
 }
 
 /// Parses and, when accepted, checks the decoder is canonical: accepted
@@ -404,6 +507,9 @@ fn arb_message() -> impl Strategy<Value = Message> {
 fn check_canonical(wire: &Bytes) -> Result<(), TestCaseError> {
     if let Ok(message) = Message::parse(wire) {
         prop_assert_eq!(&encode(&message), wire);
+    }
+    if let Ok(message) = Message::parse_in_stream(wire) {
+        prop_assert_eq!(&encode_in_stream(&message), wire);
     }
     Ok(())
 }
@@ -415,6 +521,11 @@ proptest! {
     }
 
     #[test]
+    fn encode_then_parse_in_stream_is_identity(message in arb_in_stream()) {
+        prop_assert_eq!(Message::parse_in_stream(&encode_in_stream(&message)).unwrap(), message);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..64)) {
         check_canonical(&Bytes::from(data))?;
     }
@@ -423,7 +534,7 @@ proptest! {
     /// reaches the body parsers.
     #[test]
     fn arbitrary_bodies_never_panic(
-        tag in proptest::sample::select(b"BCORYIUDTM".to_vec()),
+        tag in proptest::sample::select(b"BCORYIUDTMSEcA".to_vec()),
         body in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
         let mut data = vec![tag];
@@ -432,6 +543,21 @@ proptest! {
     }
 
     /// Small corruptions of valid messages exercise every field's checks.
+    #[test]
+    fn mutated_in_stream_messages_never_panic(
+        message in arb_in_stream(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut data = encode_in_stream(&message).to_vec();
+        for (at, byte) in flips {
+            let i = at.index(data.len());
+            data[i] = byte;
+        }
+        data.truncate(cut.index(data.len() + 1));
+        check_canonical(&Bytes::from(data))?;
+    }
+
     #[test]
     fn mutated_messages_never_panic(
         message in arb_message(),
