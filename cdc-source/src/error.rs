@@ -226,6 +226,16 @@ pub enum CaptureError {
     #[error("store")]
     #[cfg(feature = "capture")]
     Store(#[from] changelog::StoreError),
+    /// A transaction the server streams before it ends could not be held
+    /// in the store's scratch directory.
+    #[error("cannot hold a streamed transaction in {}", path.display())]
+    Spool {
+        /// The directory or file.
+        path: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The thread building the files of copied rows could not start, or
     /// stopped before its work was done.
     #[error("the thread loading copied rows failed")]
@@ -251,6 +261,16 @@ pub enum StreamProblem {
     /// A re-read row whose width is not the table's.
     #[error("re-read row does not match the table's columns")]
     RereadWidth,
+    /// A stream block began while a transaction was being received.
+    #[error("Stream Start inside a transaction")]
+    StreamStartInTransaction,
+    /// A Stream Commit for a transaction no block was received for.
+    #[error("Stream Commit of transaction {0}, which was never streamed")]
+    UnknownStreamedTransaction(u32),
+    /// A stream block continues a transaction whose first block was not
+    /// received.
+    #[error("Stream Start continues transaction {0}, whose first block was not received")]
+    StreamContinuesUnknown(u32),
     /// A binary column value (never requested).
     #[error("binary tuple values are not requested and not supported")]
     BinaryValue,

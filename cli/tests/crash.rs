@@ -1,7 +1,8 @@
 //! Crash safety of the capture: `asof tail` is killed with SIGKILL at
 //! random moments while a workload runs, and restarted each time, reading
 //! what piled up either through the replication stream or through the SQL
-//! decoding interface. In the
+//! decoding interface. Some transactions exceed the server's decoding
+//! memory, so the server streams them before they end. In the
 //! end the store must answer, at every commit, exactly what Postgres showed:
 //! no change lost, none stored twice.
 
@@ -64,7 +65,10 @@ fn killed_tail_loses_and_doubles_nothing() {
         });
     eprintln!("crash test seed: {seed} (replay with ASOF_CRASH_SEED={seed})");
     let mut rng = Rng(seed);
-    let pg = PgCluster::start().expect("postgres");
+    let pg = PgCluster::builder()
+        .setting("logical_decoding_work_mem", "64kB")
+        .start()
+        .expect("postgres");
     pg.execute(
         "CREATE TABLE t (id int PRIMARY KEY, v text, n int8);
          CREATE TABLE big (id int PRIMARY KEY, note text, body text);
@@ -116,7 +120,7 @@ fn killed_tail_loses_and_doubles_nothing() {
             }
         }
         let id = 1 + rng.below(300);
-        let sql = match rng.below(6) {
+        let sql = match rng.below(8) {
             0 => format!("INSERT INTO t VALUES ({id}, 'i{txn}', {txn}) ON CONFLICT (id) DO UPDATE SET v = 'u{txn}'"),
             1 => format!("DELETE FROM t WHERE id = {id}"),
             2 => format!("UPDATE t SET n = n + 1 WHERE id % 7 = {}", txn % 7),
@@ -126,9 +130,15 @@ fn killed_tail_loses_and_doubles_nothing() {
                 1000 + txn * 10,
                 1009 + txn * 10
             ),
-            _ => format!(
+            5 => format!(
                 "UPDATE t SET v = v || '.' WHERE id = {id}; DELETE FROM t WHERE id = {}",
                 id + 1
+            ),
+            // Larger than the decoding memory: streamed before it ends.
+            6 => format!("UPDATE t SET v = repeat('s', 600) || '{txn}' WHERE id <= 300"),
+            _ => format!(
+                "SAVEPOINT a; INSERT INTO t SELECT i, repeat('r', 400), {txn} FROM generate_series(200000, 200399) i; \
+                 ROLLBACK TO SAVEPOINT a; UPDATE t SET n = -n WHERE id = {id}"
             ),
         };
         // Every transaction also touches one row, so each one is sent and
@@ -173,6 +183,13 @@ fn killed_tail_loses_and_doubles_nothing() {
         "every transaction stored exactly once, in order"
     );
     assert!(kills > 0);
+    let streamed: i64 = pg
+        .query_one_value("SELECT coalesce(sum(stream_txns), 0)::int8 FROM pg_stat_replication_slots")
+        .expect("slot statistics")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    eprintln!("transactions streamed by the server: {streamed}");
+    assert!(streamed > 0, "no transaction was streamed");
 }
 
 #[test]
@@ -182,7 +199,10 @@ fn killed_during_the_initial_copy_copies_once_in_the_end() {
         .map_or(1, |d| d.as_nanos() as u64)
         | 1;
     let mut rng = Rng(seed);
-    let pg = PgCluster::start().expect("postgres");
+    let pg = PgCluster::builder()
+        .setting("logical_decoding_work_mem", "64kB")
+        .start()
+        .expect("postgres");
     // `t` is loaded in bulk (a primary key); `bag` (no key, every column
     // its identity) goes through the spill, in the same transaction.
     pg.execute(

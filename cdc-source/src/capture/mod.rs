@@ -18,7 +18,10 @@
 //!    restart never sees a slot confirmed beyond the store.
 //! 5. A transaction too large for memory is spilled to the store in chunks
 //!    as it arrives and becomes visible only at its commit; one cut off by
-//!    a lost connection is removed and arrives again whole.
+//!    a lost connection is removed and arrives again whole. One the server
+//!    streams before it ends (`streaming`) is held in a scratch file until
+//!    its commit, then stored like any other; a new session receives it
+//!    again from its first block.
 //! 6. With a stop position (`--until`), a transaction committing past it is
 //!    not stored, and the capture stops once everything before it is
 //!    durable and acknowledged.
@@ -26,6 +29,7 @@
 mod backlog;
 mod setup;
 mod stream;
+mod streamed;
 
 use std::time::{Duration, Instant};
 
@@ -294,6 +298,7 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
             mut client,
             repl,
             mut assembler,
+            scratch,
         } = connected;
         if let Some(close_enough) = self.opts.sql_catch_up_above {
             let behind = backlog::Backlog::lag(&client, &self.opts.slot).await?;
@@ -306,14 +311,15 @@ impl<F: FnMut(CaptureEvent) + Send> Run<'_, F> {
                 let (slot, publication) = (self.opts.slot.clone(), self.opts.publication.clone());
                 let backlog = backlog::Backlog::new(conn, &slot, &publication, close_enough, start.lsn);
                 *streaming_since = Some(Instant::now());
-                let drain = stream::Stream::open_backlog(writer, client, backlog, assembler, start, self);
+                let drain =
+                    stream::Stream::open_backlog(writer, client, backlog, assembler, start, scratch.clone(), self);
                 match drain.run().await? {
                     stream::Ended::Stopped => return Ok(()),
                     stream::Ended::Drained(d) => (client, assembler, start) = (d.client, d.assembler, d.start),
                 }
             }
         }
-        let stream = stream::Stream::open(writer, client, repl, assembler, start, self).await?;
+        let stream = stream::Stream::open(writer, client, repl, assembler, start, scratch, self).await?;
         *streaming_since = Some(Instant::now());
         stream.run().await.map(|_| ())
     }

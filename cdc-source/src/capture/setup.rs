@@ -46,6 +46,8 @@ pub(super) struct Connected {
     pub repl: ReplicationClient,
     /// The published tables as the store knows them.
     pub assembler: Assembler,
+    /// Where transactions streamed before they end are held.
+    pub scratch: std::path::PathBuf,
 }
 
 /// What the preflight learnt about the source.
@@ -104,6 +106,7 @@ pub(super) async fn prepare<F: FnMut(CaptureEvent) + Send>(
         client,
         repl,
         assembler,
+        scratch: store.scratch_dir()?,
     })
 }
 

@@ -9,8 +9,12 @@
 //! sink; [`Stream::on_durable`] learns what is durable and
 //! [`Stream::acknowledge`], the only place a position reaches the server,
 //! reports it; [`Stream::keepalive`] answers the server's keepalives and
-//! advances an idle slot.
+//! advances an idle slot. A transaction the server streams before it ends
+//! is held by [`Streamed`] and, at its commit, replayed through
+//! [`Stream::process`] ([`Stream::replay_some`]) before the next server
+//! message is read.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,11 +22,12 @@ use changelog::{Lsn, Transaction};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::backlog::{Backlog, Wal, WalEvent};
+use super::streamed::{Replay, Streamed};
 use super::{CaptureEvent, Run, StreamProgress, Until};
 use crate::assemble::{Assembler, Fed};
 use crate::catalog;
 use crate::error::{CaptureError, Result};
-use crate::pgoutput::Message;
+use crate::pgoutput::{BeginBody, CommitBody, Message, StreamCommitBody};
 use crate::replication::{ReplicationClient, ReplicationError, ReplicationEvent};
 use crate::sink::{Durable, Sink};
 
@@ -40,6 +45,9 @@ const MAX_BATCH_RECORDS: usize = 50_000;
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 /// How often progress is reported to the caller.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+/// Messages of a streamed transaction replayed between two looks at the
+/// sink's reports.
+const REPLAY_TURN: usize = 1_000;
 
 /// What [`Stream::receive`] got.
 enum Received {
@@ -55,6 +63,8 @@ enum Received {
     Wal(ReplicationEvent),
     /// The backlog read through SQL is drained.
     Drained,
+    /// A committed streamed transaction has messages left to replay.
+    Replay,
 }
 
 /// How a stream ended without an error.
@@ -123,6 +133,16 @@ pub(super) struct Stream<'a, 'r, S, F> {
     past_stop: bool,
     status_tick: Interval,
     last_report: Instant,
+    /// Transactions streamed before they end.
+    streamed: Streamed,
+    /// A committed streamed transaction being replayed.
+    replay: Option<Replaying>,
+}
+
+/// A committed streamed transaction, replayed message by message.
+struct Replaying {
+    messages: Replay,
+    commit: StreamCommitBody,
 }
 
 impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
@@ -133,17 +153,30 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         repl: ReplicationClient,
         assembler: Assembler,
         start: Durable,
+        scratch: PathBuf,
         run: &'a mut Run<'r, F>,
     ) -> Result<Self> {
         // pgoutput reads a list of identifiers: quoted, any name is one.
         let publication = catalog::quote_ident(&run.opts.publication);
+        // Version 2 streams a transaction larger than the server's
+        // logical_decoding_work_mem while it runs (every supported server
+        // has it), instead of spilling it to disk and sending it after.
         let options = [
-            ("proto_version", "1"),
+            ("proto_version", "2"),
+            ("streaming", "on"),
             ("publication_names", publication.as_str()),
             ("messages", "true"),
         ];
         let wal = repl.start_logical(&run.opts.slot, start.lsn, &options).await?;
-        Ok(Self::with(sink, client, Wal::Stream(wal), assembler, start, run))
+        Ok(Self::with(
+            sink,
+            client,
+            Wal::Stream(wal),
+            assembler,
+            start,
+            scratch,
+            run,
+        ))
     }
 
     /// Reads the slot's backlog through the SQL interface, from `start`.
@@ -153,9 +186,10 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         backlog: Backlog,
         assembler: Assembler,
         start: Durable,
+        scratch: PathBuf,
         run: &'a mut Run<'r, F>,
     ) -> Self {
-        Self::with(sink, client, Wal::Backlog(backlog), assembler, start, run)
+        Self::with(sink, client, Wal::Backlog(backlog), assembler, start, scratch, run)
     }
 
     fn with(
@@ -164,6 +198,7 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         wal: Wal,
         assembler: Assembler,
         start: Durable,
+        scratch: PathBuf,
         run: &'a mut Run<'r, F>,
     ) -> Self {
         let Durable {
@@ -197,6 +232,8 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             past_stop: false,
             status_tick,
             last_report: Instant::now(),
+            streamed: Streamed::new(scratch),
+            replay: None,
         }
     }
 
@@ -213,6 +250,7 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             }
             match self.receive().await? {
                 Received::Drained => return self.drained().await,
+                Received::Replay => self.replay_some().await?,
                 Received::Durable(d) => self.on_durable(d).await?,
                 Received::Shutdown => self.stopping = true,
                 Received::Nothing => {}
@@ -240,8 +278,10 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
 
     /// Waits for the first of: a durability report (first, so
     /// acknowledgements are never starved), a shutdown request, a status
-    /// tick, a server message.
+    /// tick, a server message, or, while a streamed transaction is being
+    /// replayed, its next messages instead of the server's.
     async fn receive(&mut self) -> Result<Received> {
+        let replaying = self.replay.is_some();
         tokio::select! {
             biased;
             durable = self.sink.durable() => Ok(Received::Durable(durable?)),
@@ -249,7 +289,8 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
                 Ok(if changed.is_err() || *self.run.shutdown.borrow() { Received::Shutdown } else { Received::Nothing })
             }
             _ = self.status_tick.tick() => Ok(Received::StatusDue),
-            event = self.wal.next_event() => match event? {
+            () = std::future::ready(()), if replaying => Ok(Received::Replay),
+            event = self.wal.next_event(), if !replaying => match event? {
                 WalEvent::Event(event) => Ok(Received::Wal(event)),
                 WalEvent::Drained => Ok(Received::Drained),
                 WalEvent::Closed => Err(ReplicationError::Closed.into()),
@@ -257,11 +298,89 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         }
     }
 
-    /// Decodes one message and feeds it to the assembler; a committed
-    /// transaction joins the batch, a growing one is spilled.
+    /// Decodes one message: inside a stream block it is held for its
+    /// transaction; outside, stream control messages go to [`Streamed`]
+    /// and the others to [`Stream::process`].
     async fn assemble(&mut self, wal_start: Lsn, wal_end: Lsn, data: Bytes) -> Result<()> {
         self.progress.server_wal_end = self.progress.server_wal_end.max(wal_end);
-        let msg = Message::parse(&data).map_err(|source| CaptureError::Decode { lsn: wal_start, source })?;
+        let decode = |source| CaptureError::Decode { lsn: wal_start, source };
+        if self.streamed.in_block() {
+            let held = Message::parse_in_stream(&data).map_err(decode)?;
+            return match held.message {
+                Message::StreamStop => {
+                    self.streamed.stop();
+                    Ok(())
+                }
+                _ => self.streamed.append(held.xid, wal_start, &data),
+            };
+        }
+        match Message::parse(&data).map_err(decode)? {
+            Message::StreamStart(start) => {
+                if self.assembler.in_transaction() {
+                    return Err(CaptureError::Stream {
+                        lsn: wal_start,
+                        problem: crate::error::StreamProblem::StreamStartInTransaction,
+                    });
+                }
+                self.streamed.start(start, wal_start)
+            }
+            Message::StreamAbort(abort) => self.streamed.abort(abort),
+            Message::StreamCommit(commit) => self.stream_commit(commit, wal_start).await,
+            msg => self.process(msg, wal_start).await,
+        }
+    }
+
+    /// A streamed transaction committed: past the stop position it is left
+    /// out; otherwise it begins here, in commit order, and its messages are
+    /// replayed before the server's next.
+    async fn stream_commit(&mut self, commit: StreamCommitBody, at: Lsn) -> Result<()> {
+        let messages = self.streamed.commit(commit.xid, at)?;
+        if matches!(self.run.opts.until, Until::Lsn(stop) if commit.commit_lsn > stop) {
+            self.past_stop = true;
+            return Ok(());
+        }
+        let begin = BeginBody {
+            final_lsn: commit.commit_lsn,
+            commit_time_us: commit.commit_time_us,
+            xid: commit.xid,
+        };
+        self.process(Message::Begin(begin), at).await?;
+        self.replay = Some(Replaying { messages, commit });
+        Ok(())
+    }
+
+    /// Replays up to [`REPLAY_TURN`] messages of the committed streamed
+    /// transaction, and its commit after the last.
+    async fn replay_some(&mut self) -> Result<()> {
+        for _ in 0..REPLAY_TURN {
+            let Some(replaying) = self.replay.as_mut() else {
+                return Ok(());
+            };
+            match replaying.messages.next_message()? {
+                Some((at, data)) => {
+                    let held =
+                        Message::parse_in_stream(&data).map_err(|source| CaptureError::Decode { lsn: at, source })?;
+                    self.process(held.message, at).await?;
+                }
+                None => {
+                    let c = replaying.commit;
+                    self.replay = None;
+                    let commit = CommitBody {
+                        flags: c.flags,
+                        commit_lsn: c.commit_lsn,
+                        end_lsn: c.end_lsn,
+                        commit_time_us: c.commit_time_us,
+                    };
+                    return self.process(Message::Commit(commit), c.commit_lsn).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds one message of a transaction to the assembler; a committed
+    /// transaction joins the batch, a growing one is spilled.
+    async fn process(&mut self, msg: Message, wal_start: Lsn) -> Result<()> {
         if let Message::Relation(r) = &msg {
             for (oid, typmod) in self.assembler.unknown_types(r) {
                 let name = catalog::type_name(&self.client, oid, typmod).await?;

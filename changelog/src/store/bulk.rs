@@ -354,13 +354,3 @@ impl Store {
         Ok(())
     }
 }
-
-/// Removes files a crash left half built.
-pub(super) fn clear_bulk_dir(store: &Path) -> Result<()> {
-    let dir = store.join(BULK_DIR);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StoreError::Io { path: dir, source }),
-    }
-}

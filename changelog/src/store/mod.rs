@@ -11,6 +11,7 @@ mod integrity;
 pub mod meta;
 mod open;
 mod read;
+mod scratch;
 mod spill;
 
 use std::path::{Path, PathBuf};

@@ -171,7 +171,7 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     }
     check_format(&store)?;
     load_state(&mut store)?;
-    super::bulk::clear_bulk_dir(path)?;
+    super::scratch::clear(path)?;
     store.recover_inflight()?;
     Ok(store)
 }
