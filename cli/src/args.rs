@@ -131,6 +131,9 @@ pub struct TailArgs {
     /// Read a backlog larger than this through Postgres's SQL decoding interface, in chunks, before streaming (faster for a slot far behind); 'off' always streams.
     #[arg(long, value_name = "SIZE|off", default_value = "off", value_parser = values::size_or_off)]
     pub sql_catch_up_above: values::SizeOrOff,
+    /// Receive a large transaction only once it has committed, as one piece (the server spills it to disk and decodes it after the COMMIT), instead of in blocks while it runs.
+    #[arg(long)]
+    pub no_streaming: bool,
     #[command(flatten)]
     pub kafka: PublishArgs,
 }

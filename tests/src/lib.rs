@@ -193,6 +193,7 @@ pub fn capture_options_in(pg: &PgCluster, db: &str, slot: &str, publication: &st
         snapshot: true,
         until,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
+        streaming: true,
     }
 }
 

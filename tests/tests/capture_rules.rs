@@ -67,6 +67,7 @@ fn finish(
     let opts = CaptureOptions {
         until: Until::CaughtUp,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
+        streaming: true,
         ..opts
     };
     rt.block_on(cdc_source::capture(open_store(dir), opts, rx, collect(notices)))

@@ -19,6 +19,7 @@ fn options(conn: &str, slot: &str, until: Until) -> CaptureOptions {
         snapshot: true,
         until,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
+        streaming: true,
     }
 }
 

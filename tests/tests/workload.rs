@@ -289,6 +289,7 @@ fn capture_until_caught_up(
         snapshot: true,
         until: Until::CaughtUp,
         sql_catch_up_above: via_sql.then_some(0),
+        streaming: true,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))
@@ -315,6 +316,7 @@ fn spawn_live_capture(
         snapshot: true,
         until: Until::Forever,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
+        streaming: true,
     };
     (stop_tx, rt.spawn(cdc_source::capture(store, opts, stop_rx, |_| {})))
 }

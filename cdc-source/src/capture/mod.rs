@@ -74,6 +74,10 @@ pub struct CaptureOptions {
     /// Read a backlog through the SQL decoding interface while the slot is
     /// more than this many bytes of WAL behind (`None`: always stream).
     pub sql_catch_up_above: Option<u64>,
+    /// Have the server stream a transaction larger than its
+    /// `logical_decoding_work_mem` while it runs (pgoutput protocol 2),
+    /// rather than spill it to disk and send it after its commit.
+    pub streaming: bool,
 }
 
 /// The default of [`CaptureOptions::sql_catch_up_above`]: a backlog worth

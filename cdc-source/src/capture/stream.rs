@@ -47,7 +47,7 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// Messages of a streamed transaction replayed between two looks at the
 /// sink's reports.
-const REPLAY_TURN: usize = 1_000;
+const REPLAY_TURN: usize = 20_000;
 
 /// What [`Stream::receive`] got.
 enum Received {
@@ -161,9 +161,13 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
         // Version 2 streams a transaction larger than the server's
         // logical_decoding_work_mem while it runs (every supported server
         // has it), instead of spilling it to disk and sending it after.
+        let (version, streaming) = match run.opts.streaming {
+            true => ("2", "on"),
+            false => ("1", "off"),
+        };
         let options = [
-            ("proto_version", "2"),
-            ("streaming", "on"),
+            ("proto_version", version),
+            ("streaming", streaming),
             ("publication_names", publication.as_str()),
             ("messages", "true"),
         ];

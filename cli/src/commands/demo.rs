@@ -62,6 +62,7 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
         snapshot: true,
         until: Until::CaughtUp,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
+        streaming: true,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let summary = rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))?;

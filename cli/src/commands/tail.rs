@@ -33,6 +33,7 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         snapshot: !a.no_snapshot,
         until: a.until.unwrap_or(Until::Forever),
         sql_catch_up_above: a.sql_catch_up_above.0,
+        streaming: !a.no_streaming,
     };
     // One thread for the stream: decoding and the network stay on one core
     // (cross-thread wake-ups cost more than they save); the store writer

@@ -1,6 +1,9 @@
 //! Step 8: one huge transaction, while `asof tail` keeps up: how long after
 //! its COMMIT returns the store holds it (the slot's confirmed position
-//! passes it only once it is durable), and the peak memory of `tail`.
+//! passes it only once it is durable), and the peak memory of `tail`;
+//! first with the transaction streamed while it runs (protocol 2, the
+//! default), then with `--no-streaming` (protocol 1: the server spills it
+//! and decodes it after the COMMIT).
 
 use std::fs::File;
 use std::path::Path;
@@ -16,23 +19,66 @@ use crate::measure::wait_with_peak;
 use crate::pg::{insert_sql, one, orders_ddl};
 use crate::report::mib;
 
-/// The slot `tail` creates for this step.
-const SLOT: &str = "asof_big";
+/// The two ways of receiving the transaction: label, slot, `tail` flags.
+const VARIANTS: [(&str, &str, &[&str]); 2] = [
+    ("streamed while it runs (protocol 2, the default)", "asof_big", &[]),
+    (
+        "sent after its COMMIT (`--no-streaming`, protocol 1)",
+        "asof_big_p1",
+        &["--no-streaming"],
+    ),
+];
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let rows = ctx.n(2_000_000, 10_000);
     let (cl, conn, dir) = ctx.step(&format!("8. One transaction of {rows} rows, captured live"), "big_txn")?;
     cl.execute(&orders_ddl("big"))?;
+    println!(
+        "logical_decoding_work_mem = {}",
+        one(&cl, "SHOW logical_decoding_work_mem")?
+    );
+    let mut first_row = 1;
+    for (i, (label, slot, flags)) in VARIANTS.into_iter().enumerate() {
+        println!("\n#### {label}");
+        variant(
+            ctx,
+            &cl,
+            &conn,
+            &dir.join(format!("v{i}")),
+            slot,
+            flags,
+            rows,
+            &mut first_row,
+        )?;
+        // Each slot holds WAL back; the next variant's must not decode this one's.
+        cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn variant(
+    ctx: &Ctx,
+    cl: &PgCluster,
+    conn: &str,
+    dir: &Path,
+    slot: &str,
+    flags: &[&str],
+    rows: u64,
+    first_row: &mut u64,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
     let store = dir.join("store");
     let log = dir.join("tail.log");
     let mut tail = ctx
         .asof(&store)
-        .args(["tail", &conn, "--slot", SLOT, "--no-snapshot"])
+        .args(["tail", conn, "--slot", slot, "--no-snapshot"])
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(&log)?)
         .spawn()?;
-    let measured = measure(ctx, &cl, &store, rows);
+    let measured = measure(ctx, cl, &store, slot, rows, first_row);
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(tail.id().to_string())
@@ -51,19 +97,16 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn measure(ctx: &Ctx, cl: &PgCluster, store: &Path, rows: u64) -> Result<()> {
+fn measure(ctx: &Ctx, cl: &PgCluster, store: &Path, slot: &str, rows: u64, first_row: &mut u64) -> Result<()> {
     // Caught up: the table's shape is in the store.
     let mut view = wait_for(store, Duration::from_secs(60), |s| s.watermark().is_some())?;
-    println!(
-        "logical_decoding_work_mem = {}; pgoutput protocol 1 (the server sends a transaction after its COMMIT)",
-        one(cl, "SHOW logical_decoding_work_mem")?
-    );
-    println!("\n| rep | INSERT + COMMIT s | COMMIT -> durable in the store s | server spilled MiB |");
-    println!("| --- | ---: | ---: | ---: |");
+    println!("\n| rep | INSERT + COMMIT s | COMMIT -> durable in the store s | server spilled MiB | streamed MiB |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
     for rep in 0..ctx.reps.max(1) {
-        let from = rep as u64 * rows + 1;
+        let from = *first_row;
         let to = from + rows - 1;
-        let spilled0 = spilled(cl)?;
+        *first_row = to + 1;
+        let (spilled0, streamed0) = decoding_stats(cl, slot)?;
         let t = Instant::now();
         let out = psql_lines(
             cl,
@@ -81,8 +124,13 @@ fn measure(ctx: &Ctx, cl: &PgCluster, store: &Path, rows: u64) -> Result<()> {
             s.watermark().is_some_and(|w| u64::from(w.xid.0) == xid % (1 << 32))
         })?;
         let delay = t.elapsed().as_secs_f64();
-        let spilled = spilled(cl)? - spilled0;
-        println!("| {} | {insert:.2} | {delay:.2} | {:.0} |", rep + 1, mib(spilled));
+        let (spilled, streamed) = decoding_stats(cl, slot)?;
+        println!(
+            "| {} | {insert:.2} | {delay:.2} | {:.0} | {:.0} |",
+            rep + 1,
+            mib(spilled - spilled0),
+            mib(streamed - streamed0)
+        );
     }
     Ok(())
 }
@@ -131,13 +179,16 @@ fn wait_for_view(mut view: Store, store: &Path, within: Duration, ready: impl Fn
     }
 }
 
-/// Bytes the server spilled to disk while decoding for the slot.
-fn spilled(cl: &PgCluster) -> Result<u64> {
+/// Bytes the server spilled to disk, and streamed, while decoding for the
+/// slot.
+fn decoding_stats(cl: &PgCluster, slot: &str) -> Result<(u64, u64)> {
     let v = one(
         cl,
         &format!(
-            "SELECT coalesce(sum(spill_bytes), 0)::text FROM pg_stat_replication_slots WHERE slot_name = '{SLOT}'"
+            "SELECT coalesce(sum(spill_bytes), 0) || ' ' || coalesce(sum(stream_bytes), 0) \
+             FROM pg_stat_replication_slots WHERE slot_name = '{slot}'"
         ),
     )?;
-    Ok(v.parse()?)
+    let (spilled, streamed) = v.split_once(' ').unwrap_or((&v, "0"));
+    Ok((spilled.parse()?, streamed.parse()?))
 }
