@@ -7,11 +7,13 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 use pg_fixture::PgCluster;
 
-/// A cluster configured so a large backlog causes no checkpoint.
+/// A cluster configured so a large backlog causes no checkpoint, with a
+/// slot for every run of five repetitions of step 1 (three per repetition).
 pub fn cluster() -> Result<PgCluster> {
     let c = PgCluster::builder()
         .setting("max_wal_size", "4GB")
         .setting("checkpoint_timeout", "1h")
+        .setting("max_replication_slots", "40")
         .start()
         .context("starting a private PostgreSQL cluster")?;
     let v = c.query_one_value("SHOW server_version")?.unwrap_or_default();
