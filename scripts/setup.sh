@@ -48,6 +48,21 @@ if [ ! -f "$kafka_libs/kafka_2.13-$kafka_version.jar" ]; then
   mv "$kafka_libs.partial" "$kafka_libs"
 fi
 
+# The PostgreSQL JDBC driver, the Java client the serve tests connect with:
+# one jar from Maven Central into a cache outside the clone.
+pgjdbc_version=42.7.11
+pgjdbc_jar="${ASOF_PGJDBC_JAR:-$HOME/.cache/asof-java/postgresql-$pgjdbc_version.jar}"
+if [ ! -f "$pgjdbc_jar" ]; then
+  echo "setup: fetching the PostgreSQL JDBC driver $pgjdbc_version into $pgjdbc_jar" >&2
+  rm -rf "$pgjdbc_jar.partial"
+  mkdir -p "$pgjdbc_jar.partial"
+  mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy \
+    -Dartifact="org.postgresql:postgresql:$pgjdbc_version" -DoutputDirectory="$pgjdbc_jar.partial"
+  mv "$pgjdbc_jar.partial/postgresql-$pgjdbc_version.jar" "$pgjdbc_jar"
+  rm -rf "$pgjdbc_jar.partial"
+fi
+export ASOF_PGJDBC_JAR="$pgjdbc_jar"
+
 # Python with pyarrow and duckdb, the independent Parquet readers the SQL
 # and export tests check files with: a venv in a cache outside the clone,
 # built under another name and renamed when complete (like the Kafka jars).

@@ -21,6 +21,7 @@ use crate::protocol::{self, format_of, Column, Frontend, Out, Startup};
 use crate::scram::{self, Verifier};
 use crate::session::{default_setting, Answer, Planned, Session, Shared};
 use crate::statement::{self, Command};
+use crate::wire_types::{pg_type_of, PgType};
 use crate::{binary, text};
 
 /// Write out once this much is framed, so a large result streams.
@@ -398,6 +399,8 @@ impl Connection {
     async fn send_rows(&mut self, running: &mut Running, formats: &[i16], max_rows: usize) -> Result<bool, PgError> {
         let mut sent = 0usize;
         let mut fields = BytesMut::new();
+        // What each column is sent as, for values kept in text form.
+        let pg_types: Vec<PgType> = running.stream.schema().fields().iter().map(|f| pg_type_of(f)).collect();
         loop {
             let (batch, mut row) = match running.batch.take() {
                 Some(b) => b,
@@ -421,7 +424,8 @@ impl Connection {
                         continue;
                     }
                     if format_of(formats, i) == 1 {
-                        binary::write_value(column.as_ref(), row, &mut fields)?;
+                        let pg = pg_types.get(i).copied().unwrap_or(crate::wire_types::oid::TEXT);
+                        binary::write_value(column.as_ref(), row, pg, &mut fields)?;
                     } else {
                         text::write_value(column.as_ref(), row, &mut fields)
                             .map_err(|e| PgError::new("XX000", e.to_string()))?;
@@ -472,9 +476,9 @@ impl Connection {
                 })?;
                 let values = bind(&prepared, &param_formats, &params)?;
                 if let Some(planned) = prepared.plan() {
-                    for (i, t) in planned.types.iter().enumerate() {
-                        if format_of(&result_formats, i) == 1 && !binary::supported(t) {
-                            return Err(binary::unsupported(t));
+                    for (i, (t, c)) in planned.types.iter().zip(&planned.columns).enumerate() {
+                        if format_of(&result_formats, i) == 1 && !binary::supported(t, c.pg_type) {
+                            return Err(binary::unsupported(t, c.pg_type));
                         }
                     }
                 }

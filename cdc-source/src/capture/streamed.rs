@@ -127,6 +127,7 @@ struct Spool {
 
 impl Spool {
     fn create(dir: &std::path::Path) -> Result<Spool> {
+        std::fs::create_dir_all(dir).map_err(|e| spool_error(dir, e))?;
         let file = tempfile::tempfile_in(dir).map_err(|e| spool_error(dir, e))?;
         Ok(Spool {
             file: BufWriter::with_capacity(BUFFER, file),
@@ -226,7 +227,7 @@ mod tests {
     #[test]
     fn interleaved_transactions_replay_their_own_messages_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Streamed::new(dir.path().to_path_buf());
+        let mut s = Streamed::new(dir.path().join("scratch"));
         s.start(start(10, true), Lsn(1)).unwrap();
         s.append(Some(10), Lsn(1), b"a1").unwrap();
         s.stop();
@@ -243,13 +244,13 @@ mod tests {
         assert_eq!(replayed(&mut b), [(2, b"b1".to_vec())]);
         assert!(s.commit(20, Lsn(6)).is_err(), "a transaction commits once");
         // Unlinked as created: nothing is left in the directory.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("scratch")).unwrap().count(), 0);
     }
 
     #[test]
     fn a_subtransaction_abort_cuts_it_and_its_children() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Streamed::new(dir.path().to_path_buf());
+        let mut s = Streamed::new(dir.path().join("scratch"));
         s.start(start(10, true), Lsn(1)).unwrap();
         s.append(Some(10), Lsn(1), b"top").unwrap();
         s.append(Some(11), Lsn(2), b"sub").unwrap();
@@ -273,7 +274,7 @@ mod tests {
     #[test]
     fn an_abort_drops_the_transaction_and_a_first_block_starts_it_over() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Streamed::new(dir.path().to_path_buf());
+        let mut s = Streamed::new(dir.path().join("scratch"));
         s.start(start(10, true), Lsn(1)).unwrap();
         s.append(Some(10), Lsn(1), b"gone").unwrap();
         s.stop();

@@ -12,18 +12,13 @@ use crate::store::Store;
 const SCRATCH_DIR: &str = "scratch";
 
 impl Store {
-    /// A directory for files this process needs only while it runs
-    /// (created if missing, emptied at the next open for writing). Inside
-    /// the store, so such files take space where the store does, not in a
-    /// temporary file system that may live in memory.
+    /// Where to put files this process needs only while it runs: emptied
+    /// at the next open for writing, and created by whoever first needs it.
+    /// Inside the store, so such files take space where the store does, not
+    /// in a temporary file system that may live in memory.
     pub fn scratch_dir(&self) -> Result<PathBuf> {
         self.check_writable()?;
-        let dir = self.path.join(SCRATCH_DIR);
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        Ok(dir)
+        Ok(self.path.join(SCRATCH_DIR))
     }
 }
 

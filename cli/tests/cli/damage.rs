@@ -28,7 +28,11 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create copy");
     for e in std::fs::read_dir(from).expect("read store dir") {
         let e = e.expect("dir entry");
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy store file");
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy store file");
+        }
     }
 }
 

@@ -274,6 +274,74 @@ fn serve_psycopg_with_parameters_at_a_past_moment() {
     assert!(out.contains("queries agree"), "{out}");
 }
 
+/// The PostgreSQL JDBC driver's jar, fetched by the set-up script.
+fn pgjdbc_jar() -> PathBuf {
+    let jar = std::env::var_os("ASOF_PGJDBC_JAR").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/asof-java/postgresql-42.7.11.jar"),
+        PathBuf::from,
+    );
+    assert!(
+        jar.is_file(),
+        "{} is missing: scripts/setup.sh fetches it",
+        jar.display()
+    );
+    jar
+}
+
+/// What the JDBC driver reads for `JdbcCheck.java`'s queries at `url`.
+fn jdbc_check(url: &str, moment: Option<&str>) -> String {
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/JdbcCheck.java");
+    let out = Command::new("java")
+        .arg("-Duser.timezone=UTC")
+        .arg("-cp")
+        .arg(pgjdbc_jar())
+        .arg(program)
+        .arg(url)
+        .args(moment)
+        .output()
+        .expect("run java");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "JdbcCheck failed:\n{stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+#[test]
+fn serve_jdbc_reads_what_it_reads_from_postgres() {
+    let pg = cluster();
+    sql(&pg, TYPES);
+    let dir = scratch();
+    let asof = Asof::new(store_in(dir.path()));
+    asof.catch_up(&pg.conninfo());
+    let then = moment(&pg);
+    let postgres_url = format!(
+        "jdbc:postgresql://{}:{}/{}?user={}&sslmode=disable",
+        pg.host(),
+        pg.port(),
+        pg.dbname(),
+        pg.user()
+    );
+    let want = jdbc_check(&postgres_url, None);
+    sql(
+        &pg,
+        "UPDATE types SET t = 'changed', f8 = 2 WHERE id <= 2; DELETE FROM types WHERE id = 3;
+         DELETE FROM orders WHERE id % 5 = 0;",
+    );
+    asof.catch_up(&pg.conninfo());
+    let serve = Serve::start(&asof.store, dir.path(), &[], &[]);
+    let url = format!("jdbc:postgresql://127.0.0.1:{}/asof?user=reader", serve.port);
+    let got = jdbc_check(&url, Some(&then.at_lsn()));
+    assert_eq!(got.lines().count(), want.lines().count(), "got:\n{got}\nwant:\n{want}");
+    for (g, w) in got.lines().zip(want.lines()) {
+        assert_eq!(g, w, "JDBC reads differently from asof serve than from Postgres");
+    }
+    // At `now` it reads the changes.
+    let now = jdbc_check(&url, None);
+    assert!(now.contains("String changed"), "{now}");
+}
+
 #[test]
 fn serve_requires_the_password_when_a_user_is_set() {
     let pg = cluster();
