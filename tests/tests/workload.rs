@@ -359,11 +359,24 @@ fn run_case(pg: &PgCluster, rt: &tokio::runtime::Runtime, case: usize, txns: &[(
         }
         observations.push(rt.block_on(observe(&client, &TABLES)));
     }
+    finish_case(rt, (stop_tx, live), dir.path(), (&conn, &slot), via_sql, &observations);
+}
+
+/// Stops the live capture, catches up once more (`via_sql`: through the
+/// SQL decoding interface) and checks every observation against the store.
+fn finish_case(
+    rt: &tokio::runtime::Runtime,
+    (stop_tx, live): (tokio::sync::watch::Sender<bool>, LiveCapture),
+    dir: &std::path::Path,
+    (conn, slot): (&str, &str),
+    via_sql: bool,
+    observations: &[Observation],
+) {
     let _ = stop_tx.send(true);
     rt.block_on(live).expect("join").expect("live capture");
-    capture_until_caught_up(rt, open_store(dir.path()), &conn, &slot, via_sql);
-    let store = changelog::Store::open_read_only(dir.path()).expect("open");
-    assert_matches(&store, &observations);
+    capture_until_caught_up(rt, open_store(dir), conn, slot, via_sql);
+    let store = changelog::Store::open_read_only(dir).expect("open");
+    assert_matches(&store, observations);
 }
 
 fn cases() -> u32 {
@@ -566,11 +579,7 @@ fn run_streamed_case(pg: &PgCluster, rt: &tokio::runtime::Runtime, case: usize, 
             observations.push(rt.block_on(observe(&client, &tables)));
         }
     }
-    let _ = stop_tx.send(true);
-    rt.block_on(live).expect("join").expect("live capture");
-    capture_until_caught_up(rt, open_store(dir.path()), &conn, &slot, false);
-    let store = changelog::Store::open_read_only(dir.path()).expect("open");
-    assert_matches(&store, &observations);
+    finish_case(rt, (stop_tx, live), dir.path(), (&conn, &slot), false, &observations);
 }
 
 #[test]

@@ -502,6 +502,17 @@ fn encode_in_stream(message: &InStream) -> Bytes {
     Bytes::from(out)
 }
 
+/// `wire` with some bytes overwritten, then cut short.
+fn mutated(wire: Bytes, flips: &[(prop::sample::Index, u8)], cut: prop::sample::Index) -> Bytes {
+    let mut data = wire.to_vec();
+    for (at, byte) in flips {
+        let i = at.index(data.len());
+        data[i] = *byte;
+    }
+    data.truncate(cut.index(data.len() + 1));
+    Bytes::from(data)
+}
+
 /// Parses and, when accepted, checks the decoder is canonical: accepted
 /// bytes re-encode to themselves.
 fn check_canonical(wire: &Bytes) -> Result<(), TestCaseError> {
@@ -549,13 +560,7 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
     ) {
-        let mut data = encode_in_stream(&message).to_vec();
-        for (at, byte) in flips {
-            let i = at.index(data.len());
-            data[i] = byte;
-        }
-        data.truncate(cut.index(data.len() + 1));
-        check_canonical(&Bytes::from(data))?;
+        check_canonical(&mutated(encode_in_stream(&message), &flips, cut))?;
     }
 
     #[test]
@@ -564,14 +569,7 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
     ) {
-        let mut data = encode(&message).to_vec();
-        for (at, byte) in flips {
-            let i = at.index(data.len());
-            data[i] = byte;
-        }
-        let end = cut.index(data.len() + 1);
-        data.truncate(end);
-        check_canonical(&Bytes::from(data))?;
+        check_canonical(&mutated(encode(&message), &flips, cut))?;
     }
 }
 
