@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
+use crate::cancel::{Cancels, Key};
 use crate::error::PgError;
 use crate::params::{self, Param};
 use crate::protocol::{self, format_of, Column, Frontend, Out, Startup};
@@ -47,6 +48,8 @@ pub struct Settings {
     pub tls: Option<SslAcceptor>,
     /// Authentication.
     pub authentication: Authentication,
+    /// The sessions cancel requests may name.
+    pub cancels: Arc<Cancels>,
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -67,7 +70,10 @@ pub async fn serve(tcp: TcpStream, settings: Arc<Settings>, shared: Arc<Shared>)
                 None => stream.write_all(b"N").await.map_err(PgError::io)?,
             },
             Startup::Gss => stream.write_all(b"N").await.map_err(PgError::io)?,
-            Startup::Cancel => return Ok(()),
+            Startup::Cancel { pid, secret } => {
+                settings.cancels.cancel(pid, secret);
+                return Ok(());
+            }
             Startup::Start(params) => break params,
         }
     };
@@ -79,6 +85,7 @@ pub async fn serve(tcp: TcpStream, settings: Arc<Settings>, shared: Arc<Shared>)
         portals: HashMap::new(),
         transaction: Transaction::Idle,
         skipping: false,
+        key: settings.cancels.register(),
     };
     let user = params
         .iter()
@@ -165,6 +172,8 @@ struct Connection {
     /// After an error in the extended protocol, messages up to Sync are
     /// skipped.
     skipping: bool,
+    /// What a cancel request names this session by.
+    key: Key,
 }
 
 impl Connection {
@@ -248,13 +257,7 @@ impl Connection {
         }
         self.out.parameter_status("application_name", application);
         self.out.parameter_status("session_authorization", user);
-        let mut key = [0u8; 8];
-        openssl::rand::rand_bytes(&mut key).ok();
-        let [a, b, c, d, e, f, g, h] = key;
-        self.out.backend_key(
-            i32::from_be_bytes([a & 0x7f, b, c, d]),
-            i32::from_be_bytes([e, f, g, h]),
-        );
+        self.out.backend_key(self.key.pid, self.key.secret);
         self.out.ready(b'I');
     }
 
@@ -399,12 +402,21 @@ impl Connection {
     async fn send_rows(&mut self, running: &mut Running, formats: &[i16], max_rows: usize) -> Result<bool, PgError> {
         let mut sent = 0usize;
         let mut fields = BytesMut::new();
+        // A cancel request from now on ends this query.
+        let requested = self.key.requested.clone();
+        let canceled = requested.notified();
+        tokio::pin!(canceled);
+        canceled.as_mut().enable();
         // What each column is sent as, for values kept in text form.
         let pg_types: Vec<PgType> = running.stream.schema().fields().iter().map(|f| pg_type_of(f)).collect();
         loop {
             let (batch, mut row) = match running.batch.take() {
                 Some(b) => b,
-                None => match running.stream.next().await {
+                None => match tokio::select! {
+                    biased;
+                    () = &mut canceled => return Err(PgError::new("57014", "canceling statement due to user request")),
+                    next = running.stream.next() => next,
+                } {
                     Some(Ok(batch)) => (batch, 0),
                     Some(Err(e)) => return Err(PgError::from_datafusion(e)),
                     None => return Ok(true),

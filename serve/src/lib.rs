@@ -17,6 +17,7 @@
 //! not work), and it does not capture (`asof tail` does, beside it).
 
 mod binary;
+mod cancel;
 mod connection;
 mod error;
 mod params;

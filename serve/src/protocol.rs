@@ -25,9 +25,14 @@ pub enum Startup {
     Ssl,
     /// The client asks for GSSAPI encryption (declined).
     Gss,
-    /// A request to cancel a query on another connection (not supported;
-    /// the connection is closed, as Postgres does).
-    Cancel,
+    /// A request to cancel the query of the session with this process id
+    /// and secret; the connection is then closed, as Postgres does.
+    Cancel {
+        /// The process id from `BackendKeyData`.
+        pid: i32,
+        /// The secret key from `BackendKeyData`.
+        secret: i32,
+    },
     /// The startup packet: the client's parameters (`user`, `database`, ...).
     Start(Vec<(String, String)>),
 }
@@ -106,7 +111,11 @@ pub async fn read_startup<R: AsyncRead + Unpin>(r: &mut R) -> Result<Startup, Pg
     match code {
         SSL_REQUEST => Ok(Startup::Ssl),
         GSSENC_REQUEST => Ok(Startup::Gss),
-        CANCEL_REQUEST => Ok(Startup::Cancel),
+        CANCEL_REQUEST if body.remaining() == 8 => Ok(Startup::Cancel {
+            pid: body.get_i32(),
+            secret: body.get_i32(),
+        }),
+        CANCEL_REQUEST => Err(PgError::protocol("invalid length of cancel request")),
         PROTOCOL_3 => {
             let mut params = Vec::new();
             loop {

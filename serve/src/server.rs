@@ -93,7 +93,11 @@ impl Server {
             })?;
         Ok(Server {
             listener,
-            settings: Arc::new(Settings { tls, authentication }),
+            settings: Arc::new(Settings {
+                tls,
+                authentication,
+                cancels: Arc::default(),
+            }),
             shared: Arc::new(Shared::new(stores, config.typing)),
         })
     }

@@ -343,6 +343,22 @@ fn serve_jdbc_reads_what_it_reads_from_postgres() {
 }
 
 #[test]
+fn serve_cancels_a_running_query_on_request() {
+    let pg = cluster();
+    sql(&pg, TYPES);
+    let dir = scratch();
+    let asof = Asof::new(store_in(dir.path()));
+    asof.catch_up(&pg.conninfo());
+    let serve = Serve::start(&asof.store, dir.path(), &[], &[]);
+    let out = serve_check(&["cancel", &serve.conninfo("")]);
+    assert!(
+        out.contains("cancelled: canceling statement due to user request"),
+        "{out}"
+    );
+    assert!(out.contains("the connection goes on"), "{out}");
+}
+
+#[test]
 fn serve_requires_the_password_when_a_user_is_set() {
     let pg = cluster();
     sql(

@@ -5,6 +5,9 @@
       the same queries through asof serve after SET asof.at = WHEN must
       give the same values, of the same Python types, with the same
       column type OIDs.
+  serve_check.py cancel ASOF_CONNINFO
+      a query that would run for hours, cancelled from another thread,
+      ends with QueryCanceled, and the connection goes on.
 
 Queries use parameters, so psycopg speaks the extended protocol
 (Parse/Bind/Describe/Execute).
@@ -13,7 +16,10 @@ Queries use parameters, so psycopg speaks the extended protocol
 import datetime
 import decimal
 import json
+import os
 import sys
+import threading
+import time
 import uuid
 
 import psycopg
@@ -60,8 +66,48 @@ def answers(conn):
     return out
 
 
+def cancel(conninfo):
+    """Cancels a cross join of 62.5 billion rows while it runs."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        # A hang is the failure to guard against, not slowness.
+        def give_up():
+            print("the query was not cancelled within 300 s")
+            sys.stdout.flush()
+            os._exit(1)
+
+        watchdog = threading.Timer(300, give_up)
+        watchdog.start()
+        # Cancel once the query is surely running, and again in case the
+        # first request came before it began (one that finds the session
+        # idle cancels nothing).
+        def cancel_soon():
+            for _ in range(30):
+                time.sleep(0.5)
+                conn.cancel()
+
+        canceller = threading.Thread(target=cancel_soon, daemon=True)
+        canceller.start()
+        try:
+            conn.execute("SELECT count(*) FROM orders a, orders b, orders c, orders d")
+            print("the query finished instead of being cancelled")
+            sys.exit(1)
+        except psycopg.errors.QueryCanceled as e:
+            print(f"cancelled: {e}")
+        finally:
+            watchdog.cancel()
+        canceller.join()
+        n = conn.execute("SELECT count(*) FROM types WHERE id = %s", [1]).fetchone()
+        if n != (1,):
+            print(f"the connection did not go on after the cancel: {n!r}")
+            sys.exit(1)
+        print("the connection goes on")
+
+
 def main():
     mode = sys.argv[1]
+    if mode == "cancel":
+        cancel(sys.argv[2])
+        return
     if mode == "record":
         with psycopg.connect(sys.argv[2], autocommit=True) as conn:
             json.dump(answers(conn), open(sys.argv[3], "w"), indent=1)
