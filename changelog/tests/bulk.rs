@@ -10,8 +10,8 @@ use std::path::Path;
 use changelog::keys::cf;
 use changelog::reference::initial_schema;
 use changelog::{
-    BulkRows, ChangeRecord, Coverage, Datum, Durability, Lsn, RowBlock, RowImage, SchemaChange, StoreError, TableId,
-    Transaction,
+    BulkRows, ChangeRecord, Coverage, Datum, Durability, Lsn, RowBlock, RowImage, SchemaChange, SpillTxn, Store,
+    StoreError, TableId, Transaction,
 };
 use proptest::prelude::*;
 use support::{commit_info, open};
@@ -167,6 +167,22 @@ proptest! {
     }
 }
 
+/// A re-read of table 0 begun at LSN 200, and a block of `rows` rows for
+/// it, ready to build.
+fn start_load(store: &mut Store, rows: usize) -> (SpillTxn, BulkRows, RowBlock) {
+    let mut sp = store.begin_spill(Lsn(200)).unwrap();
+    store
+        .spill(&mut sp, &[ChangeRecord::ReadStart { table: TableId(0) }])
+        .unwrap();
+    let loader = store.bulk_rows(&sp, TableId(0)).unwrap();
+    let mut block = RowBlock::new(3);
+    let images: Vec<RowImage> = (0..rows)
+        .map(|i| RowImage(vec![Datum::text(i.to_string()), Datum::text("s"), Datum::Null]))
+        .collect();
+    fill(&mut block, &images);
+    (sp, loader, block)
+}
+
 #[test]
 fn a_load_cut_short_leaves_nothing_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,16 +199,7 @@ fn a_load_cut_short_leaves_nothing_after_reopening() {
     };
     {
         let mut store = open(dir.path(), Durability::Buffered);
-        let mut sp = store.begin_spill(Lsn(200)).unwrap();
-        store
-            .spill(&mut sp, &[ChangeRecord::ReadStart { table: TableId(0) }])
-            .unwrap();
-        let loader = store.bulk_rows(&sp, TableId(0)).unwrap();
-        let mut block = RowBlock::new(3);
-        let rows: Vec<RowImage> = (0..1000)
-            .map(|i| RowImage(vec![Datum::text(i.to_string()), Datum::text("s"), Datum::Null]))
-            .collect();
-        fill(&mut block, &rows);
+        let (mut sp, loader, block) = start_load(&mut store, 1000);
         let built = loader.build(&block, sp.reserve(block.len())).unwrap();
         store.ingest_rows(&mut sp, built).unwrap();
         // A second block built and never ingested, as a crash leaves it.
@@ -252,16 +259,7 @@ fn a_file_that_fails_to_land_takes_the_rest_of_its_block_with_it() {
             records: vec![define(TableId(0), 0)],
         }])
         .unwrap();
-    let mut sp = store.begin_spill(Lsn(200)).unwrap();
-    store
-        .spill(&mut sp, &[ChangeRecord::ReadStart { table: TableId(0) }])
-        .unwrap();
-    let loader = store.bulk_rows(&sp, TableId(0)).unwrap();
-    let mut block = RowBlock::new(3);
-    let rows: Vec<RowImage> = (0..100)
-        .map(|i| RowImage(vec![Datum::text(i.to_string()), Datum::text("s"), Datum::Null]))
-        .collect();
-    fill(&mut block, &rows);
+    let (mut sp, loader, block) = start_load(&mut store, 100);
     let built = loader.build(&block, sp.reserve(block.len())).unwrap();
     // The block's second file (the log lands first) goes missing.
     let bulk = dir.path().join("bulk");

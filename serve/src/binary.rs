@@ -3,8 +3,6 @@
 //! Types without a binary form here answer with an error naming them.
 
 use bytes::{BufMut, BytesMut};
-
-use crate::wire_types::{oid, pg_type, PgType};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimeUnit,
@@ -12,6 +10,7 @@ use datafusion::arrow::datatypes::{
 };
 
 use crate::error::PgError;
+use crate::wire_types::{oid, pg_type, PgType};
 
 /// Days from 1970-01-01 to 2000-01-01, Postgres's epoch.
 pub const PG_EPOCH_DAYS: i64 = 10_957;
@@ -54,21 +53,17 @@ enum TextForm {
 }
 
 fn text_form(pg: PgType) -> Option<TextForm> {
-    const JSON: u32 = 114;
-    const XML: u32 = 142;
-    const JSONB: u32 = 3802;
-    match pg.oid {
-        o if [oid::TEXT, oid::VARCHAR, oid::BPCHAR, oid::NAME]
-            .iter()
-            .any(|t| t.oid == o) =>
-        {
-            Some(TextForm::Raw)
-        }
-        JSON | XML => Some(TextForm::Raw),
-        o if o == oid::NUMERIC.oid => Some(TextForm::Numeric),
-        o if o == oid::UUID.oid => Some(TextForm::Uuid),
-        JSONB => Some(TextForm::Jsonb),
-        _ => None,
+    let is = |types: &[PgType]| types.iter().any(|t| t.oid == pg.oid);
+    if is(&[oid::TEXT, oid::VARCHAR, oid::BPCHAR, oid::NAME, oid::JSON, oid::XML]) {
+        Some(TextForm::Raw)
+    } else if is(&[oid::NUMERIC]) {
+        Some(TextForm::Numeric)
+    } else if is(&[oid::UUID]) {
+        Some(TextForm::Uuid)
+    } else if is(&[oid::JSONB]) {
+        Some(TextForm::Jsonb)
+    } else {
+        None
     }
 }
 

@@ -39,6 +39,8 @@ pub mod oid {
     pub const BOOL: PgType = PgType::new(16, 1);
     pub const BYTEA: PgType = PgType::new(17, -1);
     pub const NAME: PgType = PgType::new(19, 64);
+    pub const JSON: PgType = PgType::new(114, -1);
+    pub const XML: PgType = PgType::new(142, -1);
     pub const INT8: PgType = PgType::new(20, 8);
     pub const INT2: PgType = PgType::new(21, 2);
     pub const INT4: PgType = PgType::new(23, 4);
@@ -52,6 +54,7 @@ pub mod oid {
     pub const TIMESTAMPTZ: PgType = PgType::new(1184, 8);
     pub const NUMERIC: PgType = PgType::new(1700, -1);
     pub const UUID: PgType = PgType::new(2950, 16);
+    pub const JSONB: PgType = PgType::new(3802, -1);
     pub const BOOL_ARRAY: PgType = PgType::new(1000, -1);
     pub const BYTEA_ARRAY: PgType = PgType::new(1001, -1);
     pub const INT2_ARRAY: PgType = PgType::new(1005, -1);

@@ -386,22 +386,29 @@ fn cases() -> u32 {
         .unwrap_or(16)
 }
 
+/// The runtime the captures run on, and a runner of `cases` cases that
+/// does not shrink (each case costs a database).
+fn runtime_and_runner(cases: u32) -> (tokio::runtime::Runtime, TestRunner) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let runner = TestRunner::new(Config {
+        cases,
+        max_shrink_iters: 0,
+        ..Config::default()
+    });
+    (rt, runner)
+}
+
 #[test]
 fn randomized_workloads_match_postgres_at_every_commit() {
     let pg = PgCluster::builder()
         .setting("max_replication_slots", "40")
         .start()
         .expect("postgres");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        max_shrink_iters: 0,
-        ..Config::default()
-    });
+    let (rt, mut runner) = runtime_and_runner(cases());
     let strategy = proptest::collection::vec(
         (proptest::collection::vec(op(), 1..5), proptest::bool::weighted(0.15)),
         5..40,
@@ -589,16 +596,7 @@ fn randomized_streamed_transactions_match_postgres_at_every_commit() {
         .setting("logical_decoding_work_mem", "64kB")
         .start()
         .expect("postgres");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut runner = TestRunner::new(Config {
-        cases: cases().div_ceil(2),
-        max_shrink_iters: 0,
-        ..Config::default()
-    });
+    let (rt, mut runner) = runtime_and_runner(cases().div_ceil(2));
     let case = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&proptest::collection::vec(big_txn(), 5..25), |txns| {

@@ -339,7 +339,7 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
     /// replayed before the server's next.
     async fn stream_commit(&mut self, commit: StreamCommitBody, at: Lsn) -> Result<()> {
         let messages = self.streamed.commit(commit.xid, at)?;
-        if matches!(self.run.opts.until, Until::Lsn(stop) if commit.commit_lsn > stop) {
+        if self.commits_past_stop(commit.commit_lsn) {
             self.past_stop = true;
             return Ok(());
         }
@@ -404,11 +404,7 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
     /// A transaction committed: batch it, finish its spill, or, past the
     /// stop position, leave it out.
     async fn committed(&mut self, txn: Transaction) -> Result<()> {
-        let past_stop = match self.run.opts.until {
-            Until::Lsn(stop) => txn.commit.commit_lsn > stop,
-            _ => false,
-        };
-        if past_stop {
+        if self.commits_past_stop(txn.commit.commit_lsn) {
             // Not stored; an open spill of it is removed when the sink stops.
             self.spilling = false;
             self.past_stop = true;
@@ -420,6 +416,12 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             self.batch.push(txn);
         }
         Ok(())
+    }
+
+    /// Whether a transaction committing at `commit_lsn` lies past
+    /// `--until`'s LSN, and so is not stored.
+    fn commits_past_stop(&self, commit_lsn: Lsn) -> bool {
+        matches!(self.run.opts.until, Until::Lsn(stop) if commit_lsn > stop)
     }
 
     /// Moves the open transaction's records to the sink once there are

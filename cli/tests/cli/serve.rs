@@ -199,6 +199,16 @@ fn psql_err(pg: &PgCluster, conninfo: &str, env: &[(&str, &str)], commands: &[&s
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A cluster with the `TYPES` tables and a store that has captured them.
+fn types_captured() -> (PgCluster, tempfile::TempDir, Asof) {
+    let pg = cluster();
+    sql(&pg, TYPES);
+    let dir = scratch();
+    let asof = Asof::new(store_in(dir.path()));
+    asof.catch_up(&pg.conninfo());
+    (pg, dir, asof)
+}
+
 #[test]
 fn serve_psql_prints_what_postgres_prints() {
     let pg = cluster();
@@ -249,11 +259,7 @@ fn serve_psql_prints_what_postgres_prints() {
 
 #[test]
 fn serve_psycopg_with_parameters_at_a_past_moment() {
-    let pg = cluster();
-    sql(&pg, TYPES);
-    let dir = scratch();
-    let asof = Asof::new(store_in(dir.path()));
-    asof.catch_up(&pg.conninfo());
+    let (pg, dir, asof) = types_captured();
     let then = moment(&pg);
     let recorded = dir.path().join("then.json");
     serve_check(&["record", &pg.conninfo(), recorded.to_str().expect("path")]);
@@ -310,11 +316,7 @@ fn jdbc_check(url: &str, moment: Option<&str>) -> String {
 
 #[test]
 fn serve_jdbc_reads_what_it_reads_from_postgres() {
-    let pg = cluster();
-    sql(&pg, TYPES);
-    let dir = scratch();
-    let asof = Asof::new(store_in(dir.path()));
-    asof.catch_up(&pg.conninfo());
+    let (pg, dir, asof) = types_captured();
     let then = moment(&pg);
     let postgres_url = format!(
         "jdbc:postgresql://{}:{}/{}?user={}&sslmode=disable",
@@ -344,11 +346,7 @@ fn serve_jdbc_reads_what_it_reads_from_postgres() {
 
 #[test]
 fn serve_cancels_a_running_query_on_request() {
-    let pg = cluster();
-    sql(&pg, TYPES);
-    let dir = scratch();
-    let asof = Asof::new(store_in(dir.path()));
-    asof.catch_up(&pg.conninfo());
+    let (_pg, dir, asof) = types_captured();
     let serve = Serve::start(&asof.store, dir.path(), &[], &[]);
     let out = serve_check(&["cancel", &serve.conninfo("")]);
     assert!(
