@@ -12,9 +12,11 @@
 //! are spoken, with SCRAM-SHA-256 passwords and TLS.
 //!
 //! What it is not for: it is read-only (statements that would change
-//! something are refused with SQLSTATE 25006), it is not Postgres (no
-//! `pg_catalog`, so psql's `\d` and tools that introspect the catalog do
-//! not work), and it does not capture (`asof tail` does, beside it).
+//! something are refused with SQLSTATE 25006), it is not Postgres (its
+//! `pg_catalog`, from [`asof_sql::pg_catalog`], describes the captured
+//! tables and has no indexes, constraints or functions beyond what
+//! clients' introspection needs), and it does not capture (`asof tail`
+//! does, beside it).
 
 mod binary;
 mod cancel;

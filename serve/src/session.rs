@@ -140,7 +140,9 @@ impl Session {
     pub async fn plan(&mut self, sql: &str) -> Result<Planned, PgError> {
         let engine = self.engine()?;
         let state = engine.context().state();
-        let plan = state.create_logical_plan(sql).await.map_err(PgError::from_datafusion)?;
+        let plan = asof_sql::pg_catalog::plan(&state, sql)
+            .await
+            .map_err(PgError::from_datafusion)?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

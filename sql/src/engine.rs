@@ -13,6 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use materializer::{Cut, Resolved, When};
 
 use crate::error::{Result, SqlError};
+use crate::pg_catalog;
 use crate::table::AsOfTable;
 use crate::types::Typing;
 
@@ -40,17 +41,26 @@ impl Engine {
         let catalog = ctx
             .catalog(CATALOG)
             .ok_or_else(|| DataFusionError::Internal("no default catalog".into()))?;
-        for table in materializer::tables_at(&store, cut) {
+        let tables = materializer::tables_at(&store, cut);
+        for table in &tables {
             let name = &table.schema.name;
             if catalog.schema(&name.schema).is_none() {
                 catalog.register_schema(&name.schema, Arc::new(MemorySchemaProvider::new()))?;
             }
-            let provider = AsOfTable::new(store.clone(), &table, cut, typing);
+            let provider = AsOfTable::new(store.clone(), table, cut, typing);
             ctx.register_table(
                 TableReference::partial(name.schema.as_str(), name.name.as_str()),
                 Arc::new(provider),
             )?;
         }
+        let source = store.source_info()?;
+        let database = source.as_ref().map_or("asof", |s| s.database.as_str());
+        let user = source
+            .as_ref()
+            .and_then(|s| conninfo_user(&s.conninfo_redacted))
+            .unwrap_or("asof");
+        pg_catalog::register(&ctx, CATALOG, &tables, database, user)?;
+        drop(tables);
         let asof_at = Arc::new(AsofAt {
             store,
             typing,
@@ -62,7 +72,14 @@ impl Engine {
 
     /// Plans and starts `sql`; its rows stream from the returned stream.
     pub async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let frame = self.ctx.sql(sql).await.map_err(SqlError::from_datafusion)?;
+        let plan = pg_catalog::plan(&self.ctx.state(), sql)
+            .await
+            .map_err(SqlError::from_datafusion)?;
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(SqlError::from_datafusion)?;
         frame.execute_stream().await.map_err(SqlError::from_datafusion)
     }
 
@@ -141,4 +158,12 @@ fn parse_table_name(s: &str) -> Result<TableName> {
         return Err(SqlError::TableName(s.to_string()));
     }
     Ok(name)
+}
+
+/// The `user=` of a connection string, if it names one.
+fn conninfo_user(conninfo: &str) -> Option<&str> {
+    conninfo
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("user="))
+        .filter(|u| !u.is_empty())
 }

@@ -14,6 +14,9 @@
 //!   cut, or each table's whole history as SCD type-2 rows, with a
 //!   `manifest.json`.
 //! - [`write_rows`]: a query's rows as a table, CSV, JSON lines or Parquet.
+//! - [`pg_catalog`]: the Postgres catalog of the tables at the cut, for
+//!   clients that introspect (psql's `\d`, JDBC's metadata), and the
+//!   planning that reads the Postgres spellings they use.
 //!
 //! Not here: capture, resolving history (`materializer`), the command
 //! line (`asof sql`, `asof export` in the `asof` binary), or a Postgres
@@ -39,6 +42,7 @@ mod engine;
 mod error;
 mod export;
 mod output;
+pub mod pg_catalog;
 mod pushdown;
 mod table;
 pub mod types;

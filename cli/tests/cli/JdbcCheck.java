@@ -9,9 +9,9 @@ import java.sql.*;
 import java.util.*;
 
 public class JdbcCheck {
-    // Every column but the interval: the driver looks the name of that type
-    // up in pg_catalog.pg_type, which `asof serve` does not have.
-    static final String COLUMNS = "id, i2, i4, i8, f4, f8, n, b, t, v, by, d, ts, tz, un, u, j, ai, at";
+    // The driver looks the names of types it does not know by heart (the
+    // interval) up in pg_catalog.pg_type.
+    static final String COLUMNS = "id, i2, i4, i8, f4, f8, n, b, t, v, by, d, ts, tz, un, u, j, ai, at, iv";
 
     static final String[] QUERIES = {
         "SELECT " + COLUMNS + " FROM types ORDER BY id",
@@ -25,6 +25,15 @@ public class JdbcCheck {
                 try (Statement s = c.createStatement()) {
                     s.execute("SET asof.at = '" + args[1].replace("'", "''") + "'");
                 }
+            }
+            // What tools read of the catalog: the tables and their columns.
+            DatabaseMetaData meta = c.getMetaData();
+            try (ResultSet r = meta.getTables(null, "public", "%", new String[] {"TABLE"})) {
+                print("tables", r, "TABLE_SCHEM", "TABLE_NAME", "TABLE_TYPE");
+            }
+            try (ResultSet r = meta.getColumns(null, "public", "%", "%")) {
+                print("columns", r, "TABLE_NAME", "COLUMN_NAME", "DATA_TYPE", "TYPE_NAME", "COLUMN_SIZE",
+                    "DECIMAL_DIGITS", "NULLABLE", "ORDINAL_POSITION");
             }
             for (String q : QUERIES) {
                 try (Statement s = c.createStatement(); ResultSet r = s.executeQuery(q)) {
@@ -57,6 +66,17 @@ public class JdbcCheck {
             StringBuilder row = new StringBuilder();
             for (int i = 1; i <= m.getColumnCount(); i++) {
                 row.append(i > 1 ? " | " : "").append(show(r.getObject(i)));
+            }
+            System.out.println(row);
+        }
+    }
+
+    static void print(String title, ResultSet r, String... columns) throws SQLException {
+        System.out.println("# " + title + ": " + String.join(" ", columns));
+        while (r.next()) {
+            StringBuilder row = new StringBuilder();
+            for (String column : columns) {
+                row.append(row.length() > 0 ? " | " : "").append(r.getString(column));
             }
             System.out.println(row);
         }

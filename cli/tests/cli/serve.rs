@@ -315,6 +315,49 @@ fn jdbc_check(url: &str, moment: Option<&str>) -> String {
 }
 
 #[test]
+fn serve_psql_describes_tables_as_postgres_does() {
+    let pg = cluster();
+    sql(&pg, TYPES);
+    sql(
+        &pg,
+        "CREATE SCHEMA sales; CREATE TABLE sales.regions (code text PRIMARY KEY, name varchar(30), rate numeric(5,3));",
+    );
+    let dir = scratch();
+    let asof = Asof::new(store_in(dir.path()));
+    asof.catch_up(&pg.conninfo());
+    let then = moment(&pg);
+    let describe = ["\\dt", "\\dt sales.*", "\\d types", "\\d sales.regions"];
+    let want: Vec<String> = describe
+        .iter()
+        .map(|c| psql_ok(&pg, &pg.conninfo(), &[], &[c]))
+        .collect();
+    sql(
+        &pg,
+        "ALTER TABLE types ADD COLUMN later timestamp(3); CREATE TABLE newer (id int PRIMARY KEY);",
+    );
+    asof.catch_up(&pg.conninfo());
+    let mut serve = Serve::start(&asof.store, dir.path(), &[], &[]);
+    let ours = serve.conninfo("");
+    // At the earlier moment, psql describes what Postgres described then
+    // (its `-t` leaves out the footers, such as the indexes Postgres lists).
+    let set = format!("SET asof.at = '{}'", then.at_lsn());
+    for (c, want) in describe.iter().zip(&want) {
+        let got = psql_ok(&pg, &ours, &[], &[&set, c]);
+        let got = got.strip_prefix("SET\n").unwrap_or(&got);
+        assert_bytes_eq(got.as_bytes(), want.as_bytes(), c);
+    }
+    // At `now` it describes the table as altered, and the new table.
+    let now = psql_ok(&pg, &ours, &[], &["\\d types", "\\dt"]);
+    let want_now = psql_ok(&pg, &pg.conninfo(), &[], &["\\d types", "\\dt"]);
+    assert_bytes_eq(now.as_bytes(), want_now.as_bytes(), "\\d types at now");
+    assert!(
+        now.contains("later|timestamp(3) without time zone") && now.contains("newer"),
+        "{now}"
+    );
+    assert_eq!(serve.terminate(), Some(0), "{}", serve.stderr());
+}
+
+#[test]
 fn serve_jdbc_reads_what_it_reads_from_postgres() {
     let (pg, dir, asof) = types_captured();
     let then = moment(&pg);
