@@ -109,6 +109,12 @@ pub enum StoreError {
         /// The table.
         table: TableId,
     },
+    /// An image was asked for at an LSN that is no stored commit.
+    #[error("no stored commit at {lsn} to write an image at (images are written at commits between the horizon and the watermark)")]
+    NoCommitAt {
+        /// The LSN asked for.
+        lsn: crate::Lsn,
+    },
     /// A filesystem error outside RocksDB.
     #[error("i/o error on {path}")]
     Io {

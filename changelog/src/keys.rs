@@ -17,6 +17,8 @@
 //! cf "resets"    table_id:u32 lsn:u64                          -> ResetKind
 //! cf "versions"  table_id:u32 user_key !commit_lsn:u64         -> tag [copies] schema_version row
 //! cf "latest"    table_id:u32 user_key                         -> commit_lsn:u64 tag [copies] schema_version row
+//! cf "images"    0x00 table_id:u32 image_lsn:u64               -> rows:u64 (the image is complete)
+//!                0x01 table_id:u32 image_lsn:u64 user_key      -> commit_lsn:u64 tag [copies] schema_version row
 //! ```
 //!
 //! `user_key` is a memcomparable, prefix-free encoding of the row's key
@@ -56,8 +58,13 @@ pub mod cf {
     /// The newest version of every key (a copy of its first `versions`
     /// entry), so scans of recent state do not wade through history.
     pub const LATEST: &str = "latest";
+    /// Base images: every live row of a table at one cut, so a read at a
+    /// past cut need not go through every key's history.
+    pub const IMAGES: &str = "images";
     /// Every family, in creation order.
-    pub const ALL: [&str; 9] = [META, TABLES, SCHEMAS, COMMITS, TIMES, LOG, RESETS, VERSIONS, LATEST];
+    pub const ALL: [&str; 10] = [
+        META, TABLES, SCHEMAS, COMMITS, TIMES, LOG, RESETS, VERSIONS, LATEST, IMAGES,
+    ];
 }
 
 /// Keys of the `meta` family.
@@ -176,6 +183,53 @@ pub fn encode_reset_key(t: TableId, lsn: Lsn) -> [u8; 12] {
 /// Decodes a `resets` key.
 pub fn decode_reset_key(k: &[u8]) -> Result<(TableId, Lsn), CorruptEncoding> {
     Ok((decode_table_key(k)?, Lsn(u64::from_be_bytes(take::<8>(k, 4, "lsn")?))))
+}
+
+/// Tag of an image's completion marker in the `images` family.
+const IMAGE_MARKER: u8 = 0x00;
+/// Tag of an image's rows in the `images` family.
+const IMAGE_ROW: u8 = 0x01;
+
+/// The completion marker of `table`'s image at `at`; markers sort before
+/// every row, so a table's images are listed without reading their rows.
+pub fn encode_image_marker(table: TableId, at: Lsn) -> [u8; 13] {
+    let mut k = [IMAGE_MARKER; 13];
+    let (t, l) = k.split_at_mut(1).1.split_at_mut(4);
+    t.copy_from_slice(&table.0.to_be_bytes());
+    l.copy_from_slice(&at.0.to_be_bytes());
+    k
+}
+
+/// The first and one-past-last markers of `table`'s images.
+pub fn image_marker_range(table: TableId) -> ([u8; 5], Vec<u8>) {
+    let (lo, hi) = table_range(table);
+    let mut start = [IMAGE_MARKER; 5];
+    start.split_at_mut(1).1.copy_from_slice(&lo);
+    let mut end = vec![IMAGE_MARKER];
+    end.extend_from_slice(&hi);
+    (start, end)
+}
+
+/// Decodes a marker key into its table and cut.
+pub fn decode_image_marker(k: &[u8]) -> Result<(TableId, Lsn), CorruptEncoding> {
+    if k.len() != 13 || k.first() != Some(&IMAGE_MARKER) {
+        return Err(CorruptEncoding {
+            offset: 0,
+            what: "image marker",
+        });
+    }
+    let table = decode_table_key(k.get(1..).unwrap_or_default())?;
+    Ok((table, decode_lsn(k.get(5..).unwrap_or_default())?))
+}
+
+/// The prefix of the rows of `table`'s image at `at`; a row's key is the
+/// prefix followed by its user key.
+pub fn image_row_prefix(table: TableId, at: Lsn) -> [u8; 13] {
+    let mut k = encode_image_marker(table, at);
+    if let Some(tag) = k.first_mut() {
+        *tag = IMAGE_ROW;
+    }
+    k
 }
 
 /// Type OIDs whose text form is an integer and that are encoded numerically

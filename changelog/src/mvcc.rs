@@ -42,6 +42,8 @@ pub struct ScanStats {
     pub seeks: u64,
     /// Rows handed to the caller.
     pub rows: u64,
+    /// The base image the scan read from, if it read from one.
+    pub image: Option<Lsn>,
 }
 
 /// A live row version found by a scan, borrowed from the engine's buffers.
@@ -86,12 +88,12 @@ pub struct DiffRow<'a> {
 
 /// Moves the lifetime of an empty buffer so its allocation can be reused for
 /// borrows of the next engine value.
-fn recycle<'a>(mut v: Vec<DatumRef<'static>>) -> Vec<DatumRef<'a>> {
+pub(crate) fn recycle<'a>(mut v: Vec<DatumRef<'static>>) -> Vec<DatumRef<'a>> {
     v.clear();
     v.into_iter().collect()
 }
 
-fn park(mut v: Vec<DatumRef<'_>>) -> Vec<DatumRef<'static>> {
+pub(crate) fn park(mut v: Vec<DatumRef<'_>>) -> Vec<DatumRef<'static>> {
     v.clear();
     v.into_iter().map(|_| DatumRef::Null).collect()
 }
@@ -100,7 +102,7 @@ fn park(mut v: Vec<DatumRef<'_>>) -> Vec<DatumRef<'static>> {
 /// cache alone. A scan reads each block once, so caching it only evicts
 /// what point look-ups use and costs an insert and an eviction per block
 /// (about 30% of a deep past-cut scan, 20% of a scan at `now`).
-fn scan_options() -> ReadOptions {
+pub(crate) fn scan_options() -> ReadOptions {
     let mut ro = ReadOptions::default();
     ro.set_readahead_size(2 << 20);
     ro.fill_cache(false);
@@ -258,7 +260,7 @@ fn step_to(it: &mut DBRawIterator<'_>, target: &[u8], stats: &mut ScanStats) -> 
     Ok(false)
 }
 
-fn decode_head(v: &[u8]) -> Result<Option<codec::VersionHead>> {
+pub(crate) fn decode_head(v: &[u8]) -> Result<Option<codec::VersionHead>> {
     codec::decode_version_head(v).map_err(StoreError::corrupt(cf::VERSIONS))
 }
 
@@ -279,13 +281,72 @@ impl Store {
 
     /// [`Store::scan_as_of`] limited to the keys in `range`, so that parts
     /// of one table ([`Store::split_table`]) can be read side by side.
+    ///
+    /// A cut well behind the newest changes is read from the table's
+    /// newest base image at or before it plus the log since, when there is
+    /// one (see [`crate::store::image`]); otherwise through `latest` and,
+    /// for keys changed after the cut, their histories.
     pub fn scan_range_as_of<E: From<StoreError>>(
         &self,
         table: TableId,
         range: &KeyRange,
         cut: Lsn,
         dead_before: Option<Lsn>,
+        f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
+    ) -> std::result::Result<ScanStats, E> {
+        match self.image_plan(table, cut, dead_before)? {
+            Some(plan) => self.scan_from_image(&plan, range, cut, f),
+            None => self.scan_walking_history(table, range, cut, dead_before, f),
+        }
+    }
+
+    /// [`Store::scan_range_as_of`] through `latest` and the histories of
+    /// the keys changed after the cut.
+    pub(crate) fn scan_walking_history<E: From<StoreError>>(
+        &self,
+        table: TableId,
+        range: &KeyRange,
+        cut: Lsn,
+        dead_before: Option<Lsn>,
         mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
+    ) -> std::result::Result<ScanStats, E> {
+        let mut stats = ScanStats::default();
+        let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
+        let mut rows = 0;
+        let walked = self.visit_visible::<E>(table, range, cut, dead_before, |uk, lsn, v| {
+            let Some(head) = decode_head(v)? else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let mut pos = head.row_at;
+            let mut refs = recycle(std::mem::take(&mut spare));
+            codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            rows += 1;
+            let flow = f(ScanRow {
+                key: uk,
+                lsn,
+                schema: head.schema,
+                copies: head.copies,
+                values: &refs,
+            })?;
+            spare = park(refs);
+            Ok(flow)
+        })?;
+        stats.nexts = walked.nexts;
+        stats.seeks = walked.seeks;
+        stats.rows = rows;
+        Ok(stats)
+    }
+
+    /// Calls `f` with the user key, LSN and stored bytes of the version of
+    /// each key in `range` visible at `cut` (a row or a deletion), unless a
+    /// reset hides it, in key order.
+    pub(crate) fn visit_visible<E: From<StoreError>>(
+        &self,
+        table: TableId,
+        range: &KeyRange,
+        cut: Lsn,
+        dead_before: Option<Lsn>,
+        mut f: impl FnMut(&[u8], Lsn, &[u8]) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
         // Walk the newest version of every key (`latest`); only a key
         // changed after the cut needs a seek into its history. So a scan of
@@ -299,7 +360,6 @@ impl Store {
             ..ScanStats::default()
         };
         let mut reach = Reach::default();
-        let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
         while let (Some(uk), Some(lv)) = (latest.key(), latest.value()) {
             let (newest, newest_value) = codec::decode_latest(lv).map_err(StoreError::corrupt(cf::LATEST))?;
             let visible: Option<(Lsn, &[u8])> = if newest <= cut {
@@ -331,22 +391,8 @@ impl Store {
                 }
             };
             if let Some((lsn, v)) = visible.filter(|(lsn, _)| dead_before.is_none_or(|r| *lsn >= r)) {
-                if let Some(head) = decode_head(v)? {
-                    let mut pos = head.row_at;
-                    let mut refs = recycle(std::mem::take(&mut spare));
-                    codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
-                    stats.rows += 1;
-                    let flow = f(ScanRow {
-                        key: uk,
-                        lsn,
-                        schema: head.schema,
-                        copies: head.copies,
-                        values: &refs,
-                    })?;
-                    spare = park(refs);
-                    if flow.is_break() {
-                        return Ok(stats);
-                    }
+                if f(uk, lsn, v)?.is_break() {
+                    return Ok(stats);
                 }
             }
             latest.next();

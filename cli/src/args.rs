@@ -78,6 +78,9 @@ pub enum Command {
     /// Drop history before a moment (answers from then on are unchanged).
     #[command(after_long_help = COMPACT_EXAMPLES)]
     Compact(CompactArgs),
+    /// Write base images of tables, so reads at past moments do not wade through each row's history.
+    #[command(after_long_help = IMAGE_EXAMPLES)]
+    Image(ImageArgs),
     /// Check that the store holds exactly what the source holds, at one exact LSN.
     #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
@@ -276,6 +279,20 @@ pub struct CompactArgs {
     /// The new retention horizon: history before it is folded away.
     #[arg(long, value_name = "WHEN", allow_hyphen_values = true, value_parser = values::when)]
     pub before: When,
+}
+
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    /// The moment to write the images at (default: the latest captured commit).
+    #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true, value_parser = values::when, conflicts_with = "every")]
+    pub at: When,
+    /// Instead, write images through the whole log, one every N changes (counted over every table),
+    /// after the last image already written.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: Option<u64>,
+    /// Only these tables (schema.name, comma separated; default: every table at each moment).
+    #[arg(long, value_delimiter = ',', value_name = "TABLE,...", value_parser = values::table)]
+    pub tables: Vec<TableName>,
 }
 
 #[derive(Args, Debug)]
@@ -487,6 +504,20 @@ const COMPACT_EXAMPLES: &str = concat!(
 
 Answers at or after the new horizon do not change; earlier moments are refused from then on.
 Stop `asof tail` first: compaction needs the store's write lock.",
+    "\n\n",
+    when_note!()
+);
+
+const IMAGE_EXAMPLES: &str = concat!(
+    "Examples:
+  asof image
+  asof image --at -1d --tables public.orders
+  asof image --every 1000000
+
+A read at a past moment walks the newest image at or before it and the log since, instead of the
+history of every row changed after it; without images such a read costs more the more often rows
+changed. Images take about the space of the table each; `compact` drops those before its horizon.
+Stop `asof tail` first: writing images needs the store's write lock.",
     "\n\n",
     when_note!()
 );

@@ -18,6 +18,8 @@ mod end_to_end;
 mod errors;
 #[path = "cli/help_examples.rs"]
 mod help_examples;
+#[path = "cli/images.rs"]
+mod images;
 #[path = "cli/live_tail.rs"]
 mod live_tail;
 #[path = "cli/metrics.rs"]

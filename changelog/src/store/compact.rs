@@ -54,6 +54,8 @@ impl Store {
         self.db
             .put_cf_opt(self.cf(cf::META)?, keys::meta::HORIZON, keys::encode_lsn(horizon), &wo)?;
         self.horizon = Some(horizon);
+        // Images before the horizon would be read with log it deletes.
+        self.drop_images_before(horizon)?;
 
         let mut stats = CompactStats::default();
         let tables: Vec<_> = self

@@ -59,11 +59,31 @@ pub(super) fn cf_options(name: &str, cache: &Cache) -> Options {
 }
 
 fn descriptors(opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
+    descriptors_of(opts, &cf::ALL)
+}
+
+fn descriptors_of(opts: &StoreOptions, names: &[&str]) -> Vec<ColumnFamilyDescriptor> {
     let cache = Cache::new_lru_cache(opts.cache_bytes);
-    cf::ALL
+    names
         .iter()
         .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache)))
         .collect()
+}
+
+/// Families added after stores were first made: a store made before has
+/// none, gets it when opened for writing, and is read without it.
+const ADDED: [&str; 1] = [cf::IMAGES];
+
+/// The families of the store at `path` that this version knows: all of
+/// them, less those added since the store was made.
+fn existing_descriptors(path: &Path, opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
+    let present = DB::list_cf(&Options::default(), path).unwrap_or_default();
+    let names: Vec<&str> = cf::ALL
+        .iter()
+        .copied()
+        .filter(|n| !ADDED.contains(n) || present.iter().any(|p| p == n))
+        .collect();
+    descriptors_of(opts, &names)
 }
 
 fn looks_like_rocksdb(path: &Path) -> Result<bool> {
@@ -160,9 +180,10 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
         }
         create(path, opts)?;
     }
-    let db =
-        DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts)).map_err(|e| map_open_error(path, e))?;
+    let db = DB::open_cf_descriptors(&db_options(opts), path, existing_descriptors(path, opts))
+        .map_err(|e| map_open_error(path, e))?;
     integrity::check_writer(&db, path)?;
+    let cache = Cache::new_lru_cache(opts.cache_bytes);
     let mut store = new_store(db, path, Access::ReadWrite, opts, None);
     if store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.is_none() {
         return Err(StoreError::NotAStore {
@@ -170,6 +191,11 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
         });
     }
     check_format(&store)?;
+    for name in ADDED {
+        if store.db.cf_handle(name).is_none() {
+            store.db.create_cf(name, &cf_options(name, &cache))?;
+        }
+    }
     load_state(&mut store)?;
     super::scratch::clear(path)?;
     store.recover_inflight()?;
@@ -193,7 +219,7 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     o.create_missing_column_families(false);
     // Required for secondary instances: keep every file open.
     o.set_max_open_files(-1);
-    let db = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), descriptors(opts))
+    let db = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), existing_descriptors(path, opts))
         .map_err(|e| map_open_error(path, e))?;
     let mut store = new_store(db, path, Access::ReadOnly, opts, Some(scratch));
     if store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.is_none() {

@@ -9,6 +9,7 @@ mod demo_kafka;
 mod diff;
 mod follow;
 mod history;
+mod image;
 mod rows;
 mod serve;
 mod sql;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tables(a) => tables::run(&cli.store, a),
         Command::Status(a) => status::run(&cli.store, a),
         Command::Compact(a) => compact::run(&cli.store, a),
+        Command::Image(a) => image::run(&cli.store, a),
         Command::Verify(a) => verify::run(&cli.store, a),
         Command::Demo(a) => demo::run(a),
         Command::Uninstall(a) => uninstall::run(a),

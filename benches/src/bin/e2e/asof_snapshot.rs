@@ -41,21 +41,27 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
     let t = Instant::now();
     let chunks = rows.div_ceil(10_000);
     let half = (versions - 1) / 2;
-    let mut mid = String::new();
-    for (from, to) in [(1, half), (half + 1, versions - 1)] {
-        if from <= to {
-            cl.execute(&format!(
-                "DO $$ BEGIN FOR r IN {from}..{to} LOOP FOR i IN 0..{} LOOP \
-                 UPDATE {deep} SET status = (ARRAY['new','paid','shipped','delivered'])[1 + ((id + r) % 4)::int], \
-                 amount = amount + 1, note = 'order ' || id || ' revision ' || r \
-                 WHERE id BETWEEN i::bigint * 10000 + 1 AND (i + 1)::bigint * 10000; COMMIT; END LOOP; END LOOP; END $$",
-                chunks - 1
-            ))?;
+    // Rounds `rounds`, chunks `from..=to` of each.
+    let update = |rounds: (u32, u32), (from, to): (u64, u64)| -> Result<()> {
+        if rounds.0 > rounds.1 || from > to {
+            return Ok(());
         }
-        if mid.is_empty() {
-            mid = current_lsn(&cl)?;
-        }
-    }
+        cl.execute(&format!(
+            "DO $$ BEGIN FOR r IN {}..{} LOOP FOR i IN {from}..{to} LOOP \
+             UPDATE {deep} SET status = (ARRAY['new','paid','shipped','delivered'])[1 + ((id + r) % 4)::int], \
+             amount = amount + 1, note = 'order ' || id || ' revision ' || r \
+             WHERE id BETWEEN i::bigint * 10000 + 1 AND (i + 1)::bigint * 10000; COMMIT; END LOOP; END LOOP; END $$",
+            rounds.0, rounds.1
+        ))?;
+        Ok(())
+    };
+    update((1, half), (0, chunks - 1))?;
+    let mid = current_lsn(&cl)?;
+    // Half a round more: a cut between two images of one per round.
+    update((half + 1, half + 1), (0, chunks / 2 - 1))?;
+    let mid_round = current_lsn(&cl)?;
+    update((half + 1, half + 1), (chunks / 2, chunks - 1))?;
+    update((half + 2, versions - 1), (0, chunks - 1))?;
     let upd = u64::from(versions - 1) * rows;
     println!("{upd} updates on {deep} in {:.1} s", t.elapsed().as_secs_f64());
     let log = dir.join("tail_updates.log");
@@ -157,5 +163,24 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
     println!("\nthe same at {at}, halfway through the history of {deep} (every key of {deep} changed after it; {deep} has {} versions per key then)", half + 1);
     let r = run(ctx, "compacted-mid", &at)?;
     summarize(&r, "after flush + compact_files", &at);
+
+    // Base images, one per round of updates (`asof image --every` the
+    // table's size): the same past cut, at an image, and half a round
+    // past one (the image plus 400,000 changes of the log).
+    let s = timed(
+        ctx.asof(&store).args(["image", "--every", &rows.to_string()]),
+        &dir.join("image.log"),
+    )?;
+    println!(
+        "\nasof image --every {rows}: {:.1} s (asof CPU {:.1} s); store now {:.1} MiB",
+        s.wall,
+        s.cpu,
+        mib(dir_size(&store)?)
+    );
+    let r = run(ctx, "images-mid", &at)?;
+    summarize(&r, "with an image per round (cut at an image)", &at);
+    let at = format!("lsn:{mid_round}");
+    let r = run(ctx, "images-mid-round", &at)?;
+    summarize(&r, "with an image per round (cut half a round past one)", &at);
     Ok(())
 }

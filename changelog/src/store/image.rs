@@ -1,0 +1,354 @@
+//! Base images: every live row of one table at one cut, written beside the
+//! version index, so a read at a cut long before the newest changes costs
+//! the table's size plus the changes since the image, however deep each
+//! key's history is.
+//!
+//! A read at cut `c` of a table with an image at `b <= c` walks the image
+//! in key order and overlays the table's changes in `(b, c]`, read from the
+//! log in commit order (the last change of a key wins; a deletion hides
+//! the key). It is used when it is the cheaper read: `c` is before the
+//! watermark, nearer to `b` than to the watermark (in WAL bytes, a proxy
+//! for the changes each way), and nothing between `b` and `c` changed the
+//! table's shape or emptied it (a schema change, truncate or re-read); a
+//! table that counts copies is always read through its versions. Reading
+//! through `latest` and the histories otherwise gives the same answer;
+//! the tests hold both to the reference fold.
+//!
+//! Crash safety: an image's rows are ingested first and its marker is
+//! written (synced) after them; a read uses only images with a marker, and
+//! writing an image removes whatever rows an interrupted write left.
+//! Retention (`compact`) drops the images before its horizon together
+//! with their markers, since the log they would be read with is gone.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use rocksdb::{Cache, IngestExternalFileOptions, SstFileWriter, WriteBatch, WriteOptions};
+
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::ids::TableId;
+use crate::keys::{self, cf, KeyRange};
+use crate::lsn::Lsn;
+use crate::mvcc::{decode_head, park, recycle, scan_options, ScanRow, ScanStats};
+use crate::record::ChangeRecord;
+use crate::schema::{SchemaVersionNo, TableSchema};
+use crate::store::open::cf_options;
+use crate::store::Store;
+use crate::value::{DatumRef, RowImage};
+
+/// One complete image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The table.
+    pub table: TableId,
+    /// The cut it is the table at.
+    pub at: Lsn,
+    /// Its live rows.
+    pub rows: u64,
+}
+
+/// How a scan reads from an image.
+pub(crate) struct ImagePlan {
+    table: TableId,
+    at: Lsn,
+    /// The shape rows have between the image and the cut.
+    schema: TableSchema,
+    version: SchemaVersionNo,
+    /// The table's last reset at or before the cut.
+    dead_before: Option<Lsn>,
+}
+
+/// The last change of each key since an image, `None` for a deletion.
+type Changes = BTreeMap<Vec<u8>, Option<(Lsn, RowImage)>>;
+
+impl Store {
+    /// The complete images of `table`, oldest first.
+    pub fn images(&self, table: TableId) -> Result<Vec<ImageInfo>> {
+        let Some(images) = self.db.cf_handle(cf::IMAGES) else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = keys::image_marker_range(table);
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(hi);
+        let mut it = self.db.raw_iterator_cf_opt(images, ro);
+        it.seek(lo);
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (t, at) = keys::decode_image_marker(k).map_err(StoreError::corrupt(cf::IMAGES))?;
+            let rows = keys::decode_lsn(v).map_err(StoreError::corrupt(cf::IMAGES))?.0;
+            out.push(ImageInfo { table: t, at, rows });
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Writes the image of `table` at `at` (a stored commit at or after the
+    /// horizon), unless it exists. The rows are those a scan at `at` reads.
+    pub fn write_image(&mut self, table: TableId, at: Lsn) -> Result<ImageInfo> {
+        self.check_writable()?;
+        if self.commit(at)?.is_none() || self.horizon.is_some_and(|h| at < h) {
+            return Err(StoreError::NoCommitAt { lsn: at });
+        }
+        if let Some(done) = self.images(table)?.into_iter().find(|i| i.at == at) {
+            return Ok(done);
+        }
+        let dead_before = self.catalog.table(table).and_then(|e| e.last_reset_at(at));
+        let prefix = keys::image_row_prefix(table, at);
+        let (table_lo, table_hi) = keys::table_range(table);
+        let bound = |suffix: &[u8]| [prefix.as_slice(), suffix].concat();
+        // Rows an interrupted write left.
+        self.db
+            .delete_range_cf(self.cf(cf::IMAGES)?, bound(&table_lo), bound(&table_hi))?;
+
+        let dir = self.scratch_dir()?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(format!("image-{}-{}.sst", table.0, at.0));
+        let cache = Cache::new_lru_cache(1 << 20);
+        let options = cf_options(cf::IMAGES, &cache);
+        let mut writer = SstFileWriter::create(&options);
+        writer.open(&path)?;
+        let mut rows = 0u64;
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        let written = self.visit_visible::<StoreError>(table, &KeyRange::ALL, at, dead_before, |uk, lsn, v| {
+            if decode_head(v)?.is_some() {
+                key.clear();
+                key.extend_from_slice(&prefix);
+                key.extend_from_slice(uk);
+                value.clear();
+                value.extend_from_slice(&lsn.0.to_be_bytes());
+                value.extend_from_slice(v);
+                writer.put(&key, &value)?;
+                rows += 1;
+            }
+            Ok(ControlFlow::Continue(()))
+        });
+        let landed = written.and_then(|_| {
+            if rows == 0 {
+                return Ok(());
+            }
+            writer.finish()?;
+            let mut io = IngestExternalFileOptions::default();
+            io.set_move_files(true);
+            self.db
+                .ingest_external_file_cf_opts(self.cf(cf::IMAGES)?, &io, vec![path.clone()])?;
+            Ok(())
+        });
+        let _ = std::fs::remove_file(&path);
+        landed?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(
+            self.cf(cf::IMAGES)?,
+            keys::encode_image_marker(table, at),
+            rows.to_be_bytes(),
+            &wo,
+        )?;
+        Ok(ImageInfo { table, at, rows })
+    }
+
+    /// Drops every image before `horizon`, marker and rows together.
+    pub(crate) fn drop_images_before(&self, horizon: Lsn) -> Result<u64> {
+        let Some(images) = self.db.cf_handle(cf::IMAGES) else {
+            return Ok(0);
+        };
+        let mut dropped = 0;
+        let mut batch = WriteBatch::default();
+        for (table, _) in self.catalog.tables() {
+            let (table_lo, table_hi) = keys::table_range(table);
+            for image in self.images(table)?.into_iter().filter(|i| i.at < horizon) {
+                let prefix = keys::image_row_prefix(table, image.at);
+                batch.delete_cf(images, keys::encode_image_marker(table, image.at));
+                batch.delete_range_cf(
+                    images,
+                    [prefix.as_slice(), &table_lo].concat(),
+                    [prefix.as_slice(), &table_hi].concat(),
+                );
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            self.db.write_opt(batch, &wo)?;
+        }
+        Ok(dropped)
+    }
+
+    /// The image a scan of `table` at `cut` should read from, if any (see
+    /// the module docs for when).
+    pub(crate) fn image_plan(&self, table: TableId, cut: Lsn, dead_before: Option<Lsn>) -> Result<Option<ImagePlan>> {
+        let Some(top) = self.watermark.map(|w| w.commit_lsn).filter(|top| cut < *top) else {
+            return Ok(None);
+        };
+        let Some(entry) = self.catalog.table(table) else {
+            return Ok(None);
+        };
+        let Some(version) = entry.history.at(cut) else {
+            return Ok(None);
+        };
+        let Some(schema) = version.schema().filter(|s| !s.counts_copies()) else {
+            return Ok(None);
+        };
+        let usable = |at: Lsn| {
+            at <= cut
+                && self.horizon.is_none_or(|h| at >= h)
+                && dead_before.is_none_or(|r| r <= at)
+                && entry.history.at(at).is_some_and(|v| v.version == version.version)
+        };
+        let Some(image) = self.images(table)?.into_iter().rev().find(|i| usable(i.at)) else {
+            return Ok(None);
+        };
+        if cut.0 - image.at.0 >= top.0 - cut.0 {
+            return Ok(None);
+        }
+        Ok(Some(ImagePlan {
+            table,
+            at: image.at,
+            schema: schema.clone(),
+            version: version.version,
+            dead_before,
+        }))
+    }
+
+    /// The last change of each key of `range` between the image and `cut`,
+    /// or `None` when a record there is one an image cannot be read past
+    /// (the plan's checks should leave none).
+    fn changes_since(&self, plan: &ImagePlan, range: &KeyRange, cut: Lsn) -> Result<Option<Changes>> {
+        let mut changes = Changes::new();
+        let mut usable = true;
+        let (mut key, mut old_key) = (Vec::new(), Vec::new());
+        self.for_each_log_entry::<StoreError>(plan.at.next(), cut, |e| {
+            let (t, schema, lsn) = (plan.table, &plan.schema, e.commit_lsn);
+            let mut put = |key: &[u8], row: Option<RowImage>| {
+                if range.contains(key) {
+                    changes.insert(key.to_vec(), row.map(|r| (lsn, r)));
+                }
+            };
+            match e.record {
+                ChangeRecord::Insert { table, new } if table == t && !new.has_unchanged_toast() => {
+                    keys::row_key_into(&mut key, t, schema, &new.0);
+                    put(&key, Some(new));
+                }
+                ChangeRecord::Update { table, old, new } if table == t && !new.has_unchanged_toast() => {
+                    keys::row_key_into(&mut key, t, schema, &new.0);
+                    if let Some(old) = old {
+                        keys::row_key_into(&mut old_key, t, schema, &old.0);
+                        if old_key != key {
+                            put(&old_key, None);
+                        }
+                    }
+                    put(&key, Some(new));
+                }
+                ChangeRecord::Delete { table, old } if table == t => {
+                    keys::row_key_into(&mut key, t, schema, &old.0);
+                    put(&key, None);
+                }
+                other if other.tables().contains(&t) => {
+                    usable = false;
+                    return Ok(ControlFlow::Break(()));
+                }
+                _ => {}
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(usable.then_some(changes))
+    }
+
+    /// [`Store::scan_range_as_of`] through `plan`'s image.
+    pub(crate) fn scan_from_image<E: From<StoreError>>(
+        &self,
+        plan: &ImagePlan,
+        range: &KeyRange,
+        cut: Lsn,
+        mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
+    ) -> std::result::Result<ScanStats, E> {
+        let Some(changes) = self.changes_since(plan, range, cut)? else {
+            return self.scan_walking_history(plan.table, range, cut, plan.dead_before, f);
+        };
+        let prefix = keys::image_row_prefix(plan.table, plan.at);
+        let (table_lo, table_hi) = keys::table_range(plan.table);
+        let lo = [prefix.as_slice(), range.start.as_deref().unwrap_or(&table_lo)].concat();
+        let hi = [prefix.as_slice(), range.end.as_deref().unwrap_or(&table_hi)].concat();
+        let mut ro = scan_options();
+        ro.set_iterate_lower_bound(lo.clone());
+        ro.set_iterate_upper_bound(hi);
+        let mut image = self.db.raw_iterator_cf_opt(self.cf(cf::IMAGES)?, ro);
+        image.seek(&lo);
+        let mut stats = ScanStats {
+            seeks: 1,
+            image: Some(plan.at),
+            ..ScanStats::default()
+        };
+        let mut changed = changes.iter().peekable();
+        let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
+        loop {
+            let from_image = image.key().and_then(|k| k.get(prefix.len()..));
+            let next_change = changed.peek().map(|(k, _)| k.as_slice());
+            let flow = match (from_image, next_change) {
+                (None, None) => break,
+                // A change since the image decides its key.
+                (image_key, Some(k)) if image_key.is_none_or(|i| k <= i) => {
+                    if image_key == Some(k) {
+                        image.next();
+                        stats.nexts += 1;
+                    }
+                    let Some((k, row)) = changed.next() else { break };
+                    match row {
+                        Some((lsn, row)) => {
+                            let mut refs = recycle(std::mem::take(&mut spare));
+                            refs.extend(row.0.iter().map(|d| d.as_ref()));
+                            stats.rows += 1;
+                            let flow = f(ScanRow {
+                                key: k,
+                                lsn: *lsn,
+                                schema: plan.version,
+                                copies: 1,
+                                values: &refs,
+                            })?;
+                            spare = park(refs);
+                            flow
+                        }
+                        None => ControlFlow::Continue(()),
+                    }
+                }
+                (Some(uk), _) => {
+                    let v = image.value().unwrap_or_default();
+                    let (lsn, v) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::IMAGES))?;
+                    let head = decode_head(v)?.ok_or(StoreError::Corrupt {
+                        cf: cf::IMAGES,
+                        source: codec::CorruptEncoding {
+                            offset: 0,
+                            what: "a deletion in an image",
+                        },
+                    })?;
+                    let mut pos = head.row_at;
+                    let mut refs = recycle(std::mem::take(&mut spare));
+                    codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::IMAGES))?;
+                    stats.rows += 1;
+                    let flow = f(ScanRow {
+                        key: uk,
+                        lsn,
+                        schema: head.schema,
+                        copies: head.copies,
+                        values: &refs,
+                    })?;
+                    spare = park(refs);
+                    image.next();
+                    stats.nexts += 1;
+                    flow
+                }
+                (None, Some(_)) => break,
+            };
+            if flow.is_break() {
+                return Ok(stats);
+            }
+        }
+        image.status().map_err(StoreError::from)?;
+        Ok(stats)
+    }
+}
