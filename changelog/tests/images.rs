@@ -6,9 +6,9 @@ mod support;
 
 use std::ops::ControlFlow;
 
-use changelog::{AppendOutcome, Durability, Lsn, StoreError, TableId, Transaction};
+use changelog::{AppendOutcome, Durability, Lsn, StoreError, TableId, TableName, Transaction};
 use proptest::prelude::*;
-use support::{differences, open, snapshot, Gen, Reference};
+use support::{differences, history, open, snapshot, Gen, Reference};
 
 /// Appends `txns`, then writes images of every table at the commits
 /// `pick` selects.
@@ -89,39 +89,56 @@ proptest! {
     }
 }
 
-/// Updates only, so the images are read: every cut reads from one where
-/// one is at or before it and the cut is nearer to it than to the end.
+/// Every key updated in each round (some deleted and back), an image at
+/// the end of each round: cuts at and soon after an image, where every key
+/// changes again later, read from the image; and retention drops the old
+/// images.
 #[test]
 fn past_cuts_read_from_images_and_retention_drops_the_old_ones() {
-    let mut g = Gen::new(7);
-    let txns: Vec<Transaction> = (0..120).map(|i| g.txn(1 + i % 7, false)).collect();
-    let model = Reference::of(&txns);
-    let cuts: Vec<Lsn> = txns.iter().map(|t| t.commit.commit_lsn).collect();
     let dir = tempfile::tempdir().unwrap();
-    let (mut store, written) = store_with_images(dir.path(), &txns, |i| i % 10 == 5);
-    assert!(written > 0);
-    assert!(differences(&store, &model, txns.len()).is_empty());
-    let before = image_reads(&store, &cuts);
-    assert!(before > cuts.len(), "only {before} scans read from an image");
-
-    // Retention at the 60th commit: images before it go with the log.
-    let horizon = cuts[60];
-    store.compact(horizon).unwrap();
-    for (table, _) in store.catalog().tables() {
-        let images = store.images(table).unwrap();
-        assert!(images.iter().all(|i| i.at >= horizon), "{images:?}");
-        assert!(!images.is_empty());
+    let mut store = open(dir.path(), Durability::Buffered);
+    let table = store.table_id_for(&TableName::new("public", "orders"));
+    let (keys, per_txn) = (400, 100);
+    let deletes: Vec<bool> = (0..37).map(|i| i % 9 == 0).collect();
+    let txns = history(table, &vec![12; keys], &deletes, per_txn);
+    let model = Reference::of(&txns);
+    for t in &txns {
+        assert_eq!(
+            store.append(std::slice::from_ref(t)).unwrap(),
+            vec![AppendOutcome::Appended]
+        );
     }
-    let found = disagreements(&store, &model, &cuts[60..]);
+    // The schema record, then `keys` records a round.
+    let round_ends: Vec<usize> = (1..12).map(|r| (1 + r * keys) / per_txn - 1).collect();
+    for &i in &round_ends {
+        store.write_image(table, txns[i].commit.commit_lsn).unwrap();
+    }
+    let cuts: Vec<Lsn> = txns.iter().map(|t| t.commit.commit_lsn).collect();
+    assert!(differences(&store, &model, txns.len()).is_empty());
+    let read = image_reads(&store, &cuts);
+    assert!(
+        read >= round_ends.len(),
+        "only {read} of {} scans read from an image",
+        cuts.len()
+    );
+
+    // Retention at the sixth image: images before it go with the log.
+    let horizon = cuts[round_ends[5]];
+    store.compact(horizon).unwrap();
+    let images = store.images(table).unwrap();
+    assert!(
+        !images.is_empty() && images.iter().all(|i| i.at >= horizon),
+        "{images:?}"
+    );
+    let kept = cuts.iter().position(|c| *c == horizon).unwrap();
+    let found = disagreements(&store, &model, &cuts[kept..]);
     assert!(found.is_empty(), "after retention: {}", found.join("\n"));
-    assert!(image_reads(&store, &cuts[60..]) > 0);
+    assert!(image_reads(&store, &cuts[kept..]) > 0);
 
     // Writing an image again is a no-op; one before the horizon is refused.
-    let (table, _) = store.catalog().tables().next().unwrap();
-    let at = store.images(table).unwrap()[0];
-    assert_eq!(store.write_image(table, at.at).unwrap(), at);
+    assert_eq!(store.write_image(table, images[0].at).unwrap(), images[0]);
     assert!(matches!(
-        store.write_image(table, cuts[10]),
+        store.write_image(table, cuts[1]),
         Err(StoreError::NoCommitAt { .. })
     ));
 }

@@ -6,9 +6,10 @@
 //! A read at cut `c` of a table with an image at `b <= c` walks the image
 //! in key order and overlays the table's changes in `(b, c]`, read from the
 //! log in commit order (the last change of a key wins; a deletion hides
-//! the key). It is used when it is the cheaper read: `c` is before the
-//! watermark, nearer to `b` than to the watermark (in WAL bytes, a proxy
-//! for the changes each way), and nothing between `b` and `c` changed the
+//! the key). It is used when it is the cheaper read by an estimate (the
+//! log records since the image, counted from the commits, against the
+//! share of 64 keys spread over the table that changed after the cut, see
+//! `image_is_cheaper`), and nothing between `b` and `c` changed the
 //! table's shape or emptied it (a schema change, truncate or re-read); a
 //! table that counts copies is always read through its versions. Reading
 //! through `latest` and the histories otherwise gives the same answer;
@@ -58,6 +59,13 @@ pub(crate) struct ImagePlan {
     /// The table's last reset at or before the cut.
     dead_before: Option<Lsn>,
 }
+
+/// Keys sampled to estimate how much of a table changed after a cut.
+const SAMPLES: u64 = 64;
+/// What a seek into a key's history costs, in steps of a walk.
+const SEEK: u64 = 6;
+/// What reading one log record after an image costs, in steps of a walk.
+const LOG: u64 = 17;
 
 /// The last change of each key since an image, `None` for a deletion.
 type Changes = BTreeMap<Vec<u8>, Option<(Lsn, RowImage)>>;
@@ -203,7 +211,7 @@ impl Store {
         let Some(image) = self.images(table)?.into_iter().rev().find(|i| usable(i.at)) else {
             return Ok(None);
         };
-        if cut.0 - image.at.0 >= top.0 - cut.0 {
+        if !self.image_is_cheaper(table, &image, cut, top)? {
             return Ok(None);
         }
         Ok(Some(ImagePlan {
@@ -213,6 +221,61 @@ impl Store {
             version: version.version,
             dead_before,
         }))
+    }
+
+    /// Whether reading `table` at `cut` from `image` and the log since
+    /// costs less than walking `latest` and the histories of the keys
+    /// changed after the cut. In units of one step of a walk (~0.2 µs
+    /// here): the walk costs `R (1 + SEEK * a)` for `R` keys of which a
+    /// fraction `a` changed after the cut, estimated from [`SAMPLES`] keys
+    /// spread over the table; the image `R + LOG * W` for the `W` log
+    /// records (of every table) after the image, counted from the commits.
+    fn image_is_cheaper(&self, table: TableId, image: &ImageInfo, cut: Lsn, top: Lsn) -> Result<bool> {
+        let rows = image.rows.max(1);
+        // Even with every key changed, the walk costs this much more.
+        let budget = rows.saturating_mul(SEEK) / LOG;
+        let mut records = 0u64;
+        let mut from = image.at.next();
+        while records < budget {
+            let page = self.commits_from(from, cut, 4096)?;
+            let Some(last) = page.last() else { break };
+            from = last.commit_lsn.next();
+            records += page.iter().map(|c| u64::from(c.records)).sum::<u64>();
+        }
+        if records >= budget || cut >= top {
+            return Ok(false);
+        }
+        let changed = self.sampled_changed_after(table, cut)?;
+        // R (1 + SEEK a) > R + LOG W, with a = changed / SAMPLES.
+        Ok(rows.saturating_mul(SEEK).saturating_mul(changed) > LOG.saturating_mul(records).saturating_mul(SAMPLES))
+    }
+
+    /// How many of [`SAMPLES`] keys spread over `table` changed after `cut`.
+    fn sampled_changed_after(&self, table: TableId, cut: Lsn) -> Result<u64> {
+        let mut it = self.table_iter(cf::LATEST, table, rocksdb::ReadOptions::default())?;
+        let Some(first) = it.key().map(<[u8]>::to_vec) else {
+            it.status()?;
+            return Ok(0);
+        };
+        it.seek_to_last();
+        let Some(last) = it.key().map(<[u8]>::to_vec) else {
+            it.status()?;
+            return Ok(0);
+        };
+        let mut changed = 0;
+        let ranges = keys::split_range(&first, &last, usize::try_from(SAMPLES).unwrap_or(64));
+        let starts = ranges.iter().map(|r| r.start.clone().unwrap_or_else(|| first.clone()));
+        let mut seen = 0;
+        for start in starts {
+            it.seek(&start);
+            let Some(v) = it.value() else { break };
+            let (newest, _) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::LATEST))?;
+            changed += u64::from(newest > cut);
+            seen += 1;
+        }
+        it.status()?;
+        // Scaled to SAMPLES when the keys left room for fewer points.
+        Ok((changed * SAMPLES).checked_div(seen).unwrap_or(0))
     }
 
     /// The last change of each key of `range` between the image and `cut`,

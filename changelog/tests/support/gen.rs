@@ -391,3 +391,62 @@ impl Gen {
         self.commit()
     }
 }
+
+/// A row of the tables [`history`] writes: key `id` at version `version`.
+pub fn row(id: usize, version: u32) -> RowImage {
+    RowImage(vec![
+        Datum::text(id.to_string()),
+        Datum::text(format!("v{version}")),
+        Datum::text(format!("note {id}/{version}")),
+    ])
+}
+
+/// Transactions in rounds: in round `r` every key with more than `r`
+/// versions is inserted, updated or (now and then) deleted; a deleted key
+/// comes back in a later round.
+pub fn history(table: TableId, depths: &[u32], deletes: &[bool], per_txn: usize) -> Vec<Transaction> {
+    let schema = initial_schema(0);
+    let mut records = vec![ChangeRecord::Schema {
+        table,
+        change: SchemaChange::Define {
+            schema: schema.clone(),
+            backfill: Vec::new(),
+            coverage: Default::default(),
+        },
+    }];
+    let mut live = vec![false; depths.len()];
+    let rounds = depths.iter().copied().max().unwrap_or(0);
+    for r in 0..rounds {
+        for (id, &d) in depths.iter().enumerate() {
+            if r >= d {
+                continue;
+            }
+            let delete = deletes[(id * 31 + r as usize) % deletes.len()];
+            records.push(match (live[id], delete) {
+                (false, _) => ChangeRecord::Insert { table, new: row(id, r) },
+                (true, false) => ChangeRecord::Update {
+                    table,
+                    old: None,
+                    new: row(id, r),
+                },
+                (true, true) => ChangeRecord::Delete {
+                    table,
+                    old: key_image(&schema, &row(id, r).0),
+                },
+            });
+            live[id] = !live[id] || !delete;
+        }
+    }
+    records
+        .chunks(per_txn)
+        .enumerate()
+        .map(|(i, rs)| Transaction {
+            commit: commit_info(
+                0x0100_0000 + 0x100 * i as u64,
+                1_700_000_000_000_000 + i as i64,
+                700 + i as u32,
+            ),
+            records: rs.to_vec(),
+        })
+        .collect()
+}
