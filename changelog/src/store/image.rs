@@ -32,11 +32,11 @@ use crate::ids::TableId;
 use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
 use crate::mvcc::{decode_head, park, recycle, scan_options, ScanRow, ScanStats};
-use crate::record::ChangeRecord;
 use crate::schema::{SchemaVersionNo, TableSchema};
+use crate::store::log_rows::{self, EncodedRow, LogRows};
 use crate::store::open::cf_options;
 use crate::store::Store;
-use crate::value::{DatumRef, RowImage};
+use crate::value::DatumRef;
 
 /// One complete image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,11 +64,15 @@ pub(crate) struct ImagePlan {
 const SAMPLES: u64 = 64;
 /// What a seek into a key's history costs, in steps of a walk.
 const SEEK: u64 = 6;
-/// What reading one log record after an image costs, in steps of a walk.
-const LOG: u64 = 17;
+/// What one log record after an image costs, in steps of a walk: measured
+/// at about 2.8 µs of wall time against 0.2 µs a step, each part of a
+/// split scan reading the whole window (decompressing the log's blocks,
+/// finding each record's table and key, keeping the last change per key).
+const LOG: u64 = 14;
 
-/// The last change of each key since an image, `None` for a deletion.
-type Changes = BTreeMap<Vec<u8>, Option<(Lsn, RowImage)>>;
+/// The last change of each key since an image, its row still encoded as
+/// in the log; `None` for a deletion.
+type Changes = BTreeMap<Vec<u8>, Option<(Lsn, Vec<u8>)>>;
 
 impl Store {
     /// The complete images of `table`, oldest first.
@@ -284,40 +288,54 @@ impl Store {
     fn changes_since(&self, plan: &ImagePlan, range: &KeyRange, cut: Lsn) -> Result<Option<Changes>> {
         let mut changes = Changes::new();
         let mut usable = true;
+        let (t, schema) = (plan.table, &plan.schema);
         let (mut key, mut old_key) = (Vec::new(), Vec::new());
-        self.for_each_log_entry::<StoreError>(plan.at.next(), cut, |e| {
-            let (t, schema, lsn) = (plan.table, &plan.schema, e.commit_lsn);
-            let mut put = |key: &[u8], row: Option<RowImage>| {
+        let (mut spare, mut old_spare): (Vec<DatumRef<'static>>, Vec<DatumRef<'static>>) = Default::default();
+        self.for_each_raw_log_value::<StoreError>(plan.at.next(), cut, |lsn, v| {
+            let rows = log_rows::log_rows(v).map_err(StoreError::corrupt(cf::LOG))?;
+            let mut refs = recycle(std::mem::take(&mut spare));
+            let mut old_refs = recycle(std::mem::take(&mut old_spare));
+            let mut put = |key: &[u8], row: Option<EncodedRow<'_>>| {
                 if range.contains(key) {
-                    changes.insert(key.to_vec(), row.map(|r| (lsn, r)));
+                    changes.insert(key.to_vec(), row.map(|r| (lsn, r.0.to_vec())));
                 }
             };
-            match e.record {
-                ChangeRecord::Insert { table, new } if table == t && !new.has_unchanged_toast() => {
-                    keys::row_key_into(&mut key, t, schema, &new.0);
-                    put(&key, Some(new));
+            let flow = match rows {
+                LogRows::Put { table, row } if table == t => {
+                    usable = row.values_into(&mut refs).map_err(StoreError::corrupt(cf::LOG))?;
+                    keys::row_key_of_refs_into(&mut key, t, schema, &refs);
+                    put(&key, Some(row));
+                    ControlFlow::Continue(())
                 }
-                ChangeRecord::Update { table, old, new } if table == t && !new.has_unchanged_toast() => {
-                    keys::row_key_into(&mut key, t, schema, &new.0);
+                LogRows::Update { table, old, new } if table == t => {
+                    usable = new.values_into(&mut refs).map_err(StoreError::corrupt(cf::LOG))?;
+                    keys::row_key_of_refs_into(&mut key, t, schema, &refs);
                     if let Some(old) = old {
-                        keys::row_key_into(&mut old_key, t, schema, &old.0);
+                        // Unchanged TOAST is no key column: the key reads.
+                        old.values_into(&mut old_refs).map_err(StoreError::corrupt(cf::LOG))?;
+                        keys::row_key_of_refs_into(&mut old_key, t, schema, &old_refs);
                         if old_key != key {
                             put(&old_key, None);
                         }
                     }
                     put(&key, Some(new));
+                    ControlFlow::Continue(())
                 }
-                ChangeRecord::Delete { table, old } if table == t => {
-                    keys::row_key_into(&mut key, t, schema, &old.0);
+                LogRows::Delete { table, old } if table == t => {
+                    old.values_into(&mut old_refs).map_err(StoreError::corrupt(cf::LOG))?;
+                    keys::row_key_of_refs_into(&mut key, t, schema, &old_refs);
                     put(&key, None);
+                    ControlFlow::Continue(())
                 }
-                other if other.tables().contains(&t) => {
+                LogRows::Other(tables) if tables.contains(&t) => {
                     usable = false;
-                    return Ok(ControlFlow::Break(()));
+                    ControlFlow::Break(())
                 }
-                _ => {}
-            }
-            Ok(ControlFlow::Continue(()))
+                _ => ControlFlow::Continue(()),
+            };
+            spare = park(refs);
+            old_spare = park(old_refs);
+            Ok(if usable { flow } else { ControlFlow::Break(()) })
         })?;
         Ok(usable.then_some(changes))
     }
@@ -364,7 +382,9 @@ impl Store {
                     match row {
                         Some((lsn, row)) => {
                             let mut refs = recycle(std::mem::take(&mut spare));
-                            refs.extend(row.0.iter().map(|d| d.as_ref()));
+                            EncodedRow(row)
+                                .values_into(&mut refs)
+                                .map_err(StoreError::corrupt(cf::LOG))?;
                             stats.rows += 1;
                             let flow = f(ScanRow {
                                 key: k,

@@ -10,6 +10,7 @@ mod image;
 pub use compact::CompactStats;
 pub use image::ImageInfo;
 mod integrity;
+mod log_rows;
 pub mod meta;
 mod open;
 mod read;

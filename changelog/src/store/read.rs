@@ -227,6 +227,34 @@ impl Store {
         Ok(())
     }
 
+    /// The raw `log` values of transactions with `from <= commit_lsn <=
+    /// to`, in log order, with their commit LSNs (see
+    /// [`Store::for_each_log_entry`]).
+    pub(crate) fn for_each_raw_log_value<E: From<StoreError>>(
+        &self,
+        from: Lsn,
+        to: Lsn,
+        mut f: impl FnMut(Lsn, &[u8]) -> Result<ControlFlow<()>, E>,
+    ) -> Result<(), E> {
+        let to = to.min(self.watermark.map_or(Lsn::ZERO, |w| w.commit_lsn));
+        if from > to {
+            return Ok(());
+        }
+        let mut ro = crate::mvcc::scan_options();
+        ro.set_iterate_upper_bound(keys::encode_log_key(to.next(), 0).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG)?, ro);
+        it.seek(keys::encode_log_key(from, 0));
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (commit_lsn, _) = keys::decode_log_key(k).map_err(StoreError::corrupt(cf::LOG))?;
+            if f(commit_lsn, v)?.is_break() {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(StoreError::from)?;
+        Ok(())
+    }
+
     /// The version of `key` visible at `cut`: the newest with LSN `<= cut`,
     /// whether a row or a deletion. Resets are not applied here.
     pub fn version_at(&self, key: &UserKey, cut: Lsn) -> Result<Option<StoredVersion>> {
