@@ -142,3 +142,32 @@ fn past_cuts_read_from_images_and_retention_drops_the_old_ones() {
         Err(StoreError::NoCommitAt { .. })
     ));
 }
+
+/// A store made before the `images` family existed is read as it is, and
+/// gets the family the first time it is opened for writing.
+#[test]
+fn a_store_without_images_is_read_and_gains_them_when_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gen::new(3);
+    let txns: Vec<Transaction> = (0..20).map(|i| g.txn(1 + i % 5, false)).collect();
+    let model = Reference::of(&txns);
+    {
+        let (store, _) = store_with_images(dir.path(), &txns, |_| false);
+        drop(store);
+    }
+    // Remove the family, as a store of an earlier version lacks it.
+    {
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+        let mut db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &names).unwrap();
+        db.drop_cf(changelog::keys::cf::IMAGES).unwrap();
+    }
+    let reader = changelog::Store::open_read_only(dir.path()).unwrap();
+    assert!(differences(&reader, &model, txns.len()).is_empty());
+    let (table, _) = reader.catalog().tables().next().unwrap();
+    assert!(reader.images(table).unwrap().is_empty());
+    drop(reader);
+    let mut writer = open(dir.path(), Durability::Buffered);
+    let at = txns[10].commit.commit_lsn;
+    assert_eq!(writer.write_image(table, at).unwrap().at, at);
+    assert!(differences(&writer, &model, txns.len()).is_empty());
+}

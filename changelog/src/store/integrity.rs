@@ -17,7 +17,6 @@ use std::time::Duration;
 use rocksdb::DB;
 
 use crate::error::{Result, StoreError};
-use crate::keys::cf;
 
 /// A reader racing the writer's compaction can see a file deleted after it
 /// read the manifest; it looks again this many times before calling the
@@ -79,7 +78,7 @@ pub(super) fn check_reader(path: &Path, log_dir: &Path) -> Result<()> {
         if attempt > 0 {
             std::thread::sleep(RACE_PAUSE);
         }
-        let db = match DB::open_cf_for_read_only(&o, path, cf::ALL, false) {
+        let db = match DB::open_cf_for_read_only(&o, path, super::open::present_families(path), false) {
             Ok(db) => db,
             Err(e) if is_engine_damage(&e) => {
                 last = e.to_string();

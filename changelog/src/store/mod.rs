@@ -239,8 +239,8 @@ impl Store {
 
     /// Flushes memtables to disk (used before measuring size).
     pub fn flush(&self) -> Result<()> {
-        for name in crate::keys::cf::ALL {
-            self.db.flush_cf(self.cf(name)?)?;
+        for (_, cf) in self.families() {
+            self.db.flush_cf(cf)?;
         }
         Ok(())
     }
@@ -253,8 +253,7 @@ impl Store {
     /// The engine's own estimate of live data per family, for `status`.
     pub fn family_sizes(&self) -> Result<Vec<(&'static str, u64)>> {
         let mut out = Vec::new();
-        for name in crate::keys::cf::ALL {
-            let cf = self.cf(name)?;
+        for (name, cf) in self.families() {
             let sst = self
                 .db
                 .property_int_value_cf(cf, "rocksdb.total-sst-files-size")?
@@ -270,10 +269,18 @@ impl Store {
 
     /// Compacts the engine's files (not the history; see [`Store::compact`]).
     pub fn compact_files(&self) -> Result<()> {
-        for name in crate::keys::cf::ALL {
-            self.db.compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+        for (_, cf) in self.families() {
+            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
+    }
+
+    /// The store's families (a store made before a family was added and
+    /// opened only for reading lacks it).
+    fn families(&self) -> impl Iterator<Item = (&'static str, &rocksdb::ColumnFamily)> {
+        crate::keys::cf::ALL
+            .into_iter()
+            .filter_map(|name| self.db.cf_handle(name).map(|cf| (name, cf)))
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {

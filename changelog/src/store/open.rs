@@ -76,14 +76,17 @@ const ADDED: [&str; 1] = [cf::IMAGES];
 
 /// The families of the store at `path` that this version knows: all of
 /// them, less those added since the store was made.
-fn existing_descriptors(path: &Path, opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
+pub(super) fn present_families(path: &Path) -> Vec<&'static str> {
     let present = DB::list_cf(&Options::default(), path).unwrap_or_default();
-    let names: Vec<&str> = cf::ALL
+    cf::ALL
         .iter()
         .copied()
         .filter(|n| !ADDED.contains(n) || present.iter().any(|p| p == n))
-        .collect();
-    descriptors_of(opts, &names)
+        .collect()
+}
+
+fn existing_descriptors(path: &Path, opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
+    descriptors_of(opts, &present_families(path))
 }
 
 fn looks_like_rocksdb(path: &Path) -> Result<bool> {
