@@ -260,6 +260,33 @@ fn step_to(it: &mut DBRawIterator<'_>, target: &[u8], stats: &mut ScanStats) -> 
     Ok(false)
 }
 
+/// Hands the row of the stored version `v` (a value of `family`) of `key`
+/// to `f`, decoded into `spare`'s allocation; `None` for a deletion.
+pub(crate) fn hand_row<E: From<StoreError>>(
+    family: &'static str,
+    key: &[u8],
+    lsn: Lsn,
+    v: &[u8],
+    spare: &mut Vec<DatumRef<'static>>,
+    f: &mut impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
+) -> std::result::Result<Option<ControlFlow<()>>, E> {
+    let Some(head) = codec::decode_version_head(v).map_err(StoreError::corrupt(family))? else {
+        return Ok(None);
+    };
+    let mut pos = head.row_at;
+    let mut refs = recycle(std::mem::take(spare));
+    codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(family))?;
+    let flow = f(ScanRow {
+        key,
+        lsn,
+        schema: head.schema,
+        copies: head.copies,
+        values: &refs,
+    })?;
+    *spare = park(refs);
+    Ok(Some(flow))
+}
+
 pub(crate) fn decode_head(v: &[u8]) -> Result<Option<codec::VersionHead>> {
     codec::decode_version_head(v).map_err(StoreError::corrupt(cf::VERSIONS))
 }
@@ -314,22 +341,9 @@ impl Store {
         let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
         let mut rows = 0;
         let walked = self.visit_visible::<E>(table, range, cut, dead_before, |uk, lsn, v| {
-            let Some(head) = decode_head(v)? else {
-                return Ok(ControlFlow::Continue(()));
-            };
-            let mut pos = head.row_at;
-            let mut refs = recycle(std::mem::take(&mut spare));
-            codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::VERSIONS))?;
-            rows += 1;
-            let flow = f(ScanRow {
-                key: uk,
-                lsn,
-                schema: head.schema,
-                copies: head.copies,
-                values: &refs,
-            })?;
-            spare = park(refs);
-            Ok(flow)
+            let flow = hand_row(cf::VERSIONS, uk, lsn, v, &mut spare, &mut f)?;
+            rows += u64::from(flow.is_some());
+            Ok(flow.unwrap_or(ControlFlow::Continue(())))
         })?;
         stats.nexts = walked.nexts;
         stats.seeks = walked.seeks;

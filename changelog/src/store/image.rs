@@ -31,7 +31,7 @@ use crate::error::{Result, StoreError};
 use crate::ids::TableId;
 use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
-use crate::mvcc::{decode_head, park, recycle, scan_options, ScanRow, ScanStats};
+use crate::mvcc::{decode_head, hand_row, park, recycle, scan_options, ScanRow, ScanStats};
 use crate::schema::{SchemaVersionNo, TableSchema};
 use crate::store::log_rows::{self, EncodedRow, LogRows};
 use crate::store::open::cf_options;
@@ -402,25 +402,14 @@ impl Store {
                 (Some(uk), _) => {
                     let v = image.value().unwrap_or_default();
                     let (lsn, v) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::IMAGES))?;
-                    let head = decode_head(v)?.ok_or(StoreError::Corrupt {
+                    let flow = hand_row(cf::IMAGES, uk, lsn, v, &mut spare, &mut f)?.ok_or(StoreError::Corrupt {
                         cf: cf::IMAGES,
                         source: codec::CorruptEncoding {
                             offset: 0,
                             what: "a deletion in an image",
                         },
                     })?;
-                    let mut pos = head.row_at;
-                    let mut refs = recycle(std::mem::take(&mut spare));
-                    codec::decode_row_into(v, &mut pos, &mut refs).map_err(StoreError::corrupt(cf::IMAGES))?;
                     stats.rows += 1;
-                    let flow = f(ScanRow {
-                        key: uk,
-                        lsn,
-                        schema: head.schema,
-                        copies: head.copies,
-                        values: &refs,
-                    })?;
-                    spare = park(refs);
                     image.next();
                     stats.nexts += 1;
                     flow

@@ -145,6 +145,21 @@ pub fn differences(store: &Store, model: &Reference, k: usize) -> Vec<String> {
     compare(store, model, k, true)
 }
 
+/// [`differences`] as written, then again after the engine flushed and
+/// compacted its files (where seeks and steps cross block boundaries).
+pub fn differences_as_written_and_compacted(store: &Store, model: &Reference, k: usize) -> Vec<String> {
+    let mut found = differences(store, model, k);
+    if found.is_empty() {
+        store.flush().unwrap();
+        store.compact_files().unwrap();
+        found = differences(store, model, k)
+            .into_iter()
+            .map(|d| format!("after compaction: {d}"))
+            .collect();
+    }
+    found
+}
+
 /// [`differences`] in what readers can see: everything but the raw count
 /// of version entries, which includes a spilled transaction in flight.
 pub fn visible_differences(store: &Store, model: &Reference, k: usize) -> Vec<String> {
