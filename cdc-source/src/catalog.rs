@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use changelog::{Column, Coverage, Lsn, Omission, OmittedColumn, TableName, TableSchema};
+use changelog::{Column, CommitTime, Coverage, Lsn, Omission, OmittedColumn, TableName, TableSchema};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
@@ -120,6 +120,15 @@ pub async fn check_free_slot(client: &impl GenericClient) -> Result<()> {
 pub async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
     let s: String = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
     s.parse().map_err(CaptureError::ServerLsn)
+}
+
+/// The server's clock now, in the time base of its commit timestamps.
+pub async fn server_clock(client: &Client) -> Result<CommitTime> {
+    let us: i64 = client
+        .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", &[])
+        .await?
+        .get(0);
+    Ok(CommitTime::from_unix_micros(us))
 }
 
 /// The comment asof puts on a publication it created, so that removing

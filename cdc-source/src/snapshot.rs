@@ -66,6 +66,9 @@ pub struct CopyPlan<'a> {
     pub base_lsn: Lsn,
     /// Its end LSN (the slot's consistent point).
     pub end_lsn: Lsn,
+    /// Its commit time: the server's clock just before the slot was
+    /// created, so no commit after the consistent point is earlier.
+    pub base_time: CommitTime,
     /// Give up, storing nothing, when a table cannot be read as of the
     /// snapshot (DDL rewrote or dropped it before the copy locked it), so
     /// that the caller can begin again with a newer snapshot.
@@ -101,6 +104,7 @@ pub async fn copy_tables(
         tables,
         base_lsn,
         end_lsn,
+        base_time,
         restart_when_stale,
     } = *plan;
     let txn = client.transaction().await?;
@@ -111,8 +115,7 @@ pub async fn copy_tables(
         catalog::quote_literal(snapshot_name)
     ))
     .await?;
-    // The base state is as of the snapshot, taken just before this.
-    let commit = base_commit(base_lsn, end_lsn);
+    let commit = base_commit(base_lsn, end_lsn, base_time);
     let mut chunk: Vec<ChangeRecord> = Vec::with_capacity(CHUNK_ROWS + 2);
     let mut p = CopyProgress {
         tables_total: tables.len(),
@@ -246,15 +249,14 @@ pub async fn copy_tables(
 
 /// Starts a history without copying rows: it begins empty at the slot, so
 /// only the published tables' shapes are stored, as one transaction at the
-/// same place an initial copy would be.
+/// same place an initial copy would be (`commit`, from [`base_commit`]).
 pub async fn record_shapes(
     client: &Client,
     store: &mut Store,
     assembler: &mut Assembler,
     publication: &str,
     tables: &[u32],
-    base_lsn: Lsn,
-    end_lsn: Lsn,
+    commit: CommitInfo,
 ) -> Result<()> {
     let scopes = catalog::publication_scopes(client, publication).await?;
     let mut records = Vec::with_capacity(tables.len());
@@ -268,7 +270,6 @@ pub async fn record_shapes(
             coverage,
         ));
     }
-    let commit = base_commit(base_lsn, end_lsn);
     store.append(&[Transaction { commit, records }])?;
     Ok(())
 }
@@ -280,12 +281,14 @@ fn note_coverage(assembler: &mut Assembler, table: &changelog::TableName, covera
     }
 }
 
-/// The base transaction: just below the consistent point, ending at it.
-fn base_commit(base_lsn: Lsn, end_lsn: Lsn) -> CommitInfo {
+/// The base transaction: just below the consistent point, ending at it,
+/// at a time no later than any commit the stream brings after it (a later
+/// time would push theirs forward, and moments between out of history).
+pub fn base_commit(base_lsn: Lsn, end_lsn: Lsn, base_time: CommitTime) -> CommitInfo {
     CommitInfo {
         commit_lsn: base_lsn,
         end_lsn,
-        commit_time: CommitTime::now(),
+        commit_time: base_time,
         xid: Xid(0),
     }
 }

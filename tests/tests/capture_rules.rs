@@ -653,6 +653,55 @@ fn ddl_committed_during_the_initial_copy_lands_at_its_own_position() {
     assert_unanswered(&store, seen[1].lsn, "b_rename");
 }
 
+/// A transaction that commits after the slot's snapshot but before the
+/// copy starts is in the stream, not the copy: it keeps its own commit
+/// time, so the moment right after it reads it, and no moment between the
+/// slot and the copy falls before the history.
+#[test]
+fn a_commit_between_the_slot_and_the_copy_keeps_its_time() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute("CREATE TABLE w (id int PRIMARY KEY, v int); INSERT INTO w VALUES (1, 10)")
+        .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let opts = options(&pg, "between", "asof_between", Until::Forever);
+    let (created_tx, created) = std::sync::mpsc::channel();
+    let (resume, resumed) = std::sync::mpsc::channel::<()>();
+    let mut on_notice = collect(&notices);
+    let on_event = move |e: CaptureEvent| {
+        let slot_created = matches!(&e, CaptureEvent::Notice(n) if n.starts_with("created replication slot"));
+        on_notice(e);
+        if slot_created {
+            let _ = created_tx.send(());
+            let _ = resumed.recv_timeout(Duration::from_secs(60));
+        }
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(cdc_source::capture(
+        open_store(dir.path()),
+        opts.clone(),
+        stop_rx,
+        on_event,
+    ));
+    created
+        .recv_timeout(Duration::from_secs(90))
+        .expect("the slot was created");
+    rt.block_on(client.batch_execute("INSERT INTO w VALUES (2, 20)"))
+        .expect("insert");
+    let mut seen = vec![rt.block_on(observe(&client, &[("w", "id")]))];
+    // The copy starts after this, later than the insert and the moment.
+    std::thread::sleep(Duration::from_millis(50));
+    resume.send(()).expect("resume");
+    let live = wait_streaming(&rt, &pg, "between", Live { stop, handle });
+    rt.block_on(client.batch_execute("UPDATE w SET v = 21 WHERE id = 2"))
+        .expect("update");
+    seen.push(rt.block_on(observe(&client, &[("w", "id")])));
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    assert_matches(&store, &seen);
+}
+
 /// DDL that commits after the copy's snapshot but before the copy locks the
 /// table (a rewrite here) leaves rows the snapshot cannot read: the copy
 /// begins again with a newer snapshot instead of leaving the table out.

@@ -359,6 +359,7 @@ impl History<'_> {
         store.set_source_info(&info)?;
         let tables = &self.source.tables;
         for attempt in 1..=COPY_ATTEMPTS {
+            let base_time = catalog::server_clock(self.client).await?;
             let slot = self
                 .repl
                 .create_logical_slot(&opts.slot, "pgoutput", SlotSnapshot::Export)
@@ -371,8 +372,8 @@ impl History<'_> {
             let base = cp.prev();
             run.notice(format!("created replication slot {} at {cp}", opts.slot));
             if !opts.snapshot {
-                snapshot::record_shapes(self.client, store, self.assembler, &opts.publication, tables, base, cp)
-                    .await?;
+                let commit = snapshot::base_commit(base, cp, base_time);
+                snapshot::record_shapes(self.client, store, self.assembler, &opts.publication, tables, commit).await?;
                 break;
             }
             let name = slot.snapshot_name.clone().unwrap_or_default();
@@ -382,6 +383,7 @@ impl History<'_> {
                 tables,
                 base_lsn: base,
                 end_lsn: cp,
+                base_time,
                 restart_when_stale: attempt < COPY_ATTEMPTS,
             };
             let on_event = &mut run.on_event;
