@@ -143,9 +143,15 @@ pub fn decode_version_owned(v: &[u8]) -> Result<Option<OwnedRowVersion>, Corrupt
 /// A `latest` value: the commit LSN, then the version value.
 pub fn encode_latest(lsn: Lsn, version: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(8 + version.len());
-    v.extend_from_slice(&lsn.0.to_be_bytes());
-    v.extend_from_slice(version);
+    encode_latest_into(&mut v, lsn, version);
     v
+}
+
+/// [`encode_latest`] into a reused buffer (cleared first).
+pub fn encode_latest_into(out: &mut Vec<u8>, lsn: Lsn, version: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&lsn.0.to_be_bytes());
+    out.extend_from_slice(version);
 }
 
 /// Splits a `latest` value into the commit LSN and the version value.

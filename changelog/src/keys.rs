@@ -232,6 +232,34 @@ pub fn image_row_prefix(table: TableId, at: Lsn) -> [u8; 13] {
     k
 }
 
+/// The first and one-past-last keys of the rows of `table`'s image at `at`
+/// whose user keys lie in `range`.
+pub fn image_row_range(table: TableId, at: Lsn, range: &KeyRange) -> (Vec<u8>, Vec<u8>) {
+    let prefix = image_row_prefix(table, at);
+    let (table_lo, table_hi) = table_range(table);
+    let bound = |suffix: &[u8]| [prefix.as_slice(), suffix].concat();
+    (
+        bound(range.start.as_deref().unwrap_or(&table_lo)),
+        bound(range.end.as_deref().unwrap_or(&table_hi)),
+    )
+}
+
+/// The value of an image's marker: its row count.
+pub fn encode_image_rows(rows: u64) -> [u8; 8] {
+    rows.to_be_bytes()
+}
+
+/// Decodes the value of an image's marker.
+pub fn decode_image_rows(v: &[u8]) -> Result<u64, CorruptEncoding> {
+    if v.len() != 8 {
+        return Err(CorruptEncoding {
+            offset: v.len().min(8),
+            what: "image row count of 8 bytes",
+        });
+    }
+    Ok(u64::from_be_bytes(take::<8>(v, 0, "image row count")?))
+}
+
 /// Type OIDs whose text form is an integer and that are encoded numerically
 /// in keys (int2, int4, int8, oid), so integer keys scan in numeric order.
 const INTEGER_TYPES: [u32; 4] = [21, 23, 20, 26];

@@ -27,46 +27,51 @@ pub struct PgType {
 }
 
 impl PgType {
-    const fn new(oid: u32, size: i16) -> PgType {
-        PgType { oid, size }
+    /// The built-in type `oid`, its size as the catalog lists it.
+    const fn new(oid: u32) -> PgType {
+        PgType {
+            oid,
+            size: asof_sql::pg_catalog::len_of(oid),
+        }
     }
 }
 
-/// The types used here; their OIDs are fixed in every Postgres release.
+/// The types used here; their OIDs are fixed in every Postgres release,
+/// and their sizes come from the catalog's list of built-in types.
 #[allow(missing_docs)]
 pub mod oid {
     use super::PgType;
-    pub const BOOL: PgType = PgType::new(16, 1);
-    pub const BYTEA: PgType = PgType::new(17, -1);
-    pub const NAME: PgType = PgType::new(19, 64);
-    pub const JSON: PgType = PgType::new(114, -1);
-    pub const XML: PgType = PgType::new(142, -1);
-    pub const INT8: PgType = PgType::new(20, 8);
-    pub const INT2: PgType = PgType::new(21, 2);
-    pub const INT4: PgType = PgType::new(23, 4);
-    pub const TEXT: PgType = PgType::new(25, -1);
-    pub const FLOAT4: PgType = PgType::new(700, 4);
-    pub const FLOAT8: PgType = PgType::new(701, 8);
-    pub const BPCHAR: PgType = PgType::new(1042, -1);
-    pub const VARCHAR: PgType = PgType::new(1043, -1);
-    pub const DATE: PgType = PgType::new(1082, 4);
-    pub const TIMESTAMP: PgType = PgType::new(1114, 8);
-    pub const TIMESTAMPTZ: PgType = PgType::new(1184, 8);
-    pub const NUMERIC: PgType = PgType::new(1700, -1);
-    pub const UUID: PgType = PgType::new(2950, 16);
-    pub const JSONB: PgType = PgType::new(3802, -1);
-    pub const BOOL_ARRAY: PgType = PgType::new(1000, -1);
-    pub const BYTEA_ARRAY: PgType = PgType::new(1001, -1);
-    pub const INT2_ARRAY: PgType = PgType::new(1005, -1);
-    pub const INT4_ARRAY: PgType = PgType::new(1007, -1);
-    pub const TEXT_ARRAY: PgType = PgType::new(1009, -1);
-    pub const INT8_ARRAY: PgType = PgType::new(1016, -1);
-    pub const FLOAT4_ARRAY: PgType = PgType::new(1021, -1);
-    pub const FLOAT8_ARRAY: PgType = PgType::new(1022, -1);
-    pub const TIMESTAMP_ARRAY: PgType = PgType::new(1115, -1);
-    pub const DATE_ARRAY: PgType = PgType::new(1182, -1);
-    pub const TIMESTAMPTZ_ARRAY: PgType = PgType::new(1185, -1);
-    pub const NUMERIC_ARRAY: PgType = PgType::new(1231, -1);
+    pub const BOOL: PgType = PgType::new(16);
+    pub const BYTEA: PgType = PgType::new(17);
+    pub const NAME: PgType = PgType::new(19);
+    pub const JSON: PgType = PgType::new(114);
+    pub const XML: PgType = PgType::new(142);
+    pub const INT8: PgType = PgType::new(20);
+    pub const INT2: PgType = PgType::new(21);
+    pub const INT4: PgType = PgType::new(23);
+    pub const TEXT: PgType = PgType::new(25);
+    pub const FLOAT4: PgType = PgType::new(700);
+    pub const FLOAT8: PgType = PgType::new(701);
+    pub const BPCHAR: PgType = PgType::new(1042);
+    pub const VARCHAR: PgType = PgType::new(1043);
+    pub const DATE: PgType = PgType::new(1082);
+    pub const TIMESTAMP: PgType = PgType::new(1114);
+    pub const TIMESTAMPTZ: PgType = PgType::new(1184);
+    pub const NUMERIC: PgType = PgType::new(1700);
+    pub const UUID: PgType = PgType::new(2950);
+    pub const JSONB: PgType = PgType::new(3802);
+    pub const BOOL_ARRAY: PgType = PgType::new(1000);
+    pub const BYTEA_ARRAY: PgType = PgType::new(1001);
+    pub const INT2_ARRAY: PgType = PgType::new(1005);
+    pub const INT4_ARRAY: PgType = PgType::new(1007);
+    pub const TEXT_ARRAY: PgType = PgType::new(1009);
+    pub const INT8_ARRAY: PgType = PgType::new(1016);
+    pub const FLOAT4_ARRAY: PgType = PgType::new(1021);
+    pub const FLOAT8_ARRAY: PgType = PgType::new(1022);
+    pub const TIMESTAMP_ARRAY: PgType = PgType::new(1115);
+    pub const DATE_ARRAY: PgType = PgType::new(1182);
+    pub const TIMESTAMPTZ_ARRAY: PgType = PgType::new(1185);
+    pub const NUMERIC_ARRAY: PgType = PgType::new(1231);
 }
 
 use oid as Type;

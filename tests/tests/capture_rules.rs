@@ -35,6 +35,41 @@ fn start_live(
     wait_streaming(rt, pg, &slot, live)
 }
 
+/// A capture held right after it created its first slot, before it
+/// copies: what the test does before calling the returned `resume` lands
+/// between the slot's snapshot and the copy. `resume` waits until the
+/// capture streams.
+fn start_held_after_slot<'a>(
+    rt: &'a tokio::runtime::Runtime,
+    pg: &'a PgCluster,
+    dir: &std::path::Path,
+    opts: CaptureOptions,
+    notices: &Notices,
+) -> impl FnOnce() -> Live + 'a {
+    let slot = opts.slot.clone();
+    let (created_tx, created) = std::sync::mpsc::channel();
+    let (resume, resumed) = std::sync::mpsc::channel::<()>();
+    let mut on_notice = collect(notices);
+    let mut first = true;
+    let on_event = move |e: CaptureEvent| {
+        let slot_created = matches!(&e, CaptureEvent::Notice(n) if n.starts_with("created replication slot"));
+        on_notice(e);
+        if slot_created && std::mem::take(&mut first) {
+            let _ = created_tx.send(());
+            let _ = resumed.recv_timeout(Duration::from_secs(60));
+        }
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(cdc_source::capture(open_store(dir), opts, stop_rx, on_event));
+    created
+        .recv_timeout(Duration::from_secs(90))
+        .expect("the slot was created");
+    move || {
+        resume.send(()).expect("resume");
+        wait_streaming(rt, pg, &slot, Live { stop, handle })
+    }
+}
+
 /// Waits until the capture streams from its slot (its history has begun).
 fn wait_streaming(rt: &tokio::runtime::Runtime, pg: &PgCluster, slot: &str, live: Live) -> Live {
     let start = Instant::now();
@@ -667,34 +702,13 @@ fn a_commit_between_the_slot_and_the_copy_keeps_its_time() {
     let notices = Notices::default();
     let client = rt.block_on(connect(&pg, "postgres"));
     let opts = options(&pg, "between", "asof_between", Until::Forever);
-    let (created_tx, created) = std::sync::mpsc::channel();
-    let (resume, resumed) = std::sync::mpsc::channel::<()>();
-    let mut on_notice = collect(&notices);
-    let on_event = move |e: CaptureEvent| {
-        let slot_created = matches!(&e, CaptureEvent::Notice(n) if n.starts_with("created replication slot"));
-        on_notice(e);
-        if slot_created {
-            let _ = created_tx.send(());
-            let _ = resumed.recv_timeout(Duration::from_secs(60));
-        }
-    };
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let handle = rt.spawn(cdc_source::capture(
-        open_store(dir.path()),
-        opts.clone(),
-        stop_rx,
-        on_event,
-    ));
-    created
-        .recv_timeout(Duration::from_secs(90))
-        .expect("the slot was created");
+    let resume = start_held_after_slot(&rt, &pg, dir.path(), opts.clone(), &notices);
     rt.block_on(client.batch_execute("INSERT INTO w VALUES (2, 20)"))
         .expect("insert");
     let mut seen = vec![rt.block_on(observe(&client, &[("w", "id")]))];
     // The copy starts after this, later than the insert and the moment.
     std::thread::sleep(Duration::from_millis(50));
-    resume.send(()).expect("resume");
-    let live = wait_streaming(&rt, &pg, "between", Live { stop, handle });
+    let live = resume();
     rt.block_on(client.batch_execute("UPDATE w SET v = 21 WHERE id = 2"))
         .expect("update");
     seen.push(rt.block_on(observe(&client, &[("w", "id")])));
@@ -715,34 +729,12 @@ fn ddl_committed_before_the_copy_locks_a_table_begins_the_copy_again() {
     let notices = Notices::default();
     let client = rt.block_on(connect(&pg, "postgres"));
     let opts = options(&pg, "stale", "asof_stale", Until::Forever);
-    // The capture says it created its slot before it copies; holding it
-    // there while the DDL commits puts the DDL between the two.
-    let (created_tx, created) = std::sync::mpsc::channel();
-    let (resume, resumed) = std::sync::mpsc::channel::<()>();
-    let mut on_notice = collect(&notices);
-    let mut first = true;
-    let on_event = move |e: CaptureEvent| {
-        let slot_created = matches!(&e, CaptureEvent::Notice(n) if n.starts_with("created replication slot"));
-        on_notice(e);
-        if slot_created && std::mem::take(&mut first) {
-            let _ = created_tx.send(());
-            let _ = resumed.recv_timeout(Duration::from_secs(60));
-        }
-    };
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let handle = rt.spawn(cdc_source::capture(
-        open_store(dir.path()),
-        opts.clone(),
-        stop_rx,
-        on_event,
-    ));
-    created
-        .recv_timeout(Duration::from_secs(90))
-        .expect("the slot was created");
+    // Holding the capture after its slot while the DDL commits puts the
+    // DDL between the slot's snapshot and the copy.
+    let resume = start_held_after_slot(&rt, &pg, dir.path(), opts.clone(), &notices);
     pg.execute("ALTER TABLE w ALTER COLUMN v TYPE bigint; UPDATE w SET v = 21 WHERE id = 2")
         .expect("ddl");
-    resume.send(()).expect("resume");
-    let live = wait_streaming(&rt, &pg, "stale", Live { stop, handle });
+    let live = resume();
     // The history begins with the new slot, after the DDL.
     rt.block_on(client.batch_execute("INSERT INTO w VALUES (3, 30)"))
         .expect("insert");

@@ -88,7 +88,7 @@ impl Store {
         let mut out = Vec::new();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (t, at) = keys::decode_image_marker(k).map_err(StoreError::corrupt(cf::IMAGES))?;
-            let rows = keys::decode_lsn(v).map_err(StoreError::corrupt(cf::IMAGES))?.0;
+            let rows = keys::decode_image_rows(v).map_err(StoreError::corrupt(cf::IMAGES))?;
             out.push(ImageInfo { table: t, at, rows });
             it.next();
         }
@@ -108,11 +108,9 @@ impl Store {
         }
         let dead_before = self.catalog.table(table).and_then(|e| e.last_reset_at(at));
         let prefix = keys::image_row_prefix(table, at);
-        let (table_lo, table_hi) = keys::table_range(table);
-        let bound = |suffix: &[u8]| [prefix.as_slice(), suffix].concat();
         // Rows an interrupted write left.
-        self.db
-            .delete_range_cf(self.cf(cf::IMAGES)?, bound(&table_lo), bound(&table_hi))?;
+        let (lo, hi) = keys::image_row_range(table, at, &KeyRange::ALL);
+        self.db.delete_range_cf(self.cf(cf::IMAGES)?, lo, hi)?;
 
         let dir = self.scratch_dir()?;
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
@@ -131,9 +129,7 @@ impl Store {
                 key.clear();
                 key.extend_from_slice(&prefix);
                 key.extend_from_slice(uk);
-                value.clear();
-                value.extend_from_slice(&lsn.0.to_be_bytes());
-                value.extend_from_slice(v);
+                codec::encode_latest_into(&mut value, lsn, v);
                 writer.put(&key, &value)?;
                 rows += 1;
             }
@@ -157,7 +153,7 @@ impl Store {
         self.db.put_cf_opt(
             self.cf(cf::IMAGES)?,
             keys::encode_image_marker(table, at),
-            rows.to_be_bytes(),
+            keys::encode_image_rows(rows),
             &wo,
         )?;
         Ok(ImageInfo { table, at, rows })
@@ -171,15 +167,10 @@ impl Store {
         let mut dropped = 0;
         let mut batch = WriteBatch::default();
         for (table, _) in self.catalog.tables() {
-            let (table_lo, table_hi) = keys::table_range(table);
             for image in self.images(table)?.into_iter().filter(|i| i.at < horizon) {
-                let prefix = keys::image_row_prefix(table, image.at);
+                let (lo, hi) = keys::image_row_range(table, image.at, &KeyRange::ALL);
                 batch.delete_cf(images, keys::encode_image_marker(table, image.at));
-                batch.delete_range_cf(
-                    images,
-                    [prefix.as_slice(), &table_lo].concat(),
-                    [prefix.as_slice(), &table_hi].concat(),
-                );
+                batch.delete_range_cf(images, lo, hi);
                 dropped += 1;
             }
         }
@@ -352,9 +343,7 @@ impl Store {
             return self.scan_walking_history(plan.table, range, cut, plan.dead_before, f);
         };
         let prefix = keys::image_row_prefix(plan.table, plan.at);
-        let (table_lo, table_hi) = keys::table_range(plan.table);
-        let lo = [prefix.as_slice(), range.start.as_deref().unwrap_or(&table_lo)].concat();
-        let hi = [prefix.as_slice(), range.end.as_deref().unwrap_or(&table_hi)].concat();
+        let (lo, hi) = keys::image_row_range(plan.table, plan.at, range);
         let mut ro = scan_options();
         ro.set_iterate_lower_bound(lo.clone());
         ro.set_iterate_upper_bound(hi);

@@ -120,6 +120,19 @@ pub fn by_oid(oid: u32) -> Option<&'static BuiltinType> {
     TYPES.iter().find(|t| t.oid == oid)
 }
 
+/// `typlen` of the built-in type `oid`; in a constant, an OID not listed
+/// stops the build.
+pub const fn len_of(oid: u32) -> i16 {
+    let mut rest = TYPES;
+    while let [t, tail @ ..] = rest {
+        if t.oid == oid {
+            return t.len;
+        }
+        rest = tail;
+    }
+    panic!("not a built-in type")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

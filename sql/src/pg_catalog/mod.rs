@@ -26,6 +26,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use materializer::TableAt;
 
+pub use builtin::len_of;
 pub use functions::format_builtin;
 
 /// The schema's name.
