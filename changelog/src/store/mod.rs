@@ -14,6 +14,7 @@ mod log_rows;
 pub mod meta;
 mod open;
 mod read;
+mod reader_dir;
 mod scratch;
 mod spill;
 
@@ -92,8 +93,8 @@ pub struct Store {
     scanned: Lsn,
     first_commit: Option<Lsn>,
     poisoned: bool,
-    /// Keeps a secondary instance's scratch directory alive.
-    _secondary_dir: Option<tempfile::TempDir>,
+    /// A secondary instance's own directory, kept while it lives.
+    _reader_dir: Option<reader_dir::ReaderDir>,
 }
 
 impl std::fmt::Debug for Store {

@@ -11,6 +11,7 @@ use crate::schema::{SchemaHistory, SchemaVersion};
 use crate::store::catalog::{Catalog, TableEntry};
 use crate::store::integrity;
 use crate::store::meta::{self, ResetKind, Watermark, FORMAT_VERSION};
+use crate::store::reader_dir::ReaderDir;
 use crate::store::{Access, Store, StoreOptions};
 
 fn db_options(opts: &StoreOptions) -> Options {
@@ -209,13 +210,7 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     if !looks_like_rocksdb(path)? {
         return Err(no_store(path));
     }
-    let scratch = tempfile::Builder::new()
-        .prefix("asof-reader")
-        .tempdir()
-        .map_err(|source| StoreError::Io {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let scratch = ReaderDir::create()?;
     integrity::check_reader(path, scratch.path())?;
     let mut o = db_options(opts);
     o.create_if_missing(false);
@@ -235,7 +230,7 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     Ok(store)
 }
 
-fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: Option<tempfile::TempDir>) -> Store {
+fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: Option<ReaderDir>) -> Store {
     Store {
         db,
         path: path.to_path_buf(),
@@ -248,7 +243,7 @@ fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: 
         scanned: Lsn::ZERO,
         first_commit: None,
         poisoned: false,
-        _secondary_dir: scratch,
+        _reader_dir: scratch,
     }
 }
 

@@ -716,3 +716,60 @@ fn serve_key_filters_answer_as_postgres_does() {
         "key filters at a past moment",
     );
 }
+
+/// The private directories of readers under `tmp`.
+fn reader_dirs(tmp: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(tmp)
+        .expect("read the temporary directory")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("asof-reader"))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn a_killed_reader_leaves_no_directory_once_another_reader_opens() {
+    let pg = cluster();
+    sql(&pg, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+    let dir = scratch();
+    let asof = Asof::new(store_in(dir.path()));
+    asof.catch_up(&pg.conninfo());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp dir");
+    let tmp_env = tmp.to_str().expect("utf-8 path");
+
+    // Stopped as a service manager stops it: its directory goes with it.
+    let mut stopped = Serve::start(&asof.store, dir.path(), &[], &[("TMPDIR", tmp_env)]);
+    assert_eq!(reader_dirs(&tmp).len(), 1, "a reader has its own directory");
+    assert_eq!(stopped.terminate(), Some(0));
+    assert_eq!(reader_dirs(&tmp), Vec::<PathBuf>::new());
+
+    // Killed: nothing runs to remove it, so the next reader does.
+    let killed = Serve::start(&asof.store, dir.path(), &[], &[("TMPDIR", tmp_env)]);
+    let left = reader_dirs(&tmp);
+    assert_eq!(left.len(), 1);
+    drop(killed);
+    assert_eq!(reader_dirs(&tmp), left, "a killed reader cannot clean up");
+    let live = Serve::start(&asof.store, dir.path(), &[], &[("TMPDIR", tmp_env)]);
+    let now = reader_dirs(&tmp);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, left, "the killed reader's directory is gone");
+    // A reader beside a live one leaves the live one's directory alone.
+    let out = asof_with(
+        ["--store", asof.store.to_str().expect("utf-8 path"), "tables"],
+        &[("TMPDIR", tmp_env)],
+        Duration::from_secs(60),
+    )
+    .ok();
+    assert!(out.text().contains("public.t"), "{}", out.text());
+    assert_eq!(reader_dirs(&tmp), now);
+    assert_eq!(
+        psql_ok(&pg, &live.conninfo(""), &[], &["SELECT count(*) FROM t"]),
+        "1\n"
+    );
+}
