@@ -78,8 +78,8 @@ pub use schema::{
 #[cfg(feature = "store")]
 pub use store::{
     Access, AppendOutcome, BuiltRows, BulkRows, Catalog, CommitEntry, CompactStats, Durability, FollowPosition,
-    ImageInfo, LogEntry, ResetKind, RowBlock, SourceInfo, SpillTxn, Store, StoreOptions, StoredVersion, TableEntry,
-    VersionState, Watermark, FORMAT_VERSION,
+    HistoryWalk, ImageInfo, LogEntry, ResetKind, RowBlock, SourceInfo, SpillTxn, Store, StoreOptions, StoredVersion,
+    TableEntry, VersionState, Watermark, FORMAT_VERSION,
 };
 pub use time::CommitTime;
 pub use value::{Datum, DatumRef, RowImage};

@@ -44,6 +44,9 @@ pub struct ScanStats {
     pub rows: u64,
     /// The base image the scan read from, if it read from one.
     pub image: Option<Lsn>,
+    /// Whether it read `versions` alone rather than `latest` and the
+    /// histories of the keys changed after the cut.
+    pub through_versions: bool,
 }
 
 /// A live row version found by a scan, borrowed from the engine's buffers.
@@ -347,6 +350,7 @@ impl Store {
         })?;
         stats.nexts = walked.nexts;
         stats.seeks = walked.seeks;
+        stats.through_versions = walked.through_versions;
         stats.rows = rows;
         Ok(stats)
     }
@@ -355,6 +359,23 @@ impl Store {
     /// each key in `range` visible at `cut` (a row or a deletion), unless a
     /// reset hides it, in key order.
     pub(crate) fn visit_visible<E: From<StoreError>>(
+        &self,
+        table: TableId,
+        range: &KeyRange,
+        cut: Lsn,
+        dead_before: Option<Lsn>,
+        f: impl FnMut(&[u8], Lsn, &[u8]) -> std::result::Result<ControlFlow<()>, E>,
+    ) -> std::result::Result<ScanStats, E> {
+        if self.walks_versions(table, cut)? {
+            self.visit_through_versions(table, range, cut, dead_before, f)
+        } else {
+            self.visit_through_latest(table, range, cut, dead_before, f)
+        }
+    }
+
+    /// [`Store::visit_visible`] through `latest`, and the histories of the
+    /// keys changed after the cut.
+    fn visit_through_latest<E: From<StoreError>>(
         &self,
         table: TableId,
         range: &KeyRange,

@@ -1,13 +1,14 @@
 //! Whole-table reads at past cuts over histories of mixed depth: a scan
 //! reaches a key's visible version by stepping or by seeking, depending on
-//! how far ahead it is, and must return what the reference fold holds at
-//! every cut whichever way it went.
+//! how far ahead it is, through `latest` or through `versions` alone, and
+//! must return what the reference fold holds at every cut whichever way it
+//! went.
 
 mod support;
 
 use std::ops::ControlFlow;
 
-use changelog::{AppendOutcome, Durability, Lsn, StoreError, TableName, Transaction};
+use changelog::{AppendOutcome, Durability, HistoryWalk, Lsn, StoreError, TableName, Transaction};
 use proptest::prelude::*;
 use support::{differences_as_written_and_compacted, history, open, snapshot, Gen, Reference};
 
@@ -72,24 +73,34 @@ proptest! {
                 _ => vec![changelog::keys::KeyRange::ALL],
             };
             prop_assert!(!ranges.is_empty() && ranges.len() <= parts);
-            for cut in model.lsns().into_iter().chain([Lsn::ZERO]) {
-                let whole = snapshot(&store, table, cut);
-                let got = whole.clone().map(|rows| rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
-                prop_assert_eq!(got, model.snapshot(table, cut), "at {} (pass {})", cut, pass);
-                // The parts of a split, read one after the other, are the whole.
-                let mut joined = Vec::new();
-                for r in &ranges {
-                    store
-                        .scan_range_as_of::<StoreError>(table, r, cut, None, |row| {
-                            assert!(r.contains(row.key), "{:?} outside {:?}", row.key, r);
-                            joined.push(row.key.to_vec());
-                            Ok(ControlFlow::Continue(()))
-                        })
-                        .unwrap();
+            let top = model.last_lsn().unwrap_or(Lsn::ZERO);
+            for walk in [HistoryWalk::Latest, HistoryWalk::Versions, HistoryWalk::Estimate] {
+                store.set_history_walk(walk);
+                for cut in model.lsns().into_iter().chain([Lsn::ZERO]) {
+                    let whole = snapshot(&store, table, cut);
+                    let got = whole.clone().map(|rows| rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
+                    prop_assert_eq!(got, model.snapshot(table, cut), "at {} (pass {}, {:?})", cut, pass, walk);
+                    // The parts of a split, read one after the other, are the whole.
+                    let mut joined = Vec::new();
+                    for r in &ranges {
+                        let stats = store
+                            .scan_range_as_of::<StoreError>(table, r, cut, None, |row| {
+                                assert!(r.contains(row.key), "{:?} outside {:?}", row.key, r);
+                                joined.push(row.key.to_vec());
+                                Ok(ControlFlow::Continue(()))
+                            })
+                            .unwrap();
+                        match walk {
+                            HistoryWalk::Latest => prop_assert!(!stats.through_versions),
+                            HistoryWalk::Versions => prop_assert_eq!(stats.through_versions, cut < top),
+                            HistoryWalk::Estimate => {}
+                        }
+                    }
+                    let keys: Vec<Vec<u8>> = whole.unwrap_or_default().into_iter().map(|(k, _)| k).collect();
+                    prop_assert_eq!(joined, keys, "parts at {} ({:?})", cut, walk);
                 }
-                let keys: Vec<Vec<u8>> = whole.unwrap_or_default().into_iter().map(|(k, _)| k).collect();
-                prop_assert_eq!(joined, keys, "parts at {}", cut);
             }
+            store.set_history_walk(HistoryWalk::Estimate);
         }
     }
 }
@@ -110,7 +121,10 @@ proptest! {
         for t in &txns {
             prop_assert_eq!(store.append(std::slice::from_ref(t)).unwrap(), vec![AppendOutcome::Appended]);
         }
-        let found = differences_as_written_and_compacted(&store, &model, txns.len());
-        prop_assert!(found.is_empty(), "{}", found.join("\n"));
+        for walk in [HistoryWalk::Latest, HistoryWalk::Versions, HistoryWalk::Estimate] {
+            store.set_history_walk(walk);
+            let found = differences_as_written_and_compacted(&store, &model, txns.len());
+            prop_assert!(found.is_empty(), "{:?}: {}", walk, found.join("\n"));
+        }
     }
 }

@@ -35,6 +35,7 @@ use crate::mvcc::{decode_head, hand_row, park, recycle, scan_options, ScanRow, S
 use crate::schema::{SchemaVersionNo, TableSchema};
 use crate::store::log_rows::{self, EncodedRow, LogRows};
 use crate::store::open::cf_options;
+use crate::store::sample::SAMPLES;
 use crate::store::Store;
 use crate::value::DatumRef;
 
@@ -60,10 +61,8 @@ pub(crate) struct ImagePlan {
     dead_before: Option<Lsn>,
 }
 
-/// Keys sampled to estimate how much of a table changed after a cut.
-const SAMPLES: u64 = 64;
 /// What a seek into a key's history costs, in steps of a walk.
-const SEEK: u64 = 6;
+pub(crate) const SEEK: u64 = 6;
 /// What one log record after an image costs, in steps of a walk: measured
 /// at about 2.8 µs of wall time against 0.2 µs a step, each part of a
 /// split scan reading the whole window (decompressing the log's blocks,
@@ -240,37 +239,9 @@ impl Store {
         if records >= budget || cut >= top {
             return Ok(false);
         }
-        let changed = self.sampled_changed_after(table, cut)?;
+        let changed = self.sample_keys(table, cut, false)?.changed_of_samples();
         // R (1 + SEEK a) > R + LOG W, with a = changed / SAMPLES.
         Ok(rows.saturating_mul(SEEK).saturating_mul(changed) > LOG.saturating_mul(records).saturating_mul(SAMPLES))
-    }
-
-    /// How many of [`SAMPLES`] keys spread over `table` changed after `cut`.
-    fn sampled_changed_after(&self, table: TableId, cut: Lsn) -> Result<u64> {
-        let mut it = self.table_iter(cf::LATEST, table, rocksdb::ReadOptions::default())?;
-        let Some(first) = it.key().map(<[u8]>::to_vec) else {
-            it.status()?;
-            return Ok(0);
-        };
-        it.seek_to_last();
-        let Some(last) = it.key().map(<[u8]>::to_vec) else {
-            it.status()?;
-            return Ok(0);
-        };
-        let mut changed = 0;
-        let ranges = keys::split_range(&first, &last, usize::try_from(SAMPLES).unwrap_or(64));
-        let starts = ranges.iter().map(|r| r.start.clone().unwrap_or_else(|| first.clone()));
-        let mut seen = 0;
-        for start in starts {
-            it.seek(&start);
-            let Some(v) = it.value() else { break };
-            let (newest, _) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::LATEST))?;
-            changed += u64::from(newest > cut);
-            seen += 1;
-        }
-        it.status()?;
-        // Scaled to SAMPLES when the keys left room for fewer points.
-        Ok((changed * SAMPLES).checked_div(seen).unwrap_or(0))
     }
 
     /// The last change of each key of `range` between the image and `cut`,

@@ -15,8 +15,11 @@ pub mod meta;
 mod open;
 mod read;
 mod reader_dir;
+mod sample;
 mod scratch;
 mod spill;
+mod versions_walk;
+pub use versions_walk::HistoryWalk;
 
 use std::path::{Path, PathBuf};
 
@@ -93,6 +96,7 @@ pub struct Store {
     scanned: Lsn,
     first_commit: Option<Lsn>,
     poisoned: bool,
+    history_walk: HistoryWalk,
     /// A secondary instance's own directory, kept while it lives.
     _reader_dir: Option<reader_dir::ReaderDir>,
 }

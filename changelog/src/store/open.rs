@@ -12,7 +12,7 @@ use crate::store::catalog::{Catalog, TableEntry};
 use crate::store::integrity;
 use crate::store::meta::{self, ResetKind, Watermark, FORMAT_VERSION};
 use crate::store::reader_dir::ReaderDir;
-use crate::store::{Access, Store, StoreOptions};
+use crate::store::{Access, HistoryWalk, Store, StoreOptions};
 
 fn db_options(opts: &StoreOptions) -> Options {
     let mut o = Options::default();
@@ -217,6 +217,9 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     o.create_missing_column_families(false);
     // Required for secondary instances: keep every file open.
     o.set_max_open_files(-1);
+    if std::env::var_os("XMMAP").is_some() {
+        o.set_allow_mmap_reads(true);
+    }
     let db = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), existing_descriptors(path, opts))
         .map_err(|e| map_open_error(path, e))?;
     let mut store = new_store(db, path, Access::ReadOnly, opts, Some(scratch));
@@ -243,6 +246,7 @@ fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: 
         scanned: Lsn::ZERO,
         first_commit: None,
         poisoned: false,
+        history_walk: HistoryWalk::default(),
         _reader_dir: scratch,
     }
 }

@@ -127,6 +127,10 @@ enum Step {
         /// The moment to read at (as `asof snapshot --at` takes it).
         #[arg(long, default_value = "now")]
         at: materializer::When,
+        /// How reads at a past cut walk the history; `each` reads every
+        /// table each way in turn.
+        #[arg(long, value_enum, default_value = "estimate")]
+        walk: probe::Walk,
         /// Tables to scan.
         #[arg(required = true)]
         tables: Vec<String>,
@@ -182,7 +186,12 @@ fn main() -> Result<()> {
         Step::SqlExport => sql_export::run(&ctx),
         Step::ServeLookup => serve_lookup::run(&ctx),
         Step::BigTxn => big_txn::run(&ctx),
-        Step::Probe { store, at, tables } => probe::probe(&store, at, &tables),
+        Step::Probe {
+            store,
+            at,
+            walk,
+            tables,
+        } => probe::probe(&store, at, walk, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),
         Step::InitialRuntime => runtimes::initial_runtime(&ctx),

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
-use changelog::{CommitTime, Store, TableName};
+use changelog::{CommitTime, HistoryWalk, Store, TableName};
 use materializer::When;
 
 use crate::report::mib;
@@ -38,11 +38,24 @@ pub fn store_files(dir: &Path) -> Result<String> {
     ))
 }
 
+/// How [`probe`] has reads at a past cut walk the history.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Walk {
+    /// As the store estimates is cheaper.
+    Estimate,
+    /// Through `latest` and the histories of keys changed after the cut.
+    Latest,
+    /// Through `versions` alone, where the table allows it.
+    Versions,
+    /// Each of the three in turn.
+    Each,
+}
+
 /// Times the phases of an as-of read in process, as `asof snapshot` does them.
-pub fn probe(store_path: &Path, at: When, tables: &[String]) -> Result<()> {
+pub fn probe(store_path: &Path, at: When, walk: Walk, tables: &[String]) -> Result<()> {
     println!("\nprobe of {}: {}", store_path.display(), store_files(store_path)?);
     let t = Instant::now();
-    let store = Store::open_read_only(store_path)?;
+    let mut store = Store::open_read_only(store_path)?;
     let open = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let r = materializer::resolve(&store, at, CommitTime::now())?;
@@ -51,26 +64,36 @@ pub fn probe(store_path: &Path, at: When, tables: &[String]) -> Result<()> {
         "open_read_only {open:.3} s, resolve({at}) {resolve:.4} s: cut {}",
         r.cut.lsn
     );
-    for name in tables {
-        let t = Instant::now();
-        let table = materializer::table_at(&store, &TableName::parse(name), r.cut)?;
-        let (mut rows, mut bytes) = (0u64, 0usize);
-        let stats = materializer::snapshot(&store, &table, r.cut, |row| {
-            rows += 1;
-            bytes += row
-                .iter()
-                .map(|d| match d {
-                    changelog::DatumRef::Text(b) => b.len(),
-                    _ => 0,
-                })
-                .sum::<usize>();
-            Ok::<_, materializer::QueryError>(std::ops::ControlFlow::Continue(()))
-        })?;
-        let scan = t.elapsed().as_secs_f64();
-        println!(
-            "  {name}: scan {scan:.3} s, {rows} rows, {:.1} MiB of values, {stats:?}",
-            mib(bytes as u64)
-        );
+    let walks = match walk {
+        Walk::Estimate => vec![HistoryWalk::Estimate],
+        Walk::Latest => vec![HistoryWalk::Latest],
+        Walk::Versions => vec![HistoryWalk::Versions],
+        Walk::Each => vec![HistoryWalk::Latest, HistoryWalk::Versions, HistoryWalk::Estimate],
+    };
+    for walk in walks {
+        store.set_history_walk(walk);
+        println!("walk: {walk:?}");
+        for name in tables {
+            let t = Instant::now();
+            let table = materializer::table_at(&store, &TableName::parse(name), r.cut)?;
+            let (mut rows, mut bytes) = (0u64, 0usize);
+            let stats = materializer::snapshot(&store, &table, r.cut, |row| {
+                rows += 1;
+                bytes += row
+                    .iter()
+                    .map(|d| match d {
+                        changelog::DatumRef::Text(b) => b.len(),
+                        _ => 0,
+                    })
+                    .sum::<usize>();
+                Ok::<_, materializer::QueryError>(std::ops::ControlFlow::Continue(()))
+            })?;
+            let scan = t.elapsed().as_secs_f64();
+            println!(
+                "  {name}: scan {scan:.3} s, {rows} rows, {:.1} MiB of values, {stats:?}",
+                mib(bytes as u64)
+            );
+        }
     }
     Ok(())
 }

@@ -1,0 +1,97 @@
+//! A few keys spread over a table, read to estimate what a read at a past
+//! cut will meet: how many keys changed after the cut, and how many
+//! versions each key has.
+
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::ids::TableId;
+use crate::keys::{self, cf};
+use crate::lsn::Lsn;
+use crate::store::Store;
+
+/// Keys sampled.
+pub(crate) const SAMPLES: u64 = 64;
+
+/// Versions counted per sampled key at most: deeper is deep enough.
+const DEPTH_COUNTED: u64 = 64;
+
+/// What the sampled keys showed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeySample {
+    /// Keys read (fewer than [`SAMPLES`] when the keys leave no room).
+    pub seen: u64,
+    /// Of them, those whose newest version is after the cut.
+    pub changed: u64,
+    /// Their versions (rows and deletions) in all, when counted.
+    pub versions: u64,
+}
+
+/// A number of keys in `0..16` for the `i`th point, the same on every call.
+fn jitter(i: usize) -> u64 {
+    let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 60) & 15
+}
+
+impl KeySample {
+    /// `changed` scaled to [`SAMPLES`] keys.
+    pub fn changed_of_samples(&self) -> u64 {
+        (self.changed * SAMPLES).checked_div(self.seen).unwrap_or(0)
+    }
+}
+
+impl Store {
+    /// Reads [`SAMPLES`] keys spread over `table` in `latest`, and, with
+    /// `count_versions`, their histories.
+    pub(crate) fn sample_keys(&self, table: TableId, cut: Lsn, count_versions: bool) -> Result<KeySample> {
+        let mut it = self.table_iter(cf::LATEST, table, rocksdb::ReadOptions::default())?;
+        let Some(first) = it.key().map(<[u8]>::to_vec) else {
+            it.status()?;
+            return Ok(KeySample::default());
+        };
+        it.seek_to_last();
+        let Some(last) = it.key().map(<[u8]>::to_vec) else {
+            it.status()?;
+            return Ok(KeySample::default());
+        };
+        let mut history = if count_versions {
+            Some(self.table_iter(cf::VERSIONS, table, rocksdb::ReadOptions::default())?)
+        } else {
+            None
+        };
+        let mut sample = KeySample::default();
+        let ranges = keys::split_range(&first, &last, usize::try_from(SAMPLES).unwrap_or(64));
+        let starts = ranges.iter().map(|r| r.start.clone().unwrap_or_else(|| first.clone()));
+        for (i, start) in starts.enumerate() {
+            it.seek(&start);
+            // Points spread evenly fall on keys in step with each other (all
+            // even ids, say) and can miss a pattern of changes that is not:
+            // move on by a few keys, differently at each point.
+            for _ in 0..jitter(i) {
+                it.next();
+            }
+            let (Some(uk), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let (newest, _) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::LATEST))?;
+            sample.seen += 1;
+            sample.changed += u64::from(newest > cut);
+            if let Some(h) = history.as_mut() {
+                // A key's versions start at the key itself.
+                h.seek(uk);
+                let mut depth = 0;
+                while let Some(k) = h.key() {
+                    let (vuk, _) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+                    if vuk != uk || depth == DEPTH_COUNTED {
+                        break;
+                    }
+                    depth += 1;
+                    h.next();
+                }
+                h.status()?;
+                sample.versions += depth;
+            }
+        }
+        it.status()?;
+        Ok(sample)
+    }
+}
