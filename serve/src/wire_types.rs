@@ -81,8 +81,10 @@ use oid as Type;
 /// else by its Arrow type.
 pub fn pg_type_of(field: &Field) -> PgType {
     if let Some(oid) = field.metadata().get(PG_TYPE_OID).and_then(|o| o.parse::<u32>().ok()) {
-        let size = if oid == Type::UUID.oid { 16 } else { -1 };
-        return PgType { oid, size };
+        return PgType {
+            oid,
+            size: asof_sql::pg_catalog::typlen(oid),
+        };
     }
     pg_type(field.data_type())
 }

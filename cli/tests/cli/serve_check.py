@@ -4,7 +4,7 @@
   serve_check.py check ASOF_CONNINFO WHEN FILE
       the same queries through asof serve after SET asof.at = WHEN must
       give the same values, of the same Python types, with the same
-      column type OIDs.
+      column type OIDs and sizes.
   serve_check.py cancel ASOF_CONNINFO
       a query that would run for hours, cancelled from another thread,
       ends with QueryCanceled, and the connection goes on.
@@ -60,7 +60,7 @@ def answers(conn):
     for name, sql, params in QUERIES:
         cur = conn.execute(sql, params)
         out[name] = {
-            "columns": [[d.name, d.type_code] for d in cur.description],
+            "columns": [[d.name, d.type_code, d.internal_size] for d in cur.description],
             "rows": [[value(v) for v in row] for row in cur.fetchall()],
         }
     return out

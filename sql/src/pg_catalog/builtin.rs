@@ -120,6 +120,12 @@ pub fn by_oid(oid: u32) -> Option<&'static BuiltinType> {
     TYPES.iter().find(|t| t.oid == oid)
 }
 
+/// `typlen` of a captured column's type `oid`: the built-in type's, and -1
+/// (variable) for any other, whose size the store does not keep.
+pub fn typlen(oid: u32) -> i16 {
+    by_oid(oid).map_or(-1, |t| t.len)
+}
+
 /// `typlen` of the built-in type `oid`; in a constant, an OID not listed
 /// stops the build.
 pub const fn len_of(oid: u32) -> i16 {

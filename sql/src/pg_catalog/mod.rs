@@ -26,7 +26,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use materializer::TableAt;
 
-pub use builtin::len_of;
+pub use builtin::{len_of, typlen};
 pub use functions::format_builtin;
 
 /// The schema's name.

@@ -208,7 +208,7 @@ pub fn pg_attribute(tables: &[TableAt<'_>]) -> Result<RecordBatch, ArrowError> {
         })
         .collect();
     let n = columns.len();
-    let len = |c: &changelog::Column| builtin::by_oid(c.type_oid).map_or(-1, |t| t.len);
+    let len = |c: &changelog::Column| builtin::typlen(c.type_oid);
     Columns::default()
         .oid("attrelid", columns.iter().map(|(r, _, _)| *r).collect())
         .text("attname", columns.iter().map(|(_, _, c)| c.name.as_str()).collect())

@@ -138,7 +138,12 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
              {versions} vs 1 versions per key = {depth:.2} (bar: <= 1.50)"
         );
     };
-    probe(&store, materializer::When::Now, Walk::Estimate, &["t1".to_string(), deep.clone()])?;
+    probe(
+        &store,
+        materializer::When::Now,
+        Walk::Estimate,
+        &["t1".to_string(), deep.clone()],
+    )?;
     let r = run(ctx, "as-left", "now")?;
     summarize(&r, "as left by tail", "now");
 
@@ -154,7 +159,12 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
         t.elapsed().as_secs_f64(),
         mib(dir_size(&store)?)
     );
-    probe(&store, materializer::When::Now, Walk::Estimate, &["t1".to_string(), deep.clone()])?;
+    probe(
+        &store,
+        materializer::When::Now,
+        Walk::Estimate,
+        &["t1".to_string(), deep.clone()],
+    )?;
     let r = run(ctx, "compacted", "now")?;
     summarize(&r, "after flush + compact_files", "now");
 
