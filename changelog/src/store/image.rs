@@ -35,7 +35,7 @@ use crate::mvcc::{decode_head, hand_row, park, recycle, scan_options, ScanRow, S
 use crate::schema::{SchemaVersionNo, TableSchema};
 use crate::store::log_rows::{self, EncodedRow, LogRows};
 use crate::store::open::cf_options;
-use crate::store::sample::SAMPLES;
+use crate::store::sample::{LOG, SEEK};
 use crate::store::Store;
 use crate::value::DatumRef;
 
@@ -60,14 +60,6 @@ pub(crate) struct ImagePlan {
     /// The table's last reset at or before the cut.
     dead_before: Option<Lsn>,
 }
-
-/// What a seek into a key's history costs, in steps of a walk.
-pub(crate) const SEEK: u64 = 6;
-/// What one log record after an image costs, in steps of a walk: measured
-/// at about 2.8 µs of wall time against 0.2 µs a step, each part of a
-/// split scan reading the whole window (decompressing the log's blocks,
-/// finding each record's table and key, keeping the last change per key).
-const LOG: u64 = 14;
 
 /// The last change of each key since an image, its row still encoded as
 /// in the log; `None` for a deletion.
@@ -218,15 +210,13 @@ impl Store {
     }
 
     /// Whether reading `table` at `cut` from `image` and the log since
-    /// costs less than walking `latest` and the histories of the keys
-    /// changed after the cut. In units of one step of a walk (~0.2 µs
-    /// here): the walk costs `R (1 + SEEK * a)` for `R` keys of which a
-    /// fraction `a` changed after the cut, estimated from [`SAMPLES`] keys
-    /// spread over the table; the image `R + LOG * W` for the `W` log
-    /// records (of every table) after the image, counted from the commits.
+    /// costs less than the cheaper walk without it (the costs are in
+    /// [`crate::store::sample`]); the log records after the image are
+    /// counted from the commits.
     fn image_is_cheaper(&self, table: TableId, image: &ImageInfo, cut: Lsn, top: Lsn) -> Result<bool> {
         let rows = image.rows.max(1);
-        // Even with every key changed, the walk costs this much more.
+        // Even with every key changed, a walk costs no more than this much
+        // more than reading every row once.
         let budget = rows.saturating_mul(SEEK) / LOG;
         let mut records = 0u64;
         let mut from = image.at.next();
@@ -239,9 +229,16 @@ impl Store {
         if records >= budget || cut >= top {
             return Ok(false);
         }
-        let changed = self.sample_keys(table, cut, false)?.changed_of_samples();
-        // R (1 + SEEK a) > R + LOG W, with a = changed / SAMPLES.
-        Ok(rows.saturating_mul(SEEK).saturating_mul(changed) > LOG.saturating_mul(records).saturating_mul(SAMPLES))
+        let sample = self.sample_keys(table, cut, true)?;
+        let mut walk = sample.through_latest();
+        if self.keys_never_extend_each_other(table) {
+            walk = walk.min(sample.through_versions());
+        }
+        // R + LOG W < R * walk, each side times the keys seen.
+        let image = rows
+            .saturating_add(LOG.saturating_mul(records))
+            .saturating_mul(sample.seen);
+        Ok(image < rows.saturating_mul(walk))
     }
 
     /// The last change of each key of `range` between the image and `cut`,

@@ -8,10 +8,8 @@
 //! first: taking each key's first version at or before the cut and
 //! stepping over the rest reads one family instead of two.
 //!
-//! Cost, in steps, for `R` keys with `d` versions each on average, a
-//! fraction `a` of them changed after the cut: through `latest`,
-//! `R (1 + min(d, SEEK a))`; through `versions`, `R d`. So `versions` is
-//! read alone when `d < 1 + SEEK a`, both estimated from sampled keys.
+//! It is taken when sampled keys say it costs less (see
+//! [`crate::store::sample`] for both costs).
 //!
 //! This needs a key's versions to sit together and in key order. Keys of
 //! one shape never extend each other, but a key written before key columns
@@ -26,7 +24,6 @@ use crate::ids::TableId;
 use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
 use crate::mvcc::{scan_options, ScanStats, SEEK_AFTER_NEXTS};
-use crate::store::image::SEEK;
 use crate::store::Store;
 
 /// How a read at a past cut reaches each key's visible version.
@@ -59,13 +56,12 @@ impl Store {
             return Ok(true);
         }
         let s = self.sample_keys(table, cut, true)?;
-        // d < 1 + SEEK a, each side times the keys seen.
-        Ok(s.seen > 0 && s.versions < s.seen + SEEK * s.changed)
+        Ok(s.seen > 0 && s.through_versions() < s.through_latest())
     }
 
     /// True when every shape of `table` has the same number of key columns,
     /// so no stored key is a prefix of another.
-    fn keys_never_extend_each_other(&self, table: TableId) -> bool {
+    pub(crate) fn keys_never_extend_each_other(&self, table: TableId) -> bool {
         let Some(entry) = self.catalog.table(table) else {
             return false;
         };
