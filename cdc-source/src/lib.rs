@@ -33,6 +33,7 @@ pub mod capture;
 pub mod catalog;
 pub mod conninfo;
 pub mod copy_source;
+#[cfg(feature = "capture")]
 mod coverage;
 pub mod ddl;
 mod error;
