@@ -217,9 +217,6 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     o.create_missing_column_families(false);
     // Required for secondary instances: keep every file open.
     o.set_max_open_files(-1);
-    if std::env::var_os("XMMAP").is_some() {
-        o.set_allow_mmap_reads(true);
-    }
     let db = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), existing_descriptors(path, opts))
         .map_err(|e| map_open_error(path, e))?;
     let mut store = new_store(db, path, Access::ReadOnly, opts, Some(scratch));
