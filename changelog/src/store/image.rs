@@ -229,7 +229,7 @@ impl Store {
         if records >= budget || cut >= top {
             return Ok(false);
         }
-        let sample = self.sample_keys(table, cut, true)?;
+        let sample = self.sample_keys(table, cut)?;
         let mut walk = sample.through_latest();
         if self.keys_never_extend_each_other(table) {
             walk = walk.min(sample.through_versions());

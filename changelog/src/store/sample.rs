@@ -40,7 +40,7 @@ pub(crate) struct KeySample {
     pub seen: u64,
     /// Of them, those whose newest version is after the cut.
     pub changed: u64,
-    /// Their versions (rows and deletions) in all, when counted.
+    /// Their versions (rows and deletions) in all.
     pub versions: u64,
 }
 
@@ -63,9 +63,9 @@ impl KeySample {
 }
 
 impl Store {
-    /// Reads [`SAMPLES`] keys spread over `table` in `latest`, and, with
-    /// `count_versions`, their histories.
-    pub(crate) fn sample_keys(&self, table: TableId, cut: Lsn, count_versions: bool) -> Result<KeySample> {
+    /// Reads [`SAMPLES`] keys spread over `table` in `latest`, and their
+    /// histories.
+    pub(crate) fn sample_keys(&self, table: TableId, cut: Lsn) -> Result<KeySample> {
         let mut it = self.table_iter(cf::LATEST, table, rocksdb::ReadOptions::default())?;
         let Some(first) = it.key().map(<[u8]>::to_vec) else {
             it.status()?;
@@ -76,11 +76,7 @@ impl Store {
             it.status()?;
             return Ok(KeySample::default());
         };
-        let mut history = if count_versions {
-            Some(self.table_iter(cf::VERSIONS, table, rocksdb::ReadOptions::default())?)
-        } else {
-            None
-        };
+        let mut history = self.table_iter(cf::VERSIONS, table, rocksdb::ReadOptions::default())?;
         let mut sample = KeySample::default();
         let ranges = keys::split_range(&first, &last, usize::try_from(SAMPLES).unwrap_or(64));
         let starts = ranges.iter().map(|r| r.start.clone().unwrap_or_else(|| first.clone()));
@@ -98,21 +94,19 @@ impl Store {
             let (newest, _) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::LATEST))?;
             sample.seen += 1;
             sample.changed += u64::from(newest > cut);
-            if let Some(h) = history.as_mut() {
-                // A key's versions start at the key itself.
-                h.seek(uk);
-                let mut depth = 0;
-                while let Some(k) = h.key() {
-                    let (vuk, _) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
-                    if vuk != uk || depth == DEPTH_COUNTED {
-                        break;
-                    }
-                    depth += 1;
-                    h.next();
+            // A key's versions start at the key itself.
+            history.seek(uk);
+            let mut depth = 0;
+            while let Some(k) = history.key() {
+                let (vuk, _) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+                if vuk != uk || depth == DEPTH_COUNTED {
+                    break;
                 }
-                h.status()?;
-                sample.versions += depth;
+                depth += 1;
+                history.next();
             }
+            history.status()?;
+            sample.versions += depth;
         }
         it.status()?;
         Ok(sample)

@@ -55,7 +55,7 @@ impl Store {
         if self.history_walk == HistoryWalk::Versions {
             return Ok(true);
         }
-        let s = self.sample_keys(table, cut, true)?;
+        let s = self.sample_keys(table, cut)?;
         Ok(s.seen > 0 && s.through_versions() < s.through_latest())
     }
 
