@@ -102,24 +102,40 @@ pub(crate) fn decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128> {
     if dropped.iter().any(|b| *b != b'0') {
         return Err(Unrepresentable::OutOfRange);
     }
-    let mut value: i128 = 0;
-    let mut significant = 0usize;
     let pad = scale - kept.len();
+    // The digits are `int`, `kept` and `pad` zeros; leading zeros are not
+    // significant.
+    let zeros = |d: &[u8]| d.iter().take_while(|b| **b == b'0').count();
+    let mut lead = zeros(int);
+    if lead == int.len() {
+        lead += zeros(kept);
+        if lead == int.len() + kept.len() {
+            lead += pad;
+        }
+    }
+    let significant = int.len() + kept.len() + pad - lead;
+    if significant > usize::from(precision) {
+        return Err(Unrepresentable::OutOfRange);
+    }
+    if int.len() + scale <= 18 {
+        // Fits in an i64 without overflow checks: the common case.
+        let mut value: i64 = 0;
+        for b in int.iter().chain(kept) {
+            value = value * 10 + i64::from(b - b'0');
+        }
+        let value = i128::from(value) * 10i128.pow(pad as u32);
+        return Ok(if negative { -value } else { value });
+    }
+    let mut value: i128 = 0;
     for b in int.iter().chain(kept).chain(std::iter::repeat_n(&b'0', pad)) {
         let d = match b {
             b'0'..=b'9' => i128::from(b - b'0'),
             _ => return Err(malformed),
         };
-        if value != 0 || d != 0 {
-            significant += 1;
-        }
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(d))
             .ok_or(Unrepresentable::OutOfRange)?;
-    }
-    if significant > usize::from(precision) {
-        return Err(Unrepresentable::OutOfRange);
     }
     Ok(if negative { -value } else { value })
 }
@@ -455,6 +471,38 @@ mod tests {
     }
 
     proptest! {
+        /// Numerics agree with a reference that works on the digits as a
+        /// string: the value padded or cut to the scale, its significant
+        /// digits counted after the leading zeros.
+        #[test]
+        fn decimals_match_a_reference_on_the_digits(
+            negative in any::<bool>(),
+            int in "[0-9]{0,24}",
+            frac in proptest::option::of("[0-9]{0,12}"),
+            precision in 1u8..=38,
+            scale in 0i8..=12,
+        ) {
+            let text = format!("{}{int}{}", if negative { "-" } else { "" }, frac.as_ref().map(|f| format!(".{f}")).unwrap_or_default());
+            let frac = frac.unwrap_or_default();
+            let s = usize::try_from(scale).unwrap();
+            let expected = if int.is_empty() && frac.is_empty() {
+                Err(Unrepresentable::Malformed("numeric"))
+            } else if frac.chars().skip(s).any(|c| c != '0') {
+                Err(Unrepresentable::OutOfRange)
+            } else {
+                let kept: String = frac.chars().take(s).collect();
+                let digits = format!("{int}{kept}{}", "0".repeat(s - kept.len()));
+                let significant = digits.trim_start_matches('0').len();
+                if significant > usize::from(precision) {
+                    Err(Unrepresentable::OutOfRange)
+                } else {
+                    let v: i128 = if significant == 0 { 0 } else { digits.trim_start_matches('0').parse().unwrap() };
+                    Ok(if negative { -v } else { v })
+                }
+            };
+            prop_assert_eq!(decimal(text.as_bytes(), precision, scale), expected);
+        }
+
         /// Dates agree with the `time` crate's calendar over its whole
         /// range (years -9999..=9999), BC included.
         #[test]
