@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
     StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::datatypes::{Field, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 
 use super::parse::{self, Unrepresentable};
@@ -54,68 +54,27 @@ pub enum ColumnBuilder {
     },
 }
 
-/// Room to reserve in a builder: values, and bytes of variable-length
-/// values.
-#[derive(Clone, Copy, Debug)]
-pub struct Capacity {
-    /// Values.
-    pub rows: usize,
-    /// Bytes of text or binary values.
-    pub bytes: usize,
-}
-
-impl Default for Capacity {
-    fn default() -> Capacity {
-        Capacity {
-            rows: 1024,
-            bytes: 8 << 10,
-        }
-    }
-}
-
-impl Capacity {
-    /// What `array` holds: the room a batch like it needs.
-    fn of(array: &ArrayRef) -> Capacity {
-        let bytes = match array.data_type() {
-            DataType::Utf8 | DataType::Binary => array.to_data().buffers().get(1).map_or(0, |b| b.len()),
-            _ => 0,
-        };
-        Capacity {
-            rows: array.len(),
-            bytes,
-        }
-    }
-}
-
 impl ColumnBuilder {
     /// An empty builder for a column of type `t`.
     pub fn new(t: &ColumnType) -> ColumnBuilder {
-        ColumnBuilder::with_capacity(t, Capacity::default())
-    }
-
-    /// An empty builder for a column of type `t`, with room for `room`
-    /// without growing (what the last batch needed, for the next one).
-    pub fn with_capacity(t: &ColumnType, room: Capacity) -> ColumnBuilder {
-        let Capacity { rows, bytes } = room;
         match t {
-            ColumnType::Int16 => ColumnBuilder::Int16(Int16Builder::with_capacity(rows)),
-            ColumnType::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(rows)),
-            ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(rows)),
-            ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(rows)),
-            ColumnType::Float32 => ColumnBuilder::Float32(Float32Builder::with_capacity(rows)),
-            ColumnType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(rows)),
+            ColumnType::Int16 => ColumnBuilder::Int16(Int16Builder::new()),
+            ColumnType::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
+            ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
+            ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
+            ColumnType::Float32 => ColumnBuilder::Float32(Float32Builder::new()),
+            ColumnType::Float64 => ColumnBuilder::Float64(Float64Builder::new()),
             ColumnType::Decimal { precision, scale } => ColumnBuilder::Decimal(
-                Decimal128Builder::with_capacity(rows).with_data_type(t.data_type()),
+                Decimal128Builder::new().with_data_type(t.data_type()),
                 *precision,
                 *scale,
             ),
-            ColumnType::Text => ColumnBuilder::Text(StringBuilder::with_capacity(rows, bytes)),
-            ColumnType::Bytes => ColumnBuilder::Bytes(BinaryBuilder::with_capacity(rows, bytes)),
-            ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
-            ColumnType::Timestamp { tz } => ColumnBuilder::Timestamp(
-                TimestampMicrosecondBuilder::with_capacity(rows).with_data_type(t.data_type()),
-                *tz,
-            ),
+            ColumnType::Text => ColumnBuilder::Text(StringBuilder::new()),
+            ColumnType::Bytes => ColumnBuilder::Bytes(BinaryBuilder::new()),
+            ColumnType::Date => ColumnBuilder::Date(Date32Builder::new()),
+            ColumnType::Timestamp { tz } => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new().with_data_type(t.data_type()), *tz)
+            }
             ColumnType::List(inner) => ColumnBuilder::List {
                 item: Arc::new(list_item(inner)),
                 values: Box::new(ColumnBuilder::new(inner)),
@@ -302,16 +261,11 @@ impl BatchBuilder {
 
     /// The rows appended so far as one batch; the builder starts over.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut arrays = Vec::with_capacity(self.columns.len());
-        for (_, b) in &mut self.columns {
-            let array = b.finish()?;
-            // Batches are alike: the next starts with the room this one
-            // took, instead of growing from nothing by reallocations.
-            if !matches!(b, ColumnBuilder::List { .. }) {
-                *b = ColumnBuilder::with_capacity(&b.column_type(), Capacity::of(&array));
-            }
-            arrays.push(array);
-        }
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(|(_, b)| b.finish())
+            .collect::<Result<Vec<_>, _>>()?;
         // The row count matters for a batch without columns (`count(*)`).
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
