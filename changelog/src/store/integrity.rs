@@ -73,6 +73,7 @@ pub(super) fn check_writer(db: &DB, path: &Path) -> Result<()> {
 pub(super) fn check_reader(path: &Path, log_dir: &Path) -> Result<()> {
     let mut o = rocksdb::Options::default();
     o.set_db_log_dir(log_dir);
+    o.set_max_file_opening_threads(super::open::FILE_OPENING_THREADS);
     let mut last = String::new();
     for attempt in 0..=RACE_RETRIES {
         if attempt > 0 {
