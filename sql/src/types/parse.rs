@@ -74,6 +74,57 @@ pub(crate) fn float32(s: &[u8]) -> Result<f32> {
 /// A `numeric` value as an unscaled `i128` at `scale`, at most `precision`
 /// digits.
 pub(crate) fn decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128> {
+    match decimal_short(s, precision, scale) {
+        Some(v) => Ok(v),
+        None => decimal_general(s, precision, scale),
+    }
+}
+
+/// The common case in one pass: `[-]digits[.digits]` with at most `scale`
+/// fraction digits and an unscaled value of at most 18 digits, which fits
+/// an `i64` without a check per digit. `None` sends everything else
+/// (special values, signs, bare points, longer or out-of-range values)
+/// to [`decimal_general`], which decides it.
+fn decimal_short(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
+    let scale = usize::try_from(scale).ok()?;
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let mut value: i64 = 0;
+    let mut int_len = 0;
+    let mut frac_len = 0;
+    let mut point = false;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                value = value.wrapping_mul(10).wrapping_add(i64::from(b - b'0'));
+                if point {
+                    frac_len += 1;
+                } else {
+                    int_len += 1;
+                }
+            }
+            b'.' if !point => point = true,
+            _ => return None,
+        }
+    }
+    // With at most 18 digits in all, the wrapping arithmetic never wrapped.
+    if int_len == 0 || (point && frac_len == 0) || frac_len > scale || int_len + scale > 18 {
+        return None;
+    }
+    let value = value * 10i64.pow(u32::try_from(scale - frac_len).ok()?);
+    // Significant digits are the unscaled value's digits.
+    if precision < 19 && value >= 10i64.pow(u32::from(precision)) {
+        return None;
+    }
+    let value = i128::from(value);
+    Some(if negative { -value } else { value })
+}
+
+/// [`decimal`] for every input: special values, any length, and the
+/// malformed.
+fn decimal_general(s: &[u8], precision: u8, scale: i8) -> Result<i128> {
     match s {
         b"NaN" => return Err(Unrepresentable::NotANumber),
         b"Infinity" | b"-Infinity" => return Err(Unrepresentable::NotANumber),
@@ -116,15 +167,6 @@ pub(crate) fn decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128> {
     let significant = int.len() + kept.len() + pad - lead;
     if significant > usize::from(precision) {
         return Err(Unrepresentable::OutOfRange);
-    }
-    if int.len() + scale <= 18 {
-        // Fits in an i64 without overflow checks: the common case.
-        let mut value: i64 = 0;
-        for b in int.iter().chain(kept) {
-            value = value * 10 + i64::from(b - b'0');
-        }
-        let value = i128::from(value) * 10i128.pow(pad as u32);
-        return Ok(if negative { -value } else { value });
     }
     let mut value: i128 = 0;
     for b in int.iter().chain(kept).chain(std::iter::repeat_n(&b'0', pad)) {
