@@ -142,6 +142,7 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
         &store,
         materializer::When::Now,
         Walk::Estimate,
+        false,
         &["t1".to_string(), deep.clone()],
     )?;
     let r = run(ctx, "as-left", "now")?;
@@ -163,6 +164,7 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
         &store,
         materializer::When::Now,
         Walk::Estimate,
+        false,
         &["t1".to_string(), deep.clone()],
     )?;
     let r = run(ctx, "compacted", "now")?;

@@ -131,6 +131,10 @@ enum Step {
         /// table each way in turn.
         #[arg(long, value_enum, default_value = "estimate")]
         walk: probe::Walk,
+        /// Flush and compact the engine's files first (opens the store for
+        /// writing).
+        #[arg(long)]
+        compact_files: bool,
         /// Tables to scan.
         #[arg(required = true)]
         tables: Vec<String>,
@@ -190,8 +194,9 @@ fn main() -> Result<()> {
             store,
             at,
             walk,
+            compact_files,
             tables,
-        } => probe::probe(&store, at, walk, &tables),
+        } => probe::probe(&store, at, walk, compact_files, &tables),
         Step::MakeStore { store, rows, versions } => probe::make_store(&store, rows, versions),
         Step::CaptureRuntime => runtimes::capture_runtime(&ctx),
         Step::InitialRuntime => runtimes::initial_runtime(&ctx),

@@ -52,7 +52,14 @@ pub enum Walk {
 }
 
 /// Times the phases of an as-of read in process, as `asof snapshot` does them.
-pub fn probe(store_path: &Path, at: When, walk: Walk, tables: &[String]) -> Result<()> {
+pub fn probe(store_path: &Path, at: When, walk: Walk, compact_files: bool, tables: &[String]) -> Result<()> {
+    if compact_files {
+        let t = Instant::now();
+        let s = Store::open(store_path, &changelog::StoreOptions::default())?;
+        s.flush()?;
+        s.compact_files()?;
+        println!("flush + compact_files took {:.1} s", t.elapsed().as_secs_f64());
+    }
     println!("\nprobe of {}: {}", store_path.display(), store_files(store_path)?);
     let t = Instant::now();
     let mut store = Store::open_read_only(store_path)?;
