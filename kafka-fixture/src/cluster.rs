@@ -420,7 +420,7 @@ impl Drop for KafkaCluster {
             if self.keep_on_drop {
                 let root = dir.keep();
                 eprintln!(
-                    "kafka-fixture: kept the cluster in {} (each node-<id> holds server.properties, data/ and kafka.log)",
+                    "kafka-fixture: kept the cluster in {} (each node-<id> holds server.properties, data/, tmp/ and kafka.log)",
                     root.display()
                 );
             } else {

@@ -52,11 +52,24 @@ pub(crate) struct Jvm {
 }
 
 impl Jvm {
-    fn command(&self, options: &[&str], main_class: &str) -> Command {
+    /// A JVM whose temporary files go to `<dir>/tmp`: Kafka's compression
+    /// libraries unpack native code into the temporary directory and
+    /// remove it only at a clean exit, so a killed node would leave it in
+    /// the machine's `/tmp`; under `dir` it goes with the cluster.
+    fn command(&self, options: &[&str], dir: &Path, main_class: &str) -> Result<Command, KafkaFixtureError> {
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| KafkaFixtureError::io(format!("creating {}", tmp.display()), e))?;
+        let mut tmp_option = OsString::from("-Djava.io.tmpdir=");
+        tmp_option.push(&tmp);
         let mut command = Command::new(&self.java);
-        command.args(options).arg("-cp").arg(&self.class_path).arg(main_class);
-        command.stdin(Stdio::null());
         command
+            .args(options)
+            .arg(tmp_option)
+            .arg("-cp")
+            .arg(&self.class_path)
+            .arg(main_class);
+        command.stdin(Stdio::null()).current_dir(dir);
+        Ok(command)
     }
 
     fn spawn(&self, mut command: Command) -> Result<Child, KafkaFixtureError> {
@@ -72,7 +85,7 @@ impl Jvm {
 pub(crate) fn format_storage(jvm: &Jvm, cluster_id: &str, nodes: &[(NodeId, &Path)]) -> Result<(), KafkaFixtureError> {
     let mut running = Vec::new();
     for &(node, config) in nodes {
-        let mut command = jvm.command(&TOOL_JVM_OPTIONS, STORAGE_TOOL_CLASS);
+        let mut command = jvm.command(&TOOL_JVM_OPTIONS, node_dir(config), STORAGE_TOOL_CLASS)?;
         command
             .arg("format")
             .arg("--cluster-id")
@@ -129,11 +142,8 @@ impl NodeProcess {
         };
         let mut options: Vec<&str> = JVM_OPTIONS.to_vec();
         options.extend(jvm.extra_options.iter().map(String::as_str));
-        let mut command = jvm.command(&options, MAIN_CLASS);
+        let mut command = jvm.command(&options, node_dir(config), MAIN_CLASS)?;
         command.arg(config).stdout(open_log()?).stderr(open_log()?);
-        if let Some(dir) = config.parent() {
-            command.current_dir(dir);
-        }
         Ok(NodeProcess {
             child: jvm.spawn(command)?,
         })
@@ -176,6 +186,11 @@ impl NodeProcess {
         }
         self.kill()
     }
+}
+
+/// A node's own directory: the one its configuration file is in.
+fn node_dir(config: &Path) -> &Path {
+    config.parent().unwrap_or(Path::new("."))
 }
 
 /// Picks a port that is free right now. Another process may take it
