@@ -292,6 +292,66 @@ const MICROS_PER_DAY: i128 = 86_400 * MICROS_PER_SECOND;
 
 /// `timestamp` / `timestamptz` as microseconds since 1970-01-01 UTC.
 pub(crate) fn timestamp(s: &[u8], tz: bool) -> Result<i64> {
+    match timestamp_iso(s, tz) {
+        Some(v) => Ok(v),
+        None => timestamp_general(s, tz),
+    }
+}
+
+/// What the capture's settings make Postgres print for nearly every value,
+/// read at fixed positions: `YYYY-MM-DD HH:MM:SS`, up to six fraction
+/// digits after a point, and with time zone an offset of whole hours
+/// (`+00`). `None` sends everything else (other years, eras, longer
+/// offsets, infinities, the malformed) to [`timestamp_general`], which
+/// gives the same answer wherever both do.
+fn timestamp_iso(s: &[u8], tz: bool) -> Option<i64> {
+    let digits = |from: usize, to: usize| -> Option<i64> {
+        s.get(from..to)?
+            .iter()
+            .try_fold(0i64, |v, b| b.is_ascii_digit().then(|| v * 10 + i64::from(b - b'0')))
+    };
+    let punctuation = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
+    if punctuation.iter().any(|(at, c)| s.get(*at) != Some(c)) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut at = 19;
+    let mut micros = 0;
+    if s.get(at) == Some(&b'.') {
+        let end = at + 1 + s.get(at + 1..)?.iter().take_while(|b| b.is_ascii_digit()).count();
+        let n = end - (at + 1);
+        if n == 0 || n > 6 {
+            return None;
+        }
+        micros = digits(at + 1, end)? * 10i64.pow(u32::try_from(6 - n).ok()?);
+        at = end;
+    }
+    let offset = if tz {
+        let sign = match s.get(at)? {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        if s.len() != at + 3 {
+            return None;
+        }
+        sign * digits(at + 1, at + 3)? * 3600
+    } else if s.len() == at {
+        0
+    } else {
+        return None;
+    };
+    // A four-digit year keeps every term far inside an i64.
+    let days = days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?);
+    Some(days * 86_400_000_000 + ((hour * 60 + minute) * 60 + second - offset) * 1_000_000 + micros)
+}
+
+/// [`timestamp`] for every input.
+fn timestamp_general(s: &[u8], tz: bool) -> Result<i64> {
     let malformed = Unrepresentable::Malformed(if tz { "timestamptz" } else { "timestamp" });
     let (s, bc) = era(utf8(s)?)?;
     let (date, rest) = s.split_once(' ').ok_or(malformed.clone())?;
@@ -474,6 +534,15 @@ mod tests {
             timestamp(b"0044-03-15 12:00:00 BC", false)
         );
         assert_eq!(timestamp(b"infinity", true), Err(Unrepresentable::Infinite));
+        // The usual shapes take the reading at fixed positions.
+        assert_eq!(
+            timestamp_iso(b"2026-11-29 10:00:00.25+00", true),
+            Some(1_795_946_400_250_000)
+        );
+        assert_eq!(
+            timestamp_iso(b"2026-11-29 10:00:00", false),
+            Some(1_795_946_400_000_000)
+        );
         assert!(timestamp(b"1970-01-01", false).is_err());
     }
 
@@ -575,6 +644,37 @@ mod tests {
             prop_assert_eq!(timestamp(plain.as_bytes(), false), Ok(local));
             let with_tz = format!("{date_part} {clock}{off}{bc}");
             prop_assert_eq!(timestamp(with_tz.as_bytes(), true), Ok(local - offset_minutes * 60_000_000));
+        }
+
+        /// Wherever the reading at fixed positions answers, the general
+        /// reading gives the same answer: over Postgres's shape with
+        /// fields out of range, fractions of 0 to 7 digits, offsets of
+        /// each length, eras, and a byte replaced anywhere.
+        #[test]
+        fn timestamps_read_at_fixed_positions_agree_with_the_general_reading(
+            (y, mo, d) in (0u32..10_000, 0u32..14, 0u32..33),
+            (h, mi, sec) in (0u32..30, 0u32..62, 0u32..62),
+            fraction in proptest::option::of("[0-9]{0,7}"),
+            offset in prop_oneof![
+                2 => Just(String::new()),
+                3 => "[+-][0-9]{2}",
+                1 => "[+-][0-9]{2}:[0-9]{2}",
+                1 => "[+-][0-9]{1,3}",
+            ],
+            era in prop_oneof![4 => Just(""), 1 => Just(" BC")],
+            tz in any::<bool>(),
+            replace in proptest::option::weighted(0.3, (0usize..36, any::<u8>())),
+        ) {
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let mut text = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{sec:02}{fraction}{offset}{era}").into_bytes();
+            if let Some((at, b)) = replace {
+                if let Some(c) = text.get_mut(at) {
+                    *c = b;
+                }
+            }
+            if let Some(fast) = timestamp_iso(&text, tz) {
+                prop_assert_eq!(timestamp_general(&text, tz), Ok(fast));
+            }
         }
 
         #[test]
