@@ -17,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use materializer::{Cut, HistoryEntry, TableAt};
 use serde::Serialize;
 
@@ -136,9 +137,12 @@ pub fn export_at(store: &Store, cut: Cut, dir: &Path, options: &ExportOptions) -
             limit: None,
             selection: Selection::All,
         };
-        let rows = write_parquet(&dir.join(&file), schema.clone(), |writer| {
-            scan_beside(store, &scan, |batch| Ok(writer.write(&batch)?))
-        })?;
+        let rows = write_parquet(
+            &dir.join(&file),
+            schema.clone(),
+            unique_column(table.schema),
+            |writer| scan_beside(store, &scan, |batch| Ok(writer.write(&batch)?)),
+        )?;
         manifest.tables.push(table_manifest(
             table.schema,
             &file,
@@ -237,7 +241,7 @@ pub fn export_history(store: &Store, dir: &Path, options: &ExportOptions) -> Res
         let file = file_name(&schema.name);
         let mut scd = ScdBatch::new(&schema.name, &columns);
         let out_schema = scd.schema.clone();
-        let rows = write_parquet(&dir.join(&file), out_schema.clone(), |writer| {
+        let rows = write_parquet(&dir.join(&file), out_schema.clone(), None, |writer| {
             let mut rows = 0u64;
             store.for_each_key(id, |key| -> Result<_> {
                 let versions = materializer::history(store, &table, &key)?;
@@ -404,22 +408,40 @@ fn prepare(dir: &Path, force: bool) -> Result<()> {
 pub fn write_parquet<T>(
     path: &Path,
     schema: SchemaRef,
+    unique: Option<&str>,
     fill: impl FnOnce(&mut ArrowWriter<&mut BufWriter<File>>) -> Result<T>,
 ) -> Result<T> {
     write_atomically(path, |out| {
-        let mut writer = ArrowWriter::try_new(out, schema, Some(parquet_properties()))?;
+        let mut writer = ArrowWriter::try_new(out, schema, Some(parquet_properties(unique)))?;
         let v = fill(&mut writer)?;
         writer.close()?;
         Ok(v)
     })
 }
 
-/// Snappy: fast to write and read by every Parquet reader.
-fn parquet_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// Snappy: fast to write and read by every Parquet reader. A column
+/// whose values are all different (`unique`) is written without a
+/// dictionary: the writer would hash each of its values into one until
+/// the dictionary outgrew its limit, and then write them plain anyway.
+fn parquet_properties(unique: Option<&str>) -> WriterProperties {
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    if let Some(column) = unique {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    props.build()
+}
+
+/// The column of a table snapshot whose values are all different: a
+/// primary key of one column. Tables counting copies of a row can hold
+/// the same row more than once.
+fn unique_column(schema: &TableSchema) -> Option<&str> {
+    let mut keys = schema.columns.iter().filter(|c| c.is_key);
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if !schema.counts_copies() => Some(&key.name),
+        _ => None,
+    }
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
