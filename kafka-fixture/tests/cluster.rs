@@ -228,3 +228,50 @@ fn a_node_that_cannot_start_is_an_error_with_its_log() {
     assert!(reason.contains("exited"), "{err}");
     assert!(log_tail.contains("heap"), "{err}");
 }
+
+/// The `liblz4-java*` files under `dir` (a few levels deep).
+fn lz4_natives(dir: &std::path::Path, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with("liblz4-java") {
+            found.push(path);
+        } else if depth > 0 && path.is_dir() {
+            found.extend(lz4_natives(&path, depth - 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_killed_node_leaves_its_unpacked_libraries_in_its_own_directory() {
+    let mut cluster = start(1);
+    create_topic(&cluster, "compressed");
+    // LZ4 batches make the broker load lz4-java, which unpacks its native
+    // library into the JVM's temporary directory.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer");
+    for i in 0..100 {
+        let value = format!("record {i} {}", "x".repeat(200));
+        producer
+            .send(BaseRecord::<(), _>::to("compressed").payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(CLIENT_TIMEOUT).expect("flush");
+    drop(producer);
+    assert_eq!(read_all(&cluster, "compressed", "read_committed").len(), 100);
+    cluster.kill(1).expect("kill");
+    // A killed JVM removes nothing: the library stays where it was put,
+    // which must be the node's directory (removed with the cluster), not
+    // the machine's /tmp.
+    let kept = lz4_natives(cluster.dir(), 3);
+    assert!(
+        !kept.is_empty() && kept.iter().all(|p| p.parent().is_some_and(|d| d.ends_with("tmp"))),
+        "lz4-java's library under {}: {kept:?}",
+        cluster.dir().display()
+    );
+}
