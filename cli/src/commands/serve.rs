@@ -34,7 +34,11 @@ pub fn run(store_path: &Path, a: ServeArgs) -> Result<()> {
         .context("cannot start the server's runtime")?;
     runtime.block_on(async {
         let server = Server::bind(&config).await?;
-        eprintln!("listening on {}", server.local_addr()?);
+        // One write for the whole line: stderr is unbuffered, and a tool
+        // watching for this line must never see it cut after part of the
+        // address.
+        let line = format!("listening on {}\n", server.local_addr()?);
+        eprint!("{line}");
         server.run(wait_for_signal()).await?;
         eprintln!("stopped");
         Ok(())

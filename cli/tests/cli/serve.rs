@@ -83,7 +83,9 @@ impl Serve {
         let start = Instant::now();
         loop {
             let text = serve.stderr();
-            if let Some(addr) = text.lines().find_map(|l| l.strip_prefix("listening on ")) {
+            // Only a whole line: the file can be read while it is written.
+            let mut whole = text.split_inclusive('\n').filter_map(|l| l.strip_suffix('\n'));
+            if let Some(addr) = whole.find_map(|l| l.strip_prefix("listening on ")) {
                 serve.port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
                 return serve;
             }
