@@ -23,7 +23,9 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The store was written by a newer (or unknown) format version.
-    #[error("the store at {path} has format version {found}; this build reads version {supported} (upgrade asof)")]
+    #[error(
+        "the store at {path} has format version {found}; this build reads versions up to {supported} (upgrade asof)"
+    )]
     UnsupportedFormat {
         /// The path given.
         path: PathBuf,
@@ -100,6 +102,13 @@ pub enum StoreError {
     /// Two rows of a full read loaded in bulk have the same key.
     #[error("table {table}: two copied rows have the same key")]
     DuplicateKey {
+        /// The table.
+        table: TableId,
+    },
+    /// A record of a transaction touches a table whose rows that
+    /// transaction loaded in bulk.
+    #[error("table {table} was loaded in bulk in this transaction and cannot change again in it")]
+    BulkLoadedTableChanged {
         /// The table.
         table: TableId,
     },

@@ -1,6 +1,7 @@
 //! Bulk loading a full read: the files built and ingested must leave the
 //! engine byte for byte as spilling the same `Read` records does, in every
-//! family, and a load cut short must leave no trace after reopening.
+//! family but the log, whose one marker per table must read back as the
+//! same records; and a load cut short must leave no trace after reopening.
 
 mod support;
 
@@ -14,7 +15,7 @@ use changelog::{
     StoreError, TableId, Transaction,
 };
 use proptest::prelude::*;
-use support::{commit_info, open};
+use support::{commit_info, log_of, open};
 
 /// Every entry of every family, by family.
 type Engine = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -159,10 +160,32 @@ proptest! {
         store_with_read(a.path(), kind, &read, block_rows, false);
         store_with_read(b.path(), kind, &read, block_rows, true);
         let (spilled, loaded) = (engine(a.path()), engine(b.path()));
-        for name in cf::ALL {
+        for name in cf::ALL.iter().filter(|n| **n != cf::LOG) {
             prop_assert!(spilled[name] == loaded[name], "family {name} differs ({} vs {} entries)",
                 spilled[name].len(), loaded[name].len());
         }
+        // One marker in the log instead of a record per row.
+        let rows_logged = |e: &Engine| e[cf::LOG].len();
+        prop_assert_eq!(rows_logged(&loaded) + read.len() - usize::from(!read.is_empty()), rows_logged(&spilled));
+        // Read back, the same records at the same ordinals: the bulk rows in
+        // key order, the spilled ones as given.
+        let (spilled, loaded) = (
+            log_of(&open(a.path(), Durability::Buffered)),
+            log_of(&open(b.path(), Durability::Buffered)),
+        );
+        prop_assert_eq!(spilled.len(), loaded.len());
+        let schema = initial_schema(kind);
+        let key = |e: &changelog::LogEntry| match &e.record {
+            ChangeRecord::Read { table: TableId(0), row } => Some(changelog::keys::row_key(TableId(0), &schema, &row.0)),
+            _ => None,
+        };
+        let mut by_key = spilled.clone();
+        let reads = by_key.iter().position(|e| key(e).is_some()).unwrap_or(0);
+        by_key[reads..reads + read.len()].sort_by_key(key);
+        for (i, e) in by_key[reads..reads + read.len()].iter_mut().enumerate() {
+            e.ordinal = spilled[reads + i].ordinal;
+        }
+        prop_assert!(by_key == loaded, "the log reads back differently");
         prop_assert!(!b.path().join("bulk").exists() || std::fs::read_dir(b.path().join("bulk")).unwrap().next().is_none());
     }
 }
@@ -261,7 +284,7 @@ fn a_file_that_fails_to_land_takes_the_rest_of_its_block_with_it() {
         .unwrap();
     let (mut sp, loader, block) = start_load(&mut store, 100);
     let built = loader.build(&block, sp.reserve(block.len())).unwrap();
-    // The block's second file (the log lands first) goes missing.
+    // The block's first file goes missing.
     let bulk = dir.path().join("bulk");
     let files = || -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&bulk)
@@ -279,4 +302,70 @@ fn a_file_that_fails_to_land_takes_the_rest_of_its_block_with_it() {
         Vec::<String>::new(),
         "files of the failed block are left behind"
     );
+}
+
+#[test]
+fn a_table_loaded_in_bulk_cannot_change_again_in_its_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), Durability::Buffered);
+    store
+        .append(&[Transaction {
+            commit: commit_info(100, 1, 1),
+            records: vec![define(TableId(0), 0)],
+        }])
+        .unwrap();
+    let (mut sp, loader, block) = start_load(&mut store, 10);
+    let built = loader.build(&block, sp.reserve(block.len())).unwrap();
+    store.ingest_rows(&mut sp, built).unwrap();
+    let again = [ChangeRecord::Insert {
+        table: TableId(0),
+        new: RowImage(vec![Datum::text("99"), Datum::text("s"), Datum::Null]),
+    }];
+    assert!(matches!(
+        store.spill(&mut sp, &again),
+        Err(StoreError::BulkLoadedTableChanged { table: TableId(0) })
+    ));
+    let reset = [ChangeRecord::Truncate {
+        tables: vec![TableId(0)],
+    }];
+    assert!(matches!(
+        store.finish_spill(sp, &commit_info(200, 2, 2), &reset),
+        Err(StoreError::BulkLoadedTableChanged { table: TableId(0) })
+    ));
+}
+
+/// The format number the engine holds.
+fn format_on_disk(path: &Path) -> u32 {
+    let db = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), path, cf::ALL, false).unwrap();
+    let v = db.get_cf(db.cf_handle(cf::META).unwrap(), b"format").unwrap().unwrap();
+    u32::from_be_bytes(v.try_into().unwrap())
+}
+
+#[test]
+fn a_store_of_the_format_before_bulk_markers_is_read_and_a_writer_marks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let read: Vec<RowImage> = (0..50)
+        .map(|i| RowImage(vec![Datum::text(i.to_string()), Datum::text("s"), Datum::Null]))
+        .collect();
+    store_with_read(dir.path(), 0, &read, 1000, false);
+    assert_eq!(format_on_disk(dir.path()), changelog::FORMAT_VERSION);
+    {
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), cf::ALL).unwrap();
+        db.put_cf(
+            db.cf_handle(cf::META).unwrap(),
+            b"format",
+            changelog::OLDEST_FORMAT.to_be_bytes(),
+        )
+        .unwrap();
+    }
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(log_of(&reader).len(), 1 + read.len().div_ceil(3) + 1 + read.len() + 4);
+    drop(reader);
+    assert_eq!(
+        format_on_disk(dir.path()),
+        changelog::OLDEST_FORMAT,
+        "a reader changed the format"
+    );
+    drop(open(dir.path(), Durability::Buffered));
+    assert_eq!(format_on_disk(dir.path()), changelog::FORMAT_VERSION);
 }

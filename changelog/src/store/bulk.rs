@@ -2,15 +2,17 @@
 //! and ingested, instead of write batches through the write-ahead log, the
 //! memtables and a flush.
 //!
-//! What lands is byte for byte what [`Store::spill`] writes for the same
-//! [`crate::ChangeRecord::Read`] records: one `log` entry per row, and one
-//! `versions` and one `latest` entry per key at the transaction's LSN. Only
-//! a table whose identity is a unique key can be loaded this way (each key
-//! is written once, with no read of what was there); the caller falls back
-//! to [`Store::spill`] for the others ([`BulkRows::accepts`]).
+//! Each row is stored once: one `versions` and one `latest` entry per key at
+//! the transaction's LSN, byte for byte what [`Store::spill`] writes for the
+//! same [`crate::ChangeRecord::Read`] records. The log holds one marker per
+//! table instead of a record per row ([`meta::BulkReads`]), which readers of
+//! the log expand from `versions`. Only a table whose identity is a unique
+//! key can be loaded this way (each key is written once, with no read of
+//! what was there); the caller falls back to [`Store::spill`] for the others
+//! ([`BulkRows::accepts`]).
 //!
 //! Building the files needs no access to the store ([`BulkRows`] is `Send`),
-//! so it can run on another thread while the next rows arrive. Crash safety
+//! so it can run on other threads while the next rows arrive. Crash safety
 //! is the spill's: the in-flight marker is synced before the first file of a
 //! table lands, so opening the store after a crash removes what was loaded.
 
@@ -138,17 +140,19 @@ pub struct BulkRows {
     version: SchemaVersionNo,
     lsn: Lsn,
     dir: PathBuf,
-    options: [Options; 3],
+    options: [Options; 2],
 }
 
 /// The families a bulk load writes, in the order of `BulkRows::options`.
-const FAMILIES: [&str; 3] = [cf::LOG, cf::VERSIONS, cf::LATEST];
+const FAMILIES: [&str; 2] = [cf::VERSIONS, cf::LATEST];
 
 /// Files built from one [`RowBlock`], ready for [`Store::ingest_rows`].
 #[derive(Debug)]
 pub struct BuiltRows {
     table: TableId,
     lsn: Lsn,
+    first_ordinal: u32,
+    rows: u32,
     files: Vec<(&'static str, PathBuf)>,
 }
 
@@ -176,8 +180,8 @@ impl BulkRows {
         self.schema.columns.len()
     }
 
-    /// Writes the `log`, `versions` and `latest` files of `block`, whose
-    /// rows take the log ordinals from `first_ordinal` on (reserved with
+    /// Writes the `versions` and `latest` files of `block`, whose rows take
+    /// the log ordinals from `first_ordinal` on (reserved with
     /// [`SpillTxn::reserve`]).
     pub fn build(&self, block: &RowBlock, first_ordinal: u32) -> Result<BuiltRows> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -185,7 +189,12 @@ impl BulkRows {
         let mut built = BuiltRows {
             table: self.table,
             lsn: self.lsn,
-            files: Vec::with_capacity(3),
+            first_ordinal,
+            rows: u32::try_from(block.len()).map_err(|_| StoreError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other("more than 2^32 rows in one block"),
+            })?,
+            files: Vec::with_capacity(FAMILIES.len()),
         };
         if block.is_empty() {
             return Ok(built);
@@ -194,38 +203,24 @@ impl BulkRows {
         let paths = FAMILIES.map(|name| self.dir.join(format!("{n}-{name}.sst")));
         // Listed first, so whatever was written is removed on an error.
         built.files.extend(FAMILIES.into_iter().zip(paths.iter().cloned()));
-        let [log_path, versions_path, latest_path] = &paths;
-        // The log on a thread of its own, beside the keyed families: the
-        // two halves cost about the same.
-        let (log, keyed) = std::thread::scope(|s| {
-            let log = s.spawn(|| self.write_log(log_path, &rows, first_ordinal));
-            let keyed = self.write_keyed(versions_path, latest_path, &rows);
-            (log.join(), keyed)
+        let [versions_path, latest_path] = &paths;
+        let sorted = self.sorted_keys(&rows)?;
+        // The two files on two threads: they cost about the same.
+        let (latest, versions) = std::thread::scope(|s| {
+            let latest = s.spawn(|| self.write_latest(latest_path, &rows, &sorted));
+            let versions = self.write_versions(versions_path, &rows, &sorted);
+            (latest.join(), versions)
         });
-        log.map_err(|_| StoreError::Io {
-            path: log_path.clone(),
-            source: std::io::Error::other("the thread writing the log file panicked"),
+        latest.map_err(|_| StoreError::Io {
+            path: latest_path.clone(),
+            source: std::io::Error::other("the thread writing the latest file panicked"),
         })??;
-        keyed?;
+        versions?;
         Ok(built)
     }
 
-    /// The rows' `log` entries, in ordinal order.
-    fn write_log(&self, path: &Path, rows: &[&[u8]], first_ordinal: u32) -> Result<()> {
-        let mut w = SstFileWriter::create(&self.options[0]);
-        w.open(path)?;
-        let mut value = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let ord = first_ordinal.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
-            meta::encode_read_record_into(&mut value, self.table, row).map_err(StoreError::corrupt(cf::LOG))?;
-            w.put(keys::encode_log_key(self.lsn, ord), &value)?;
-        }
-        w.finish()?;
-        Ok(())
-    }
-
-    /// The rows' `versions` and `latest` entries, in key order.
-    fn write_keyed(&self, versions_path: &Path, latest_path: &Path, rows: &[&[u8]]) -> Result<()> {
+    /// Each row's key, and the rows' order by key.
+    fn sorted_keys(&self, rows: &[&[u8]]) -> Result<SortedKeys> {
         // Keys of all rows back to back, and each row's key span.
         let mut keys_buf = Vec::with_capacity(rows.len() * 16);
         let mut spans = Vec::with_capacity(rows.len());
@@ -238,40 +233,72 @@ impl BulkRows {
             spans.push((keys_buf.len(), key.len()));
             keys_buf.extend_from_slice(&key);
         }
-        let key_of = |i: usize| {
-            let (at, len) = spans.get(i).copied().unwrap_or_default();
-            keys_buf.get(at..at + len).unwrap_or_default()
+        let sorted = SortedKeys {
+            order: Vec::new(),
+            keys_buf,
+            spans,
         };
         let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_unstable_by(|a, b| key_of(*a).cmp(key_of(*b)));
+        order.sort_unstable_by(|a, b| sorted.key(*a).cmp(sorted.key(*b)));
         if order
             .windows(2)
-            .any(|w| matches!(w, [a, b] if key_of(*a) == key_of(*b)))
+            .any(|w| matches!(w, [a, b] if sorted.key(*a) == sorted.key(*b)))
         {
             return Err(StoreError::DuplicateKey { table: self.table });
         }
-        let mut vw = SstFileWriter::create(&self.options[1]);
-        let mut lw = SstFileWriter::create(&self.options[2]);
-        vw.open(versions_path)?;
-        lw.open(latest_path)?;
-        let (mut vkey, mut value, mut latest) = (Vec::new(), Vec::new(), Vec::new());
-        for &i in &order {
-            let uk = key_of(i);
-            let row = rows.get(i).copied().unwrap_or_default();
-            value.clear();
-            value.push(version_tag::PUT);
-            codec::put_varint(&mut value, u64::from(self.version.0));
-            value.extend_from_slice(row);
-            keys::encode_version_key_into(&mut vkey, uk, self.lsn);
-            vw.put(&vkey, &value)?;
-            latest.clear();
-            latest.extend_from_slice(&self.lsn.0.to_be_bytes());
-            latest.extend_from_slice(&value);
-            lw.put(uk, &latest)?;
+        Ok(SortedKeys { order, ..sorted })
+    }
+
+    /// The version value of `row`: `PUT | schema version | row`.
+    fn version_into(&self, out: &mut Vec<u8>, row: &[u8]) {
+        out.clear();
+        out.push(version_tag::PUT);
+        codec::put_varint(out, u64::from(self.version.0));
+        out.extend_from_slice(row);
+    }
+
+    /// The rows' `versions` entries, in key order.
+    fn write_versions(&self, path: &Path, rows: &[&[u8]], sorted: &SortedKeys) -> Result<()> {
+        let mut w = SstFileWriter::create(&self.options[0]);
+        w.open(path)?;
+        let (mut vkey, mut value) = (Vec::new(), Vec::new());
+        for &i in &sorted.order {
+            self.version_into(&mut value, rows.get(i).copied().unwrap_or_default());
+            keys::encode_version_key_into(&mut vkey, sorted.key(i), self.lsn);
+            w.put(&vkey, &value)?;
         }
-        vw.finish()?;
-        lw.finish()?;
+        w.finish()?;
         Ok(())
+    }
+
+    /// The rows' `latest` entries, in key order.
+    fn write_latest(&self, path: &Path, rows: &[&[u8]], sorted: &SortedKeys) -> Result<()> {
+        let mut w = SstFileWriter::create(&self.options[1]);
+        w.open(path)?;
+        let (mut value, mut latest) = (Vec::new(), Vec::new());
+        for &i in &sorted.order {
+            self.version_into(&mut value, rows.get(i).copied().unwrap_or_default());
+            codec::encode_latest_into(&mut latest, self.lsn, &value);
+            w.put(sorted.key(i), &latest)?;
+        }
+        w.finish()?;
+        Ok(())
+    }
+}
+
+/// The keys of a block's rows and their order.
+struct SortedKeys {
+    /// Row indexes in key order.
+    order: Vec<usize>,
+    keys_buf: Vec<u8>,
+    /// Each row's key as a span of `keys_buf`.
+    spans: Vec<(usize, usize)>,
+}
+
+impl SortedKeys {
+    fn key(&self, i: usize) -> &[u8] {
+        let (at, len) = self.spans.get(i).copied().unwrap_or_default();
+        self.keys_buf.get(at..at + len).unwrap_or_default()
     }
 }
 
@@ -338,6 +365,14 @@ impl Store {
                 return Err(e.into());
             }
         }
+        // The table's rows so far, one marker for all of them (blocks
+        // arrive in ordinal order).
+        let (first, rows) = match sp.bulk.get(&built.table) {
+            Some(&(first, rows)) if first.checked_add(rows) == Some(built.first_ordinal) => (first, rows),
+            Some(_) => return Err(StoreError::OutOfOrder { lsn: built.lsn }),
+            None => (built.first_ordinal, 0),
+        };
+        let rows = rows.saturating_add(built.rows);
         let mut io = IngestExternalFileOptions::default();
         io.set_move_files(true);
         // Each file leaves `built` as it lands; on an error, dropping
@@ -351,6 +386,19 @@ impl Store {
                 return Err(e.into());
             }
         }
+        let marker = meta::BulkReads {
+            table: built.table,
+            rows,
+        };
+        if let Err(e) = self.db.put_cf(
+            self.cf(cf::LOG)?,
+            keys::encode_log_key(sp.lsn(), first),
+            marker.encode(),
+        ) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        sp.bulk.insert(built.table, (first, rows));
         Ok(())
     }
 }

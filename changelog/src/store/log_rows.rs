@@ -8,6 +8,7 @@
 
 use crate::codec::CorruptEncoding;
 use crate::ids::TableId;
+use crate::store::meta::BulkReads;
 use crate::value::DatumRef;
 
 /// `ChangeRecord`'s variant indexes, in declaration order.
@@ -44,8 +45,8 @@ pub(crate) enum LogRows<'a> {
     },
     /// A deleted row, by its old key or row.
     Delete { table: TableId, old: EncodedRow<'a> },
-    /// Something else (a truncate, schema change or read marker) touching
-    /// these tables.
+    /// Something else (a truncate, schema change, read start or the rows of
+    /// a bulk load) touching these tables.
     Other(Vec<TableId>),
 }
 
@@ -109,6 +110,11 @@ impl<'a> Reader<'a> {
 
 /// Reads what the log value `v` does to rows.
 pub(crate) fn log_rows(v: &[u8]) -> Result<LogRows<'_>, CorruptEncoding> {
+    // The rows a bulk load put are in `versions` only; their read start is
+    // a reset before them anyway.
+    if let Some(bulk) = BulkReads::decode(v)? {
+        return Ok(LogRows::Other(vec![bulk.table]));
+    }
     let mut r = Reader { buf: v, pos: 0 };
     Ok(match r.varint()? {
         variant::INSERT | variant::READ => LogRows::Put {

@@ -2,14 +2,21 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::codec::{self, CorruptEncoding};
+use crate::codec::CorruptEncoding;
 use crate::error::{Result, StoreError};
 use crate::ids::{TableId, Xid};
 use crate::lsn::Lsn;
 use crate::time::CommitTime;
 
-/// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes. Format 2 added the log's markers
+/// for rows loaded in bulk ([`BulkReads`]); a format 1 store is a format 2
+/// store without them.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this build reads; a writer marks such a store with
+/// [`FORMAT_VERSION`] when it opens it, before it may write what older
+/// builds would not read.
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// The last transaction that is durably in the store.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -94,62 +101,52 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(v, config()).unwrap_or_default()
 }
 
-/// The `log` value of `ChangeRecord::Read { table, row }` for a row in the
-/// version format's row encoding ([`crate::codec`]): byte for byte what
-/// [`encode`] makes of the record, written without building it. The hot
-/// path of a bulk load; a test holds the two together.
-pub(crate) fn encode_read_record_into(
-    out: &mut Vec<u8>,
-    table: TableId,
-    row: &[u8],
-) -> std::result::Result<(), CorruptEncoding> {
-    /// `ChangeRecord::Read`'s variant index.
-    const READ: u64 = 6;
-    /// `Datum`'s variant indexes.
-    const NULL: u64 = 0;
-    const TEXT: u64 = 1;
-    const MISSING: u64 = 3;
-    out.clear();
-    put_bincode_varint(out, READ);
-    put_bincode_varint(out, u64::from(table.0));
-    let mut pos = 0;
-    let n = codec::get_varint(row, &mut pos)?;
-    put_bincode_varint(out, n);
-    for _ in 0..n {
-        match codec::get_varint(row, &mut pos)? {
-            0 => put_bincode_varint(out, NULL),
-            1 => put_bincode_varint(out, MISSING),
-            len_2 => {
-                let len = usize::try_from(len_2 - 2).unwrap_or(usize::MAX);
-                let text = row.get(pos..pos.saturating_add(len)).ok_or(CorruptEncoding {
-                    offset: pos,
-                    what: "text value",
-                })?;
-                pos += len;
-                put_bincode_varint(out, TEXT);
-                put_bincode_varint(out, len as u64);
-                out.extend_from_slice(text);
-            }
-        }
-    }
-    Ok(())
+/// The `log` value that stands for the rows of a full read loaded in bulk
+/// ([`super::bulk`]): `rows` [`crate::ChangeRecord::Read`] records of
+/// `table`, whose rows are the table's versions at the transaction's commit
+/// LSN, in key order, taking the ordinals from the marker's own on.
+/// Storing those rows once, in `versions`, instead of a second time here,
+/// halves what a bulk load writes; readers of the log expand the marker
+/// ([`super::Store::for_each_log_entry`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct BulkReads {
+    pub table: TableId,
+    pub rows: u32,
 }
 
-/// An integer in bincode's standard variable-length encoding.
-fn put_bincode_varint(out: &mut Vec<u8>, v: u64) {
-    match v {
-        0..=250 => out.push(v as u8),
-        251..=0xFFFF => {
-            out.push(251);
-            out.extend_from_slice(&(v as u16).to_le_bytes());
+/// The first byte of a [`BulkReads`] value. No bincode encoding of a
+/// `ChangeRecord` starts with it: a variant index is a varint whose first
+/// byte is below 251, or 251-254 before a wider integer.
+const BULK_READS: u8 = 0xFF;
+
+impl BulkReads {
+    /// `0xFF | table: u32 BE | rows: u32 BE`.
+    pub(crate) fn encode(&self) -> [u8; 9] {
+        let mut out = [BULK_READS; 9];
+        out[1..5].copy_from_slice(&self.table.0.to_be_bytes());
+        out[5..9].copy_from_slice(&self.rows.to_be_bytes());
+        out
+    }
+
+    /// The marker `v` holds, or `None` for a record's bincode.
+    pub(crate) fn decode(v: &[u8]) -> std::result::Result<Option<BulkReads>, CorruptEncoding> {
+        if v.first() != Some(&BULK_READS) {
+            return Ok(None);
         }
-        0x1_0000..=0xFFFF_FFFF => {
-            out.push(252);
-            out.extend_from_slice(&(v as u32).to_le_bytes());
-        }
-        _ => {
-            out.push(253);
-            out.extend_from_slice(&v.to_le_bytes());
+        let word = |at: usize| {
+            v.get(at..at + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+        };
+        match (v.len(), word(1), word(5)) {
+            (9, Some(table), Some(rows)) => Ok(Some(BulkReads {
+                table: TableId(table),
+                rows,
+            })),
+            _ => Err(CorruptEncoding {
+                offset: 0,
+                what: "bulk read marker of 9 bytes",
+            }),
         }
     }
 }
@@ -168,6 +165,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::codec;
     use crate::record::ChangeRecord;
     use crate::value::{Datum, RowImage};
 
@@ -179,18 +177,35 @@ mod tests {
         ]
     }
 
+    fn record() -> impl Strategy<Value = ChangeRecord> {
+        let row = || proptest::collection::vec(datum(), 0..8).prop_map(RowImage);
+        let table = || prop_oneof![0u32..300, any::<u32>()].prop_map(TableId);
+        prop_oneof![
+            (table(), row()).prop_map(|(table, new)| ChangeRecord::Insert { table, new }),
+            (table(), proptest::option::of(row()), row()).prop_map(|(table, old, new)| ChangeRecord::Update {
+                table,
+                old,
+                new
+            }),
+            (table(), row()).prop_map(|(table, old)| ChangeRecord::Delete { table, old }),
+            proptest::collection::vec(table(), 0..4).prop_map(|tables| ChangeRecord::Truncate { tables }),
+            table().prop_map(|table| ChangeRecord::ReadStart { table }),
+            (table(), row()).prop_map(|(table, row)| ChangeRecord::Read { table, row }),
+        ]
+    }
+
     proptest! {
         #[test]
-        fn read_records_encode_as_serde_does(
-            table in prop_oneof![0u32..300, any::<u32>()],
-            row in proptest::collection::vec(datum(), 0..300),
-        ) {
-            let mut row_bytes = Vec::new();
-            codec::encode_row(&mut row_bytes, &row);
-            let mut fast = Vec::new();
-            encode_read_record_into(&mut fast, TableId(table), &row_bytes).unwrap();
-            let record = ChangeRecord::Read { table: TableId(table), row: RowImage(row) };
-            prop_assert_eq!(fast, encode(&record));
+        fn no_record_reads_as_a_bulk_read_marker(r in record()) {
+            prop_assert_eq!(BulkReads::decode(&encode(&r)), Ok(None));
+        }
+
+        #[test]
+        fn bulk_read_markers_read_back(table in any::<u32>(), rows in any::<u32>(), cut in 0usize..9) {
+            let m = BulkReads { table: TableId(table), rows };
+            let bytes = m.encode();
+            prop_assert_eq!(BulkReads::decode(&bytes), Ok(Some(m)));
+            prop_assert!(BulkReads::decode(&bytes[..cut]).is_err() || cut == 0);
         }
     }
 }

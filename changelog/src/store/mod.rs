@@ -31,7 +31,7 @@ use crate::lsn::Lsn;
 
 pub use append::AppendOutcome;
 pub use catalog::{Catalog, TableEntry};
-pub use meta::{CommitEntry, FollowPosition, ResetKind, SourceInfo, Watermark, FORMAT_VERSION};
+pub use meta::{CommitEntry, FollowPosition, ResetKind, SourceInfo, Watermark, FORMAT_VERSION, OLDEST_FORMAT};
 pub use read::{LogEntry, StoredVersion, VersionState};
 pub use spill::SpillTxn;
 

@@ -10,7 +10,7 @@ use crate::lsn::Lsn;
 use crate::schema::{SchemaHistory, SchemaVersion};
 use crate::store::catalog::{Catalog, TableEntry};
 use crate::store::integrity;
-use crate::store::meta::{self, ResetKind, Watermark, FORMAT_VERSION};
+use crate::store::meta::{self, ResetKind, Watermark, FORMAT_VERSION, OLDEST_FORMAT};
 use crate::store::reader_dir::ReaderDir;
 use crate::store::{Access, HistoryWalk, Store, StoreOptions};
 
@@ -277,12 +277,23 @@ fn check_format(store: &Store) -> Result<()> {
     // A missing format is as corrupt as a malformed one.
     let raw = store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?;
     let found = decode_u32(raw.as_deref().unwrap_or_default(), "format version")?;
-    if found != FORMAT_VERSION {
+    if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&found) {
         return Err(StoreError::UnsupportedFormat {
             path: store.path.clone(),
             found,
             supported: FORMAT_VERSION,
         });
+    }
+    if found < FORMAT_VERSION && store.access == Access::ReadWrite {
+        // Before anything an older build could not read is written.
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        store.db.put_cf_opt(
+            store.cf(cf::META)?,
+            keys::meta::FORMAT,
+            FORMAT_VERSION.to_be_bytes(),
+            &wo,
+        )?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::schema::SchemaVersionNo;
 use crate::store::meta::{self, CommitEntry};
 use crate::store::Store;
 use crate::time::CommitTime;
-use crate::value::Datum;
+use crate::value::{Datum, RowImage};
 
 /// Whether a stored version holds a row.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -211,20 +211,62 @@ impl Store {
         it.seek(keys::encode_log_key(from, 0));
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (commit_lsn, ordinal) = keys::decode_log_key(k).map_err(StoreError::corrupt(cf::LOG))?;
-            let record: ChangeRecord = meta::decode(cf::LOG, v)?;
-            if f(LogEntry {
-                commit_lsn,
-                ordinal,
-                record,
-            })?
-            .is_break()
-            {
+            let flow = match meta::BulkReads::decode(v).map_err(StoreError::corrupt(cf::LOG))? {
+                Some(bulk) => self.for_each_bulk_read(commit_lsn, ordinal, bulk, &mut f)?,
+                None => f(LogEntry {
+                    commit_lsn,
+                    ordinal,
+                    record: meta::decode(cf::LOG, v)?,
+                })?,
+            };
+            if flow.is_break() {
                 return Ok(());
             }
             it.next();
         }
         it.status().map_err(StoreError::from)?;
         Ok(())
+    }
+
+    /// The `Read` records a bulk-read marker at (`lsn`, `first`) stands for:
+    /// the table's versions at `lsn`, in key order, numbered from `first`.
+    fn for_each_bulk_read<E: From<StoreError>>(
+        &self,
+        lsn: Lsn,
+        first: u32,
+        bulk: meta::BulkReads,
+        f: &mut impl FnMut(LogEntry) -> Result<ControlFlow<()>, E>,
+    ) -> Result<ControlFlow<()>, E> {
+        let mut it = self.table_iter(cf::VERSIONS, bulk.table, crate::mvcc::scan_options())?;
+        let mut n = 0u32;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (_, at) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            if at == lsn {
+                let row = codec::decode_version_owned(v)
+                    .map_err(StoreError::corrupt(cf::VERSIONS))?
+                    .ok_or_else(|| bulk_mismatch(lsn, bulk, "a deletion among its rows"))?;
+                let entry = LogEntry {
+                    commit_lsn: lsn,
+                    ordinal: first.saturating_add(n),
+                    record: ChangeRecord::Read {
+                        table: bulk.table,
+                        row: RowImage(row.values),
+                    },
+                };
+                n = n.saturating_add(1);
+                if f(entry)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            it.next();
+        }
+        it.status().map_err(StoreError::from)?;
+        // Compaction may have dropped versions of a transaction before the
+        // horizon before its log entries; a read after it never gets here.
+        if n != bulk.rows && self.horizon.is_none_or(|h| lsn >= h) {
+            return Err(bulk_mismatch(lsn, bulk, &format!("{n} rows in versions")).into());
+        }
+        Ok(ControlFlow::Continue(()))
     }
 
     /// The raw `log` values of transactions with `from <= commit_lsn <=
@@ -320,5 +362,16 @@ impl Store {
         }
         it.status()?;
         Ok(n)
+    }
+}
+
+/// A bulk-read marker that does not match the versions it stands for.
+fn bulk_mismatch(lsn: Lsn, bulk: meta::BulkReads, found: &str) -> StoreError {
+    StoreError::CorruptMeta {
+        cf: cf::LOG,
+        message: format!(
+            "the bulk read of table {} at {lsn} stands for {} rows, found {found}",
+            bulk.table, bulk.rows
+        ),
     }
 }

@@ -8,7 +8,7 @@
 //! in-flight LSN and the tables it touched, so opening the store after a
 //! crash removes the partial transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rocksdb::{ReadOptions, WriteBatch};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,9 @@ pub struct SpillTxn {
     pub(super) pending: Pending,
     pub(super) inflight: InFlight,
     pub(super) skip: bool,
+    /// Tables loaded in bulk so far: the ordinal of each one's
+    /// [`meta::BulkReads`] marker (its first row's) and its rows.
+    pub(super) bulk: BTreeMap<TableId, (u32, u32)>,
 }
 
 impl SpillTxn {
@@ -70,6 +73,7 @@ impl Store {
                 tables: BTreeSet::new(),
             },
             skip,
+            bulk: BTreeMap::new(),
         })
     }
 
@@ -80,6 +84,7 @@ impl Store {
         if sp.skip || records.is_empty() {
             return Ok(());
         }
+        check_bulk_untouched(sp, records)?;
         let mut batch = self.chunk_batch(sp, records)?;
         sp.next_ordinal = sp
             .next_ordinal
@@ -134,6 +139,7 @@ impl Store {
         if commit.commit_lsn != sp.lsn {
             return Err(StoreError::OutOfOrder { lsn: commit.commit_lsn });
         }
+        check_bulk_untouched(&sp, records)?;
         // Something at or after this LSN was appended while the spill was
         // open: committing now would move the watermark back.
         if self.watermark.is_some_and(|w| w.commit_lsn >= sp.lsn) {
@@ -251,5 +257,19 @@ impl Store {
             }
         }
         Ok(undone)
+    }
+}
+
+/// A table's rows loaded in bulk are its versions at the transaction's LSN
+/// (what its log marker stands for), so nothing else in the transaction may
+/// write or undo versions of it.
+fn check_bulk_untouched(sp: &SpillTxn, records: &[ChangeRecord]) -> Result<()> {
+    match records
+        .iter()
+        .flat_map(|r| r.tables().iter())
+        .find(|t| sp.bulk.contains_key(t))
+    {
+        Some(t) => Err(StoreError::BulkLoadedTableChanged { table: *t }),
+        None => Ok(()),
     }
 }
