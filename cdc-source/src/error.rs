@@ -87,9 +87,6 @@ pub enum CaptureError {
         /// The requested mode.
         mode: SslMode,
     },
-    /// The TLS library could not be set up.
-    #[error("cannot set up TLS")]
-    Tls(#[source] openssl::error::ErrorStack),
     /// The slot exists but the store is empty: there is no consistent
     /// starting point.
     #[error(

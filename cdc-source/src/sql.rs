@@ -3,9 +3,13 @@
 
 use std::future::Future;
 
+use std::pin::Pin;
+
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use postgres_openssl::MakeTlsConnector;
+use postgres_openssl::{TlsConnector, TlsStream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls};
 
 use crate::conninfo::{ConnInfo, SslMode};
@@ -29,15 +33,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
         drive(conn);
         client
     } else {
-        let mut builder = SslConnector::builder(SslMethod::tls()).map_err(CaptureError::Tls)?;
-        // libpq's prefer/require: encrypt, do not verify the certificate.
-        builder.set_verify(SslVerifyMode::NONE);
-        let mut tls = MakeTlsConnector::new(builder.build());
-        tls.set_callback(|c, _| {
-            c.set_verify_hostname(false);
-            Ok(())
-        });
-        let (client, conn) = config.connect(tls).await?;
+        let (client, conn) = config.connect(OnDemandTls).await?;
         drive(conn);
         client
     };
@@ -54,4 +50,51 @@ fn drive(conn: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 
             tracing::debug!("sql connection ended: {e}");
         }
     });
+}
+
+/// libpq's `prefer` and `require`: encrypt, do not verify the certificate.
+/// The TLS context is built only when the server agrees to TLS: building
+/// one reads the system's whole certificate bundle (tens of milliseconds of
+/// every command's start), which a connection that verifies nothing never
+/// uses.
+struct OnDemandTls;
+
+/// [`OnDemandTls`] for one connection.
+struct OnDemandConnect {
+    domain: String,
+}
+
+type TlsError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S> MakeTlsConnect<S> for OnDemandTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = TlsStream<S>;
+    type TlsConnect = OnDemandConnect;
+    type Error = TlsError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> std::result::Result<OnDemandConnect, TlsError> {
+        Ok(OnDemandConnect {
+            domain: domain.to_owned(),
+        })
+    }
+}
+
+impl<S> TlsConnect<S> for OnDemandConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = TlsStream<S>;
+    type Error = TlsError;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<TlsStream<S>, TlsError>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let mut builder = SslConnector::builder(SslMethod::tls())?;
+            builder.set_verify(SslVerifyMode::NONE);
+            let ssl = builder.build().configure()?.verify_hostname(false);
+            TlsConnector::new(ssl, &self.domain).connect(stream).await
+        })
+    }
 }

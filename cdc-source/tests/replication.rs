@@ -394,6 +394,34 @@ async fn tls_with_scram_channel_binding() {
     client.close().await.unwrap();
 }
 
+/// The SQL connections (catalog, initial copy) encrypt under `require` and
+/// `prefer` when the server offers TLS, and connect in the clear under
+/// `prefer` when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_connections_take_tls_when_asked_and_offered() {
+    let ssl_of = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            .await
+            .unwrap();
+        row.get::<_, bool>(0)
+    };
+    let connect = |cluster: &PgCluster, mode: &str| {
+        let info: cdc_source::conninfo::ConnInfo = format!("{} sslmode={mode}", cluster.conninfo()).parse().unwrap();
+        async move { cdc_source::sql::connect(&info).await }
+    };
+    let cluster = PgCluster::builder().password_auth(PASSWORD).start().unwrap();
+    assert!(!ssl_of(connect(&cluster, "prefer").await.unwrap()).await);
+    assert!(
+        connect(&cluster, "require").await.is_err(),
+        "require without TLS on the server"
+    );
+    enable_tls(&cluster);
+    assert!(ssl_of(connect(&cluster, "require").await.unwrap()).await);
+    assert!(ssl_of(connect(&cluster, "prefer").await.unwrap()).await);
+    assert!(!ssl_of(connect(&cluster, "disable").await.unwrap()).await);
+}
+
 /// Writes a fresh self-signed certificate into the data directory and
 /// turns `ssl` on with a reload.
 fn enable_tls(cluster: &PgCluster) {
