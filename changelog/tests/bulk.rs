@@ -190,6 +190,18 @@ proptest! {
     }
 }
 
+/// A store where table 0 (keyed by an integer) is defined at LSN 100.
+fn store_with_table(dir: &Path) -> Store {
+    let mut store = open(dir, Durability::Buffered);
+    store
+        .append(&[Transaction {
+            commit: commit_info(100, 1, 1),
+            records: vec![define(TableId(0), 0)],
+        }])
+        .unwrap();
+    store
+}
+
 /// A re-read of table 0 begun at LSN 200, and a block of `rows` rows for
 /// it, ready to build.
 fn start_load(store: &mut Store, rows: usize) -> (SpillTxn, BulkRows, RowBlock) {
@@ -210,14 +222,7 @@ fn start_load(store: &mut Store, rows: usize) -> (SpillTxn, BulkRows, RowBlock) 
 fn a_load_cut_short_leaves_nothing_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let before = {
-        let mut store = open(dir.path(), Durability::Buffered);
-        store
-            .append(&[Transaction {
-                commit: commit_info(100, 1, 1),
-                records: vec![define(TableId(0), 0)],
-            }])
-            .unwrap();
-        drop(store);
+        drop(store_with_table(dir.path()));
         engine(dir.path())
     };
     {
@@ -275,16 +280,11 @@ fn duplicate_keys_and_tables_without_a_unique_key_are_refused() {
 #[test]
 fn a_file_that_fails_to_land_takes_the_rest_of_its_block_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path(), Durability::Buffered);
-    store
-        .append(&[Transaction {
-            commit: commit_info(100, 1, 1),
-            records: vec![define(TableId(0), 0)],
-        }])
-        .unwrap();
+    let mut store = store_with_table(dir.path());
     let (mut sp, loader, block) = start_load(&mut store, 100);
     let built = loader.build(&block, sp.reserve(block.len())).unwrap();
-    // The block's first file goes missing.
+    // The block's second file goes missing: the first lands, and the
+    // error must take the rest with it.
     let bulk = dir.path().join("bulk");
     let files = || -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&bulk)
@@ -294,8 +294,8 @@ fn a_file_that_fails_to_land_takes_the_rest_of_its_block_with_it() {
         names.sort();
         names
     };
-    let versions = files().into_iter().find(|n| n.ends_with("-versions.sst")).unwrap();
-    std::fs::remove_file(bulk.join(versions)).unwrap();
+    let latest = files().into_iter().find(|n| n.ends_with("-latest.sst")).unwrap();
+    std::fs::remove_file(bulk.join(latest)).unwrap();
     assert!(store.ingest_rows(&mut sp, built).is_err());
     assert_eq!(
         files(),
@@ -307,13 +307,7 @@ fn a_file_that_fails_to_land_takes_the_rest_of_its_block_with_it() {
 #[test]
 fn a_table_loaded_in_bulk_cannot_change_again_in_its_transaction() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path(), Durability::Buffered);
-    store
-        .append(&[Transaction {
-            commit: commit_info(100, 1, 1),
-            records: vec![define(TableId(0), 0)],
-        }])
-        .unwrap();
+    let mut store = store_with_table(dir.path());
     let (mut sp, loader, block) = start_load(&mut store, 10);
     let built = loader.build(&block, sp.reserve(block.len())).unwrap();
     store.ingest_rows(&mut sp, built).unwrap();

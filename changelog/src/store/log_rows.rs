@@ -205,6 +205,16 @@ mod tests {
         (!r.has_unchanged_toast()).then(|| r.0.clone())
     }
 
+    #[test]
+    fn a_bulk_load_marker_reads_as_touching_its_table() {
+        let marker = BulkReads {
+            table: TableId(7),
+            rows: 1000,
+        };
+        assert_eq!(log_rows(&marker.encode()), Ok(LogRows::Other(vec![TableId(7)])));
+        assert!(log_rows(&marker.encode()[..5]).is_err());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
         /// What serde encoded, this reads back: kinds, tables and values.
