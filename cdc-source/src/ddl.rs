@@ -22,7 +22,12 @@
 //!   the old keys no longer name the rows Postgres sends;
 //! - `asof.drop`: a dropped table;
 //! - `asof.unlogged`: an unlogged table under a `FOR ALL TABLES`
-//!   publication, which is not in the WAL and so is not captured.
+//!   publication, which is not in the WAL and so is not captured;
+//! - `asof.xacts`: before a trigger's first other message, the xids its
+//!   session holds. In a streamed transaction pgoutput labels a logical
+//!   message with the top transaction's xid, not the savepoint's that
+//!   wrote it, so without this a savepoint's rollback could not take its
+//!   DDL's messages back (see `capture::streamed`).
 //!
 //! Partitioned tables: DDL on a parent is described for each of its
 //! partitions too (a publication of the leaves sees it at its position),
@@ -58,6 +63,45 @@ pub const DROP_PREFIX: &str = "asof.drop";
 pub const UNLOGGED_PREFIX: &str = "asof.unlogged";
 /// Prefix of messages naming a table the publication stopped publishing.
 pub const UNPUBLISHED_PREFIX: &str = "asof.unpublished";
+/// Logical message prefix of the xids a session holds: see [`parse_xacts`].
+pub const XACTS_PREFIX: &str = "asof.xacts";
+
+/// The session's own xids at this point, comma-separated: its transaction,
+/// its open savepoints with an xid, and those released into them (a
+/// backend holds an exclusive lock on each xid it was given until its
+/// transaction ends or the savepoint is rolled back).
+const HELD_XIDS_SQL: &str = "(SELECT coalesce(string_agg(l.transactionid::text, ','), '') FROM pg_locks l \
+    WHERE l.locktype = 'transactionid' AND l.pid = pg_backend_pid() AND l.mode = 'ExclusiveLock' AND l.granted)";
+
+/// PL/pgSQL that emits one message of a trigger function (which declares
+/// `v_marked boolean := false`), preceded, the first time in the run, by
+/// an `asof.xacts` message.
+///
+/// Why the held xids place the messages: every xid listed is either open
+/// (the transaction or a savepoint enclosing this point) or released into
+/// one that is; either way it can only be rolled back together with a
+/// savepoint that encloses this point, and all that the session writes
+/// from here until that rollback is inside it too. The savepoint running
+/// the DDL has an xid by now if the DDL changed anything, and a DDL that
+/// changed nothing describes what was there before the savepoint.
+fn emit_sql(prefix: &str, content: &str) -> String {
+    format!(
+        "IF NOT v_marked THEN\n      v_marked := true;\n      \
+         PERFORM pg_logical_emit_message(true, '{XACTS_PREFIX}', {HELD_XIDS_SQL});\n    END IF;\n    \
+         PERFORM pg_logical_emit_message(true, '{prefix}', {content});"
+    )
+}
+
+/// The xids of an `asof.xacts` message.
+pub fn parse_xacts(content: &[u8]) -> Result<Vec<u32>, MessageError> {
+    let text = std::str::from_utf8(content).map_err(|_| MessageError::Xacts)?;
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|x| x.parse().map_err(|_| MessageError::Xacts))
+        .collect()
+}
 
 /// The event triggers and functions the DDL capture installs for one
 /// publication (functions in schema `public`). A trigger and its function
@@ -229,6 +273,23 @@ fn install_sql(publication: &str) -> String {
     // Keyed by all its columns (see `TableSchema::counts_copies`).
     let all_columns = "(c.relreplident = 'f' AND NOT EXISTS (SELECT 1 FROM pg_index i \
                        WHERE i.indrelid = c.oid AND i.indisprimary))";
+    let named_oid = format!("json_build_object('oid', v_rel::bigint, 'publication', {pubname})::text");
+    let emit_unpublished = emit_sql(UNPUBLISHED_PREFIX, &named_oid);
+    let emit_into_root = emit_sql(DROP_PREFIX, &named_oid);
+    let emit_unlogged = emit_sql(
+        UNLOGGED_PREFIX,
+        "(SELECT json_build_object('schema', n.nspname, 'name', c.relname)::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel)",
+    );
+    let emit_ddl = emit_sql(DDL_PREFIX, "v_payload");
+    let emit_row = emit_sql(ROW_PREFIX, "v_rel::text || ':' || v_row.v");
+    let emit_dropped = emit_sql(
+        DROP_PREFIX,
+        &format!(
+            "json_build_object('oid', v_obj.objid::bigint, 'schema', v_obj.schema_name, \
+             'name', v_obj.object_name, 'publication', {pubname})::text"
+        ),
+    );
     format!(
         r#"
 CREATE OR REPLACE FUNCTION public.{f_start}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
@@ -278,6 +339,7 @@ DECLARE
   v_rescoped oid[] := '{{}}';
   v_cols text[];
   v_filter text;
+  v_marked boolean := false;
 BEGIN
   IF left(coalesce(current_setting('asof.scope', true), ''), 1) = '+' THEN
     v_scope_before := string_to_array(substr(current_setting('asof.scope', true), 2), ',');
@@ -293,7 +355,7 @@ BEGIN
         WHERE split_part(e, ':', 1) <> '0'
           AND NOT split_part(e, ':', 1) = ANY(ARRAY(SELECT split_part(a, ':', 1) FROM unnest(v_scope_after) a))
           AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = split_part(e, ':', 1)::oid) LOOP
-      PERFORM pg_logical_emit_message(true, '{UNPUBLISHED_PREFIX}', json_build_object('oid', v_rel::bigint, 'publication', {pubname})::text);
+      {emit_unpublished}
     END LOOP;
   END IF;
   -- Roots that gained a leaf with rows or lost one (ATTACH, DETACH, DROP):
@@ -313,7 +375,7 @@ BEGIN
     -- its own any more: its rows are the root's.
     IF EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = {pubname} AND p.pubviaroot) THEN
       FOR v_rel IN SELECT split_part(e, ':', 1)::oid FROM unnest(v_after) e WHERE NOT e = ANY(v_before) LOOP
-        PERFORM pg_logical_emit_message(true, '{DROP_PREFIX}', json_build_object('oid', v_rel::bigint, 'publication', {pubname})::text);
+        {emit_into_root}
       END LOOP;
     END IF;
   END IF;
@@ -332,9 +394,7 @@ BEGIN
     -- Unlogged tables are not in the WAL: say so, capture nothing.
     IF EXISTS (SELECT 1 FROM pg_publication p, pg_class c WHERE p.pubname = {pubname} AND p.puballtables
                AND c.oid = v_rel AND c.relkind IN ('r', 'p') AND c.relpersistence = 'u') THEN
-      PERFORM pg_logical_emit_message(true, '{UNLOGGED_PREFIX}', (SELECT json_build_object(
-        'schema', n.nspname, 'name', c.relname)::text
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel));
+      {emit_unlogged}
     END IF;
     CONTINUE WHEN NOT EXISTS (
       SELECT 1 FROM pg_publication p JOIN pg_class c ON c.oid = v_rel
@@ -384,7 +444,7 @@ BEGIN
       'partitioned', c.relkind = 'p')::text
     INTO v_payload
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
-    PERFORM pg_logical_emit_message(true, '{DDL_PREFIX}', v_payload);
+    {emit_ddl}
     IF v_reread THEN
       -- Generated columns are left out, as pgoutput leaves them out; so
       -- are the columns and rows the publication does not publish.
@@ -394,7 +454,7 @@ BEGIN
                                   AND a.attgenerated = '' AND (v_cols IS NULL OR a.attname::text = ANY(v_cols))), ''),
                               n.nspname, c.relname, coalesce(' WHERE ' || v_filter, ''))
                             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel) LOOP
-        PERFORM pg_logical_emit_message(true, '{ROW_PREFIX}', v_rel::text || ':' || v_row.v);
+        {emit_row}
       END LOOP;
     END IF;
   END LOOP;
@@ -403,11 +463,10 @@ END $fn$;
 CREATE OR REPLACE FUNCTION public.{f_drop}() RETURNS event_trigger LANGUAGE plpgsql {pinned} AS $fn$
 DECLARE
   v_obj record;
+  v_marked boolean := false;
 BEGIN
   FOR v_obj IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' AND NOT is_temporary LOOP
-    PERFORM pg_logical_emit_message(true, '{DROP_PREFIX}',
-      json_build_object('oid', v_obj.objid::bigint, 'schema', v_obj.schema_name, 'name', v_obj.object_name,
-        'publication', {pubname})::text);
+    {emit_dropped}
   END LOOP;
 END $fn$;
 
@@ -493,6 +552,9 @@ pub enum MessageError {
     /// An `asof.row` message's row is not composite-row text.
     #[error("bad row message")]
     Row(#[source] TextFormatError),
+    /// An `asof.xacts` message is not a comma-separated list of xids.
+    #[error("bad transaction-ids message")]
+    Xacts,
 }
 
 /// Columns left out of the capture, for one reason.
@@ -612,6 +674,28 @@ mod tests {
         assert!(sql.contains("%I.%I AS asof_row"));
         assert!(sql.contains("format('asof_row.%I', a.attname)"));
         assert!(sql.contains("SET search_path TO pg_catalog, pg_temp"));
+    }
+
+    #[test]
+    fn every_message_is_placed_by_the_held_xids() {
+        let sql = install_sql("p");
+        let all = sql.matches("pg_logical_emit_message(").count();
+        let marks = sql
+            .matches(&format!("pg_logical_emit_message(true, '{XACTS_PREFIX}'"))
+            .count();
+        assert_eq!(marks, all / 2, "{sql}");
+        assert_eq!(sql.matches("IF NOT v_marked THEN").count(), marks);
+        assert_eq!(sql.matches("v_marked boolean := false;").count(), 2);
+    }
+
+    #[test]
+    fn held_xids_read_back() {
+        assert_eq!(parse_xacts(b"").unwrap(), Vec::<u32>::new());
+        assert_eq!(parse_xacts(b"731").unwrap(), [731]);
+        assert_eq!(parse_xacts(b"731,4294967295").unwrap(), [731, u32::MAX]);
+        for bad in [&b"7,"[..], b"x", b"-1", b"4294967296", b"\xff"] {
+            assert!(matches!(parse_xacts(bad), Err(MessageError::Xacts)), "{bad:?}");
+        }
     }
 
     #[test]

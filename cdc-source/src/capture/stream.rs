@@ -26,6 +26,7 @@ use super::streamed::{Replay, Streamed};
 use super::{CaptureEvent, Run, StreamProgress, Until};
 use crate::assemble::{Assembler, Fed};
 use crate::catalog;
+use crate::ddl;
 use crate::error::{CaptureError, Result};
 use crate::pgoutput::{BeginBody, CommitBody, Message, StreamCommitBody};
 use crate::replication::{ReplicationClient, ReplicationError, ReplicationEvent};
@@ -313,6 +314,12 @@ impl<'a, 'r, S: Sink, F: FnMut(CaptureEvent) + Send> Stream<'a, 'r, S, F> {
             return match held.message {
                 Message::StreamStop => {
                     self.streamed.stop();
+                    Ok(())
+                }
+                Message::LogicalMessage(m) if m.transactional && m.prefix == ddl::XACTS_PREFIX => {
+                    let xids = ddl::parse_xacts(&m.content)
+                        .map_err(|source| CaptureError::LogicalMessage { lsn: wal_start, source })?;
+                    self.streamed.claim(&xids);
                     Ok(())
                 }
                 _ => self.streamed.append(held.xid, wal_start, &data),

@@ -9,7 +9,11 @@
 //! subtransaction's abort cuts its transaction's file back to where that
 //! subtransaction's first message starts: a session's changes arrive in
 //! order, so everything after that point is the subtransaction's or its
-//! children's. A transaction's abort drops its file. At its commit the
+//! children's. The server labels a logical message with the top
+//! transaction's xid even when a subtransaction wrote it, so the DDL
+//! capture's messages are placed by the `asof.xacts` message its triggers
+//! write first, which names the xids the session holds there (see
+//! [`crate::ddl`]). A transaction's abort drops its file. At its commit the
 //! stream replays the file through the assembler as if the transaction had
 //! arrived whole there, so it is stored in commit order exactly like any
 //! other.
@@ -95,6 +99,17 @@ impl Streamed {
             .map_err(|e| spool_error(dir, e))
     }
 
+    /// The open block's transaction holds `xids` here (an `asof.xacts`
+    /// message): a later abort of any of them cuts back to this point at
+    /// the latest. The server labels logical messages with the top
+    /// transaction's xid even when a subtransaction wrote them, so the
+    /// DDL capture's messages are placed by this claim, not by their label.
+    pub(super) fn claim(&mut self, xids: &[u32]) {
+        if let Some(spool) = self.block.and_then(|xid| self.open.get_mut(&xid)) {
+            spool.claim(xids);
+        }
+    }
+
     /// A transaction or one of its subtransactions aborted.
     pub(super) fn abort(&mut self, abort: StreamAbortBody) -> Result<()> {
         if abort.subxid == abort.xid {
@@ -144,6 +159,13 @@ impl Spool {
         self.file.write_all(data)?;
         self.len += HEADER_LEN + u64::from(len);
         Ok(())
+    }
+
+    /// Marks where `xids` start if they have not started yet.
+    fn claim(&mut self, xids: &[u32]) {
+        for &xid in xids {
+            self.first.entry(xid).or_insert(self.len);
+        }
     }
 
     /// Drops `subxid`'s messages and everything after them.
@@ -269,6 +291,34 @@ mod tests {
             replayed(&mut a),
             [(1, b"top".to_vec()), (5, b"after".to_vec()), (6, b"top again".to_vec())]
         );
+    }
+
+    #[test]
+    fn a_claim_places_messages_labelled_with_the_transaction_in_its_subtransactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Streamed::new(dir.path().join("scratch"));
+        s.start(start(10, true), Lsn(1)).unwrap();
+        s.append(Some(10), Lsn(1), b"top").unwrap();
+        // A savepoint's DDL: its messages carry the transaction's xid.
+        s.claim(&[10, 11]);
+        s.append(Some(10), Lsn(2), b"ddl of 11").unwrap();
+        s.append(Some(11), Lsn(3), b"row of 11").unwrap();
+        s.stop();
+        s.abort(StreamAbortBody { xid: 10, subxid: 11 }).unwrap();
+        s.start(start(10, false), Lsn(4)).unwrap();
+        // A savepoint released into an open one: claimed too, and cut
+        // with it.
+        s.claim(&[10, 12, 13]);
+        s.append(Some(10), Lsn(5), b"ddl of 13").unwrap();
+        s.stop();
+        s.abort(StreamAbortBody { xid: 10, subxid: 13 }).unwrap();
+        s.abort(StreamAbortBody { xid: 10, subxid: 12 }).unwrap();
+        s.start(start(10, false), Lsn(6)).unwrap();
+        s.claim(&[10]);
+        s.append(Some(10), Lsn(7), b"ddl of 10").unwrap();
+        s.stop();
+        let mut a = s.commit(10, Lsn(8)).unwrap();
+        assert_eq!(replayed(&mut a), [(1, b"top".to_vec()), (7, b"ddl of 10".to_vec())]);
     }
 
     #[test]
