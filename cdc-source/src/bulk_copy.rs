@@ -1,136 +1,90 @@
-//! One table's copied rows loaded in bulk, on two cores: this task parses
-//! the COPY text into blocks of encoded rows and ingests what is built,
-//! while a thread sorts each block and writes its files
-//! ([`changelog::BulkRows`]). Blocks are bounded, so memory does not grow
+//! Copied rows loaded in bulk: a thread sorts each block of encoded rows
+//! and writes its files ([`changelog::BulkRows`]) while the readers parse
+//! the next ones; the copy ingests what is built. Blocks of any table, in
+//! any order; at most one waits for the thread, so memory does not grow
 //! with the table.
 
-use changelog::{BuiltRows, RowBlock, SpillTxn, Store, StoreError, TableId};
+use std::sync::Arc;
+
+use changelog::{BuiltRows, BulkRows, RowBlock, StoreError};
 use tokio::sync::mpsc;
 
-use crate::error::{CaptureError, CopyProblem, Result};
-use crate::text_formats::for_each_copy_field;
+use crate::error::{CaptureError, Result};
 
-/// Encoded bytes per block handed to the builder. Larger blocks mean fewer
-/// files when the table's key order is not its physical order.
-const BLOCK_BYTES: usize = 16 << 20;
+/// A block's files, or why they could not be built; with the table's
+/// index in the copy and the emptied block.
+pub(crate) type Built = (usize, std::result::Result<BuiltRows, StoreError>, RowBlock);
 
-/// Room past `BLOCK_BYTES` for the row that fills a block, so a block's
-/// buffer is allocated once (rows longer than this grow it).
-const ROW_SLACK: usize = 1 << 20;
+type Job = (Arc<BulkRows>, usize, RowBlock);
 
-type Built = std::result::Result<(BuiltRows, RowBlock), StoreError>;
-
-/// A table being loaded; see the module docs.
-pub(crate) struct BulkCopy {
-    block: RowBlock,
-    width: usize,
-    scratch: Vec<u8>,
-    to_builder: Option<mpsc::Sender<(RowBlock, u32)>>,
+/// The thread building files; see the module docs.
+pub(crate) struct Builder {
+    jobs: Option<mpsc::Sender<Job>>,
     built: mpsc::UnboundedReceiver<Built>,
-    /// Blocks sent and not yet ingested.
+    /// Blocks sent and not yet received back.
     in_flight: usize,
-    spare: Vec<RowBlock>,
-    builder: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl BulkCopy {
-    /// Starts loading `table`, whose `ReadStart` is already spilled in `sp`.
-    pub(crate) fn start(store: &Store, sp: &SpillTxn, table: TableId) -> Result<BulkCopy> {
-        let rows = store.bulk_rows(sp, table)?;
-        let width = rows.width();
-        let (to_builder, mut blocks) = mpsc::channel::<(RowBlock, u32)>(1);
+impl Builder {
+    /// Starts the thread.
+    pub(crate) fn start() -> Result<Builder> {
+        let (jobs, mut rx) = mpsc::channel::<Job>(1);
         let (done, built) = mpsc::unbounded_channel::<Built>();
-        let builder = std::thread::Builder::new()
-            .name("asof-copy".into())
+        let thread = std::thread::Builder::new()
+            .name("asof-copy-build".into())
             .spawn(move || {
-                while let Some((mut block, first)) = blocks.blocking_recv() {
-                    let result = rows.build(&block, first).map(|b| {
-                        block.clear();
-                        (b, block)
-                    });
+                while let Some((rows, table, mut block)) = rx.blocking_recv() {
+                    let result = rows.build(&block);
+                    block.clear();
                     let failed = result.is_err();
                     // A closed receiver means the copy gave up; files of an
                     // unsent result are removed as it drops.
-                    if done.send(result).is_err() || failed {
+                    if done.send((table, result, block)).is_err() || failed {
                         return;
                     }
                 }
             })
             .map_err(CaptureError::CopyThread)?;
-        Ok(BulkCopy {
-            block: RowBlock::with_capacity(width, BLOCK_BYTES + ROW_SLACK),
-            width,
-            scratch: Vec::new(),
-            to_builder: Some(to_builder),
+        Ok(Builder {
+            jobs: Some(jobs),
             built,
             in_flight: 0,
-            spare: Vec::new(),
-            builder: Some(builder),
+            thread: Some(thread),
         })
     }
 
-    /// Adds one COPY text line (without its newline).
-    pub(crate) fn push_line(&mut self, line: &[u8]) -> std::result::Result<(), CopyProblem> {
-        let block = &mut self.block;
-        block.begin_row();
-        for_each_copy_field(line, &mut self.scratch, |field| match field {
-            Some(text) => block.push_text(text),
-            None => block.push_null(),
-        })?;
-        block.end_row().map_err(|found| CopyProblem::Width {
-            expected: self.width,
-            found,
-        })
-    }
-
-    /// Hands the block to the builder once it is full, and ingests what
-    /// has been built meanwhile; true when it did.
-    pub(crate) async fn send_when_full(&mut self, store: &mut Store, sp: &mut SpillTxn) -> Result<bool> {
-        if self.block.bytes() < BLOCK_BYTES {
-            return Ok(false);
-        }
-        self.send(sp).await?;
-        while let Ok(built) = self.built.try_recv() {
-            self.ingest(store, sp, built)?;
-        }
-        Ok(true)
-    }
-
-    /// Sends the last rows and ingests everything.
-    pub(crate) async fn finish(mut self, store: &mut Store, sp: &mut SpillTxn) -> Result<()> {
-        if !self.block.is_empty() {
-            self.send(sp).await?;
-        }
-        self.to_builder = None;
-        while self.in_flight > 0 {
-            let built = self.built.recv().await.ok_or_else(builder_gone)?;
-            self.ingest(store, sp, built)?;
-        }
-        if let Some(thread) = self.builder.take() {
-            let _ = thread.join();
-        }
-        Ok(())
-    }
-
-    async fn send(&mut self, sp: &mut SpillTxn) -> Result<()> {
-        let next = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| RowBlock::with_capacity(self.width, BLOCK_BYTES + ROW_SLACK));
-        let block = std::mem::replace(&mut self.block, next);
-        let first = sp.reserve(block.len());
-        let tx = self.to_builder.as_ref().ok_or_else(builder_gone)?;
-        tx.send((block, first)).await.map_err(|_| builder_gone())?;
+    /// Hands a block of the table at `table` (loaded by `rows`) to the
+    /// thread, waiting while it is busy with another.
+    pub(crate) async fn send(&mut self, rows: Arc<BulkRows>, table: usize, block: RowBlock) -> Result<()> {
+        let jobs = self.jobs.as_ref().ok_or_else(builder_gone)?;
+        jobs.send((rows, table, block)).await.map_err(|_| builder_gone())?;
         self.in_flight += 1;
         Ok(())
     }
 
-    fn ingest(&mut self, store: &mut Store, sp: &mut SpillTxn, built: Built) -> Result<()> {
+    /// Blocks sent and not yet received back.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The next block built; waits forever when none is in flight (for use
+    /// in `select!` beside other sources).
+    pub(crate) async fn recv(&mut self) -> Result<Built> {
+        if self.in_flight == 0 {
+            std::future::pending::<()>().await;
+        }
+        let built = self.built.recv().await.ok_or_else(builder_gone)?;
         self.in_flight -= 1;
-        let (files, block) = built?;
-        self.spare.push(block);
-        store.ingest_rows(sp, files)?;
-        Ok(())
+        Ok(built)
+    }
+
+    /// Stops the thread once its work is done.
+    pub(crate) fn finish(mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -83,15 +83,110 @@ async fn current_name(txn: &impl GenericClient, oid: u32) -> Result<Option<Strin
 /// Where to read a table's rows as of the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CopySource {
-    /// The statement that prints the snapshot's columns, in order.
-    Readable {
-        /// `COPY <table now> (<columns now>) TO STDOUT`, or for a
-        /// partitioned table or a row filter `COPY (SELECT <columns now>
-        /// FROM <table now> [WHERE <filter>])`.
-        sql: String,
-    },
+    /// How to print the snapshot's columns, in order.
+    Readable(Readable),
     /// The rows as of the snapshot cannot be read; why.
     Unreadable(String),
+}
+
+/// A table readable as of the snapshot, through its name and column names
+/// now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readable {
+    /// The quoted, qualified name now.
+    name: String,
+    /// The quoted column names now, comma-separated.
+    columns: String,
+    /// The publication's row filter.
+    filter: Option<String>,
+    /// A partitioned table: its rows are its partitions', which have their
+    /// own `ctid`s.
+    partitioned: bool,
+    /// Its main fork's pages now (at least as many as in the snapshot).
+    pub pages: u64,
+}
+
+/// Pages of a table, as `ctid`s number them: `start..end` (`None`: to the
+/// end, however far the table has grown since).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRange {
+    /// First page.
+    pub start: u64,
+    /// Page after the last.
+    pub end: Option<u64>,
+}
+
+impl PageRange {
+    /// The whole table.
+    pub const ALL: PageRange = PageRange { start: 0, end: None };
+}
+
+impl Readable {
+    /// The table's quoted, qualified name now.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the rows can be read in page ranges.
+    pub fn splittable(&self) -> bool {
+        !self.partitioned
+    }
+
+    /// `n` ranges of about equal pages covering the table, the last open
+    /// (rows can only be read in ranges when [`Readable::splittable`]).
+    pub fn ranges(&self, n: u64) -> Vec<PageRange> {
+        let n = n.clamp(1, self.pages.max(1));
+        if n == 1 || !self.splittable() {
+            return vec![PageRange::ALL];
+        }
+        (0..n)
+            .map(|i| PageRange {
+                start: self.pages * i / n,
+                end: (i + 1 < n).then(|| self.pages * (i + 1) / n),
+            })
+            .collect()
+    }
+
+    /// The statement that prints the rows of `range`.
+    pub fn sql(&self, range: PageRange) -> String {
+        let Readable {
+            name,
+            columns,
+            filter,
+            partitioned,
+            ..
+        } = self;
+        // `ctid` ranges are TID range scans (PostgreSQL 14 and later): each
+        // connection reads only its pages.
+        let mut conditions: Vec<String> = Vec::new();
+        if range != PageRange::ALL {
+            if range.start > 0 {
+                conditions.push(format!("ctid >= '({},0)'::tid", range.start));
+            }
+            if let Some(end) = range.end {
+                conditions.push(format!("ctid < '({end},0)'::tid"));
+            }
+        }
+        if let Some(f) = filter {
+            conditions.push(format!("({f})"));
+        }
+        // COPY reads a partitioned table (its partitions' rows), some rows,
+        // or a table without columns only through a query; `COPY t ()` is
+        // not SQL, but `SELECT FROM t` prints an empty line per row. A
+        // query names a plain table with ONLY, as `COPY t` reads it: an
+        // inheritance child's rows are its own table's.
+        if conditions.is_empty() && !partitioned && !columns.is_empty() {
+            return format!("COPY {name} ({columns}) TO STDOUT");
+        }
+        let only = if *partitioned { "" } else { "ONLY " };
+        let mut sql = format!("COPY (SELECT {columns} FROM {only}{name}");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(") TO STDOUT");
+        sql
+    }
 }
 
 /// Finds how to read the table's `columns` (numbers, as in the snapshot)
@@ -141,16 +236,79 @@ pub async fn copy_source(
                 .into(),
         ));
     }
-    let now = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ");
-    // COPY reads a partitioned table (its partitions' rows), or some rows,
-    // only through a query; a row filter names columns as the table has
-    // them, as the publication applies it.
-    // `COPY t ()` is not SQL, but `SELECT FROM t` prints an empty line
-    // per row of a table without columns.
-    let sql = match (row_filter, partitioned || columns.is_empty()) {
-        (Some(filter), _) => format!("COPY (SELECT {now} FROM {name} WHERE {filter}) TO STDOUT"),
-        (None, true) => format!("COPY (SELECT {now} FROM {name}) TO STDOUT"),
-        (None, false) => format!("COPY {name} ({now}) TO STDOUT"),
-    };
-    Ok(CopySource::Readable { sql })
+    let listed = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ");
+    let pages: i64 = txn
+        .query_one(
+            "SELECT pg_relation_size($1::oid) / current_setting('block_size')::int8",
+            &[&oid],
+        )
+        .await?
+        .get(0);
+    Ok(CopySource::Readable(Readable {
+        name,
+        columns: listed,
+        // It names columns as the table has them now, as the publication
+        // applies it.
+        filter: row_filter.map(str::to_owned),
+        partitioned,
+        pages: pages.max(0) as u64,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(partitioned: bool, filter: Option<&str>, pages: u64) -> Readable {
+        Readable {
+            name: "public.t".into(),
+            columns: "a, \"B\"".into(),
+            filter: filter.map(str::to_owned),
+            partitioned,
+            pages,
+        }
+    }
+
+    #[test]
+    fn a_whole_plain_table_is_copied_by_name() {
+        let t = table(false, None, 10);
+        assert_eq!(t.sql(PageRange::ALL), "COPY public.t (a, \"B\") TO STDOUT");
+        let p = table(true, None, 0);
+        assert_eq!(p.sql(PageRange::ALL), "COPY (SELECT a, \"B\" FROM public.t) TO STDOUT");
+        let f = table(false, Some("a > 1"), 10);
+        assert_eq!(
+            f.sql(PageRange::ALL),
+            "COPY (SELECT a, \"B\" FROM ONLY public.t WHERE (a > 1)) TO STDOUT"
+        );
+    }
+
+    #[test]
+    fn ranges_cover_every_page_once_and_the_last_is_open() {
+        for pages in [0, 1, 2, 7, 1000, 14_037] {
+            for n in 1..6 {
+                let ranges = table(false, None, pages).ranges(n);
+                assert!(!ranges.is_empty() && ranges.len() as u64 <= n);
+                assert_eq!(ranges.first().map(|r| r.start), Some(0));
+                assert_eq!(ranges.last().map(|r| r.end), Some(None));
+                for w in ranges.windows(2) {
+                    assert!(w[0].end == Some(w[1].start) && w[0].start < w[1].start, "{ranges:?}");
+                }
+            }
+        }
+        assert_eq!(table(true, None, 1000).ranges(4), vec![PageRange::ALL]);
+    }
+
+    #[test]
+    fn a_range_reads_its_pages_with_the_filter() {
+        let t = table(false, Some("a > 1"), 100);
+        let r = t.ranges(2);
+        assert_eq!(
+            t.sql(r[0]),
+            "COPY (SELECT a, \"B\" FROM ONLY public.t WHERE ctid < '(50,0)'::tid AND (a > 1)) TO STDOUT"
+        );
+        assert_eq!(
+            table(false, None, 100).sql(r[1]),
+            "COPY (SELECT a, \"B\" FROM ONLY public.t WHERE ctid >= '(50,0)'::tid) TO STDOUT"
+        );
+    }
 }

@@ -32,6 +32,8 @@ mod bulk_copy;
 pub mod capture;
 pub mod catalog;
 pub mod conninfo;
+#[cfg(feature = "capture")]
+mod copy_readers;
 pub mod copy_source;
 #[cfg(feature = "capture")]
 mod coverage;
@@ -57,8 +59,8 @@ mod writer;
 
 #[cfg(feature = "capture")]
 pub use capture::{
-    capture, capture_relayed, CaptureEvent, CaptureOptions, CaptureSummary, SessionStage, StreamProgress, Until,
-    SPILL_RECORDS, SQL_CATCH_UP_ABOVE,
+    capture, capture_relayed, default_copy_connections, CaptureEvent, CaptureOptions, CaptureSummary, SessionStage,
+    StreamProgress, Until, SPILL_RECORDS, SQL_CATCH_UP_ABOVE,
 };
 pub use error::{CaptureError, CopyProblem, Result, StreamProblem};
 #[cfg(feature = "capture")]

@@ -17,27 +17,31 @@
 //! changes what it reads. Generated columns are left out, as pgoutput
 //! leaves them out, and a notice says so.
 
+use std::sync::Arc;
+
 use changelog::{
-    BulkRows, ChangeRecord, CommitInfo, CommitTime, Coverage, Lsn, RowImage, SchemaChange, Store, TableId, TableSchema,
+    BulkRows, ChangeRecord, CommitInfo, CommitTime, Coverage, Lsn, SchemaChange, SpillTxn, Store, TableId, TableSchema,
     Transaction, Xid,
 };
-use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::Client;
 
 use crate::assemble::Assembler;
-use crate::bulk_copy::BulkCopy;
+use crate::bulk_copy::Builder;
 use crate::catalog;
+use crate::conninfo::ConnInfo;
+use crate::copy_readers::{Parsed, Piece, Readers, Shape};
 use crate::copy_source::{self, CopySource};
-use crate::error::{CaptureError, CopyProblem, Result};
-use crate::text_formats::parse_copy_line;
+use crate::error::{CaptureError, Result};
 
-/// Rows per chunk written to the store while copying.
-const CHUNK_ROWS: usize = 20_000;
+/// A piece of a table read on one connection: large enough that its
+/// statement and its partial last block are small beside it (8 KiB pages).
+const MIN_PIECE_PAGES: u64 = 2048;
 
-/// Progress of the copy, reported after each chunk and table.
+/// Progress of the copy, reported as rows arrive.
 #[derive(Clone, Debug, Default)]
 pub struct CopyProgress {
-    /// Table being copied.
+    /// The first table not yet copied in full (others after it may be
+    /// being read too).
     pub table: String,
     /// Rows copied so far (all tables).
     pub rows: u64,
@@ -56,6 +60,10 @@ pub struct CopyProgress {
 /// What to copy and where it goes in the log.
 #[derive(Clone, Debug)]
 pub struct CopyPlan<'a> {
+    /// The source, for the copy's other connections.
+    pub conninfo: &'a ConnInfo,
+    /// Connections reading at once (each imports the snapshot).
+    pub connections: usize,
     /// The exported snapshot to read in.
     pub snapshot_name: &'a str,
     /// The publication: each table is read as it publishes it.
@@ -91,6 +99,14 @@ pub enum Copied {
 
 /// Copies the plan's tables in its snapshot into the store as one
 /// transaction.
+///
+/// This connection's transaction imports the snapshot, locks the tables
+/// and describes them; the rows are read by [`CopyPlan::connections`] readers
+/// ([`crate::copy_readers`]), a large table in ranges of its pages, and
+/// stored as they arrive: one table's rows in several blocks and several
+/// tables at once. Every table's shape and read start come first in the
+/// log, then its rows, then (for a table loaded in bulk) one entry for
+/// them all.
 pub async fn copy_tables(
     client: &mut Client,
     store: &mut Store,
@@ -99,6 +115,8 @@ pub async fn copy_tables(
     mut progress: impl FnMut(&CopyProgress),
 ) -> Result<Copied> {
     let CopyPlan {
+        conninfo,
+        connections,
         snapshot_name,
         publication,
         tables,
@@ -116,12 +134,6 @@ pub async fn copy_tables(
     ))
     .await?;
     let commit = base_commit(base_lsn, end_lsn, base_time);
-    let mut chunk: Vec<ChangeRecord> = Vec::with_capacity(CHUNK_ROWS + 2);
-    let mut p = CopyProgress {
-        tables_total: tables.len(),
-        ..CopyProgress::default()
-    };
-    let mut values = Vec::new();
     // No DDL commits on a locked table until the copy ends; DDL committed
     // before the lock is handled by `copy_source`.
     copy_source::lock_tables(&txn, tables).await?;
@@ -140,111 +152,204 @@ pub async fn copy_tables(
         }
         sources.push((oid, described, source));
     }
+    // Every table's shape and read start, before any row.
     let mut sp = store.begin_spill(base_lsn)?;
+    let mut head: Vec<ChangeRecord> = Vec::with_capacity(2 * tables.len());
+    let mut copied: Vec<Table> = Vec::with_capacity(tables.len());
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for (oid, described, source) in sources {
         let schema = described.schema;
-        p.table = schema.name.to_string();
         note_coverage(assembler, &schema.name, &described.coverage);
-        let sql = match source {
-            CopySource::Readable { sql } => sql,
+        let readable = match source {
+            CopySource::Readable(r) => r,
             CopySource::Unreadable(reason) => {
                 let table = assembler.register_uncaptured(schema.clone(), reason.clone());
-                chunk.push(ChangeRecord::Schema {
+                head.push(ChangeRecord::Schema {
                     table,
                     change: SchemaChange::Uncaptured { schema, reason },
                 });
-                p.tables_done += 1;
-                progress(&p);
                 continue;
             }
         };
         catalog::check_select(&txn, oid, &schema.name).await?;
-        p.table_rows = 0;
-        p.table_estimate = catalog::estimated_rows(&txn, oid).await?;
-        progress(&p);
         let width = schema.columns.len();
-        let name = schema.name.clone();
-        let coverage = described.coverage;
-        let table = assembler.register(schema.clone(), coverage.clone());
+        let (name, coverage) = (schema.name.clone(), described.coverage);
+        let id = assembler.register(schema.clone(), coverage.clone());
         let bulk = BulkRows::accepts(&schema);
-        chunk.push(define(table, schema, coverage));
-        chunk.push(ChangeRecord::ReadStart { table });
-        // A table keyed by a unique key is loaded in bulk; its shape and
-        // read start must be in the transaction first.
-        let mut bulk = match bulk {
-            true => {
-                store.spill(&mut sp, &chunk)?;
-                chunk.clear();
-                Some(BulkCopy::start(store, &sp, table)?)
-            }
-            false => None,
+        head.push(define(id, schema, coverage));
+        head.push(ChangeRecord::ReadStart { table: id });
+        let shape = match bulk {
+            true => Shape::Bulk { width },
+            false => Shape::Records { table: id, width },
         };
-        let bad = |problem| CaptureError::CopyData {
-            table: name.clone(),
-            problem,
-        };
-        let stream = txn.copy_out(&sql).await?;
-        pin_mut!(stream);
-        let mut carry: Vec<u8> = Vec::new();
-        while let Some(buf) = stream.try_next().await? {
-            p.bytes += buf.len() as u64;
-            // COPY data arrives in chunks that need not end on a row.
-            let mut data: &[u8] = &buf;
-            if !carry.is_empty() {
-                match data.iter().position(|b| *b == b'\n') {
-                    Some(i) => {
-                        carry.extend_from_slice(data.get(..i).unwrap_or_default());
-                        match &mut bulk {
-                            Some(b) => b.push_line(&carry),
-                            None => push_row(&carry, width, table, &mut values, &mut chunk),
-                        }
-                        .map_err(bad)?;
-                        p.rows += 1;
-                        p.table_rows += 1;
-                        carry.clear();
-                        data = data.get(i + 1..).unwrap_or_default();
-                    }
-                    None => {
-                        carry.extend_from_slice(data);
-                        continue;
-                    }
-                }
-            }
-            while let Some(i) = data.iter().position(|b| *b == b'\n') {
-                let line = data.get(..i).unwrap_or_default();
-                match &mut bulk {
-                    Some(b) => b.push_line(line),
-                    None => push_row(line, width, table, &mut values, &mut chunk),
-                }
-                .map_err(bad)?;
-                data = data.get(i + 1..).unwrap_or_default();
-                p.rows += 1;
-                p.table_rows += 1;
-            }
-            carry.extend_from_slice(data);
-            if let Some(b) = &mut bulk {
-                if b.send_when_full(store, &mut sp).await? {
-                    progress(&p);
-                }
-            }
-            if chunk.len() >= CHUNK_ROWS {
-                store.spill(&mut sp, &chunk)?;
-                chunk.clear();
-                progress(&p);
-            }
+        let ranges = readable.ranges((readable.pages / MIN_PIECE_PAGES).min(connections as u64));
+        let index = copied.len();
+        names.push(readable.name().to_owned());
+        for range in &ranges {
+            pieces.push(Piece {
+                table: index,
+                name: name.clone(),
+                sql: readable.sql(*range),
+                shape,
+            });
         }
-        if !carry.is_empty() {
-            return Err(bad(CopyProblem::EndedInsideRow));
-        }
-        if let Some(b) = bulk {
-            b.finish(store, &mut sp).await?;
-        }
-        p.tables_done += 1;
-        progress(&p);
+        copied.push(Table {
+            name: name.to_string(),
+            estimate: catalog::estimated_rows(&txn, oid).await?,
+            id,
+            bulk,
+            loader: None,
+            pieces: ranges.len(),
+            building: 0,
+            rows: 0,
+            done: false,
+        });
     }
-    store.finish_spill(sp, &commit, &chunk)?;
+    store.spill(&mut sp, &head)?;
+    for t in &mut copied {
+        if t.bulk {
+            t.loader = Some(Arc::new(store.bulk_rows(&sp, t.id)?));
+        }
+    }
+    let mut p = CopyProgress {
+        tables_total: tables.len(),
+        ..CopyProgress::default()
+    };
+    let uncaptured = tables.len() - copied.len();
+    report(&copied, uncaptured, &mut p, &mut progress);
+    let wanted = connections.clamp(1, pieces.len().max(1));
+    let (mut connected, mut refused) = (0usize, None::<CaptureError>);
+    if !pieces.is_empty() {
+        let mut readers = Readers::start(conninfo, snapshot_name, &names, pieces, wanted)?;
+        let mut builder = Builder::start()?;
+        let here = readers.read_here(txn.client());
+        tokio::pin!(here);
+        let mut here_done = false;
+        loop {
+            tokio::select! {
+                () = &mut here, if !here_done => here_done = true,
+                parsed = readers.recv() => {
+                    let Some(parsed) = parsed else { break };
+                    let parsed = parsed?;
+                    let rows = parsed.rows();
+                    match parsed {
+                        Parsed::Connected(Ok(())) => connected += 1,
+                        Parsed::Connected(Err(e)) => {
+                            refused.get_or_insert(e);
+                        }
+                        Parsed::Block { table, block, bytes } => {
+                            let t = table_at(&mut copied, table)?;
+                            t.rows += rows;
+                            t.building += 1;
+                            let loader = t.loader.clone().ok_or_else(|| mixed_up("a block of a table not loaded in bulk"))?;
+                            p.rows += rows;
+                            p.bytes += bytes;
+                            builder.send(loader, table, block).await?;
+                        }
+                        Parsed::Records { table, records, bytes } => {
+                            table_at(&mut copied, table)?.rows += rows;
+                            p.rows += rows;
+                            p.bytes += bytes;
+                            store.spill(&mut sp, &records)?;
+                        }
+                        Parsed::PieceDone { table, bytes } => {
+                            let t = table_at(&mut copied, table)?;
+                            t.pieces = t.pieces.saturating_sub(1);
+                            p.bytes += bytes;
+                        }
+                    }
+                }
+                built = builder.recv() => {
+                    let (table, files, block) = built?;
+                    readers.give_back(block);
+                    store.ingest_rows(&mut sp, files?)?;
+                    let t = table_at(&mut copied, table)?;
+                    t.building = t.building.saturating_sub(1);
+                }
+            }
+            end_loaded_tables(store, &mut sp, &mut copied)?;
+            report(&copied, uncaptured, &mut p, &mut progress);
+        }
+        while builder.in_flight() > 0 {
+            let (table, files, block) = builder.recv().await?;
+            readers.give_back(block);
+            store.ingest_rows(&mut sp, files?)?;
+            let t = table_at(&mut copied, table)?;
+            t.building = t.building.saturating_sub(1);
+        }
+        builder.finish();
+        readers.join();
+        end_loaded_tables(store, &mut sp, &mut copied)?;
+    }
+    if copied.iter().any(|t| !t.done) {
+        return Err(mixed_up("the readers ended before every table was read"));
+    }
+    if let Some(e) = refused {
+        assembler.note(format!(
+            "the initial copy read on {} of {wanted} connections; the others could not begin: {}",
+            connected + 1,
+            crate::capture::chain(&e)
+        ));
+    }
+    report(&copied, uncaptured, &mut p, &mut progress);
+    store.finish_spill(sp, &commit, &[])?;
     txn.commit().await?;
     Ok(Copied::Rows(p.rows))
+}
+
+/// One table of the copy.
+struct Table {
+    name: String,
+    estimate: Option<u64>,
+    id: TableId,
+    /// Whether it is loaded in bulk, and its loader once it is.
+    bulk: bool,
+    loader: Option<Arc<BulkRows>>,
+    /// Pieces not yet read to their end.
+    pieces: usize,
+    /// Blocks being built.
+    building: usize,
+    rows: u64,
+    /// Read and stored in full.
+    done: bool,
+}
+
+fn table_at(copied: &mut [Table], index: usize) -> Result<&mut Table> {
+    copied
+        .get_mut(index)
+        .ok_or_else(|| mixed_up("rows of an unknown table"))
+}
+
+/// The copy's own bookkeeping went wrong (never expected).
+fn mixed_up(what: &str) -> CaptureError {
+    CaptureError::CopyThread(std::io::Error::other(what.to_owned()))
+}
+
+/// Ends the bulk load of each table read in full whose blocks are all in
+/// the store: its rows take their place in the log.
+fn end_loaded_tables(store: &mut Store, sp: &mut SpillTxn, copied: &mut [Table]) -> Result<()> {
+    for t in copied
+        .iter_mut()
+        .filter(|t| !t.done && t.pieces == 0 && t.building == 0)
+    {
+        if t.bulk {
+            store.finish_bulk(sp, t.id)?;
+        }
+        t.done = true;
+    }
+    Ok(())
+}
+
+/// Reports progress on the first table not yet copied in full.
+fn report(copied: &[Table], uncaptured: usize, p: &mut CopyProgress, progress: &mut impl FnMut(&CopyProgress)) {
+    p.tables_done = uncaptured + copied.iter().filter(|t| t.done).count();
+    if let Some(t) = copied.iter().find(|t| !t.done).or(copied.last()) {
+        p.table.clone_from(&t.name);
+        p.table_rows = t.rows;
+        p.table_estimate = t.estimate;
+    }
+    progress(p);
 }
 
 /// Starts a history without copying rows: it begins empty at the slot, so
@@ -303,28 +408,4 @@ fn define(table: TableId, schema: TableSchema, coverage: Coverage) -> ChangeReco
             coverage,
         },
     }
-}
-
-fn push_row(
-    line: &[u8],
-    width: usize,
-    table: TableId,
-    values: &mut Vec<changelog::Datum>,
-    chunk: &mut Vec<ChangeRecord>,
-) -> Result<(), CopyProblem> {
-    parse_copy_line(line, values)?;
-    if values.len() != width && !(width == 0 && values.len() == 1) {
-        return Err(CopyProblem::Width {
-            expected: width,
-            found: values.len(),
-        });
-    }
-    if width == 0 {
-        values.clear();
-    }
-    chunk.push(ChangeRecord::Read {
-        table,
-        row: RowImage(std::mem::take(values)),
-    });
-    Ok(())
 }

@@ -194,6 +194,7 @@ pub fn capture_options_in(pg: &PgCluster, db: &str, slot: &str, publication: &st
         until,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
         streaming: true,
+        copy_connections: cdc_source::default_copy_connections(),
     }
 }
 

@@ -309,7 +309,8 @@ async fn observe_published(client: &Client, publication: &str) -> Observation {
             "SELECT quote_ident(p.schemaname) || '.' || quote_ident(p.tablename), p.rowfilter, \
                     array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
                           AND NOT a.attisdropped AND a.attgenerated = '' \
-                          AND (p.attnames IS NULL OR a.attname = ANY (p.attnames)) ORDER BY a.attnum) \
+                          AND (p.attnames IS NULL OR a.attname = ANY (p.attnames)) ORDER BY a.attnum), \
+                    c.relkind = 'p' \
              FROM pg_publication_tables p \
              JOIN pg_namespace n ON n.nspname = p.schemaname \
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
@@ -320,10 +321,14 @@ async fn observe_published(client: &Client, publication: &str) -> Observation {
         .expect("published tables");
     let mut tables = BTreeMap::new();
     for row in published {
-        let (table, filter, cols): (String, Option<String>, Vec<String>) = (row.get(0), row.get(1), row.get(2));
+        let (table, filter, cols, partitioned): (String, Option<String>, Vec<String>, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         let list: Vec<String> = cols.iter().map(|c| cdc_source::catalog::quote_ident(c)).collect();
         let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
-        let query = format!("SELECT {} FROM {table}{filter}", list.join(", "));
+        // A table's own rows: an inheritance child's are published as its
+        // own table's; a partitioned table's are its partitions'.
+        let only = if partitioned { "" } else { "ONLY " };
+        let query = format!("SELECT {} FROM {only}{table}{filter}", list.join(", "));
         let rows = copy_rows(client, &query, cols.len()).await;
         tables.insert(table, (cols, rows));
     }

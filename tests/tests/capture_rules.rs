@@ -103,6 +103,7 @@ fn finish(
         until: Until::CaughtUp,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
         streaming: true,
+        copy_connections: cdc_source::default_copy_connections(),
         ..opts
     };
     rt.block_on(cdc_source::capture(open_store(dir), opts, rx, collect(notices)))
@@ -747,4 +748,76 @@ fn ddl_committed_before_the_copy_locks_a_table_begins_the_copy_again() {
         "{notices:#?}"
     );
     assert!(notices_about(&notices, "is not captured").is_empty(), "{notices:#?}");
+}
+
+/// DDL that queues behind the copy's locks before the copy's other
+/// connections lock the tables would be granted before them, and wait for
+/// the copy, which would wait for them. They do not wait: the copy's own
+/// connection reads what they would have, and the DDL lands after the copy.
+#[test]
+fn ddl_queued_behind_the_copy_leaves_the_reading_to_its_own_connection() {
+    let pg = std::sync::Arc::new(PgCluster::start().expect("postgres"));
+    pg.execute(
+        "CREATE TABLE q_big (id int PRIMARY KEY, v text);
+         INSERT INTO q_big SELECT i, repeat('q', 100) || i FROM generate_series(1, 300000) i;
+         CREATE TABLE q_alter (id int PRIMARY KEY, v text); INSERT INTO q_alter VALUES (1, 'a'), (2, 'b')",
+    )
+    .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notices = Notices::default();
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let tables = [("q_big", "id"), ("q_alter", "id")];
+    let base = rt.block_on(observe(&client, &tables));
+    let opts = CaptureOptions {
+        copy_connections: 3,
+        ..options(&pg, "queued", "asof_queued", Until::Forever)
+    };
+    // The first progress report comes once the copy holds its locks and
+    // before anything is read: the DDL queues then.
+    let (ddl_tx, ddl_started) = std::sync::mpsc::channel();
+    let mut on_notice = collect(&notices);
+    let mut first = true;
+    let hook = pg.clone();
+    let on_event = move |e: CaptureEvent| {
+        if matches!(e, CaptureEvent::Copy(_)) && std::mem::take(&mut first) {
+            // After the slot and before the DDL: the copy's moment.
+            let at_base = hook.query_one_value("SELECT (pg_current_wal_lsn() - 1)::text");
+            let at_base: Lsn = at_base.ok().flatten().and_then(|l| l.parse().ok()).expect("lsn");
+            let pg = hook.clone();
+            let ddl = std::thread::spawn(move || pg.execute("ALTER TABLE q_alter ADD COLUMN z int DEFAULT 7"));
+            let _ = ddl_tx.send((at_base, ddl));
+            let waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'q_alter'::regclass";
+            let start = Instant::now();
+            while hook.query_one_value(waiting).ok().flatten().as_deref() != Some("1") {
+                assert!(start.elapsed() < Duration::from_secs(60), "the DDL never queued");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        on_notice(e);
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(cdc_source::capture(
+        open_store(dir.path()),
+        opts.clone(),
+        stop_rx,
+        on_event,
+    ));
+    let live = wait_streaming(&rt, &pg, "queued", Live { stop, handle });
+    let (at_base, ddl) = ddl_started.recv_timeout(Duration::from_secs(10)).expect("the DDL ran");
+    ddl.join().expect("join").expect("ddl");
+    rt.block_on(client.batch_execute("UPDATE q_alter SET z = 8 WHERE id = 1"))
+        .expect("update");
+    let seen = vec![rt.block_on(observe(&client, &tables))];
+    let store = finish(&rt, live, dir.path(), opts, &notices);
+    for (t, _) in tables {
+        let got = store_table(&store, When::Lsn(at_base), t);
+        assert_eq!(got.as_ref(), base.tables.get(t), "{t} as of the copy");
+    }
+    assert_matches(&store, &seen);
+    let notices = notices.lock().expect("notices").clone();
+    assert!(
+        !notices_about(&notices, "the initial copy read on 1 of 3 connections").is_empty(),
+        "{notices:#?}"
+    );
 }

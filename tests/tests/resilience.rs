@@ -20,6 +20,7 @@ fn options(conn: &str, slot: &str, until: Until) -> CaptureOptions {
         until,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
         streaming: true,
+        copy_connections: cdc_source::default_copy_connections(),
     }
 }
 

@@ -290,6 +290,7 @@ fn capture_until_caught_up(
         until: Until::CaughtUp,
         sql_catch_up_above: via_sql.then_some(0),
         streaming: true,
+        copy_connections: cdc_source::default_copy_connections(),
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))
@@ -317,6 +318,7 @@ fn spawn_live_capture(
         until: Until::Forever,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
         streaming: true,
+        copy_connections: cdc_source::default_copy_connections(),
     };
     (stop_tx, rt.spawn(cdc_source::capture(store, opts, stop_rx, |_| {})))
 }

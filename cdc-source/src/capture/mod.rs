@@ -78,6 +78,15 @@ pub struct CaptureOptions {
     /// `logical_decoding_work_mem` while it runs (pgoutput protocol 2),
     /// rather than spill it to disk and send it after its commit.
     pub streaming: bool,
+    /// Connections the initial copy reads on at once (a large table in
+    /// ranges of its pages, several tables side by side).
+    pub copy_connections: usize,
+}
+
+/// The default of [`CaptureOptions::copy_connections`]: one per core, up
+/// to four (the server's side of a COPY takes about as much CPU as ours).
+pub fn default_copy_connections() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// The default of [`CaptureOptions::sql_catch_up_above`]: a backlog worth
@@ -372,7 +381,7 @@ impl Default for Backoff {
 }
 
 /// An error and its causes on one line, each cause once.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -378,6 +378,8 @@ impl History<'_> {
             }
             let name = slot.snapshot_name.clone().unwrap_or_default();
             let plan = CopyPlan {
+                conninfo: &opts.conninfo,
+                connections: opts.copy_connections,
                 snapshot_name: &name,
                 publication: &opts.publication,
                 tables,

@@ -122,6 +122,17 @@ impl RowBlock {
         self.ends.clear();
     }
 
+    /// Empties the block for rows of `width` values, keeping its buffers.
+    pub fn reset(&mut self, width: usize) {
+        self.clear();
+        self.width = width;
+    }
+
+    /// Bytes the block can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.data.capacity()
+    }
+
     fn rows(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
@@ -151,9 +162,15 @@ const FAMILIES: [&str; 2] = [cf::VERSIONS, cf::LATEST];
 pub struct BuiltRows {
     table: TableId,
     lsn: Lsn,
-    first_ordinal: u32,
     rows: u32,
     files: Vec<(&'static str, PathBuf)>,
+}
+
+impl BuiltRows {
+    /// The table the rows are of.
+    pub fn table(&self) -> TableId {
+        self.table
+    }
 }
 
 impl Drop for BuiltRows {
@@ -180,16 +197,14 @@ impl BulkRows {
         self.schema.columns.len()
     }
 
-    /// Writes the `versions` and `latest` files of `block`, whose rows take
-    /// the log ordinals from `first_ordinal` on (reserved with
-    /// [`SpillTxn::reserve`]).
-    pub fn build(&self, block: &RowBlock, first_ordinal: u32) -> Result<BuiltRows> {
+    /// Writes the `versions` and `latest` files of `block`. Blocks of one
+    /// table may be built in any order and on any thread.
+    pub fn build(&self, block: &RowBlock) -> Result<BuiltRows> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let mut built = BuiltRows {
             table: self.table,
             lsn: self.lsn,
-            first_ordinal,
             rows: u32::try_from(block.len()).map_err(|_| StoreError::Io {
                 path: self.dir.clone(),
                 source: std::io::Error::other("more than 2^32 rows in one block"),
@@ -302,14 +317,13 @@ impl SortedKeys {
     }
 }
 
-impl SpillTxn {
-    /// Reserves the log ordinals of `n` records loaded in bulk; returns the
-    /// first.
-    pub fn reserve(&mut self, n: usize) -> u32 {
-        let first = self.next_ordinal;
-        self.next_ordinal = first.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
-        first
-    }
+/// A table being loaded in bulk inside a spilled transaction.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct BulkLoad {
+    /// Rows ingested so far.
+    pub(super) rows: u32,
+    /// Whether its log marker is written (no more rows can follow).
+    pub(super) marked: bool,
 }
 
 impl Store {
@@ -345,7 +359,9 @@ impl Store {
     }
 
     /// Moves the files of `built` into the store as part of `sp`. Nothing
-    /// becomes visible before the transaction is finished.
+    /// becomes visible before the transaction is finished. Blocks of one
+    /// table may arrive in any order, interleaved with other tables' blocks
+    /// and spilled chunks, until [`Store::finish_bulk`] ends the table.
     pub fn ingest_rows(&mut self, sp: &mut SpillTxn, mut built: BuiltRows) -> Result<()> {
         self.check_writable()?;
         if sp.skip || built.files.is_empty() {
@@ -353,6 +369,10 @@ impl Store {
         }
         if built.lsn != sp.lsn() {
             return Err(StoreError::OutOfOrder { lsn: built.lsn });
+        }
+        let load = sp.bulk.get(&built.table).copied().unwrap_or_default();
+        if load.marked {
+            return Err(StoreError::BulkLoadedTableChanged { table: built.table });
         }
         if sp.inflight.tables.insert(built.table) {
             // Durable before any file lands: a crash must find the marker.
@@ -365,14 +385,6 @@ impl Store {
                 return Err(e.into());
             }
         }
-        // The table's rows so far, one marker for all of them (blocks
-        // arrive in ordinal order).
-        let (first, rows) = match sp.bulk.get(&built.table) {
-            Some(&(first, rows)) if first.checked_add(rows) == Some(built.first_ordinal) => (first, rows),
-            Some(_) => return Err(StoreError::OutOfOrder { lsn: built.lsn }),
-            None => (built.first_ordinal, 0),
-        };
-        let rows = rows.saturating_add(built.rows);
         let mut io = IngestExternalFileOptions::default();
         io.set_move_files(true);
         // Each file leaves `built` as it lands; on an error, dropping
@@ -386,19 +398,41 @@ impl Store {
                 return Err(e.into());
             }
         }
-        let marker = meta::BulkReads {
-            table: built.table,
-            rows,
+        sp.bulk.insert(
+            built.table,
+            BulkLoad {
+                rows: load.rows.saturating_add(built.rows),
+                marked: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Ends the bulk load of `table` in `sp`: its rows take the next log
+    /// ordinals, under one marker. Nothing happens when none was ingested.
+    /// [`Store::finish_spill`] ends the loads still open.
+    pub fn finish_bulk(&mut self, sp: &mut SpillTxn, table: TableId) -> Result<()> {
+        self.check_writable()?;
+        let lsn = sp.lsn();
+        let Some(load) = sp.bulk.get_mut(&table) else {
+            return Ok(());
         };
-        if let Err(e) = self.db.put_cf(
-            self.cf(cf::LOG)?,
-            keys::encode_log_key(sp.lsn(), first),
-            marker.encode(),
-        ) {
+        if sp.skip || load.marked {
+            return Ok(());
+        }
+        let first = sp.next_ordinal;
+        let marker = meta::BulkReads { table, rows: load.rows };
+        // Not synced: the in-flight marker, synced before the first file
+        // landed, has the whole transaction removed after a crash.
+        if let Err(e) = self
+            .db
+            .put_cf(self.cf(cf::LOG)?, keys::encode_log_key(lsn, first), marker.encode())
+        {
             self.poisoned = true;
             return Err(e.into());
         }
-        sp.bulk.insert(built.table, (first, rows));
+        load.marked = true;
+        sp.next_ordinal = first.saturating_add(load.rows);
         Ok(())
     }
 }

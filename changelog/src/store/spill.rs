@@ -21,6 +21,7 @@ use crate::lsn::Lsn;
 use crate::record::{ChangeRecord, CommitInfo};
 use crate::store::append::AppendOutcome;
 use crate::store::batch::{BatchBuilder, Pending};
+use crate::store::bulk::BulkLoad;
 use crate::store::meta::{self, FollowPosition};
 use crate::store::Store;
 
@@ -40,9 +41,9 @@ pub struct SpillTxn {
     pub(super) pending: Pending,
     pub(super) inflight: InFlight,
     pub(super) skip: bool,
-    /// Tables loaded in bulk so far: the ordinal of each one's
-    /// [`meta::BulkReads`] marker (its first row's) and its rows.
-    pub(super) bulk: BTreeMap<TableId, (u32, u32)>,
+    /// Tables loaded in bulk so far, each ended by one
+    /// [`meta::BulkReads`] marker.
+    pub(super) bulk: BTreeMap<TableId, BulkLoad>,
 }
 
 impl SpillTxn {
@@ -140,6 +141,10 @@ impl Store {
             return Err(StoreError::OutOfOrder { lsn: commit.commit_lsn });
         }
         check_bulk_untouched(&sp, records)?;
+        let open: Vec<TableId> = sp.bulk.iter().filter(|(_, l)| !l.marked).map(|(t, _)| *t).collect();
+        for table in open {
+            self.finish_bulk(&mut sp, table)?;
+        }
         // Something at or after this LSN was appended while the spill was
         // open: committing now would move the watermark back.
         if self.watermark.is_some_and(|w| w.commit_lsn >= sp.lsn) {

@@ -63,6 +63,7 @@ fn catch_up(rt: &tokio::runtime::Runtime, store_path: &Path, conninfo: &str) -> 
         until: Until::CaughtUp,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
         streaming: true,
+        copy_connections: cdc_source::default_copy_connections(),
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let summary = rt.block_on(cdc_source::capture(store, opts, rx, |_| {}))?;

@@ -34,6 +34,9 @@ pub fn run(store_path: &Path, a: TailArgs) -> Result<()> {
         until: a.until.unwrap_or(Until::Forever),
         sql_catch_up_above: a.sql_catch_up_above.0,
         streaming: !a.no_streaming,
+        copy_connections: a
+            .copy_connections
+            .map_or_else(cdc_source::default_copy_connections, usize::from),
     };
     // One thread for the stream: decoding and the network stay on one core
     // (cross-thread wake-ups cost more than they save); the store writer

@@ -82,3 +82,23 @@ fn a_publication_with_a_column_list() {
         .step("UPDATE cl SET hidden = 'seen' WHERE id = 2")
         .check();
 }
+
+/// A row filter on a parent with an inheritance child: the child is a
+/// table of its own, so the parent's copy holds only the parent's rows.
+#[test]
+fn a_row_filter_on_a_parent_with_an_inheritance_child() {
+    Scenario::new("row_filter_inheritance")
+        .setup(
+            "CREATE TABLE par (id int PRIMARY KEY, region text);
+             ALTER TABLE par REPLICA IDENTITY FULL;
+             CREATE TABLE par_kid (extra int) INHERITS (par);
+             ALTER TABLE par_kid ADD PRIMARY KEY (id);
+             INSERT INTO par VALUES (1, 'eu'), (2, 'us');
+             INSERT INTO par_kid VALUES (10, 'eu', 1), (11, 'us', 2);
+             CREATE PUBLICATION inherited FOR TABLE ONLY par WHERE (region = 'eu'), ONLY par_kid",
+        )
+        .publication("inherited")
+        .step("INSERT INTO par VALUES (3, 'eu'); INSERT INTO par_kid VALUES (12, 'eu', 3)")
+        .step("UPDATE par SET region = 'eu' WHERE id = 2")
+        .check();
+}

@@ -51,3 +51,34 @@ fn tables_without_columns() {
         .step("TRUNCATE z2")
         .check();
 }
+
+/// Tables large enough that the initial copy reads them in ranges of pages
+/// on several connections: keyed (loaded in bulk) and keyless, a parent
+/// whose inheritance child is a table of its own (the copy of the parent
+/// reads only the parent's rows), a table without columns, and small
+/// tables read beside them.
+#[test]
+fn large_tables_copied_in_ranges_of_pages() {
+    Scenario::new("copied_in_ranges")
+        .setup(
+            "CREATE TABLE big (id bigint PRIMARY KEY, v text, n numeric);
+             INSERT INTO big SELECT i, repeat('v', 60) || i, i * 1.5 FROM generate_series(1, 400000) i;
+             CREATE TABLE big_kid (k int) INHERITS (big);
+             ALTER TABLE big_kid ADD PRIMARY KEY (id);
+             INSERT INTO big_kid SELECT i, 'kid', 0, i FROM generate_series(1, 50) i;
+             CREATE TABLE heap (v text, n int);
+             ALTER TABLE heap REPLICA IDENTITY FULL;
+             INSERT INTO heap SELECT repeat('h', 80), i % 1000 FROM generate_series(1, 350000) i;
+             CREATE TABLE bare ();
+             ALTER TABLE bare REPLICA IDENTITY FULL;
+             INSERT INTO bare SELECT FROM generate_series(1, 1300000);
+             CREATE TABLE small (id int PRIMARY KEY, v text);
+             INSERT INTO small VALUES (1, 'a'), (2, 'b')",
+        )
+        .alone()
+        .step(
+            "UPDATE big SET v = 'changed' WHERE id IN (1, 200000, 400000); INSERT INTO big_kid VALUES (51, 'k', 1, 1)",
+        )
+        .step("DELETE FROM heap WHERE n = 7; DELETE FROM small WHERE id = 1")
+        .check();
+}

@@ -23,26 +23,28 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         mib(bin_bytes)
     );
 
-    let run_ours = |slot: &str, store: &Path, log: &Path| -> Result<Run> {
-        let s = timed(
-            ctx.asof(store)
-                .args(["tail", &conn, "--slot", slot, "--until", "caught-up"]),
-            log,
-        )?;
+    // `connections`: the copy's own default when `None`.
+    let run_ours = |slot: &str, store: &Path, log: &Path, connections: Option<&str>| -> Result<Run> {
+        let mut cmd = ctx.asof(store);
+        cmd.args(["tail", &conn, "--slot", slot, "--until", "caught-up"]);
+        if let Some(n) = connections {
+            cmd.args(["--copy-connections", n]);
+        }
+        let s = timed(&mut cmd, log)?;
         cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
         Ok(s)
     };
     // Warm-up: creates the publication and the DDL triggers once.
-    let warm = run_ours("snap_0", &dir.join("store_0"), &dir.join("tail_0.log"))?;
+    let warm = run_ours("snap_0", &dir.join("store_0"), &dir.join("tail_0.log"), None)?;
     println!("  warm-up asof tail: {:.2} s", warm.wall);
     std::fs::remove_dir_all(dir.join("store_0"))?;
     let debezium = Debezium::prepare()?;
-    let (mut refs, mut ours, mut dbz) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut refs, mut ours, mut dbz, mut one_conn) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 1..=ctx.reps {
         refs.push(timed(&mut psql(&cl, SNAP_COPY), &dir.join(format!("copy_{i}.log")))?);
         let store = dir.join(format!("store_{i}"));
         let log = dir.join(format!("tail_{i}.log"));
-        ours.push(run_ours(&format!("snap_{i}"), &store, &log)?);
+        ours.push(run_ours(&format!("snap_{i}"), &store, &log, None)?);
         let (_, _, copied) = tail_summary(&log)?;
         if copied != rows {
             println!("  WARNING: asof copied {copied} rows, expected {rows}");
@@ -51,6 +53,15 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             println!("  store after the initial copy: {:.1} MiB", mib(dir_size(&store)?));
         }
         std::fs::remove_dir_all(&store)?;
+        // The same copy read on one connection.
+        let store_1 = dir.join(format!("store_{i}_1"));
+        one_conn.push(run_ours(
+            &format!("snap_{i}_1"),
+            &store_1,
+            &dir.join(format!("tail_{i}_1.log")),
+            Some("1"),
+        )?);
+        std::fs::remove_dir_all(&store_1)?;
         let slot = format!("dbz_snap_{i}");
         dbz.push(timed(
             &mut debezium.command(&cl, &slot, "asof", "initial", rows),
@@ -58,9 +69,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         )?);
         cl.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))?;
         println!(
-            "  rep {i}: COPY {:.2} s, asof {:.2} s, Debezium {:.2} s",
+            "  rep {i}: COPY {:.2} s, asof {:.2} s, asof on one connection {:.2} s, Debezium {:.2} s",
             refs[i - 1].wall,
             ours[i - 1].wall,
+            one_conn[i - 1].wall,
             dbz[i - 1].wall
         );
     }
@@ -71,6 +83,13 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         &refs,
         &ours,
     );
+    let one_ratio = report_pairs(
+        &format!("initial snapshot of {rows} rows, read on one connection"),
+        "psql COPY (FORMAT binary) > /dev/null",
+        "asof tail --until caught-up --copy-connections 1 (fresh store + slot)",
+        &refs,
+        &one_conn,
+    );
     let dbz_ratio = report_pairs(
         &format!("initial snapshot of {rows} rows: Debezium as the reference"),
         "Debezium 3.6.1 embedded engine (snapshot.mode=initial), JSON events, counting consumer",
@@ -78,7 +97,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         &dbz,
         &ours,
     );
-    println!("\nratio asof/COPY binary = {ratio:.2} (bar: <= 1.50); asof/Debezium = {dbz_ratio:.2}");
+    println!(
+        "\nratio asof/COPY binary = {ratio:.2} (bar: <= 1.50; on one connection {one_ratio:.2}); asof/Debezium = \
+         {dbz_ratio:.2}"
+    );
 
     // The fixed cost of a tail run: a store and slot with nothing to do.
     let idle = dir.join("store_idle");

@@ -33,6 +33,7 @@ fn capture_in_process(store: &Path, conn: &str, slot: &str, rt: Rt, snapshot: bo
         until: cdc_source::Until::CaughtUp,
         sql_catch_up_above: Some(cdc_source::SQL_CATCH_UP_ABOVE),
         streaming: true,
+        copy_connections: cdc_source::default_copy_connections(),
     };
     let sampler = Sampler::start();
     let mut before = HashMap::new();

@@ -1,0 +1,428 @@
+//! The initial copy's readers: connections that each import the slot's
+//! exported snapshot and read pieces of tables (whole tables, or ranges of
+//! a large table's pages), parsing the COPY text as it arrives. Several
+//! tables, and the pieces of one, are read at once: one reader is the
+//! copy's own connection, on its task; each other one has a connection and
+//! a thread of its own.
+//!
+//! The copy's own transaction locks every table before the others start.
+//! Another reader must not wait for a lock: DDL queued behind the copy's
+//! locks would be granted before it, and wait for the copy to end, which
+//! waits for that reader. So the others lock with `NOWAIT` as they begin,
+//! and a reader that cannot lock leaves the work to the rest (the copy's
+//! own reader always can).
+//!
+//! What a reader parses goes to the copy ([`crate::snapshot`]) over a
+//! bounded channel: blocks of encoded rows for a table loaded in bulk,
+//! chunks of `Read` records for the others. A block never spans two
+//! pieces, so when a table's key order follows its physical order the
+//! files built from its blocks do not overlap.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use changelog::{ChangeRecord, RowBlock, RowImage, TableId, TableName};
+use futures_util::{pin_mut, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::catalog;
+use crate::conninfo::ConnInfo;
+use crate::error::{CaptureError, CopyProblem, Result};
+use crate::text_formats::{for_each_copy_field, parse_copy_line};
+
+/// Encoded bytes per block of a table loaded in bulk. Larger blocks mean
+/// fewer files when the table's key order is not its physical order.
+pub(crate) const BLOCK_BYTES: usize = 16 << 20;
+
+/// Room past `BLOCK_BYTES` for the row that fills a block, so a block's
+/// buffer is allocated once (rows longer than this grow it).
+const ROW_SLACK: usize = 1 << 20;
+
+/// Records per chunk of a table not loaded in bulk.
+const CHUNK_ROWS: usize = 20_000;
+
+/// Emptied blocks kept for reuse: fresh pages cost their zeroing.
+const SPARE_BLOCKS: usize = 4;
+
+/// Part of one table to read.
+#[derive(Clone, Debug)]
+pub(crate) struct Piece {
+    /// The table's index in the copy's list.
+    pub table: usize,
+    /// Its name, for errors.
+    pub name: TableName,
+    /// The COPY statement.
+    pub sql: String,
+    /// What its rows become.
+    pub shape: Shape,
+}
+
+/// What a piece's rows are parsed into.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Shape {
+    /// Blocks of encoded rows of this many values.
+    Bulk { width: usize },
+    /// `Read` records of the table, rows of this many values.
+    Records { table: TableId, width: usize },
+}
+
+/// What a reader sends.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// A reader of its own connection connected, imported the snapshot and
+    /// locked the tables, or could not (the others read its share).
+    Connected(std::result::Result<(), CaptureError>),
+    /// Rows of a table loaded in bulk.
+    Block { table: usize, block: RowBlock, bytes: u64 },
+    /// Rows of another table.
+    Records {
+        table: usize,
+        records: Vec<ChangeRecord>,
+        bytes: u64,
+    },
+    /// A piece was read to its end.
+    PieceDone { table: usize, bytes: u64 },
+}
+
+impl Parsed {
+    /// Rows it carries.
+    pub(crate) fn rows(&self) -> u64 {
+        match self {
+            Parsed::Block { block, .. } => block.len() as u64,
+            Parsed::Records { records, .. } => records.len() as u64,
+            Parsed::Connected(_) | Parsed::PieceDone { .. } => 0,
+        }
+    }
+}
+
+/// The readers of one copy. Dropping it stops them at their next message.
+pub(crate) struct Readers {
+    rx: mpsc::Receiver<Result<Parsed>>,
+    /// What the reader on the copy's connection needs, until it starts.
+    here: Option<(Arc<Shared>, Sender)>,
+    stop: Arc<AtomicBool>,
+    spare: Arc<Mutex<Vec<RowBlock>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What every reader shares.
+struct Shared {
+    conninfo: ConnInfo,
+    snapshot: String,
+    /// `LOCK TABLE ... NOWAIT` of every table read.
+    lock: String,
+    pieces: Vec<Piece>,
+    next: AtomicUsize,
+    stop: Arc<AtomicBool>,
+    spare: Arc<Mutex<Vec<RowBlock>>>,
+}
+
+impl Shared {
+    fn next_piece(&self) -> Option<&Piece> {
+        self.pieces.get(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// An empty block for rows of `width` values.
+    fn block(&self, width: usize) -> RowBlock {
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        match spare {
+            Some(mut b) => {
+                b.reset(width);
+                b
+            }
+            None => RowBlock::with_capacity(width, BLOCK_BYTES + ROW_SLACK),
+        }
+    }
+}
+
+impl Readers {
+    /// Starts reading `pieces` (taken in order) of `tables` (quoted names)
+    /// in the exported snapshot `snapshot`: `connections - 1` readers of
+    /// their own now, and one on the copy's connection once
+    /// [`Readers::read_here`] is polled.
+    pub(crate) fn start(
+        conninfo: &ConnInfo,
+        snapshot: &str,
+        tables: &[String],
+        pieces: Vec<Piece>,
+        connections: usize,
+    ) -> Result<Readers> {
+        let connections = connections.clamp(1, pieces.len().max(1));
+        let (tx, rx) = mpsc::channel(connections);
+        let stop = Arc::new(AtomicBool::new(false));
+        let spare = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared {
+            conninfo: conninfo.clone(),
+            snapshot: snapshot.to_owned(),
+            lock: format!("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT", tables.join(", ")),
+            pieces,
+            next: AtomicUsize::new(0),
+            stop: stop.clone(),
+            spare: spare.clone(),
+        });
+        let mut threads = Vec::with_capacity(connections);
+        for i in 1..connections {
+            let (shared, tx) = (shared.clone(), tx.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("asof-copy-read-{i}"))
+                .spawn(move || read_on_this_thread(&shared, &tx))
+                .map_err(CaptureError::CopyThread)?;
+            threads.push(thread);
+        }
+        Ok(Readers {
+            rx,
+            here: Some((shared, tx)),
+            stop,
+            spare,
+            threads,
+        })
+    }
+
+    /// The reader on the copy's own connection (`client`, whose
+    /// transaction imported the snapshot and holds the locks): poll it
+    /// beside [`Readers::recv`] until it ends.
+    pub(crate) fn read_here<'a>(&mut self, client: &'a Client) -> impl Future<Output = ()> + Send + 'a {
+        let here = self.here.take();
+        async move {
+            let Some((shared, tx)) = here else { return };
+            if let Err(e) = read_pieces(&shared, client, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        }
+    }
+
+    /// The next thing read; `None` once every reader has ended.
+    pub(crate) async fn recv(&mut self) -> Option<Result<Parsed>> {
+        self.rx.recv().await
+    }
+
+    /// Hands an emptied block back for reuse.
+    pub(crate) fn give_back(&self, mut block: RowBlock) {
+        if let Ok(mut spare) = self.spare.lock() {
+            if spare.len() < SPARE_BLOCKS {
+                block.clear();
+                spare.push(block);
+            }
+        }
+    }
+
+    /// Waits for the reader threads (after `recv` returned `None`).
+    pub(crate) fn join(mut self) {
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        // Threads not joined end at their next message; a copy that failed
+        // does not wait for them.
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+type Sender = mpsc::Sender<Result<Parsed>>;
+
+fn read_on_this_thread(shared: &Shared, tx: &Sender) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = tx.blocking_send(Ok(Parsed::Connected(Err(CaptureError::CopyThread(e)))));
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let client = match connect(shared).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Ok(Parsed::Connected(Err(e)))).await;
+                return;
+            }
+        };
+        if tx.send(Ok(Parsed::Connected(Ok(())))).await.is_err() {
+            return;
+        }
+        if let Err(e) = read_pieces(shared, &client, tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+}
+
+/// A connection whose transaction reads the database as of the snapshot,
+/// with every table locked.
+async fn connect(shared: &Shared) -> Result<Client> {
+    let client = crate::sql::connect(&shared.conninfo).await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; {}",
+            catalog::quote_literal(&shared.snapshot),
+            shared.lock
+        ))
+        .await?;
+    Ok(client)
+}
+
+async fn read_pieces(shared: &Shared, client: &Client, tx: &Sender) -> Result<()> {
+    let mut scratch = Vec::new();
+    let mut values = Vec::new();
+    while let Some(piece) = shared.next_piece() {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut out = Out::new(shared, piece.shape);
+        let bad = |problem| CaptureError::CopyData {
+            table: piece.name.clone(),
+            problem,
+        };
+        let mut bytes = 0u64;
+        let stream = client.copy_out(piece.sql.as_str()).await?;
+        pin_mut!(stream);
+        let mut carry: Vec<u8> = Vec::new();
+        while let Some(buf) = stream.try_next().await? {
+            if shared.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            bytes += buf.len() as u64;
+            // COPY data arrives in messages that need not end on a row.
+            let mut data: &[u8] = &buf;
+            if !carry.is_empty() {
+                let Some(i) = data.iter().position(|b| *b == b'\n') else {
+                    carry.extend_from_slice(data);
+                    continue;
+                };
+                carry.extend_from_slice(data.get(..i).unwrap_or_default());
+                out.push_line(&carry, &mut scratch, &mut values).map_err(bad)?;
+                carry.clear();
+                data = data.get(i + 1..).unwrap_or_default();
+            }
+            while let Some(i) = data.iter().position(|b| *b == b'\n') {
+                let line = data.get(..i).unwrap_or_default();
+                out.push_line(line, &mut scratch, &mut values).map_err(bad)?;
+                data = data.get(i + 1..).unwrap_or_default();
+            }
+            carry.extend_from_slice(data);
+            if out.full() {
+                let full = std::mem::replace(&mut out, Out::new(shared, piece.shape));
+                send(tx, full.into_parsed(piece.table, bytes)).await?;
+                bytes = 0;
+            }
+        }
+        if !carry.is_empty() {
+            return Err(bad(CopyProblem::EndedInsideRow));
+        }
+        // A block ends with its piece (see the module docs).
+        if !out.is_empty() {
+            send(tx, out.into_parsed(piece.table, bytes)).await?;
+            bytes = 0;
+        }
+        send(
+            tx,
+            Parsed::PieceDone {
+                table: piece.table,
+                bytes,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sends to the copy; an error when it has gone (it failed or was cut
+/// short, and reports its own error).
+async fn send(tx: &Sender, parsed: Parsed) -> Result<()> {
+    tx.send(Ok(parsed))
+        .await
+        .map_err(|_| CaptureError::CopyThread(std::io::Error::other("the copy stopped reading")))
+}
+
+/// Rows parsed from one piece and not yet sent.
+enum Out {
+    Block {
+        block: RowBlock,
+        width: usize,
+    },
+    Records {
+        records: Vec<ChangeRecord>,
+        table: TableId,
+        width: usize,
+    },
+}
+
+impl Out {
+    fn new(shared: &Shared, shape: Shape) -> Out {
+        match shape {
+            Shape::Bulk { width } => Out::Block {
+                block: shared.block(width),
+                width,
+            },
+            Shape::Records { table, width } => Out::Records {
+                records: Vec::with_capacity(CHUNK_ROWS),
+                table,
+                width,
+            },
+        }
+    }
+
+    fn push_line(
+        &mut self,
+        line: &[u8],
+        scratch: &mut Vec<u8>,
+        values: &mut Vec<changelog::Datum>,
+    ) -> std::result::Result<(), CopyProblem> {
+        match self {
+            Out::Block { block, width } => {
+                block.begin_row();
+                for_each_copy_field(line, scratch, |field| match field {
+                    Some(text) => block.push_text(text),
+                    None => block.push_null(),
+                })?;
+                block.end_row().map_err(|found| CopyProblem::Width {
+                    expected: *width,
+                    found,
+                })
+            }
+            Out::Records { records, table, width } => {
+                parse_copy_line(line, values)?;
+                // A table without columns prints an empty line per row.
+                if *width == 0 && values.len() == 1 {
+                    values.clear();
+                }
+                if values.len() != *width {
+                    return Err(CopyProblem::Width {
+                        expected: *width,
+                        found: values.len(),
+                    });
+                }
+                records.push(ChangeRecord::Read {
+                    table: *table,
+                    row: RowImage(std::mem::take(values)),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn full(&self) -> bool {
+        match self {
+            Out::Block { block, .. } => block.bytes() >= BLOCK_BYTES,
+            Out::Records { records, .. } => records.len() >= CHUNK_ROWS,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Out::Block { block, .. } => block.is_empty(),
+            Out::Records { records, .. } => records.is_empty(),
+        }
+    }
+
+    fn into_parsed(self, table: usize, bytes: u64) -> Parsed {
+        match self {
+            Out::Block { block, .. } => Parsed::Block { table, block, bytes },
+            Out::Records { records, .. } => Parsed::Records { table, records, bytes },
+        }
+    }
+}
