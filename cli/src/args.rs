@@ -137,7 +137,7 @@ pub struct TailArgs {
     /// Receive a large transaction only once it has committed, as one piece (the server spills it to disk and decodes it after the COMMIT), instead of in blocks while it runs.
     #[arg(long)]
     pub no_streaming: bool,
-    /// Connections the initial copy reads on at once: a large table in ranges of its pages, several tables side by side (default: one per core, up to 4).
+    /// Connections the initial copy reads on at once: a large table in ranges of its pages, several tables side by side (default: one per two cores, up to 4).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub copy_connections: Option<u16>,
     #[command(flatten)]

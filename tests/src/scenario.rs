@@ -59,6 +59,9 @@ pub struct Scenario {
     publication: Option<&'static str>,
     /// Runs in a cluster of its own.
     alone: bool,
+    /// Connections the initial copy reads on (the capture's default when
+    /// `None`).
+    copy_connections: Option<usize>,
 }
 
 /// What a scenario's capture said, for checks beyond the rows.
@@ -78,6 +81,7 @@ impl Scenario {
             steps: Vec::new(),
             publication: None,
             alone: false,
+            copy_connections: None,
         }
     }
 
@@ -113,6 +117,12 @@ impl Scenario {
         self
     }
 
+    /// Has the initial copy read on `n` connections.
+    pub fn copy_connections(mut self, n: usize) -> Scenario {
+        self.copy_connections = Some(n);
+        self
+    }
+
     /// Runs in a cluster of its own, where no other scenario writes WAL
     /// between its commits.
     pub fn alone(mut self) -> Scenario {
@@ -136,7 +146,10 @@ impl Scenario {
         let rt = runtime();
         let notices = Notices::default();
         let publication = self.publication.unwrap_or(OWN_PUBLICATION);
-        let opts = capture_options_in(&pg, self.name, self.name, publication, Until::Forever);
+        let mut opts = capture_options_in(&pg, self.name, self.name, publication, Until::Forever);
+        if let Some(n) = self.copy_connections {
+            opts.copy_connections = n;
+        }
         let live = Live::start(&rt, &pg, opts, &notices);
         let client = rt.block_on(connect(&pg, self.name));
         let aside = rt.block_on(connect(&pg, self.name));

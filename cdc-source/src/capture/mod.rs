@@ -83,10 +83,12 @@ pub struct CaptureOptions {
     pub copy_connections: usize,
 }
 
-/// The default of [`CaptureOptions::copy_connections`]: one per core, up
-/// to four (the server's side of a COPY takes about as much CPU as ours).
+/// The default of [`CaptureOptions::copy_connections`]: one per two cores,
+/// up to four. Each connection keeps a server process and about as much
+/// of ours busy; on two cores a second one costs more CPU than the wall
+/// time it saves (`BENCHMARKS.md`, step 2).
 pub fn default_copy_connections() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4))
 }
 
 /// The default of [`CaptureOptions::sql_catch_up_above`]: a backlog worth
