@@ -34,7 +34,7 @@ use crate::text_formats::{for_each_copy_field, parse_copy_line};
 
 /// Encoded bytes per block of a table loaded in bulk. Larger blocks mean
 /// fewer files when the table's key order is not its physical order.
-pub(crate) const BLOCK_BYTES: usize = 16 << 20;
+const BLOCK_BYTES: usize = 16 << 20;
 
 /// Room past `BLOCK_BYTES` for the row that fills a block, so a block's
 /// buffer is allocated once (rows longer than this grow it).

@@ -26,7 +26,7 @@ use changelog::{
 use tokio_postgres::Client;
 
 use crate::assemble::Assembler;
-use crate::bulk_copy::Builder;
+use crate::bulk_copy::{Builder, Built};
 use crate::catalog;
 use crate::conninfo::ConnInfo;
 use crate::copy_readers::{Parsed, Piece, Readers, Shape};
@@ -260,23 +260,13 @@ pub async fn copy_tables(
                         }
                     }
                 }
-                built = builder.recv() => {
-                    let (table, files, block) = built?;
-                    readers.give_back(block);
-                    store.ingest_rows(&mut sp, files?)?;
-                    let t = table_at(&mut copied, table)?;
-                    t.building = t.building.saturating_sub(1);
-                }
+                built = builder.recv() => land(store, &mut sp, &mut copied, &readers, built?)?,
             }
             end_loaded_tables(store, &mut sp, &mut copied)?;
             report(&copied, uncaptured, &mut p, &mut progress);
         }
         while builder.in_flight() > 0 {
-            let (table, files, block) = builder.recv().await?;
-            readers.give_back(block);
-            store.ingest_rows(&mut sp, files?)?;
-            let t = table_at(&mut copied, table)?;
-            t.building = t.building.saturating_sub(1);
+            land(store, &mut sp, &mut copied, &readers, builder.recv().await?)?;
         }
         builder.finish();
         readers.join();
@@ -324,6 +314,17 @@ fn table_at(copied: &mut [Table], index: usize) -> Result<&mut Table> {
 /// The copy's own bookkeeping went wrong (never expected).
 fn mixed_up(what: &str) -> CaptureError {
     CaptureError::CopyThread(std::io::Error::other(what.to_owned()))
+}
+
+/// Moves a built block's files into the store and its buffer back to the
+/// readers.
+fn land(store: &mut Store, sp: &mut SpillTxn, copied: &mut [Table], readers: &Readers, built: Built) -> Result<()> {
+    let (table, files, block) = built;
+    readers.give_back(block);
+    store.ingest_rows(sp, files?)?;
+    let t = table_at(copied, table)?;
+    t.building = t.building.saturating_sub(1);
+    Ok(())
 }
 
 /// Ends the bulk load of each table read in full whose blocks are all in

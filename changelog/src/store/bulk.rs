@@ -128,11 +128,6 @@ impl RowBlock {
         self.width = width;
     }
 
-    /// Bytes the block can hold without growing.
-    pub fn capacity(&self) -> usize {
-        self.data.capacity()
-    }
-
     fn rows(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
@@ -164,13 +159,6 @@ pub struct BuiltRows {
     lsn: Lsn,
     rows: u32,
     files: Vec<(&'static str, PathBuf)>,
-}
-
-impl BuiltRows {
-    /// The table the rows are of.
-    pub fn table(&self) -> TableId {
-        self.table
-    }
 }
 
 impl Drop for BuiltRows {
