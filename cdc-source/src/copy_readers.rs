@@ -36,6 +36,9 @@ use crate::text_formats::{for_each_copy_field, parse_copy_line};
 /// fewer files when the table's key order is not its physical order.
 const BLOCK_BYTES: usize = 16 << 20;
 
+/// The smallest block a piece's end is cut into (see [`block_limit`]).
+const MIN_BLOCK_BYTES: usize = 1 << 20;
+
 /// Room past `BLOCK_BYTES` for the row that fills a block, so a block's
 /// buffer is allocated once (rows longer than this grow it).
 const ROW_SLACK: usize = 1 << 20;
@@ -57,6 +60,8 @@ pub(crate) struct Piece {
     pub sql: String,
     /// What its rows become.
     pub shape: Shape,
+    /// The planner's estimate of its rows, when it has one.
+    pub estimate: Option<u64>,
 }
 
 /// What a piece's rows are parsed into.
@@ -278,6 +283,8 @@ async fn read_pieces(shared: &Shared, client: &Client, tx: &Sender) -> Result<()
             problem,
         };
         let mut bytes = 0u64;
+        // Rows and encoded bytes of the blocks sent, and the next one's size.
+        let (mut sent_rows, mut sent_bytes, mut limit) = (0u64, 0usize, BLOCK_BYTES);
         let stream = client.copy_out(piece.sql.as_str()).await?;
         pin_mut!(stream);
         let mut carry: Vec<u8> = Vec::new();
@@ -289,7 +296,7 @@ async fn read_pieces(shared: &Shared, client: &Client, tx: &Sender) -> Result<()
             // COPY data arrives in messages that need not end on a row.
             let mut data: &[u8] = &buf;
             if !carry.is_empty() {
-                let Some(i) = data.iter().position(|b| *b == b'\n') else {
+                let Some(i) = memchr::memchr(b'\n', data) else {
                     carry.extend_from_slice(data);
                     continue;
                 };
@@ -298,14 +305,19 @@ async fn read_pieces(shared: &Shared, client: &Client, tx: &Sender) -> Result<()
                 carry.clear();
                 data = data.get(i + 1..).unwrap_or_default();
             }
-            while let Some(i) = data.iter().position(|b| *b == b'\n') {
+            while let Some(i) = memchr::memchr(b'\n', data) {
                 let line = data.get(..i).unwrap_or_default();
                 out.push_line(line, &mut scratch, &mut values).map_err(bad)?;
                 data = data.get(i + 1..).unwrap_or_default();
             }
             carry.extend_from_slice(data);
-            if out.full() {
+            if out.full(limit) {
                 let full = std::mem::replace(&mut out, Out::new(shared, piece.shape));
+                if let Out::Block { block, .. } = &full {
+                    sent_rows += block.len() as u64;
+                    sent_bytes += block.bytes();
+                    limit = block_limit(piece.estimate, sent_rows, sent_bytes);
+                }
                 send(tx, full.into_parsed(piece.table, bytes)).await?;
                 bytes = 0;
             }
@@ -328,6 +340,22 @@ async fn read_pieces(shared: &Shared, client: &Client, tx: &Sender) -> Result<()
         .await?;
     }
     Ok(())
+}
+
+/// The size of a piece's next block, after `rows` rows in `bytes` were
+/// sent: [`BLOCK_BYTES`], except near the piece's estimated end, where each
+/// block takes half of what is left. The blocks still being built when the
+/// last row arrives are then small, so the copy does not end with one core
+/// building a full block while the other waits. Without an estimate, or
+/// past it (it was wrong), blocks are full.
+fn block_limit(estimate: Option<u64>, rows: u64, bytes: usize) -> usize {
+    match estimate {
+        Some(estimate) if rows > 0 && rows < estimate => {
+            let left = (estimate - rows) as f64 * bytes as f64 / rows as f64;
+            ((left / 2.0) as usize).clamp(MIN_BLOCK_BYTES, BLOCK_BYTES)
+        }
+        _ => BLOCK_BYTES,
+    }
 }
 
 /// Sends to the copy; an error when it has gone (it failed or was cut
@@ -405,9 +433,11 @@ impl Out {
         }
     }
 
-    fn full(&self) -> bool {
+    /// Whether to send it: a block of `limit` bytes, a chunk of
+    /// [`CHUNK_ROWS`].
+    fn full(&self, limit: usize) -> bool {
         match self {
-            Out::Block { block, .. } => block.bytes() >= BLOCK_BYTES,
+            Out::Block { block, .. } => block.bytes() >= limit,
             Out::Records { records, .. } => records.len() >= CHUNK_ROWS,
         }
     }
@@ -424,5 +454,25 @@ impl Out {
             Out::Block { block, .. } => Parsed::Block { table, block, bytes },
             Out::Records { records, .. } => Parsed::Records { table, records, bytes },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_halve_towards_the_estimated_end_of_a_piece() {
+        const MIB: usize = 1 << 20;
+        // 100-byte rows, 1M estimated: 100 MB in all.
+        let limit = |rows: u64| block_limit(Some(1_000_000), rows, rows as usize * 100);
+        assert_eq!(limit(0), BLOCK_BYTES);
+        assert_eq!(limit(100_000), BLOCK_BYTES);
+        assert_eq!(limit(900_000), 5_000_000);
+        assert_eq!(limit(990_000), MIB);
+        // Past the estimate, or without one: full blocks.
+        assert_eq!(limit(1_000_000), BLOCK_BYTES);
+        assert_eq!(limit(2_000_000), BLOCK_BYTES);
+        assert_eq!(block_limit(None, 900_000, 90_000_000), BLOCK_BYTES);
     }
 }

@@ -147,6 +147,18 @@ impl Readable {
             .collect()
     }
 
+    /// The part of the table's `rows` in `range`, by its share of the
+    /// pages (the last range's end taken as the table's end now).
+    pub fn share_of(&self, rows: u64, range: PageRange) -> u64 {
+        let end = range.end.unwrap_or(self.pages).min(self.pages);
+        match self.pages {
+            0 => rows,
+            pages => (u128::from(rows) * u128::from(end.saturating_sub(range.start)) / u128::from(pages))
+                .try_into()
+                .unwrap_or(rows),
+        }
+    }
+
     /// The statement that prints the rows of `range`.
     pub fn sql(&self, range: PageRange) -> String {
         let Readable {
@@ -310,5 +322,14 @@ mod tests {
             table(false, None, 100).sql(r[1]),
             "COPY (SELECT a, \"B\" FROM ONLY public.t WHERE ctid >= '(50,0)'::tid) TO STDOUT"
         );
+    }
+
+    #[test]
+    fn ranges_share_the_estimate_of_rows_by_pages() {
+        let t = table(false, None, 1000);
+        let shares: Vec<u64> = t.ranges(3).into_iter().map(|r| t.share_of(900, r)).collect();
+        assert_eq!(shares, vec![299, 299, 300]);
+        assert_eq!(t.share_of(900, PageRange::ALL), 900);
+        assert_eq!(table(false, None, 0).share_of(7, PageRange::ALL), 7);
     }
 }

@@ -185,6 +185,7 @@ pub async fn copy_tables(
         };
         let ranges = readable.ranges((readable.pages / MIN_PIECE_PAGES).min(connections as u64));
         let index = copied.len();
+        let estimate = catalog::estimated_rows(&txn, oid).await?;
         names.push(readable.name().to_owned());
         for range in &ranges {
             pieces.push(Piece {
@@ -192,11 +193,12 @@ pub async fn copy_tables(
                 name: name.clone(),
                 sql: readable.sql(*range),
                 shape,
+                estimate: estimate.map(|rows| readable.share_of(rows, *range)),
             });
         }
         copied.push(Table {
             name: name.to_string(),
-            estimate: catalog::estimated_rows(&txn, oid).await?,
+            estimate,
             id,
             bulk,
             loader: None,
