@@ -821,3 +821,77 @@ fn ddl_queued_behind_the_copy_leaves_the_reading_to_its_own_connection() {
         "{notices:#?}"
     );
 }
+
+#[test]
+fn the_ddl_capture_is_installed_once_and_again_when_it_was_changed() {
+    let pg = PgCluster::start().expect("postgres");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+        .expect("setup");
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(&pg, "stamp", "asof_stamp", Until::CaughtUp);
+    let run = || {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        rt.block_on(cdc_source::capture(open_store(dir.path()), opts.clone(), rx, |_| {}))
+            .expect("capture");
+    };
+    let client = rt.block_on(connect(&pg, "postgres"));
+    // Each trigger with its state, the row versions of it and of its
+    // function (a replacement writes new ones), and the function's source.
+    let installed = || -> Vec<(String, String, String, String, String)> {
+        rt.block_on(client.query(
+            "SELECT e.evtname::text, e.evtenabled::text, e.xmin::text, p.xmin::text, p.prosrc \
+             FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid \
+             WHERE e.evtname LIKE 'asof\\_ddl\\_%' ORDER BY 1",
+            &[],
+        ))
+        .expect("triggers")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+    };
+    let sources = |rows: &[(String, String, String, String, String)]| -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|(name, enabled, _, _, source)| (name.clone(), enabled.clone(), source.clone()))
+            .collect()
+    };
+    run();
+    let first = installed();
+    assert_eq!(first.len(), 4, "{first:?}");
+    assert!(first.iter().all(|t| t.1 == "O"), "{first:?}");
+    run();
+    assert_eq!(
+        installed(),
+        first,
+        "a start replaced the install that was there and current"
+    );
+
+    rt.block_on(client.batch_execute("ALTER EVENT TRIGGER asof_ddl_end_asof_stamp DISABLE"))
+        .expect("disable");
+    run();
+    assert_eq!(
+        sources(&installed()),
+        sources(&first),
+        "a disabled trigger stayed disabled"
+    );
+
+    rt.block_on(client.batch_execute(
+        "CREATE OR REPLACE FUNCTION public.asof_ddl_rewrite_asof_stamp() RETURNS event_trigger \
+         LANGUAGE plpgsql AS $f$ BEGIN END $f$",
+    ))
+    .expect("replace");
+    run();
+    assert_eq!(
+        sources(&installed()),
+        sources(&first),
+        "a function replaced by hand stayed"
+    );
+
+    // What was kept still captures DDL: the new column's value reads back.
+    rt.block_on(client.batch_execute("ALTER TABLE t ADD COLUMN w int DEFAULT 7"))
+        .expect("alter");
+    let observed = rt.block_on(observe(&client, &[("t", "id")]));
+    run();
+    let store = open_store(dir.path());
+    assert_matches(&store, &[observed]);
+}
