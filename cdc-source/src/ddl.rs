@@ -168,16 +168,58 @@ pub async fn install(client: &impl GenericClient, publication: &str, superuser: 
     if !superuser {
         return Ok(false);
     }
-    let sql = format!(
-        "{}{}",
-        drop_stale_sql(client, publication).await?,
-        install_sql(publication)
-    );
-    client.batch_execute(&sql).await.map_err(|e| match e.code() {
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::DdlTriggersDenied,
-        _ => CaptureError::Sql(e),
-    })?;
+    let stale = drop_stale_sql(client, publication).await?;
+    let (install, stamp) = stamped_install_sql(publication);
+    // Replacing the functions takes a lock on the catalogs and tens of
+    // milliseconds on every start; what is there already may stay when it
+    // is exactly this install, whole and enabled.
+    if stale.is_empty() && is_current(client, publication, &stamp).await? {
+        return Ok(true);
+    }
+    client
+        .batch_execute(&format!("{stale}{install}"))
+        .await
+        .map_err(|e| match e.code() {
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE) => CaptureError::DdlTriggersDenied,
+            _ => CaptureError::Sql(e),
+        })?;
     Ok(true)
+}
+
+/// The install's SQL, each function's source marked with a stamp: a hash
+/// of the whole SQL (names, publication, output settings and bodies).
+fn stamped_install_sql(publication: &str) -> (String, String) {
+    let sql = install_sql(publication);
+    let stamp = format!("asof install {:016x}", fnv1a(sql.as_bytes()));
+    let marked = sql.replace(" AS $fn$\n", &format!(" AS $fn$\n-- {stamp}\n"));
+    (marked, stamp)
+}
+
+/// Whether the four triggers for `publication` are installed as `stamp`
+/// installs them: each enabled, on its event, calling its own function in
+/// `public`, whose source carries the stamp.
+async fn is_current(client: &impl GenericClient, publication: &str, stamp: &str) -> Result<bool> {
+    let names = DdlObjects::for_publication(publication);
+    let expected: Vec<String> = [
+        (&names.start, "ddl_command_start"),
+        (&names.rewrite, "table_rewrite"),
+        (&names.end, "ddl_command_end"),
+        (&names.drop, "sql_drop"),
+    ]
+    .iter()
+    .map(|(name, event)| format!("{name}:{event}"))
+    .collect();
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_event_trigger e \
+             JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+             WHERE e.evtname || ':' || e.evtevent = ANY($1) AND e.evtenabled = 'O' \
+             AND n.nspname = 'public' AND p.proname = e.evtname AND strpos(p.prosrc, $2) > 0",
+            &[&expected, &stamp],
+        )
+        .await?;
+    Ok(usize::try_from(row.get::<_, i64>(0)).ok() == Some(expected.len()))
 }
 
 /// Drops the triggers an earlier install left for this publication under
@@ -231,11 +273,14 @@ fn name_suffix(publication: &str) -> String {
     if plain {
         return publication.to_owned();
     }
-    // FNV-1a: stable across releases, unlike the standard library's hasher.
-    let hash = publication.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("h{hash:016x}")
+    format!("h{:016x}", fnv1a(publication.as_bytes()))
+}
+
+/// FNV-1a: stable across releases, unlike the standard library's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The functions and triggers of the DDL capture.
@@ -665,6 +710,14 @@ mod tests {
         assert_eq!(suffixes.len(), odd.len());
         assert!(suffixes.iter().all(|s| s.len() == 17 && s.starts_with('h')));
         assert_eq!(name_suffix("My,Pub"), name_suffix("My,Pub"));
+    }
+
+    #[test]
+    fn every_function_carries_the_stamp_of_its_install() {
+        let (sql, stamp) = stamped_install_sql("asof");
+        assert_eq!(sql.matches(&format!("AS $fn$\n-- {stamp}\n")).count(), 4, "{sql}");
+        assert_eq!(sql.matches("CREATE OR REPLACE FUNCTION").count(), 4);
+        assert_ne!(stamped_install_sql("other").1, stamp);
     }
 
     #[test]
