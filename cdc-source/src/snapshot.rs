@@ -224,7 +224,7 @@ pub async fn copy_tables(
     let (mut connected, mut refused) = (0usize, None::<CaptureError>);
     if !pieces.is_empty() {
         let mut readers = Readers::start(conninfo, snapshot_name, &names, pieces, wanted)?;
-        let mut builder = Builder::start()?;
+        let mut builder = Builder::start(wanted + 1)?;
         let here = readers.read_here(txn.client());
         tokio::pin!(here);
         let mut here_done = false;
