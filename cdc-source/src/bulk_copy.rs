@@ -114,7 +114,8 @@ fn build_blocks(jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::UnboundedSender<
     }
 }
 
-/// The builder thread ended before its work was done (it panicked).
+/// Every builder thread ended before the work was done (an error or a
+/// panic each, reported in their results).
 fn builder_gone() -> CaptureError {
     CaptureError::CopyThread(std::io::Error::other("it stopped before building every block"))
 }
