@@ -310,7 +310,10 @@ impl Store {
     }
 
     /// [`Store::scan_as_of`] limited to the keys in `range`, so that parts
-    /// of one table ([`Store::split_table`]) can be read side by side.
+    /// of one table ([`Store::split_table`]) can be read side by side (plan
+    /// the read once with [`Store::plan_table_read`] and read each part
+    /// with [`Store::scan_planned`], so that they share what the plan
+    /// reads).
     ///
     /// A cut well behind the newest changes is read from the table's
     /// newest base image at or before it plus the log since, when there is
@@ -324,10 +327,8 @@ impl Store {
         dead_before: Option<Lsn>,
         f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
-        match self.image_plan(table, cut, dead_before)? {
-            Some(plan) => self.scan_from_image(&plan, range, cut, f),
-            None => self.scan_walking_history(table, range, cut, dead_before, f),
-        }
+        let read = self.plan_table_read(table, cut, dead_before)?;
+        self.scan_planned(&read, range, f)
     }
 
     /// [`Store::scan_range_as_of`] through `latest` and the histories of

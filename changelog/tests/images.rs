@@ -6,9 +6,12 @@ mod support;
 
 use std::ops::ControlFlow;
 
-use changelog::{AppendOutcome, Durability, Lsn, StoreError, TableId, TableName, Transaction};
+use changelog::keys::{split_range, KeyRange};
+use changelog::{AppendOutcome, Durability, HistoryWalk, Lsn, StoreError, TableId, TableName, Transaction};
 use proptest::prelude::*;
-use support::{differences, differences_as_written_and_compacted, history, open, snapshot, Gen, Reference};
+use support::{
+    differences, differences_as_written_and_compacted, history, open, snapshot, snapshot_in_parts, Gen, Reference,
+};
 
 /// Appends `txns`, then writes images of every table at the commits
 /// `pick` selects.
@@ -82,6 +85,56 @@ proptest! {
         let (store, _) = store_with_images(dir.path(), &txns, |i| i % every == every / 2);
         let found = differences_as_written_and_compacted(&store, &model, txns.len());
         prop_assert!(found.is_empty(), "{}", found.join("\n"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The same transactions and images, every read at a past cut forced
+    /// through the newest usable image (its log window read in pieces on
+    /// every core), and split into parts that share one plan: the parts
+    /// joined are the fold's rows, and a cut at an image reads it.
+    #[test]
+    fn split_reads_forced_through_images_match_the_fold(
+        seed in any::<u64>(),
+        len in 20usize..70,
+        every in 2usize..9,
+        parts in 1usize..5,
+    ) {
+        let mut g = Gen::new(seed);
+        let txns: Vec<Transaction> = (0..len).map(|i| g.txn(1 + i % 11, i > 0 && i % 4 == 0)).collect();
+        let model = Reference::of(&txns);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = store_with_images(dir.path(), &txns, |i| i % every == every / 2);
+        store.set_history_walk(HistoryWalk::Image);
+        let cuts: Vec<Lsn> = txns.iter().map(|t| t.commit.commit_lsn).collect();
+        let top = cuts.last().copied().unwrap_or(Lsn::ZERO);
+        let tables: Vec<TableId> = store.catalog().tables().map(|(t, _)| t).collect();
+        for table in tables {
+            let latest = snapshot(&store, table, top).unwrap_or_default();
+            let ranges = match (latest.first(), latest.last()) {
+                (Some((first, _)), Some((last, _))) => split_range(first, last, parts),
+                _ => vec![KeyRange::ALL],
+            };
+            let images = store.images(table).unwrap();
+            for cut in &cuts {
+                let got = snapshot_in_parts(&store, table, *cut, &ranges);
+                let counts_copies = store
+                    .catalog()
+                    .table(table)
+                    .and_then(|e| e.history.at(*cut))
+                    .and_then(|v| v.schema())
+                    .is_some_and(|s| s.counts_copies());
+                if let Some((_, image)) = &got {
+                    if *cut < top && !counts_copies && images.iter().any(|i| i.at == *cut) {
+                        prop_assert_eq!(*image, Some(*cut), "table {} at its image", table);
+                    }
+                }
+                let got = got.map(|(rows, _)| rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
+                prop_assert_eq!(got, model.snapshot(table, *cut), "table {} at {} in {:?}", table, cut, ranges);
+            }
+        }
     }
 }
 

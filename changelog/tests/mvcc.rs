@@ -93,7 +93,7 @@ proptest! {
                         match walk {
                             HistoryWalk::Latest => prop_assert!(!stats.through_versions),
                             HistoryWalk::Versions => prop_assert_eq!(stats.through_versions, cut < top),
-                            HistoryWalk::Estimate => {}
+                            HistoryWalk::Estimate | HistoryWalk::Image => {}
                         }
                     }
                     let keys: Vec<Vec<u8>> = whole.unwrap_or_default().into_iter().map(|(k, _)| k).collect();

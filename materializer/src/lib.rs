@@ -71,7 +71,7 @@ pub use history::{diff, history, DiffEntry, DiffKind, HistoryEntry, HistoryOp};
 #[cfg(feature = "store")]
 pub use parallel::snapshot_rendered;
 #[cfg(feature = "store")]
-pub use snapshot::{get, snapshot, snapshot_range, Found};
+pub use snapshot::{get, plan_snapshot, snapshot, snapshot_part, snapshot_range, Found, SnapshotPlan};
 #[cfg(feature = "store")]
 pub use table::{last_moment_of, table_at, tables_at, uncaptured_at, user_key, TableAt, UncapturedAt};
 pub use when::{ParseWhenError, When};

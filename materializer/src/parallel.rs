@@ -19,7 +19,7 @@ use changelog::{DatumRef, Store};
 
 use crate::cut::Cut;
 use crate::error::QueryError;
-use crate::snapshot::snapshot_range;
+use crate::snapshot::{plan_snapshot, snapshot_part, SnapshotPlan};
 use crate::table::TableAt;
 
 /// Ranges per worker: enough that the last range of the table is short, so
@@ -53,6 +53,8 @@ where
     let ranges = store
         .split_table(table.id, workers * RANGES_PER_WORKER)
         .map_err(|e| E::from(QueryError::from(e)))?;
+    // Planned once: the parts share what the plan reads.
+    let plan = plan_snapshot(store, table, cut)?;
     let (senders, receivers): (Vec<_>, Vec<_>) = ranges
         .iter()
         .map(|_| sync_channel::<Result<Vec<u8>, E>>(CHUNKS_AHEAD))
@@ -69,7 +71,7 @@ where
                 let Some(tx) = slot.lock().ok().and_then(|mut held| held.take()) else {
                     return;
                 };
-                if !read_range(store, table, range, cut, &render, &tx) {
+                if !read_range(store, table, &plan, range, &render, &tx) {
                     return;
                 }
             });
@@ -84,15 +86,15 @@ where
 fn read_range<E: From<QueryError>>(
     store: &Store,
     table: &TableAt<'_>,
+    plan: &SnapshotPlan,
     range: &KeyRange,
-    cut: Cut,
     render: &impl Fn(&[DatumRef<'_>], &mut Vec<u8>) -> Result<(), E>,
     tx: &SyncSender<Result<Vec<u8>, E>>,
 ) -> bool {
     let fresh = || Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     let mut buf = fresh();
     let mut listening = true;
-    let read = snapshot_range(store, table, range, cut, |row| -> Result<_, E> {
+    let read = snapshot_part(store, table, plan, range, |row| -> Result<_, E> {
         render(row, &mut buf)?;
         if buf.len() >= CHUNK_BYTES {
             listening = tx.send(Ok(std::mem::replace(&mut buf, fresh()))).is_ok();

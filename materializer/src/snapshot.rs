@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use changelog::keys::KeyRange;
-use changelog::{Datum, DatumRef, Projection, ScanStats, SchemaHistory, SchemaVersionNo, Store, VersionState};
+use changelog::{
+    Datum, DatumRef, Projection, ScanStats, SchemaHistory, SchemaVersionNo, Store, TableRead, VersionState,
+};
 
 use crate::cut::Cut;
 use crate::error::{Carried, QueryError, Result};
@@ -59,21 +61,60 @@ pub fn snapshot<E: From<QueryError>>(
 }
 
 /// [`snapshot`] of the rows whose keys lie in `range`: one part of a
-/// table split by [`Store::split_table`], read beside the others.
+/// table split by [`Store::split_table`], read beside the others. Parts of
+/// one read share its plan through [`plan_snapshot`] and [`snapshot_part`].
 pub fn snapshot_range<E: From<QueryError>>(
     store: &Store,
     table: &TableAt<'_>,
     range: &KeyRange,
     cut: Cut,
-    mut f: impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
+    f: impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
 ) -> Result<ScanStats, E> {
+    let plan = plan_snapshot(store, table, cut)?;
+    snapshot_part(store, table, &plan, range, f)
+}
+
+/// The read of one table at one cut, planned once for the parts of a
+/// split read, which share what it reads (the log since a base image).
+#[derive(Debug)]
+pub struct SnapshotPlan {
+    /// `None` when the store does not know the table.
+    read: Option<TableRead>,
+}
+
+impl SnapshotPlan {
+    /// The base image the read goes through, if any.
+    pub fn image(&self) -> Option<changelog::Lsn> {
+        self.read.as_ref().and_then(TableRead::image)
+    }
+}
+
+/// Plans the read of `table` at `cut` for [`snapshot_part`].
+pub fn plan_snapshot(store: &Store, table: &TableAt<'_>, cut: Cut) -> Result<SnapshotPlan> {
     let Some(entry) = store.catalog().table(table.id) else {
-        return Ok(ScanStats::default());
+        return Ok(SnapshotPlan { read: None });
     };
     let dead_before = entry.last_reset_at(cut.lsn);
+    Ok(SnapshotPlan {
+        read: Some(store.plan_table_read(table.id, cut.lsn, dead_before)?),
+    })
+}
+
+/// [`snapshot_range`] under a plan made by [`plan_snapshot`] for the same
+/// table and cut.
+pub fn snapshot_part<E: From<QueryError>>(
+    store: &Store,
+    table: &TableAt<'_>,
+    plan: &SnapshotPlan,
+    range: &KeyRange,
+    mut f: impl FnMut(&[DatumRef<'_>]) -> Result<ControlFlow<()>, E>,
+) -> Result<ScanStats, E> {
+    let (Some(read), Some(entry)) = (&plan.read, store.catalog().table(table.id)) else {
+        return Ok(ScanStats::default());
+    };
     let mut projector = Projector::new(&entry.history, table.version.version);
     let mut out: Vec<DatumRef<'static>> = Vec::with_capacity(table.schema.columns.len());
-    let scan = store.scan_range_as_of(table.id, range, cut.lsn, dead_before, |row| {
+    let scan = store.scan_planned(read, range, |row| {
         if row.schema == table.version.version {
             return each_copy(row.copies, row.values, &mut f);
         }

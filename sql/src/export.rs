@@ -136,6 +136,7 @@ pub fn export_at(store: &Store, cut: Cut, dir: &Path, options: &ExportOptions) -
             batch_rows: BATCH_ROWS,
             limit: None,
             selection: Selection::All,
+            plan: Default::default(),
         };
         let rows = write_parquet(
             &dir.join(&file),

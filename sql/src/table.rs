@@ -5,7 +5,7 @@
 //! select (see [`crate::pushdown`]).
 
 use std::ops::{Bound, ControlFlow};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use changelog::keys::KeyRange;
@@ -21,7 +21,7 @@ use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::stream::{RecordBatchReceiverStreamBuilder, RecordBatchStreamAdapter};
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
-use materializer::{Cut, TableAt};
+use materializer::{Cut, SnapshotPlan, TableAt};
 
 use crate::error::SqlError;
 use crate::pushdown::{self, KeyColumn, Selection};
@@ -170,6 +170,7 @@ impl TableProvider for AsOfTable {
                 .split_table(self.id, state.config().target_partitions())
                 .map_err(|e| DataFusionError::External(Box::new(e)))?
         };
+        let plan = Arc::new(SharedPlan::default());
         let partitions: Vec<Arc<dyn PartitionStream>> = ranges
             .into_iter()
             .map(|range| -> Arc<dyn PartitionStream> {
@@ -184,6 +185,7 @@ impl TableProvider for AsOfTable {
                         batch_rows: state.config().batch_size(),
                         limit,
                         selection: selection.clone(),
+                        plan: plan.clone(),
                     }),
                 })
             })
@@ -256,6 +258,26 @@ pub(crate) struct Scan {
     pub limit: Option<usize>,
     /// Which rows to read.
     pub selection: Selection,
+    /// The read's plan, shared with the scans of the table's other ranges.
+    pub plan: Arc<SharedPlan>,
+}
+
+/// The plan of one table's read at one cut, made by the first of its
+/// partitions to run and shared with the others, which then share what it
+/// reads (the log since a base image) instead of each reading it again.
+#[derive(Debug, Default)]
+pub(crate) struct SharedPlan(Mutex<Option<Arc<SnapshotPlan>>>);
+
+impl SharedPlan {
+    fn get(&self, store: &Store, table: &TableAt<'_>, cut: Cut) -> Result<Arc<SnapshotPlan>, SqlError> {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(plan) = &*held {
+            return Ok(plan.clone());
+        }
+        let plan = Arc::new(materializer::plan_snapshot(store, table, cut)?);
+        *held = Some(plan.clone());
+        Ok(plan)
+    }
 }
 
 impl Scan {
@@ -286,7 +308,8 @@ impl Scan {
         };
         match &self.selection {
             Selection::All => {
-                materializer::snapshot_range(store, &table, &self.range, self.cut, each_row)?;
+                let plan = self.plan.get(store, &table, self.cut)?;
+                materializer::snapshot_part(store, &table, &plan, &self.range, each_row)?;
             }
             Selection::Keys(values) => {
                 let mut keys = values

@@ -4,9 +4,9 @@
 //! key's history is.
 //!
 //! A read at cut `c` of a table with an image at `b <= c` walks the image
-//! in key order and overlays the table's changes in `(b, c]`, read from the
-//! log in commit order (the last change of a key wins; a deletion hides
-//! the key). It is used when it is the cheaper read by an estimate (the
+//! in key order and overlays the table's changes in `(b, c]`: the last
+//! change of each key, read from the log once per read and shared by its
+//! parts ([`crate::store::window`]); a deletion hides the key. It is used when it is the cheaper read by an estimate (the
 //! log records since the image, counted from the commits, against the
 //! share of 64 keys spread over the table that changed after the cut, see
 //! `image_is_cheaper`), and nothing between `b` and `c` changed the
@@ -21,7 +21,6 @@
 //! Retention (`compact`) drops the images before its horizon together
 //! with their markers, since the log they would be read with is gone.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use rocksdb::{Cache, IngestExternalFileOptions, SstFileWriter, WriteBatch, WriteOptions};
@@ -33,10 +32,10 @@ use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
 use crate::mvcc::{decode_head, hand_row, park, recycle, scan_options, ScanRow, ScanStats};
 use crate::schema::{SchemaVersionNo, TableSchema};
-use crate::store::log_rows::{self, EncodedRow, LogRows};
 use crate::store::open::cf_options;
 use crate::store::sample::{LOG, SEEK};
-use crate::store::Store;
+use crate::store::window::{Window, MAX_WINDOW_RECORDS, MIN_PIECE_LSNS};
+use crate::store::{HistoryWalk, Store};
 use crate::value::DatumRef;
 
 /// One complete image.
@@ -57,13 +56,14 @@ pub(crate) struct ImagePlan {
     /// The shape rows have between the image and the cut.
     schema: TableSchema,
     version: SchemaVersionNo,
-    /// The table's last reset at or before the cut.
-    dead_before: Option<Lsn>,
 }
 
-/// The last change of each key since an image, its row still encoded as
-/// in the log; `None` for a deletion.
-type Changes = BTreeMap<Vec<u8>, Option<(Lsn, Vec<u8>)>>;
+impl ImagePlan {
+    /// The cut the image is the table at.
+    pub(crate) fn at(&self) -> Lsn {
+        self.at
+    }
+}
 
 impl Store {
     /// The complete images of `table`, oldest first.
@@ -176,6 +176,9 @@ impl Store {
     /// The image a scan of `table` at `cut` should read from, if any (see
     /// the module docs for when).
     pub(crate) fn image_plan(&self, table: TableId, cut: Lsn, dead_before: Option<Lsn>) -> Result<Option<ImagePlan>> {
+        if matches!(self.history_walk, HistoryWalk::Latest | HistoryWalk::Versions) {
+            return Ok(None);
+        }
         let Some(top) = self.watermark.map(|w| w.commit_lsn).filter(|top| cut < *top) else {
             return Ok(None);
         };
@@ -197,7 +200,7 @@ impl Store {
         let Some(image) = self.images(table)?.into_iter().rev().find(|i| usable(i.at)) else {
             return Ok(None);
         };
-        if !self.image_is_cheaper(table, &image, cut, top)? {
+        if self.history_walk != HistoryWalk::Image && !self.image_is_cheaper(table, &image, cut, top)? {
             return Ok(None);
         }
         Ok(Some(ImagePlan {
@@ -205,7 +208,6 @@ impl Store {
             at: image.at,
             schema: schema.clone(),
             version: version.version,
-            dead_before,
         }))
     }
 
@@ -217,7 +219,7 @@ impl Store {
         let rows = image.rows.max(1);
         // Even with every key changed, a walk costs no more than this much
         // more than reading every row once.
-        let budget = rows.saturating_mul(SEEK) / LOG;
+        let budget = (rows.saturating_mul(SEEK) / LOG).min(MAX_WINDOW_RECORDS);
         let mut records = 0u64;
         let mut from = image.at.next();
         while records < budget {
@@ -241,75 +243,26 @@ impl Store {
         Ok(image < rows.saturating_mul(walk))
     }
 
-    /// The last change of each key of `range` between the image and `cut`,
-    /// or `None` when a record there is one an image cannot be read past
-    /// (the plan's checks should leave none).
-    fn changes_since(&self, plan: &ImagePlan, range: &KeyRange, cut: Lsn) -> Result<Option<Changes>> {
-        let mut changes = Changes::new();
-        let mut usable = true;
-        let (t, schema) = (plan.table, &plan.schema);
-        let (mut key, mut old_key) = (Vec::new(), Vec::new());
-        let (mut spare, mut old_spare): (Vec<DatumRef<'static>>, Vec<DatumRef<'static>>) = Default::default();
-        self.for_each_raw_log_value::<StoreError>(plan.at.next(), cut, |lsn, v| {
-            let rows = log_rows::log_rows(v).map_err(StoreError::corrupt(cf::LOG))?;
-            let mut refs = recycle(std::mem::take(&mut spare));
-            let mut old_refs = recycle(std::mem::take(&mut old_spare));
-            let mut put = |key: &[u8], row: Option<EncodedRow<'_>>| {
-                if range.contains(key) {
-                    changes.insert(key.to_vec(), row.map(|r| (lsn, r.0.to_vec())));
-                }
-            };
-            let flow = match rows {
-                LogRows::Put { table, row } if table == t => {
-                    usable = row.values_into(&mut refs).map_err(StoreError::corrupt(cf::LOG))?;
-                    keys::row_key_of_refs_into(&mut key, t, schema, &refs);
-                    put(&key, Some(row));
-                    ControlFlow::Continue(())
-                }
-                LogRows::Update { table, old, new } if table == t => {
-                    usable = new.values_into(&mut refs).map_err(StoreError::corrupt(cf::LOG))?;
-                    keys::row_key_of_refs_into(&mut key, t, schema, &refs);
-                    if let Some(old) = old {
-                        // Unchanged TOAST is no key column: the key reads.
-                        old.values_into(&mut old_refs).map_err(StoreError::corrupt(cf::LOG))?;
-                        keys::row_key_of_refs_into(&mut old_key, t, schema, &old_refs);
-                        if old_key != key {
-                            put(&old_key, None);
-                        }
-                    }
-                    put(&key, Some(new));
-                    ControlFlow::Continue(())
-                }
-                LogRows::Delete { table, old } if table == t => {
-                    old.values_into(&mut old_refs).map_err(StoreError::corrupt(cf::LOG))?;
-                    keys::row_key_of_refs_into(&mut key, t, schema, &old_refs);
-                    put(&key, None);
-                    ControlFlow::Continue(())
-                }
-                LogRows::Other(tables) if tables.contains(&t) => {
-                    usable = false;
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            };
-            spare = park(refs);
-            old_spare = park(old_refs);
-            Ok(if usable { flow } else { ControlFlow::Break(()) })
-        })?;
-        Ok(usable.then_some(changes))
+    /// The changes since `plan`'s image up to `cut`, or `None` when the
+    /// image cannot be read past them.
+    pub(crate) fn window_since(&self, plan: &ImagePlan, cut: Lsn) -> Result<Option<Window>> {
+        let piece = if self.history_walk == HistoryWalk::Image {
+            1
+        } else {
+            MIN_PIECE_LSNS
+        };
+        self.read_window(plan.table, &plan.schema, plan.at, cut, piece)
     }
 
-    /// [`Store::scan_range_as_of`] through `plan`'s image.
+    /// [`Store::scan_range_as_of`] through `plan`'s image and `window`,
+    /// the changes since it.
     pub(crate) fn scan_from_image<E: From<StoreError>>(
         &self,
         plan: &ImagePlan,
+        window: &Window,
         range: &KeyRange,
-        cut: Lsn,
         mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
-        let Some(changes) = self.changes_since(plan, range, cut)? else {
-            return self.scan_walking_history(plan.table, range, cut, plan.dead_before, f);
-        };
         let prefix = keys::image_row_prefix(plan.table, plan.at);
         let (lo, hi) = keys::image_row_range(plan.table, plan.at, range);
         let mut ro = scan_options();
@@ -322,11 +275,11 @@ impl Store {
             image: Some(plan.at),
             ..ScanStats::default()
         };
-        let mut changed = changes.iter().peekable();
+        let mut changed = window.in_range(range).peekable();
         let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
         loop {
             let from_image = image.key().and_then(|k| k.get(prefix.len()..));
-            let next_change = changed.peek().map(|(k, _)| k.as_slice());
+            let next_change = changed.peek().map(|c| c.key);
             let flow = match (from_image, next_change) {
                 (None, None) => break,
                 // A change since the image decides its key.
@@ -335,17 +288,15 @@ impl Store {
                         image.next();
                         stats.nexts += 1;
                     }
-                    let Some((k, row)) = changed.next() else { break };
-                    match row {
+                    let Some(change) = changed.next() else { break };
+                    match change.row {
                         Some((lsn, row)) => {
                             let mut refs = recycle(std::mem::take(&mut spare));
-                            EncodedRow(row)
-                                .values_into(&mut refs)
-                                .map_err(StoreError::corrupt(cf::LOG))?;
+                            row.values_into(&mut refs).map_err(StoreError::corrupt(cf::LOG))?;
                             stats.rows += 1;
                             let flow = f(ScanRow {
-                                key: k,
-                                lsn: *lsn,
+                                key: change.key,
+                                lsn,
                                 schema: plan.version,
                                 copies: 1,
                                 values: &refs,

@@ -18,7 +18,10 @@ mod reader_dir;
 mod sample;
 mod scratch;
 mod spill;
+mod table_read;
+pub use table_read::TableRead;
 mod versions_walk;
+mod window;
 pub use versions_walk::HistoryWalk;
 
 use std::path::{Path, PathBuf};

@@ -26,7 +26,8 @@ use crate::lsn::Lsn;
 use crate::mvcc::{scan_options, ScanStats, SEEK_AFTER_NEXTS};
 use crate::store::Store;
 
-/// How a read at a past cut reaches each key's visible version.
+/// How a read at a past cut reaches each key's visible version. Only
+/// [`HistoryWalk::Estimate`] and [`HistoryWalk::Image`] read base images.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HistoryWalk {
     /// Whichever the sampled keys say costs less.
@@ -36,6 +37,10 @@ pub enum HistoryWalk {
     Latest,
     /// Through `versions` alone, wherever the table's keys allow it.
     Versions,
+    /// Through the newest usable base image wherever there is one, its log
+    /// window read in as many pieces as the machine has cores however
+    /// short it is; as [`HistoryWalk::Estimate`] elsewhere.
+    Image,
 }
 
 impl Store {

@@ -32,26 +32,41 @@ pub type KeyVersion = (Lsn, Option<(Vec<Datum>, u64)>);
 /// A table's live rows at `cut`, projected to its shape at the cut, by key,
 /// each copy of a row listed; `None` when the table did not exist at the cut.
 pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Rows> {
+    snapshot_in_parts(store, t, cut, &[keys::KeyRange::ALL]).map(|(rows, _)| rows)
+}
+
+/// [`snapshot`] read as a split read does: one plan, then each of `ranges`
+/// in turn under it; with the base image the plan read through, if any.
+pub fn snapshot_in_parts(
+    store: &Store,
+    t: TableId,
+    cut: Lsn,
+    ranges: &[keys::KeyRange],
+) -> Option<(Rows, Option<Lsn>)> {
     let entry = store.catalog().table(t)?;
     let target = entry.history.at(cut)?;
     target.schema()?;
     let mut projections = HashMap::new();
     let mut out = Vec::new();
-    store
-        .scan_as_of::<StoreError>(t, cut, entry.last_reset_at(cut), |row| {
-            let p = projections
-                .entry(row.schema)
-                .or_insert_with(|| entry.history.projection(row.schema, target.version));
-            let mut values = Vec::new();
-            p.apply(row.values, &mut values);
-            let values: Vec<Datum> = values.into_iter().map(|d| d.to_datum()).collect();
-            for _ in 0..row.copies {
-                out.push((row.key.to_vec(), values.clone()));
-            }
-            Ok(ControlFlow::Continue(()))
-        })
-        .unwrap();
-    Some(out)
+    let plan = store.plan_table_read(t, cut, entry.last_reset_at(cut)).unwrap();
+    for range in ranges {
+        store
+            .scan_planned::<StoreError>(&plan, range, |row| {
+                assert!(range.contains(row.key), "{:?} outside {range:?}", row.key);
+                let p = projections
+                    .entry(row.schema)
+                    .or_insert_with(|| entry.history.projection(row.schema, target.version));
+                let mut values = Vec::new();
+                p.apply(row.values, &mut values);
+                let values: Vec<Datum> = values.into_iter().map(|d| d.to_datum()).collect();
+                for _ in 0..row.copies {
+                    out.push((row.key.to_vec(), values.clone()));
+                }
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+    }
+    Some((out, plan.image()))
 }
 
 /// Everything a store exposes, for comparing two stores that should be equal.

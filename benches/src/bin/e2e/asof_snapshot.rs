@@ -60,7 +60,13 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
     // Half a round more: a cut between two images of one per round.
     update((half + 1, half + 1), (0, chunks / 2 - 1))?;
     let mid_round = current_lsn(&cl)?;
-    update((half + 1, half + 1), (chunks / 2, chunks - 1))?;
+    // All but the last chunk: the farthest a cut gets from an image.
+    update((half + 1, half + 1), (chunks / 2, chunks.saturating_sub(2)))?;
+    let late_round = current_lsn(&cl)?;
+    update(
+        (half + 1, half + 1),
+        (chunks.saturating_sub(1).max(chunks / 2), chunks - 1),
+    )?;
     update((half + 2, versions - 1), (0, chunks - 1))?;
     let upd = u64::from(versions - 1) * rows;
     println!("{upd} updates on {deep} in {:.1} s", t.elapsed().as_secs_f64());
@@ -194,5 +200,8 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
     let at = format!("lsn:{mid_round}");
     let r = run(ctx, "images-mid-round", &at)?;
     summarize(&r, "with an image per round (cut half a round past one)", &at);
+    let at = format!("lsn:{late_round}");
+    let r = run(ctx, "images-late-round", &at)?;
+    summarize(&r, "with an image per round (cut one chunk before the next)", &at);
     Ok(())
 }

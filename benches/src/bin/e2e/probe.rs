@@ -47,6 +47,8 @@ pub enum Walk {
     Latest,
     /// Through `versions` alone, where the table allows it.
     Versions,
+    /// Through the newest usable base image wherever there is one.
+    Image,
     /// Each of the three in turn.
     Each,
 }
@@ -75,6 +77,7 @@ pub fn probe(store_path: &Path, at: When, walk: Walk, compact_files: bool, table
         Walk::Estimate => vec![HistoryWalk::Estimate],
         Walk::Latest => vec![HistoryWalk::Latest],
         Walk::Versions => vec![HistoryWalk::Versions],
+        Walk::Image => vec![HistoryWalk::Image],
         Walk::Each => vec![HistoryWalk::Latest, HistoryWalk::Versions, HistoryWalk::Estimate],
     };
     for walk in walks {
