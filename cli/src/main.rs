@@ -36,7 +36,23 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// Turns transparent huge pages off for this process, unless
+/// `MIMALLOC_ALLOW_THP` says otherwise. mimalloc asks for them on the
+/// memory it takes from the system, and the kernel zeroes the whole 2 MiB
+/// page on its first touch, where a query touches a few tens of MiB spread
+/// over many such pages: a GROUP BY over 800,000 rows spent 9% of its
+/// samples zeroing them, and ran about 12% faster without them.
+fn without_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and changes nothing
+    // but how the kernel backs this process's future page faults.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
 fn main() -> ExitCode {
+    without_huge_pages();
     let cli = match args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return parse_failure(&e),
