@@ -188,7 +188,22 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads a varint from `buf` at `*pos`, advancing it.
+#[inline]
 pub fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, CorruptEncoding> {
+    // Most varints of a row (column counts, the lengths of short values)
+    // are one byte: read those here, inline, and the rest below.
+    if let Some(&b) = buf.get(*pos) {
+        if b < 0x80 {
+            *pos += 1;
+            return Ok(u64::from(b));
+        }
+    }
+    get_long_varint(buf, pos)
+}
+
+/// [`get_varint`] of two bytes or more, or past the end.
+#[inline(never)]
+fn get_long_varint(buf: &[u8], pos: &mut usize) -> Result<u64, CorruptEncoding> {
     let mut v: u64 = 0;
     let mut shift = 0u32;
     loop {
