@@ -6,14 +6,15 @@
 //! A read at cut `c` of a table with an image at `b <= c` walks the image
 //! in key order and overlays the table's changes in `(b, c]`: the last
 //! change of each key, read from the log once per read and shared by its
-//! parts ([`crate::store::window`]); a deletion hides the key. It is used when it is the cheaper read by an estimate (the
-//! log records since the image, counted from the commits, against the
-//! share of 64 keys spread over the table that changed after the cut, see
-//! `image_is_cheaper`), and nothing between `b` and `c` changed the
-//! table's shape or emptied it (a schema change, truncate or re-read); a
-//! table that counts copies is always read through its versions. Reading
-//! through `latest` and the histories otherwise gives the same answer;
-//! the tests hold both to the reference fold.
+//! parts ([`crate::store::window`]); a deletion hides the key. It is used
+//! when it is the cheaper read by an estimate (the log records since the
+//! image, counted from the commits, against the share of 64 keys spread
+//! over the table that changed after the cut, see `image_is_cheaper`),
+//! and nothing between `b` and `c` changed the table's shape or emptied
+//! it (a schema change, truncate or re-read); a table that counts copies
+//! is always read through its versions. Reading through `latest` and the
+//! histories otherwise gives the same answer; the tests hold both to the
+//! reference fold.
 //!
 //! Crash safety: an image's rows are ingested first and its marker is
 //! written (synced) after them; a read uses only images with a marker, and
