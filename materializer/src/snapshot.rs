@@ -82,13 +82,6 @@ pub struct SnapshotPlan {
     read: Option<TableRead>,
 }
 
-impl SnapshotPlan {
-    /// The base image the read goes through, if any.
-    pub fn image(&self) -> Option<changelog::Lsn> {
-        self.read.as_ref().and_then(TableRead::image)
-    }
-}
-
 /// Plans the read of `table` at `cut` for [`snapshot_part`].
 pub fn plan_snapshot(store: &Store, table: &TableAt<'_>, cut: Cut) -> Result<SnapshotPlan> {
     let Some(entry) = store.catalog().table(table.id) else {

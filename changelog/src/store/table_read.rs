@@ -47,16 +47,6 @@ enum WindowState {
 }
 
 impl TableRead {
-    /// The table.
-    pub fn table(&self) -> TableId {
-        self.table
-    }
-
-    /// The cut.
-    pub fn cut(&self) -> Lsn {
-        self.cut
-    }
-
     /// The base image the read goes through, if any.
     pub fn image(&self) -> Option<Lsn> {
         self.image.as_ref().map(|i| i.plan.at())

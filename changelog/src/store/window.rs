@@ -188,7 +188,8 @@ impl Window {
             let mut kept = Window::default();
             for c in &self.changes {
                 let change = self.change(c);
-                kept.push(c.lsn, change.key, change.row.map(|(_, r)| r.0));
+                // Each was held once already, so each fits again.
+                let _ = kept.push(c.lsn, change.key, change.row.map(|(_, r)| r.0));
             }
             *self = kept;
         }
@@ -353,12 +354,16 @@ impl Store {
             );
             all
         });
-        let mut merged = Window::default();
+        let mut merged: Option<Window> = None;
         for piece in read_all {
             let Some(piece) = piece? else { return Ok(None) };
-            merged = merged.then(piece);
+            // The first piece is taken as it is, not merged into nothing.
+            merged = Some(match merged {
+                Some(earlier) => earlier.then(piece),
+                None => piece,
+            });
         }
-        Ok(Some(merged))
+        Ok(Some(merged.unwrap_or_default()))
     }
 
     /// One piece of [`Store::read_window`]: the commits in `[from, to]`.
