@@ -35,7 +35,7 @@ use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 mod build;
 mod parse;
 
-pub use build::{BatchBuilder, ColumnBuilder};
+pub use build::{BatchBuilder, ColumnBuilder, Unfinished};
 pub use parse::{days_from_civil, parse_array, Unrepresentable};
 
 /// Whether columns get the Arrow type their Postgres type maps to, or all

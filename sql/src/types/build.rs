@@ -7,7 +7,7 @@ use changelog::DatumRef;
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
     Int16Builder, Int32Builder, Int64Builder, ListArray, NullBufferBuilder, RecordBatch, RecordBatchOptions,
-    StringBuilder, TimestampMicrosecondBuilder,
+    StringArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{Field, SchemaRef};
@@ -15,7 +15,7 @@ use datafusion::arrow::error::ArrowError;
 
 use super::parse::{self, Unrepresentable};
 use super::{list_item, ColumnType};
-use crate::error::ValueError;
+use crate::error::{SqlError, ValueError};
 
 /// Builds one Arrow array from stored values of one column.
 pub enum ColumnBuilder {
@@ -33,8 +33,11 @@ pub enum ColumnBuilder {
     Float64(Float64Builder),
     /// `numeric(p,s)`.
     Decimal(Decimal128Builder, u8, i8),
-    /// Text, verbatim.
-    Text(StringBuilder),
+    /// Text, verbatim. Its bytes are checked to be UTF-8 once per array,
+    /// when it is finished, rather than value by value: for the short
+    /// values of most text columns the check of each cost more than the
+    /// copy.
+    Text(BinaryBuilder),
     /// `bytea`.
     Bytes(BinaryBuilder),
     /// `date`.
@@ -69,7 +72,7 @@ impl ColumnBuilder {
                 *precision,
                 *scale,
             ),
-            ColumnType::Text => ColumnBuilder::Text(StringBuilder::new()),
+            ColumnType::Text => ColumnBuilder::Text(BinaryBuilder::new()),
             ColumnType::Bytes => ColumnBuilder::Bytes(BinaryBuilder::new()),
             ColumnType::Date => ColumnBuilder::Date(Date32Builder::new()),
             ColumnType::Timestamp { tz } => {
@@ -99,7 +102,7 @@ impl ColumnBuilder {
             ColumnBuilder::Float32(b) => b.append_value(parse::float32(v)?),
             ColumnBuilder::Float64(b) => b.append_value(parse::float(v)?),
             ColumnBuilder::Decimal(b, p, s) => b.append_value(parse::decimal(v, *p, *s)?),
-            ColumnBuilder::Text(b) => b.append_value(parse::utf8(v)?),
+            ColumnBuilder::Text(b) => b.append_value(v),
             ColumnBuilder::Bytes(b) => b.append_value(parse::bytea(v)?),
             ColumnBuilder::Date(b) => b.append_value(parse::date(v)?),
             ColumnBuilder::Timestamp(b, tz) => b.append_value(parse::timestamp(v, *tz)?),
@@ -170,7 +173,7 @@ impl ColumnBuilder {
     }
 
     /// The array of everything appended; the builder starts over empty.
-    pub fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+    pub fn finish(&mut self) -> Result<ArrayRef, Unfinished> {
         Ok(match self {
             ColumnBuilder::Int16(b) => Arc::new(b.finish()),
             ColumnBuilder::Int32(b) => Arc::new(b.finish()),
@@ -179,7 +182,16 @@ impl ColumnBuilder {
             ColumnBuilder::Float32(b) => Arc::new(b.finish()),
             ColumnBuilder::Float64(b) => Arc::new(b.finish()),
             ColumnBuilder::Decimal(b, ..) => Arc::new(b.finish()),
-            ColumnBuilder::Text(b) => Arc::new(b.finish()),
+            ColumnBuilder::Text(b) => {
+                let bytes = b.finish();
+                match StringArray::try_from_binary(bytes.clone()) {
+                    Ok(text) => Arc::new(text),
+                    Err(_) => {
+                        let bad = bytes.iter().flatten().find(|v| std::str::from_utf8(v).is_err());
+                        return Err(Unfinished::NotUtf8(bad.unwrap_or_default().to_vec()));
+                    }
+                }
+            }
             ColumnBuilder::Bytes(b) => Arc::new(b.finish()),
             ColumnBuilder::Date(b) => Arc::new(b.finish()),
             ColumnBuilder::Timestamp(b, _) => Arc::new(b.finish()),
@@ -190,15 +202,22 @@ impl ColumnBuilder {
                 nulls,
             } => {
                 let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
-                Arc::new(ListArray::try_new(
-                    item.clone(),
-                    offsets,
-                    values.finish()?,
-                    nulls.finish(),
-                )?)
+                Arc::new(
+                    ListArray::try_new(item.clone(), offsets, values.finish()?, nulls.finish())
+                        .map_err(Unfinished::Arrow)?,
+                )
             }
         })
     }
+}
+
+/// Why a column's array could not be finished.
+#[derive(Debug)]
+pub enum Unfinished {
+    /// A text value (this one) is not UTF-8.
+    NotUtf8(Vec<u8>),
+    /// Arrow refused the array.
+    Arrow(ArrowError),
 }
 
 /// Builds record batches of some columns of a table's stored rows.
@@ -259,17 +278,36 @@ impl BatchBuilder {
         self.rows == 0
     }
 
-    /// The rows appended so far as one batch; the builder starts over.
-    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let arrays = self
-            .columns
-            .iter_mut()
-            .map(|(_, b)| b.finish())
-            .collect::<Result<Vec<_>, _>>()?;
+    /// The rows appended so far as one batch; the builder starts over. A
+    /// text value that is not UTF-8 fails the batch, named as
+    /// [`BatchBuilder::push`] names a value it cannot read.
+    pub fn finish(&mut self) -> Result<RecordBatch, SqlError> {
+        let rows = std::mem::take(&mut self.rows);
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (position, (_, builder)) in self.columns.iter_mut().enumerate() {
+            match builder.finish() {
+                Ok(array) => arrays.push(array),
+                Err(Unfinished::Arrow(e)) => return Err(e.into()),
+                Err(Unfinished::NotUtf8(value)) => {
+                    let field = self.schema.field(position);
+                    return Err(ValueError {
+                        table: self.table.clone(),
+                        column: field.name().clone(),
+                        value: preview(DatumRef::Text(&value)),
+                        arrow_type: field.data_type().to_string(),
+                        reason: Unrepresentable::NotUtf8,
+                    }
+                    .into());
+                }
+            }
+        }
         // The row count matters for a batch without columns (`count(*)`).
-        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
-        self.rows = 0;
-        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &options,
+        )?)
     }
 }
 
@@ -330,6 +368,32 @@ mod tests {
         let first = first.as_primitive::<Int32Type>();
         assert_eq!(first.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
         assert_eq!(list.value(2).len(), 0);
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_fails_its_batch_naming_the_value() {
+        let schema = Arc::new(Schema::new(vec![
+            ColumnType::Int32.field("id"),
+            ColumnType::Text.field("name"),
+        ]));
+        let sources = [(0, ColumnType::Int32), (1, ColumnType::Text)];
+        let mut b = BatchBuilder::new("public.people", schema.clone(), &sources);
+        b.push(&[text("1"), text("Zoë")]).unwrap();
+        b.push(&[text("2"), DatumRef::Text(b"caf\xe9")]).unwrap();
+        let Err(SqlError::Value(e)) = b.finish() else {
+            panic!("a batch with Latin-1 text is an error naming it");
+        };
+        assert_eq!((e.table.as_str(), e.column.as_str()), ("public.people", "name"));
+        assert_eq!((e.value.as_str(), e.reason), ("caf\u{fffd}", Unrepresentable::NotUtf8));
+        // Each value must be text on its own, not only all of them together.
+        let mut b = BatchBuilder::new("public.people", schema, &sources);
+        b.push(&[text("1"), DatumRef::Text(b"\xc3")]).unwrap();
+        b.push(&[text("2"), DatumRef::Text(b"\xab")]).unwrap();
+        assert!(matches!(b.finish(), Err(SqlError::Value(_))));
+        // The builder starts over after a failed batch.
+        b.push(&[text("3"), text("ok")]).unwrap();
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.column(1).as_string::<i32>().value(0), "ok");
     }
 
     #[test]

@@ -80,6 +80,18 @@ pub(crate) fn decimal(s: &[u8], precision: u8, scale: i8) -> Result<i128> {
     }
 }
 
+/// `10^i` for every `i64` power of ten, looked up rather than computed for
+/// each value.
+const POW10: [i64; 19] = {
+    let mut p = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
 /// The common case in one pass: `[-]digits[.digits]` with at most `scale`
 /// fraction digits and an unscaled value of at most 18 digits, which fits
 /// an `i64` without a check per digit. `None` sends everything else
@@ -113,9 +125,9 @@ fn decimal_short(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
     if int_len == 0 || (point && frac_len == 0) || frac_len > scale || int_len + scale > 18 {
         return None;
     }
-    let value = value * 10i64.pow(u32::try_from(scale - frac_len).ok()?);
+    let value = value * POW10.get(scale - frac_len)?;
     // Significant digits are the unscaled value's digits.
-    if precision < 19 && value >= 10i64.pow(u32::from(precision)) {
+    if POW10.get(usize::from(precision)).is_some_and(|&limit| value >= limit) {
         return None;
     }
     let value = i128::from(value);
