@@ -51,13 +51,15 @@ pub(super) fn cf_options(name: &str, cache: &Cache) -> Options {
         o.set_target_file_size_base(64 << 20);
         o.set_max_bytes_for_level_base(256 << 20);
     }
-    if name == cf::VERSIONS || name == cf::LATEST {
+    if name == cf::VERSIONS || name == cf::LATEST || name == cf::IMAGES {
         // Point look-ups seek by key prefix; a whole-key bloom filter would
         // never match (the suffix varies), so none is configured. LZ4 at
         // every level, the bottom included: whole-table reads decompress
         // these blocks, and a read at a past cut touches nearly every block
         // of a deep history. zstd there made such a read ~1.5x slower
-        // for ~1.5x less disk; the log (zstd) is the compact copy.
+        // for ~1.5x less disk; the log (zstd) is the compact copy. A base
+        // image exists only to be read whole; zstd made it half the bytes
+        // and a fifth more instructions for the whole query reading it.
         o.set_compression_type(DBCompressionType::Lz4);
         o.set_bottommost_compression_type(DBCompressionType::Lz4);
     } else {
