@@ -280,3 +280,64 @@ fn killed_during_the_initial_copy_copies_once_in_the_end() {
     assert_eq!(stored.first(), Some(&0), "the initial copy comes first");
     assert_eq!(stored.iter().filter(|x| **x == 0).count(), 1, "one initial copy");
 }
+
+/// A capture restarted at once after a kill can find the slot still held:
+/// the server's process for the killed run keeps it until it notices the
+/// lost connection. The restart waits for the slot instead of giving up.
+#[test]
+fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
+    let pg = PgCluster::builder().start().expect("postgres");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text, n int8); INSERT INTO t VALUES (1, 'a', 1);")
+        .expect("setup");
+    let conn = conninfo(&pg, "postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let asof = assert_cmd::cargo::cargo_bin("asof");
+    catch_up(&asof, &store, &conn);
+
+    // Hold the slot the way the killed run's server process does: streaming,
+    // never acknowledging anything.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config: tokio_postgres::Config = conn.parse().expect("conninfo");
+    let held = rt.block_on(async {
+        let repl = cdc_source::replication::ReplicationClient::connect(&config)
+            .await
+            .expect("replication connection");
+        repl.start_logical(
+            "asof",
+            Lsn::ZERO,
+            &[("proto_version", "1"), ("publication_names", "asof")],
+        )
+        .await
+        .expect("hold the slot")
+    });
+    let active = || pg.query_one_value("SELECT active::text FROM pg_replication_slots WHERE slot_name = 'asof'");
+    assert_eq!(active().expect("slot").as_deref(), Some("true"));
+    pg.execute("UPDATE t SET v = 'b' WHERE id = 1; INSERT INTO t VALUES (2, 'c', 2);")
+        .expect("change");
+    let client = rt.block_on(connect(&pg, "postgres"));
+    let now = rt.block_on(observe(&client, &[("t", "id")]));
+
+    let restarted = Command::new(&asof)
+        .arg("--store")
+        .arg(&store)
+        .args(["tail", &conn, "--until", "caught-up"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tail");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        active().expect("slot").as_deref(),
+        Some("true"),
+        "the slot was released early"
+    );
+    drop(held);
+    let out = restarted.wait_with_output().expect("tail");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let store = changelog::Store::open_read_only(&store).expect("open store");
+    assert_matches(&store, &[now]);
+}

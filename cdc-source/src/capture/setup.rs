@@ -30,9 +30,11 @@ use crate::snapshot::{self, Copied, CopyPlan};
 use crate::sql;
 use crate::uninstall::{self, Installed};
 
-/// How long a killed first run's slot may stay active (its server process
-/// notices the lost connection) before it counts as in use.
-const LEFTOVER_SLOT_WAIT: Duration = Duration::from_secs(10);
+/// How long a slot may stay active after the run that streamed from it is
+/// gone (killed, or its connection lost) before it counts as in use: the
+/// server's process for that run holds the slot until it notices the lost
+/// connection.
+const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// How many snapshots a new history tries before it records a table DDL
 /// keeps changing under the copy as not captured.
@@ -142,9 +144,34 @@ async fn plan_start(
             commit_lsn: w.commit_lsn,
         }),
         Some(slot) => {
+            // The store's write lock is held, so an active slot is most
+            // likely this store's own previous run, killed a moment ago.
+            let slot = if slot.active {
+                released_slot(client, slot_name).await?.unwrap_or(slot)
+            } else {
+                slot
+            };
             check_resumed_slot(slot_name, &slot, store.scanned_through())?;
             Ok(Start::Resume)
         }
+    }
+}
+
+/// The slot once no server process streams from it, or as it is after
+/// [`SLOT_RELEASE_WAIT`] if one still does; `None` if it was dropped.
+async fn released_slot(client: &Client, name: &str) -> Result<Option<SlotInfo>> {
+    let waited = Instant::now();
+    let mut said = false;
+    loop {
+        let slot = catalog::slot(client, name).await?;
+        if !slot.as_ref().is_some_and(|s| s.active) || waited.elapsed() > SLOT_RELEASE_WAIT {
+            return Ok(slot);
+        }
+        if !said {
+            tracing::info!(slot = name, "waiting for the server to release the slot");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -422,12 +449,8 @@ impl History<'_> {
 /// Drops the slot a killed first run of this store left, once the server
 /// noticed that run is gone.
 async fn drop_leftover_slot(client: &Client, repl: &mut ReplicationClient, name: &str) -> Result<()> {
-    let waited = Instant::now();
-    while catalog::slot(client, name).await?.is_some_and(|s| s.active) {
-        if waited.elapsed() > LEFTOVER_SLOT_WAIT {
-            return Err(CaptureError::SlotInUse { slot: name.to_owned() });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if released_slot(client, name).await?.is_some_and(|s| s.active) {
+        return Err(CaptureError::SlotInUse { slot: name.to_owned() });
     }
     repl.drop_slot(name, false).await?;
     Ok(())
