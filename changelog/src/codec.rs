@@ -154,7 +154,24 @@ pub fn encode_latest_into(out: &mut Vec<u8>, lsn: Lsn, version: &[u8]) {
     out.extend_from_slice(version);
 }
 
-/// Splits a `latest` value into the commit LSN and the version value.
+/// The `latest` value of a key whose newest version is its `versions` entry
+/// at `lsn`, referred to instead of repeated: the commit LSN alone. A row of
+/// a copy (a `Read` of a table with a unique key) is stored this way, once.
+pub fn encode_latest_ref_into(out: &mut Vec<u8>, lsn: Lsn) {
+    out.clear();
+    out.extend_from_slice(&lsn.0.to_be_bytes());
+}
+
+/// Whether the version of a `latest` value (see [`decode_latest`]) is only
+/// a reference to the key's `versions` entry at its LSN. Every version
+/// value has a tag, so an empty one is never a version itself.
+pub fn latest_refers_to_versions(version: &[u8]) -> bool {
+    version.is_empty()
+}
+
+/// Splits a `latest` value into the commit LSN and the version value,
+/// which is empty when the value refers to `versions`
+/// ([`latest_refers_to_versions`]).
 pub fn decode_latest(v: &[u8]) -> Result<(Lsn, &[u8]), CorruptEncoding> {
     let lsn = v
         .get(..8)

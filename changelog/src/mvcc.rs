@@ -398,7 +398,9 @@ impl Store {
         let mut reach = Reach::default();
         while let (Some(uk), Some(lv)) = (latest.key(), latest.value()) {
             let (newest, newest_value) = codec::decode_latest(lv).map_err(StoreError::corrupt(cf::LATEST))?;
-            let visible: Option<(Lsn, &[u8])> = if newest <= cut {
+            // A copied row's `latest` entry refers to its version instead of
+            // holding it: read it from the history like a changed key's.
+            let visible: Option<(Lsn, &[u8])> = if newest <= cut && !codec::latest_refers_to_versions(newest_value) {
                 Some((newest, newest_value))
             } else {
                 let it = match history.as_mut() {

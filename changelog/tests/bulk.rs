@@ -11,11 +11,11 @@ use std::path::Path;
 use changelog::keys::cf;
 use changelog::reference::initial_schema;
 use changelog::{
-    BulkRows, ChangeRecord, Coverage, Datum, Durability, Lsn, RowBlock, RowImage, SchemaChange, SpillTxn, Store,
-    StoreError, TableId, Transaction,
+    BulkRows, ChangeRecord, Coverage, Datum, Durability, HistoryWalk, Lsn, RowBlock, RowImage, SchemaChange, SpillTxn,
+    Store, StoreError, TableId, Transaction,
 };
 use proptest::prelude::*;
-use support::{commit_info, log_of, open};
+use support::{commit_info, log_of, open, snapshot};
 
 /// Every entry of every family, by family.
 type Engine = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -187,6 +187,74 @@ proptest! {
         }
         prop_assert!(by_key == loaded, "the log reads back differently");
         prop_assert!(!b.path().join("bulk").exists() || std::fs::read_dir(b.path().join("bulk")).unwrap().next().is_none());
+    }
+}
+
+/// A copied row is stored once: its `latest` entry is the commit LSN alone,
+/// referring to its version, whether it was loaded in bulk or spilled; a
+/// table that counts copies keeps whole entries; the key's next change
+/// writes a whole entry again; and every way of reading finds the rows.
+#[test]
+fn a_copied_row_is_stored_once_and_read_every_way() {
+    let read: Vec<RowImage> = (0..50)
+        .map(|i| {
+            RowImage(vec![
+                Datum::text(i.to_string()),
+                Datum::text(format!("row {i}")),
+                Datum::Null,
+            ])
+        })
+        .collect();
+    for bulk in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        store_with_read(dir.path(), 0, &read, 16, bulk);
+        let mut store = open(dir.path(), Durability::Buffered);
+        let changed = RowImage(vec![Datum::text("7"), Datum::text("changed"), Datum::Null]);
+        store
+            .append(&[Transaction {
+                commit: commit_info(300, 3, 3),
+                records: vec![ChangeRecord::Update {
+                    table: TableId(0),
+                    old: None,
+                    new: changed.clone(),
+                }],
+            }])
+            .unwrap();
+        store.flush().unwrap();
+        let key7 = changelog::keys::row_key(TableId(0), &initial_schema(0), &changed.0).0;
+        {
+            let e = engine(dir.path());
+            let table = |t: u32| move |(k, _): &&(Vec<u8>, Vec<u8>)| k.starts_with(&t.to_be_bytes());
+            let (copied, counted): (Vec<_>, Vec<_>) = (
+                e[cf::LATEST].iter().filter(table(0)).collect(),
+                e[cf::LATEST].iter().filter(table(1)).collect(),
+            );
+            assert_eq!(copied.len(), read.len());
+            for (k, v) in copied {
+                let whole = *k == key7;
+                assert_eq!(v.len() > 8, whole, "latest of {k:?} (bulk: {bulk}): {v:?}");
+            }
+            assert!(!counted.is_empty() && counted.iter().all(|(_, v)| v.len() > 8));
+        }
+        let want: Vec<Vec<Datum>> = read.iter().map(|r| r.0.clone()).collect();
+        for walk in [HistoryWalk::Latest, HistoryWalk::Versions, HistoryWalk::Estimate] {
+            store.set_history_walk(walk);
+            let at = |cut: u64| -> Vec<Vec<Datum>> {
+                snapshot(&store, TableId(0), Lsn(cut))
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect()
+            };
+            let mut copied = want.clone();
+            copied.sort_by_key(|r| changelog::keys::row_key(TableId(0), &initial_schema(0), r).0);
+            assert_eq!(at(200), copied, "at the copy ({walk:?}, bulk: {bulk})");
+            let mut now = copied.clone();
+            if let Some(r) = now.iter_mut().find(|r| r[0] == Datum::text("7")) {
+                *r = changed.0.clone();
+            }
+            assert_eq!(at(300), now, "after a change ({walk:?}, bulk: {bulk})");
+        }
     }
 }
 

@@ -258,7 +258,9 @@ impl<'s, 'a> BatchBuilder<'s, 'a> {
         } else {
             1
         };
-        self.writes.put_version(store, shape, image, new, copies)?;
+        // A copied row is stored once: its `latest` entry refers to it.
+        let once = matches!(rec, ChangeRecord::Read { .. }) && !counted;
+        self.writes.put_version(store, shape, image, new, copies, once)?;
         Ok(resolved.map(|row| {
             let logged = with_row(rec, row.clone());
             self.writes.keep_resolved(row);
@@ -404,12 +406,13 @@ impl<'a> Writes<'a> {
         row: &RowImage,
         record_row: &'a RowImage,
         copies: u64,
+        once: bool,
     ) -> Result<()> {
         keys::row_key_into(&mut self.key_buf, shape.table, shape.schema, &row.0);
         codec::encode_row_version(&mut self.val_buf, shape.version, copies, &row.0);
         let key = std::mem::take(&mut self.key_buf);
         let what = Written::Record(record_row, shape.version, copies);
-        let put = self.put(store, &key, what, shape.table);
+        let put = self.put(store, &key, what, shape.table, once);
         self.key_buf = key;
         put
     }
@@ -427,27 +430,26 @@ impl<'a> Writes<'a> {
     ) -> Result<()> {
         match copies {
             0 | 1 => self.put_tombstone(store, shape.table, user_key),
-            n => self.put_version(store, shape, row, row, n - 1),
+            n => self.put_version(store, shape, row, row, n - 1, false),
         }
     }
 
     fn put_tombstone(&mut self, store: &Store, t: TableId, user_key: &[u8]) -> Result<()> {
         self.val_buf.clear();
         self.val_buf.extend_from_slice(&codec::TOMBSTONE_VERSION);
-        self.put(store, user_key, Written::Tombstone, t)
+        self.put(store, user_key, Written::Tombstone, t, false)
     }
 
-    /// Writes the version value in `val_buf` under `user_key`, in both the
-    /// version index and `latest`.
-    fn put(&mut self, store: &Store, user_key: &[u8], what: Written<'a>, t: TableId) -> Result<()> {
+    /// Writes the version value in `val_buf` under `user_key`, in the
+    /// version index, and in `latest` unless `once`: then `latest` refers
+    /// to the version.
+    fn put(&mut self, store: &Store, user_key: &[u8], what: Written<'a>, t: TableId, once: bool) -> Result<()> {
         let version_key = keys::encode_version_key(user_key, self.lsn);
         self.batch
             .put_cf(store.cf(cf::VERSIONS)?, &version_key.0, &self.val_buf);
-        self.batch.put_cf(
-            store.cf(cf::LATEST)?,
-            user_key,
-            codec::encode_latest(self.lsn, &self.val_buf),
-        );
+        let latest = if once { &[][..] } else { &self.val_buf[..] };
+        self.batch
+            .put_cf(store.cf(cf::LATEST)?, user_key, codec::encode_latest(self.lsn, latest));
         self.written.insert(user_key.to_vec(), (t, self.lsn, what));
         Ok(())
     }
@@ -527,6 +529,16 @@ impl Store {
         let (lsn, version) = codec::decode_latest(&raw).map_err(StoreError::corrupt(cf::LATEST))?;
         if dead_before.is_some_and(|r| lsn < r) {
             return Ok(0);
+        }
+        if codec::latest_refers_to_versions(version) {
+            let key = keys::encode_version_key(user_key, lsn);
+            let Some(v) = self.db.get_pinned_cf(self.cf(cf::VERSIONS)?, &key.0)? else {
+                return Err(StoreError::corrupt(cf::LATEST)(codec::CorruptEncoding {
+                    offset: 0,
+                    what: "latest entry whose version is missing",
+                }));
+            };
+            return codec::version_copies(&v).map_err(StoreError::corrupt(cf::VERSIONS));
         }
         codec::version_copies(version).map_err(StoreError::corrupt(cf::LATEST))
     }

@@ -208,9 +208,9 @@ impl BulkRows {
         built.files.extend(FAMILIES.into_iter().zip(paths.iter().cloned()));
         let [versions_path, latest_path] = &paths;
         let sorted = self.sorted_keys(&rows)?;
-        // The two files on two threads: they cost about the same.
+        // The small `latest` file is written beside the `versions` file.
         let (latest, versions) = std::thread::scope(|s| {
-            let latest = s.spawn(|| self.write_latest(latest_path, &rows, &sorted));
+            let latest = s.spawn(|| self.write_latest(latest_path, &sorted));
             let versions = self.write_versions(versions_path, &rows, &sorted);
             (latest.join(), versions)
         });
@@ -274,14 +274,14 @@ impl BulkRows {
         Ok(())
     }
 
-    /// The rows' `latest` entries, in key order.
-    fn write_latest(&self, path: &Path, rows: &[&[u8]], sorted: &SortedKeys) -> Result<()> {
+    /// The rows' `latest` entries, in key order: each refers to the row's
+    /// `versions` entry, so the row is stored once.
+    fn write_latest(&self, path: &Path, sorted: &SortedKeys) -> Result<()> {
         let mut w = SstFileWriter::create(&self.options[1]);
         w.open(path)?;
-        let (mut value, mut latest) = (Vec::new(), Vec::new());
+        let mut latest = Vec::new();
+        codec::encode_latest_ref_into(&mut latest, self.lsn);
         for &i in &sorted.order {
-            self.version_into(&mut value, rows.get(i).copied().unwrap_or_default());
-            codec::encode_latest_into(&mut latest, self.lsn, &value);
             w.put(sorted.key(i), &latest)?;
         }
         w.finish()?;

@@ -10,8 +10,10 @@ use crate::time::CommitTime;
 
 /// The on-disk format this build writes. Format 2 added the log's markers
 /// for rows loaded in bulk ([`BulkReads`]); a format 1 store is a format 2
-/// store without them.
-pub const FORMAT_VERSION: u32 = 2;
+/// store without them. Format 3 added `latest` entries that refer to the
+/// key's version instead of repeating it (a copied row, stored once); an
+/// older store is a format 3 store without them.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format this build reads; a writer marks such a store with
 /// [`FORMAT_VERSION`] when it opens it, before it may write what older

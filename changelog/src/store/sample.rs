@@ -38,7 +38,9 @@ const DEPTH_COUNTED: u64 = 64;
 pub(crate) struct KeySample {
     /// Keys read (fewer than [`SAMPLES`] when the keys leave no room).
     pub seen: u64,
-    /// Of them, those whose newest version is after the cut.
+    /// Of them, those whose visible version a walk of `latest` reads from
+    /// the key's history: the newest is after the cut, or `latest` only
+    /// refers to it (a copied row, stored once).
     pub changed: u64,
     /// Their versions (rows and deletions) in all.
     pub versions: u64,
@@ -91,9 +93,9 @@ impl Store {
             let (Some(uk), Some(v)) = (it.key(), it.value()) else {
                 break;
             };
-            let (newest, _) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::LATEST))?;
+            let (newest, version) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::LATEST))?;
             sample.seen += 1;
-            sample.changed += u64::from(newest > cut);
+            sample.changed += u64::from(newest > cut || codec::latest_refers_to_versions(version));
             // A key's versions start at the key itself.
             history.seek(uk);
             let mut depth = 0;

@@ -1,7 +1,8 @@
 //! A read at a past cut through `versions` alone.
 //!
 //! The usual walk ([`crate::mvcc`]) goes through `latest`, one entry per
-//! key, and into a key's history only when the key changed after the cut.
+//! key, and into a key's history only when the key changed after the cut
+//! (or its `latest` entry refers to its version, as a copied row's does).
 //! When many keys changed and histories are shallow, the history iterator
 //! steps through nearly all of `versions` as well, so both families are
 //! read whole. `versions` alone holds every key's versions together, newest
@@ -51,8 +52,10 @@ impl Store {
 
     /// Whether a read of `table` at `cut` goes through `versions` alone.
     pub(crate) fn walks_versions(&self, table: TableId, cut: Lsn) -> Result<bool> {
+        // Sampled even at the newest commit: there a copied table's keys
+        // still need their histories, as `latest` refers to their rows.
         if self.history_walk == HistoryWalk::Latest
-            || self.watermark.is_none_or(|w| cut >= w.commit_lsn)
+            || self.watermark.is_none()
             || !self.keys_never_extend_each_other(table)
         {
             return Ok(false);
