@@ -41,6 +41,27 @@ fn stored_xids(store: &changelog::Store) -> Vec<u32> {
         .collect()
 }
 
+/// What a test captures with: the source's conninfo, a store in a
+/// directory of its own, and the `asof` binary.
+struct Capture {
+    conn: String,
+    dir: tempfile::TempDir,
+    store: std::path::PathBuf,
+    asof: std::path::PathBuf,
+}
+
+impl Capture {
+    fn of(pg: &PgCluster) -> Capture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Capture {
+            conn: conninfo(pg, "postgres"),
+            store: dir.path().join("store"),
+            dir,
+            asof: assert_cmd::cargo::cargo_bin("asof"),
+        }
+    }
+}
+
 /// Runs `asof tail --until caught-up` to completion.
 fn catch_up(asof: &std::path::Path, store: &std::path::Path, conn: &str) {
     let ok = Command::new(asof)
@@ -77,10 +98,12 @@ fn killed_tail_loses_and_doubles_nothing() {
          INSERT INTO big SELECT i, 'n', repeat(chr(65 + i % 26), 5000) FROM generate_series(1, 20) i;",
     )
     .expect("setup");
-    let conn = conninfo(&pg, "postgres");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
-    let asof = assert_cmd::cargo::cargo_bin("asof");
+    let Capture {
+        conn,
+        dir: _dir,
+        store,
+        asof,
+    } = Capture::of(&pg);
 
     // Start history (slot + initial copy) before the workload.
     catch_up(&asof, &store, &conn);
@@ -214,10 +237,12 @@ fn killed_during_the_initial_copy_copies_once_in_the_end() {
          ANALYZE",
     )
     .expect("setup");
-    let conn = conninfo(&pg, "postgres");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
-    let asof = assert_cmd::cargo::cargo_bin("asof");
+    let Capture {
+        conn,
+        dir: _dir,
+        store,
+        asof,
+    } = Capture::of(&pg);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -289,10 +314,12 @@ fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
     let pg = PgCluster::builder().start().expect("postgres");
     pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text, n int8); INSERT INTO t VALUES (1, 'a', 1);")
         .expect("setup");
-    let conn = conninfo(&pg, "postgres");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
-    let asof = assert_cmd::cargo::cargo_bin("asof");
+    let Capture {
+        conn,
+        dir: _dir,
+        store,
+        asof,
+    } = Capture::of(&pg);
     catch_up(&asof, &store, &conn);
 
     // Hold the slot the way the killed run's server process does: streaming,
