@@ -158,8 +158,7 @@ pub fn encode_latest_into(out: &mut Vec<u8>, lsn: Lsn, version: &[u8]) {
 /// at `lsn`, referred to instead of repeated: the commit LSN alone. A row of
 /// a copy (a `Read` of a table with a unique key) is stored this way, once.
 pub fn encode_latest_ref_into(out: &mut Vec<u8>, lsn: Lsn) {
-    out.clear();
-    out.extend_from_slice(&lsn.0.to_be_bytes());
+    encode_latest_into(out, lsn, &[]);
 }
 
 /// Whether the version of a `latest` value (see [`decode_latest`]) is only

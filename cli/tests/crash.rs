@@ -45,9 +45,10 @@ fn stored_xids(store: &changelog::Store) -> Vec<u32> {
 /// directory of its own, and the `asof` binary.
 struct Capture {
     conn: String,
-    dir: tempfile::TempDir,
     store: std::path::PathBuf,
     asof: std::path::PathBuf,
+    /// Holds the store's directory until the test ends.
+    _dir: tempfile::TempDir,
 }
 
 impl Capture {
@@ -56,7 +57,7 @@ impl Capture {
         Capture {
             conn: conninfo(pg, "postgres"),
             store: dir.path().join("store"),
-            dir,
+            _dir: dir,
             asof: assert_cmd::cargo::cargo_bin("asof"),
         }
     }
@@ -100,9 +101,9 @@ fn killed_tail_loses_and_doubles_nothing() {
     .expect("setup");
     let Capture {
         conn,
-        dir: _dir,
         store,
         asof,
+        _dir,
     } = Capture::of(&pg);
 
     // Start history (slot + initial copy) before the workload.
@@ -239,9 +240,9 @@ fn killed_during_the_initial_copy_copies_once_in_the_end() {
     .expect("setup");
     let Capture {
         conn,
-        dir: _dir,
         store,
         asof,
+        _dir,
     } = Capture::of(&pg);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -316,9 +317,9 @@ fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
         .expect("setup");
     let Capture {
         conn,
-        dir: _dir,
         store,
         asof,
+        _dir,
     } = Capture::of(&pg);
     catch_up(&asof, &store, &conn);
 
@@ -348,7 +349,7 @@ fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
     let client = rt.block_on(connect(&pg, "postgres"));
     let now = rt.block_on(observe(&client, &[("t", "id")]));
 
-    let restarted = Command::new(&asof)
+    let mut restarted = Command::new(&asof)
         .arg("--store")
         .arg(&store)
         .args(["tail", &conn, "--until", "caught-up"])
@@ -356,6 +357,10 @@ fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
         .spawn()
         .expect("tail");
     std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        restarted.try_wait().expect("tail").is_none(),
+        "the restart gave up while the slot was held"
+    );
     assert_eq!(
         active().expect("slot").as_deref(),
         Some("true"),

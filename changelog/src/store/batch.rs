@@ -447,9 +447,12 @@ impl<'a> Writes<'a> {
         let version_key = keys::encode_version_key(user_key, self.lsn);
         self.batch
             .put_cf(store.cf(cf::VERSIONS)?, &version_key.0, &self.val_buf);
-        let latest = if once { &[][..] } else { &self.val_buf[..] };
-        self.batch
-            .put_cf(store.cf(cf::LATEST)?, user_key, codec::encode_latest(self.lsn, latest));
+        let mut latest = Vec::with_capacity(8 + self.val_buf.len());
+        match once {
+            true => codec::encode_latest_ref_into(&mut latest, self.lsn),
+            false => codec::encode_latest_into(&mut latest, self.lsn, &self.val_buf),
+        }
+        self.batch.put_cf(store.cf(cf::LATEST)?, user_key, latest);
         self.written.insert(user_key.to_vec(), (t, self.lsn, what));
         Ok(())
     }
