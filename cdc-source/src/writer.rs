@@ -234,9 +234,9 @@ fn run(mut store: Store, mut commands: mpsc::Receiver<Command>, reports: Reports
             tracing::warn!("could not remove a partly written transaction: {e}");
         }
     }
-    // Leave the data in table files rather than the write-ahead log, so
-    // readers opened later need not replay it.
-    if let Err(e) = store.flush() {
+    // Leave the data in table files rather than a long write-ahead log,
+    // so readers opened later need not replay it.
+    if let Err(e) = store.flush_for_readers() {
         tracing::warn!("could not flush the store: {e}");
     }
     store

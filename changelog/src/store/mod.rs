@@ -253,6 +253,33 @@ impl Store {
         Ok(())
     }
 
+    /// Flushes memtables when the write-ahead log has grown past what a
+    /// reader replays in a moment, so readers opened later read table files
+    /// instead; true when it flushed. A writer calls it as it stops.
+    pub fn flush_for_readers(&self) -> Result<bool> {
+        if self.wal_bytes()? < WAL_WORTH_FLUSHING {
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Bytes of write-ahead log files, which a reader opening replays.
+    fn wal_bytes(&self) -> Result<u64> {
+        let io = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut total = 0;
+        for e in std::fs::read_dir(&self.path).map_err(io)? {
+            let e = e.map_err(io)?;
+            if e.file_name().to_string_lossy().ends_with(".log") {
+                total += e.metadata().map_err(io)?.len();
+            }
+        }
+        Ok(total)
+    }
+
     /// Bytes the store occupies on disk (live SST files plus WAL).
     pub fn disk_bytes(&self) -> Result<u64> {
         dir_size(&self.path)
@@ -308,6 +335,11 @@ impl Store {
         Ok(())
     }
 }
+
+/// Write-ahead log a reader replays in a few milliseconds: below it, a
+/// stopping writer leaves the log as it is rather than write a table file
+/// per family, each with its own syncs (about 2 ms apiece).
+const WAL_WORTH_FLUSHING: u64 = 1 << 20;
 
 fn dir_size(p: &Path) -> Result<u64> {
     let io = |source| StoreError::Io {
