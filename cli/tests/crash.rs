@@ -373,3 +373,72 @@ fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
     let store = changelog::Store::open_read_only(&store).expect("open store");
     assert_matches(&store, &[now]);
 }
+
+/// The held slot of a killed run can also be dropped while the restart
+/// waits for it: the restart then reports the slot as missing (a gap in
+/// the history), not as in use.
+#[test]
+fn a_slot_dropped_while_the_restart_waits_is_reported_missing() {
+    let pg = PgCluster::builder().start().expect("postgres");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');")
+        .expect("setup");
+    let Capture {
+        conn,
+        store,
+        asof,
+        _dir,
+    } = Capture::of(&pg);
+    catch_up(&asof, &store, &conn);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config: tokio_postgres::Config = conn.parse().expect("conninfo");
+    let _held = rt.block_on(async {
+        let repl = cdc_source::replication::ReplicationClient::connect(&config)
+            .await
+            .expect("replication connection");
+        repl.start_logical(
+            "asof",
+            Lsn::ZERO,
+            &[("proto_version", "1"), ("publication_names", "asof")],
+        )
+        .await
+        .expect("hold the slot")
+    });
+    // Something to stream, so the restart cannot end without the slot.
+    pg.execute("UPDATE t SET v = 'b' WHERE id = 1;").expect("change");
+    let restarted = Command::new(&asof)
+        .arg("--store")
+        .arg(&store)
+        .args(["tail", &conn, "--until", "caught-up"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tail");
+    std::thread::sleep(Duration::from_secs(2));
+    // Dropped the moment its holder lets go (the restart polls ten times
+    // a second, so it all but never sees the slot free in between).
+    pg.execute(
+        "DO $$ BEGIN \
+           PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name = 'asof' AND active_pid IS NOT NULL; \
+           LOOP \
+             BEGIN \
+               PERFORM pg_drop_replication_slot('asof'); \
+               EXIT; \
+             EXCEPTION WHEN object_in_use THEN PERFORM pg_sleep(0.0002); \
+             END; \
+           END LOOP; \
+         END $$",
+    )
+    .expect("drop the held slot");
+    let out = restarted.wait_with_output().expect("tail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "resumed without its slot: {stderr}");
+    assert!(
+        (stderr.contains("replication slot asof no longer exists") || stderr.contains("does not exist"))
+            && !stderr.contains("in use"),
+        "{stderr}"
+    );
+}

@@ -137,24 +137,21 @@ async fn plan_start(
         };
     };
     check_same_source(store, server, ident)?;
-    match slot {
-        None => Err(CaptureError::SlotMissing {
-            slot: slot_name.to_owned(),
-            commit_time: w.commit_time,
-            commit_lsn: w.commit_lsn,
-        }),
-        Some(slot) => {
-            // The store's write lock is held, so an active slot is most
-            // likely this store's own previous run, killed a moment ago.
-            let slot = if slot.active {
-                released_slot(client, slot_name).await?.unwrap_or(slot)
-            } else {
-                slot
-            };
-            check_resumed_slot(slot_name, &slot, store.scanned_through())?;
-            Ok(Start::Resume)
-        }
-    }
+    let missing = || CaptureError::SlotMissing {
+        slot: slot_name.to_owned(),
+        commit_time: w.commit_time,
+        commit_lsn: w.commit_lsn,
+    };
+    let slot = match slot {
+        // The store's write lock is held, so an active slot is most likely
+        // this store's own previous run, killed a moment ago. It can also
+        // be dropped while we wait, which is then what to report.
+        Some(slot) if slot.active => released_slot(client, slot_name).await?.ok_or_else(missing)?,
+        Some(slot) => slot,
+        None => return Err(missing()),
+    };
+    check_resumed_slot(slot_name, &slot, store.scanned_through())?;
+    Ok(Start::Resume)
 }
 
 /// The slot once no server process streams from it, or as it is after
