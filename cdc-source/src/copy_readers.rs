@@ -1,16 +1,21 @@
 //! The initial copy's readers: connections that each import the slot's
 //! exported snapshot and read pieces of tables (whole tables, or ranges of
 //! a large table's pages), parsing the COPY text as it arrives. Several
-//! tables, and the pieces of one, are read at once: one reader is the
-//! copy's own connection, on its task; each other one has a connection and
-//! a thread of its own.
+//! tables, and the pieces of one, are read at once: one reader runs on the
+//! copy's task; each other one has a thread of its own.
 //!
-//! The copy's own transaction locks every table before the others start.
-//! Another reader must not wait for a lock: DDL queued behind the copy's
-//! locks would be granted before it, and wait for the copy to end, which
-//! waits for that reader. So the others lock with `NOWAIT` as they begin,
-//! and a reader that cannot lock leaves the work to the rest (the copy's
-//! own reader always can).
+//! Each reader reads on a session of its own, opened with the crate's own
+//! wire client ([`ReplicationClient::connect_sql`]), which hands the rows
+//! of a read buffer over as slices of it: a general client spends about a
+//! tenth of the copy's CPU passing each row, a message of its own, from its
+//! connection task.
+//!
+//! The copy's own transaction locks every table before the readers start.
+//! A reader must not wait for a lock: DDL queued behind the copy's locks
+//! would be granted before it, and wait for the copy to end, which waits
+//! for that reader. So the readers lock with `NOWAIT` as they begin, and a
+//! reader that cannot lock leaves the work to the rest; the one on the
+//! copy's task then reads on the copy's own connection, which always can.
 //!
 //! What a reader parses goes to the copy ([`crate::snapshot`]) over a
 //! bounded channel: blocks of encoded rows for a table loaded in bulk,
@@ -30,6 +35,7 @@ use tokio_postgres::Client;
 use crate::catalog;
 use crate::conninfo::ConnInfo;
 use crate::error::{CaptureError, CopyProblem, Result};
+use crate::replication::ReplicationClient;
 use crate::text_formats::{for_each_copy_field, parse_copy_line};
 
 /// Encoded bytes per block of a table loaded in bulk. Larger blocks mean
@@ -185,14 +191,22 @@ impl Readers {
         })
     }
 
-    /// The reader on the copy's own connection (`client`, whose
-    /// transaction imported the snapshot and holds the locks): poll it
-    /// beside [`Readers::recv`] until it ends.
+    /// The reader on the copy's task: poll it beside [`Readers::recv`]
+    /// until it ends. It reads on a session of its own, or, when that
+    /// cannot be opened and locked, on the copy's own connection (`client`,
+    /// whose transaction imported the snapshot and holds the locks).
     pub(crate) fn read_here<'a>(&mut self, client: &'a Client) -> impl Future<Output = ()> + Send + 'a {
         let here = self.here.take();
         async move {
             let Some((shared, tx)) = here else { return };
-            if let Err(e) = read_pieces(&shared, client, &tx).await {
+            let mut session = match connect(&shared).await {
+                Ok(own) => Session::Own(own),
+                Err(e) => {
+                    tracing::debug!("the copy reads on its own connection: {e}");
+                    Session::Copy(client)
+                }
+            };
+            if let Err(e) = read_pieces(&shared, &mut session, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         }
@@ -240,7 +254,7 @@ fn read_on_this_thread(shared: &Shared, tx: &Sender) {
         }
     };
     runtime.block_on(async {
-        let client = match connect(shared).await {
+        let own = match connect(shared).await {
             Ok(c) => c,
             Err(e) => {
                 let _ = tx.send(Ok(Parsed::Connected(Err(e)))).await;
@@ -250,96 +264,174 @@ fn read_on_this_thread(shared: &Shared, tx: &Sender) {
         if tx.send(Ok(Parsed::Connected(Ok(())))).await.is_err() {
             return;
         }
-        if let Err(e) = read_pieces(shared, &client, tx).await {
+        if let Err(e) = read_pieces(shared, &mut Session::Own(own), tx).await {
             let _ = tx.send(Err(e)).await;
         }
     });
 }
 
-/// A connection whose transaction reads the database as of the snapshot,
+/// A session whose transaction reads the database as of the snapshot,
 /// with every table locked.
-async fn connect(shared: &Shared) -> Result<Client> {
-    let client = crate::sql::connect(&shared.conninfo).await?;
-    client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; {}",
-            catalog::quote_literal(&shared.snapshot),
-            shared.lock
-        ))
-        .await?;
-    Ok(client)
+async fn connect(shared: &Shared) -> Result<ReplicationClient> {
+    crate::sql::check_tls_mode(&shared.conninfo)?;
+    let mut own = ReplicationClient::connect_sql(shared.conninfo.config()).await?;
+    own.query(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; {}",
+        catalog::quote_literal(&shared.snapshot),
+        shared.lock
+    ))
+    .await?;
+    Ok(own)
 }
 
-async fn read_pieces(shared: &Shared, client: &Client, tx: &Sender) -> Result<()> {
-    let mut scratch = Vec::new();
-    let mut values = Vec::new();
+/// Where a reader reads.
+enum Session<'a> {
+    /// Its own session.
+    Own(ReplicationClient),
+    /// The copy's own connection.
+    Copy(&'a Client),
+}
+
+async fn read_pieces(shared: &Shared, session: &mut Session<'_>, tx: &Sender) -> Result<()> {
+    let mut lines = Lines::default();
     while let Some(piece) = shared.next_piece() {
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let mut out = Out::new(shared, piece.shape);
-        let bad = |problem| CaptureError::CopyData {
-            table: piece.name.clone(),
-            problem,
-        };
-        let mut bytes = 0u64;
-        // Rows and encoded bytes of the blocks sent, and the next one's size.
-        let (mut sent_rows, mut sent_bytes, mut limit) = (0u64, 0usize, BLOCK_BYTES);
-        let stream = client.copy_out(piece.sql.as_str()).await?;
-        pin_mut!(stream);
-        let mut carry: Vec<u8> = Vec::new();
-        while let Some(buf) = stream.try_next().await? {
-            if shared.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            bytes += buf.len() as u64;
-            // COPY data arrives in messages that need not end on a row.
-            let mut data: &[u8] = &buf;
-            if !carry.is_empty() {
-                let Some(i) = memchr::memchr(b'\n', data) else {
-                    carry.extend_from_slice(data);
-                    continue;
-                };
-                carry.extend_from_slice(data.get(..i).unwrap_or_default());
-                out.push_line(&carry, &mut scratch, &mut values).map_err(bad)?;
-                carry.clear();
-                data = data.get(i + 1..).unwrap_or_default();
-            }
-            while let Some(i) = memchr::memchr(b'\n', data) {
-                let line = data.get(..i).unwrap_or_default();
-                out.push_line(line, &mut scratch, &mut values).map_err(bad)?;
-                data = data.get(i + 1..).unwrap_or_default();
-            }
-            carry.extend_from_slice(data);
-            if out.full(limit) {
-                let full = std::mem::replace(&mut out, Out::new(shared, piece.shape));
-                if let Out::Block { block, .. } = &full {
-                    sent_rows += block.len() as u64;
-                    sent_bytes += block.bytes();
-                    limit = block_limit(piece.estimate, sent_rows, sent_bytes);
+        let mut reading = Reading::new(shared, piece);
+        match session {
+            Session::Own(own) => {
+                own.copy_out_start(&piece.sql).await?;
+                while own.copy_out_next(|data| reading.take(data, &mut lines)).await? {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    if let Some(full) = reading.full() {
+                        send(tx, full).await?;
+                    }
                 }
-                send(tx, full.into_parsed(piece.table, bytes)).await?;
-                bytes = 0;
+            }
+            Session::Copy(client) => {
+                let stream = client.copy_out(piece.sql.as_str()).await?;
+                pin_mut!(stream);
+                while let Some(buf) = stream.try_next().await? {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    reading.take(&buf, &mut lines)?;
+                    if let Some(full) = reading.full() {
+                        send(tx, full).await?;
+                    }
+                }
             }
         }
-        if !carry.is_empty() {
-            return Err(bad(CopyProblem::EndedInsideRow));
+        for parsed in reading.finish()? {
+            send(tx, parsed).await?;
         }
-        // A block ends with its piece (see the module docs).
-        if !out.is_empty() {
-            send(tx, out.into_parsed(piece.table, bytes)).await?;
-            bytes = 0;
-        }
-        send(
-            tx,
-            Parsed::PieceDone {
-                table: piece.table,
-                bytes,
-            },
-        )
-        .await?;
     }
     Ok(())
+}
+
+/// Scratch space for parsing lines, kept across pieces.
+#[derive(Default)]
+struct Lines {
+    scratch: Vec<u8>,
+    values: Vec<changelog::Datum>,
+}
+
+/// One piece being read: the rows parsed and not yet sent, and the end of
+/// a row that arrived without its newline.
+struct Reading<'a> {
+    shared: &'a Shared,
+    piece: &'a Piece,
+    out: Out,
+    carry: Vec<u8>,
+    /// COPY bytes read since the last thing sent.
+    bytes: u64,
+    /// Rows and encoded bytes of the blocks sent, and the next one's size.
+    sent_rows: u64,
+    sent_bytes: usize,
+    limit: usize,
+}
+
+impl<'a> Reading<'a> {
+    fn new(shared: &'a Shared, piece: &'a Piece) -> Reading<'a> {
+        Reading {
+            shared,
+            piece,
+            out: Out::new(shared, piece.shape),
+            carry: Vec::new(),
+            bytes: 0,
+            sent_rows: 0,
+            sent_bytes: 0,
+            limit: BLOCK_BYTES,
+        }
+    }
+
+    fn bad(&self, problem: CopyProblem) -> CaptureError {
+        CaptureError::CopyData {
+            table: self.piece.name.clone(),
+            problem,
+        }
+    }
+
+    /// Parses COPY data as it arrived: its messages need not end on a row.
+    fn take(&mut self, mut data: &[u8], lines: &mut Lines) -> Result<()> {
+        self.bytes += data.len() as u64;
+        if !self.carry.is_empty() {
+            let Some(i) = memchr::memchr(b'\n', data) else {
+                self.carry.extend_from_slice(data);
+                return Ok(());
+            };
+            self.carry.extend_from_slice(data.get(..i).unwrap_or_default());
+            let pushed = self.out.push_line(&self.carry, &mut lines.scratch, &mut lines.values);
+            pushed.map_err(|p| self.bad(p))?;
+            self.carry.clear();
+            data = data.get(i + 1..).unwrap_or_default();
+        }
+        while let Some(i) = memchr::memchr(b'\n', data) {
+            let line = data.get(..i).unwrap_or_default();
+            let pushed = self.out.push_line(line, &mut lines.scratch, &mut lines.values);
+            pushed.map_err(|p| self.bad(p))?;
+            data = data.get(i + 1..).unwrap_or_default();
+        }
+        self.carry.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The rows parsed, when there are enough to send.
+    fn full(&mut self) -> Option<Parsed> {
+        if !self.out.full(self.limit) {
+            return None;
+        }
+        let full = std::mem::replace(&mut self.out, Out::new(self.shared, self.piece.shape));
+        if let Out::Block { block, .. } = &full {
+            self.sent_rows += block.len() as u64;
+            self.sent_bytes += block.bytes();
+            self.limit = block_limit(self.piece.estimate, self.sent_rows, self.sent_bytes);
+        }
+        Some(full.into_parsed(self.piece.table, std::mem::take(&mut self.bytes)))
+    }
+
+    /// What is left to send once the piece was read to its end. A block
+    /// ends with its piece (see the module docs).
+    fn finish(self) -> Result<Vec<Parsed>> {
+        if !self.carry.is_empty() {
+            return Err(self.bad(CopyProblem::EndedInsideRow));
+        }
+        let Reading {
+            piece, out, mut bytes, ..
+        } = self;
+        let mut left = Vec::with_capacity(2);
+        if !out.is_empty() {
+            left.push(out.into_parsed(piece.table, std::mem::take(&mut bytes)));
+        }
+        left.push(Parsed::PieceDone {
+            table: piece.table,
+            bytes,
+        });
+        Ok(left)
+    }
 }
 
 /// The size of a piece's next block, after `rows` rows in `bytes` were

@@ -65,7 +65,7 @@ impl ReplicationClient {
     /// connect, including authentication). Authentication: trust,
     /// password, md5, scram-sha-256 (with channel binding over TLS).
     pub async fn connect(config: &tokio_postgres::Config) -> Result<ReplicationClient, ReplicationError> {
-        let (conn, session) = startup::connect(config).await?;
+        let (conn, session) = startup::connect(config, startup::Mode::Replication).await?;
         Ok(ReplicationClient {
             conn,
             session,

@@ -97,33 +97,74 @@ impl Conn {
             if let Some(frame) = self.split_frame()? {
                 return Ok(frame);
             }
-            if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_SPACE {
-                self.rbuf.reserve(READ_CHUNK);
+            self.fill().await?;
+        }
+    }
+
+    /// Reads what the socket has into the read buffer. Cancel-safe:
+    /// `read_buf` puts bytes directly in `rbuf`.
+    pub(crate) async fn fill(&mut self) -> Result<(), ReplicationError> {
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_SPACE {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+            return Err(ReplicationError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Hands the bodies of the complete `CopyData` messages at the front of
+    /// the read buffer to `f`, in order, as slices of the buffer, and drops
+    /// them from it; how many. Stops at a message of another kind or at an
+    /// incomplete one (for which it makes room). Unlike
+    /// [`Conn::read_frame`], nothing is allocated or counted per message,
+    /// which is what a `COPY` of many short rows needs.
+    pub(crate) fn take_copy_data<E: From<ReplicationError>>(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let (mut at, mut taken) = (0, 0);
+        let mut short_by = 0;
+        let mut failed = None;
+        while let Some(&[tag, l0, l1, l2, l3]) = self.rbuf.get(at..).and_then(|b| b.first_chunk::<HEADER_LEN>()) {
+            if tag != backend::COPY_DATA_TAG {
+                break;
             }
-            // `read_buf` is cancel-safe: bytes land directly in `rbuf`.
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(ReplicationError::Closed);
+            let total = match message_total(tag, [l0, l1, l2, l3]) {
+                Ok(total) => total,
+                Err(e) => {
+                    failed = Some(E::from(e));
+                    break;
+                }
+            };
+            let Some(body) = self.rbuf.get(at + HEADER_LEN..at + total) else {
+                short_by = at + total - self.rbuf.len();
+                break;
+            };
+            let result = f(body);
+            at += total;
+            taken += 1;
+            if let Err(e) = result {
+                failed = Some(e);
+                break;
             }
+        }
+        self.rbuf.advance(at);
+        if short_by > 0 {
+            self.rbuf.reserve(short_by);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(taken),
         }
     }
 
     /// Splits one complete message off the read buffer, if there is one.
-    fn split_frame(&mut self) -> Result<Option<Frame>, ReplicationError> {
+    pub(crate) fn split_frame(&mut self) -> Result<Option<Frame>, ReplicationError> {
         let Some(&[tag, l0, l1, l2, l3]) = self.rbuf.first_chunk::<HEADER_LEN>() else {
             return Ok(None);
         };
-        let len = u32::from_be_bytes([l0, l1, l2, l3]);
-        let total = usize::try_from(len)
-            .ok()
-            .filter(|&len| len >= 4)
-            .and_then(|len| len.checked_add(1))
-            .filter(|&total| total <= MAX_MESSAGE_LEN)
-            .ok_or_else(|| {
-                ReplicationError::protocol(format!(
-                    "backend message {:?} has invalid length {len}",
-                    char::from(tag)
-                ))
-            })?;
+        let total = message_total(tag, [l0, l1, l2, l3])?;
         if self.rbuf.len() < total {
             self.rbuf.reserve(total - self.rbuf.len());
             return Ok(None);
@@ -163,6 +204,23 @@ impl Conn {
 }
 
 /// Turns an `ErrorResponse` into the error it reports.
+/// A message's whole length, its tag included, from the length field of
+/// its header; an error when that is impossible or over the bound.
+fn message_total(tag: u8, length: [u8; 4]) -> Result<usize, ReplicationError> {
+    let len = u32::from_be_bytes(length);
+    usize::try_from(len)
+        .ok()
+        .filter(|&len| len >= 4)
+        .and_then(|len| len.checked_add(1))
+        .filter(|&total| total <= MAX_MESSAGE_LEN)
+        .ok_or_else(|| {
+            ReplicationError::protocol(format!(
+                "backend message {:?} has invalid length {len}",
+                char::from(tag)
+            ))
+        })
+}
+
 pub(crate) fn server_error(body: &backend::ErrorResponseBody) -> ReplicationError {
     match ServerError::from_fields(body.fields()) {
         Ok(e) => e.into(),

@@ -41,8 +41,13 @@
 //!   payload is a zero-copy view of a large read buffer, ready for
 //!   [`crate::pgoutput::Message::parse`].
 //!
+//! - [`ReplicationClient::connect_sql`] opens an ordinary session instead,
+//!   on which the initial copy reads tables with `COPY ... TO STDOUT`
+//!   ([`ReplicationClient::copy_out_start`]), each row a slice of the read
+//!   buffer.
+//!
 //! What it is not: a general Postgres client (no extended protocol, no
-//! `COPY`), a physical replication client, or a policy: when to
+//! `COPY FROM`), a physical replication client, or a policy: when to
 //! acknowledge, reconnect or time out is the caller's decision, guided by
 //! [`ReplicationError::is_transient`].
 //!
@@ -54,6 +59,7 @@
 
 mod client;
 mod commands;
+mod copy_out;
 mod error;
 mod frame;
 mod logical;

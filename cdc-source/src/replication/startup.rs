@@ -63,11 +63,22 @@ impl Target {
     }
 }
 
+/// What a connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A walsender that also accepts SQL, bound to one database: what
+    /// logical replication needs.
+    Replication,
+    /// An ordinary session, for SQL only (the initial copy's reads): it
+    /// takes a connection slot, not one of the server's walsenders.
+    Sql,
+}
+
 /// Connects, authenticates and waits until the server is ready for a
 /// command, within the configured connect timeout.
-pub(crate) async fn connect(config: &Config) -> Result<(Conn, Session), ReplicationError> {
+pub(crate) async fn connect(config: &Config, mode: Mode) -> Result<(Conn, Session), ReplicationError> {
     let target = Target::from_config(config)?;
-    let attempt = connect_to(config, &target);
+    let attempt = connect_to(config, &target, mode);
     match config.get_connect_timeout() {
         Some(limit) => tokio::time::timeout(*limit, attempt)
             .await
@@ -78,7 +89,7 @@ pub(crate) async fn connect(config: &Config) -> Result<(Conn, Session), Replicat
     }
 }
 
-async fn connect_to(config: &Config, target: &Target) -> Result<(Conn, Session), ReplicationError> {
+async fn connect_to(config: &Config, target: &Target, mode: Mode) -> Result<(Conn, Session), ReplicationError> {
     let connect_error = |source| ReplicationError::Connect {
         target: target.to_string(),
         source,
@@ -104,21 +115,21 @@ async fn connect_to(config: &Config, target: &Target) -> Result<(Conn, Session),
     let user = config
         .get_user()
         .ok_or_else(|| ReplicationError::Config("no user name given".into()))?;
-    send_startup(&mut conn, config, user).await?;
+    send_startup(&mut conn, config, user, mode).await?;
     authenticate(&mut conn, config, user).await?;
     let session = read_session(&mut conn).await?;
     Ok((conn, session))
 }
 
-async fn send_startup(conn: &mut Conn, config: &Config, user: &str) -> Result<(), ReplicationError> {
+async fn send_startup(conn: &mut Conn, config: &Config, user: &str, mode: Mode) -> Result<(), ReplicationError> {
     let mut params = vec![
         ("user", user),
-        // A walsender that also accepts SQL, bound to one database: what
-        // logical replication needs.
-        ("replication", "database"),
         // Query results are decoded as UTF-8.
         ("client_encoding", "UTF8"),
     ];
+    if mode == Mode::Replication {
+        params.push(("replication", "database"));
+    }
     // Decoded values are printed in these, whatever the server's defaults;
     // start-up parameters win over `options`.
     params.extend(crate::output::OUTPUT_SETTINGS);

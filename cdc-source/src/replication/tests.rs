@@ -572,3 +572,101 @@ async fn oversized_frame_length_is_rejected() {
     assert!(matches!(err, ReplicationError::Protocol(_)), "{err:?}");
     server.await.unwrap();
 }
+
+/// An ordinary session (no `replication` parameter) reads a `COPY` out:
+/// rows split across socket writes and packed several to a write arrive
+/// whole and in order; a server error in the middle ends it once the server
+/// is ready, and the session stays usable; a statement that is not a
+/// `COPY` out is refused the same way.
+#[tokio::test]
+async fn copy_out_hands_over_every_row_in_order() {
+    let rows: Vec<Vec<u8>> = (0..3000).map(|i| format!("{i}\trow {i}\n").into_bytes()).collect();
+    let sent = rows.clone();
+    let (config, server) = fake(SslMode::Disable, |mut s| async move {
+        let params = s.read_startup().await;
+        assert!(!params.iter().any(|(k, _)| k == "replication"), "{params:?}");
+        s.send(&auth(0, &[])).await;
+        s.ready().await;
+
+        let (tag, body) = s.read_message().await;
+        assert_eq!((tag, body.as_slice()), (b'Q', &b"COPY t TO STDOUT\0"[..]));
+        let mut stream = message(b'H', &[0, 0, 2, 0, 0, 0, 0]);
+        for row in &sent {
+            stream.extend(copy_data(row));
+        }
+        stream.extend(message(b'c', b""));
+        stream.extend(message(b'C', b"COPY 3000\0"));
+        stream.extend(message(b'Z', b"I"));
+        // Uneven writes: messages cut anywhere, headers included.
+        for piece in stream.chunks(997) {
+            s.send(piece).await;
+            tokio::task::yield_now().await;
+        }
+
+        let (tag, _) = s.read_message().await;
+        assert_eq!(tag, b'Q');
+        let mut reply = message(b'H', &[0, 0, 2, 0, 0, 0, 0]);
+        reply.extend(copy_data(b"1\ta\n"));
+        reply.extend(error_response("40001", "canceling statement due to conflict"));
+        reply.extend(message(b'Z', b"I"));
+        s.send(&reply).await;
+
+        let (tag, _) = s.read_message().await;
+        assert_eq!(tag, b'Q');
+        let mut reply = row_description(&["x"]);
+        reply.extend(data_row(&[Some("1")]));
+        reply.extend(message(b'C', b"SELECT 1\0"));
+        reply.extend(message(b'Z', b"I"));
+        s.send(&reply).await;
+
+        let (tag, _) = s.read_message().await;
+        assert_eq!(tag, b'Q');
+        s.send(&message(b'I', b"")).await;
+        s.ready().await;
+    })
+    .await;
+
+    let mut client = ReplicationClient::connect_sql(&config).await.unwrap();
+    client.copy_out_start("COPY t TO STDOUT").await.unwrap();
+    let mut got = Vec::new();
+    let mut calls = 0;
+    while client
+        .copy_out_next(|row| {
+            got.push(row.to_vec());
+            Ok::<_, ReplicationError>(())
+        })
+        .await
+        .unwrap()
+    {
+        calls += 1;
+    }
+    assert_eq!(got, rows);
+    assert!(
+        calls < rows.len(),
+        "one call per row: rows were not handed over a buffer at a time"
+    );
+
+    client.copy_out_start("COPY u TO STDOUT").await.unwrap();
+    let mut partial = Vec::new();
+    let err = loop {
+        match client
+            .copy_out_next(|row| {
+                partial.push(row.to_vec());
+                Ok::<_, ReplicationError>(())
+            })
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => panic!("the error was lost"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), Some("40001"), "{err}");
+    assert_eq!(partial, vec![b"1\ta\n".to_vec()]);
+
+    let refused = client.copy_out_start("SELECT 1").await.unwrap_err();
+    assert!(refused.to_string().contains("not a COPY out"), "{refused}");
+    // Still in step with the server.
+    client.simple_query("").await.unwrap();
+    server.await.unwrap();
+}
