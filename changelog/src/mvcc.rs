@@ -105,17 +105,9 @@ pub(crate) fn park(mut v: Vec<DatumRef<'_>>) -> Vec<DatumRef<'static>> {
 /// cache alone. A scan reads each block once, so caching it only evicts
 /// what point look-ups use and costs an insert and an eviction per block
 /// (about 30% of a deep past-cut scan, 20% of a scan at `now`).
-///
-/// The read-ahead is a fixed size, not trimmed to the iterator's upper
-/// bound: trimming looks ahead in a file's index, and an iterator whose
-/// index is ahead of its block compares every key with the upper bound,
-/// where otherwise it compares once per block (8% of the CPU of a
-/// whole-table read at a past cut). Past the bound it reads at most one
-/// extra chunk, once.
 pub(crate) fn scan_options() -> ReadOptions {
     let mut ro = ReadOptions::default();
     ro.set_readahead_size(2 << 20);
-    ro.set_auto_readahead_size(false);
     ro.fill_cache(false);
     ro
 }
