@@ -307,24 +307,10 @@ fn killed_during_the_initial_copy_copies_once_in_the_end() {
     assert_eq!(stored.iter().filter(|x| **x == 0).count(), 1, "one initial copy");
 }
 
-/// A capture restarted at once after a kill can find the slot still held:
-/// the server's process for the killed run keeps it until it notices the
-/// lost connection. The restart waits for the slot instead of giving up.
-#[test]
-fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
-    let pg = PgCluster::builder().start().expect("postgres");
-    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text, n int8); INSERT INTO t VALUES (1, 'a', 1);")
-        .expect("setup");
-    let Capture {
-        conn,
-        store,
-        asof,
-        _dir,
-    } = Capture::of(&pg);
-    catch_up(&asof, &store, &conn);
-
-    // Hold the slot the way the killed run's server process does: streaming,
-    // never acknowledging anything.
+/// Holds the slot `asof` the way a killed run's server process does:
+/// streaming from it, never acknowledging anything. The runtime drives the
+/// stream.
+fn hold_slot(conn: &str) -> (tokio::runtime::Runtime, cdc_source::replication::LogicalStream) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -342,6 +328,26 @@ fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
         .await
         .expect("hold the slot")
     });
+    (rt, held)
+}
+
+/// A capture restarted at once after a kill can find the slot still held:
+/// the server's process for the killed run keeps it until it notices the
+/// lost connection. The restart waits for the slot instead of giving up.
+#[test]
+fn restarted_while_the_killed_runs_slot_is_still_held_resumes() {
+    let pg = PgCluster::builder().start().expect("postgres");
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, v text, n int8); INSERT INTO t VALUES (1, 'a', 1);")
+        .expect("setup");
+    let Capture {
+        conn,
+        store,
+        asof,
+        _dir,
+    } = Capture::of(&pg);
+    catch_up(&asof, &store, &conn);
+
+    let (rt, held) = hold_slot(&conn);
     let active = || pg.query_one_value("SELECT active::text FROM pg_replication_slots WHERE slot_name = 'asof'");
     assert_eq!(active().expect("slot").as_deref(), Some("true"));
     pg.execute("UPDATE t SET v = 'b' WHERE id = 1; INSERT INTO t VALUES (2, 'c', 2);")
@@ -390,23 +396,7 @@ fn a_slot_dropped_while_the_restart_waits_is_reported_missing() {
     } = Capture::of(&pg);
     catch_up(&asof, &store, &conn);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config: tokio_postgres::Config = conn.parse().expect("conninfo");
-    let _held = rt.block_on(async {
-        let repl = cdc_source::replication::ReplicationClient::connect(&config)
-            .await
-            .expect("replication connection");
-        repl.start_logical(
-            "asof",
-            Lsn::ZERO,
-            &[("proto_version", "1"), ("publication_names", "asof")],
-        )
-        .await
-        .expect("hold the slot")
-    });
+    let (_rt, _held) = hold_slot(&conn);
     // Something to stream, so the restart cannot end without the slot.
     pg.execute("UPDATE t SET v = 'b' WHERE id = 1;").expect("change");
     let restarted = Command::new(&asof)

@@ -100,17 +100,7 @@ impl ReplicationClient {
     /// before it completes, later commands fail and the client must be
     /// replaced.
     pub async fn query(&mut self, sql: &str) -> Result<QueryResult, ReplicationError> {
-        if self.desynchronized {
-            return Err(ReplicationError::protocol(
-                "an earlier command was abandoned halfway; reconnect",
-            ));
-        }
-        self.conn
-            .stage(|buf| frontend::query(sql, buf))
-            .map_err(|_| ReplicationError::InvalidArgument("the query contains a NUL byte".into()))?;
-        self.desynchronized = true;
-        self.conn.flush().await?;
-
+        self.send_query(sql).await?;
         let mut result = QueryResult::default();
         let mut error = None;
         loop {
@@ -178,6 +168,21 @@ impl ReplicationClient {
                 other => return Err(frame::unexpected(&other, "in a query response")),
             }
         }
+    }
+
+    /// Sends `sql` through the simple query protocol; the command is in
+    /// flight until its response was read to `ReadyForQuery`.
+    pub(crate) async fn send_query(&mut self, sql: &str) -> Result<(), ReplicationError> {
+        if self.desynchronized {
+            return Err(ReplicationError::protocol(
+                "an earlier command was abandoned halfway; reconnect",
+            ));
+        }
+        self.conn
+            .stage(|buf| frontend::query(sql, buf))
+            .map_err(|_| ReplicationError::InvalidArgument("the query contains a NUL byte".into()))?;
+        self.desynchronized = true;
+        self.conn.flush().await
     }
 
     /// Runs one command and returns its rows, each value in text form

@@ -8,7 +8,6 @@
 //! whole read buffer are handed over as slices of it, on the caller's task.
 
 use postgres_protocol::message::backend::Message;
-use postgres_protocol::message::frontend;
 
 use super::frame::{self, Frame};
 use super::startup::{self, Mode};
@@ -33,16 +32,7 @@ impl ReplicationClient {
     /// reads them. A statement that fails, or is not a `COPY` out, is an
     /// error once the server is ready again.
     pub async fn copy_out_start(&mut self, sql: &str) -> Result<(), ReplicationError> {
-        if self.desynchronized {
-            return Err(ReplicationError::protocol(
-                "an earlier command was abandoned halfway; reconnect",
-            ));
-        }
-        self.conn
-            .stage(|buf| frontend::query(sql, buf))
-            .map_err(|_| ReplicationError::InvalidArgument("the query contains a NUL byte".into()))?;
-        self.desynchronized = true;
-        self.conn.flush().await?;
+        self.send_query(sql).await?;
         let mut error = None;
         loop {
             match self.conn.read_frame().await? {
