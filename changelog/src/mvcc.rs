@@ -112,6 +112,22 @@ pub(crate) fn scan_options() -> ReadOptions {
     ro
 }
 
+/// Read options of a walk that only moves forward through `versions`,
+/// where a seek lands a few entries on: as [`scan_options`], but the
+/// read-ahead is a fixed size instead of one trimmed to the upper bound.
+/// Trimming looks ahead in a file's index, and an iterator whose index is
+/// ahead of its block compares every key with the bound, where otherwise it
+/// compares once per block: 6% of the CPU of a GROUP BY at a past cut.
+/// Iterators that seek far (the key sample, a `latest` walk's history)
+/// keep the trimmed read-ahead: a fixed one reads its whole size again at
+/// each far seek, which made a read at `now` of a store after a long
+/// catch-up four times slower.
+pub(crate) fn walk_options() -> ReadOptions {
+    let mut ro = scan_options();
+    ro.set_auto_readahead_size(false);
+    ro
+}
+
 struct Walker<'s> {
     it: DBRawIterator<'s>,
     stats: ScanStats,

@@ -24,7 +24,7 @@ use crate::error::{Result, StoreError};
 use crate::ids::TableId;
 use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
-use crate::mvcc::{scan_options, ScanStats, SEEK_AFTER_NEXTS};
+use crate::mvcc::{walk_options, ScanStats, SEEK_AFTER_NEXTS};
 use crate::store::Store;
 
 /// How a read at a past cut reaches each key's visible version. Only
@@ -99,7 +99,7 @@ impl Store {
         };
         // Not bounded by the range in the engine: a version key extends its
         // user key, so bounds on version keys would not be bounds on keys.
-        let mut it = self.table_iter(cf::VERSIONS, table, scan_options())?;
+        let mut it = self.table_iter(cf::VERSIONS, table, walk_options())?;
         if let Some(start) = &range.start {
             it.seek(start);
             stats.seeks += 1;
