@@ -101,13 +101,21 @@ pub(crate) fn park(mut v: Vec<DatumRef<'_>>) -> Vec<DatumRef<'static>> {
     v.into_iter().map(|_| DatumRef::Null).collect()
 }
 
+/// Bytes a scan reads ahead in each table file it enters (the engine's own
+/// largest automatic read-ahead). The buffer is allocated afresh for every
+/// file, and at 2 MiB its pages faulting in cost more than the larger
+/// reads saved: a GROUP BY at a past cut took 4% more CPU and twice the
+/// page faults, a snapshot at `now` 2-4% more CPU. The kernel reads ahead
+/// of a sequential reader on its own.
+const READ_AHEAD: usize = 256 << 10;
+
 /// Read options of a whole-table scan: read ahead, and leave the block
 /// cache alone. A scan reads each block once, so caching it only evicts
 /// what point look-ups use and costs an insert and an eviction per block
 /// (about 30% of a deep past-cut scan, 20% of a scan at `now`).
 pub(crate) fn scan_options() -> ReadOptions {
     let mut ro = ReadOptions::default();
-    ro.set_readahead_size(2 << 20);
+    ro.set_readahead_size(READ_AHEAD);
     ro.fill_cache(false);
     ro
 }
