@@ -420,7 +420,7 @@ impl Store {
             ..ScanStats::default()
         };
         let mut reach = Reach::default();
-        while let (Some(uk), Some(lv)) = (latest.key(), latest.value()) {
+        while let Some((uk, lv)) = latest.item() {
             let (newest, newest_value) = codec::decode_latest(lv).map_err(StoreError::corrupt(cf::LATEST))?;
             // A copied row's `latest` entry refers to its version instead of
             // holding it: read it from the history like a changed key's.

@@ -506,7 +506,7 @@ impl Store {
         // chunk of a spilled transaction; a whole transaction never has one.
         let mut it = self.db.raw_iterator_cf(self.cf(cf::VERSIONS)?);
         it.seek(keys::encode_version_key(user_key, lsn).0);
-        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+        let Some((k, v)) = it.item() else {
             it.status()?;
             return Ok(None);
         };

@@ -87,7 +87,7 @@ impl Store {
         // and whether the key has versions above the horizon.
         let mut base_seen = false;
         let mut has_newer = false;
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        while let Some((k, v)) = it.item() {
             let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
             if uk != cur.as_slice() {
                 // Flush only between keys: each key's versions are compacted

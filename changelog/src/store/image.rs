@@ -78,7 +78,7 @@ impl Store {
         let mut it = self.db.raw_iterator_cf_opt(images, ro);
         it.seek(lo);
         let mut out = Vec::new();
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        while let Some((k, v)) = it.item() {
             let (t, at) = keys::decode_image_marker(k).map_err(StoreError::corrupt(cf::IMAGES))?;
             let rows = keys::decode_image_rows(v).map_err(StoreError::corrupt(cf::IMAGES))?;
             out.push(ImageInfo { table: t, at, rows });

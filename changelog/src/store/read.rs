@@ -209,7 +209,7 @@ impl Store {
         ro.set_iterate_upper_bound(keys::encode_log_key(to.next(), 0).to_vec());
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG)?, ro);
         it.seek(keys::encode_log_key(from, 0));
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        while let Some((k, v)) = it.item() {
             let (commit_lsn, ordinal) = keys::decode_log_key(k).map_err(StoreError::corrupt(cf::LOG))?;
             let flow = match meta::BulkReads::decode(v).map_err(StoreError::corrupt(cf::LOG))? {
                 Some(bulk) => self.for_each_bulk_read(commit_lsn, ordinal, bulk, &mut f)?,
@@ -239,7 +239,7 @@ impl Store {
     ) -> Result<ControlFlow<()>, E> {
         let mut it = self.table_iter(cf::VERSIONS, bulk.table, crate::mvcc::scan_options())?;
         let mut n = 0u32;
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        while let Some((k, v)) = it.item() {
             let (_, at) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
             if at == lsn {
                 let row = codec::decode_version_owned(v)
@@ -286,7 +286,7 @@ impl Store {
         ro.set_iterate_upper_bound(keys::encode_log_key(to.next(), 0).to_vec());
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG)?, ro);
         it.seek(keys::encode_log_key(from, 0));
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        while let Some((k, v)) = it.item() {
             let (commit_lsn, _) = keys::decode_log_key(k).map_err(StoreError::corrupt(cf::LOG))?;
             if f(commit_lsn, v)?.is_break() {
                 return Ok(());
@@ -302,7 +302,7 @@ impl Store {
     pub fn version_at(&self, key: &UserKey, cut: Lsn) -> Result<Option<StoredVersion>> {
         let mut it = self.db.raw_iterator_cf(self.cf(cf::VERSIONS)?);
         it.seek(key.at(cut).0);
-        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+        let Some((k, v)) = it.item() else {
             it.status()?;
             return Ok(None);
         };
@@ -321,7 +321,7 @@ impl Store {
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::VERSIONS)?, ro);
         it.seek(key.at(top).0);
         let mut out = Vec::new();
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        while let Some((k, v)) = it.item() {
             let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
             if uk != key.0.as_slice() {
                 break;

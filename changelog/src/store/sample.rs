@@ -90,7 +90,7 @@ impl Store {
             for _ in 0..jitter(i) {
                 it.next();
             }
-            let (Some(uk), Some(v)) = (it.key(), it.value()) else {
+            let Some((uk, v)) = it.item() else {
                 break;
             };
             let (newest, version) = codec::decode_latest(v).map_err(StoreError::corrupt(cf::LATEST))?;

@@ -110,7 +110,7 @@ impl Store {
         // Whether the current key's visible version is behind us.
         let mut done = false;
         let mut steps = 0;
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        while let Some((k, v)) = it.item() {
             let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
             if !started || uk != key.as_slice() {
                 if range.start.as_deref().is_some_and(|s| uk < s) {
