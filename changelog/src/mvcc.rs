@@ -120,8 +120,8 @@ pub(crate) fn scan_options() -> ReadOptions {
     ro
 }
 
-/// Read options of a walk that only moves forward through `versions`,
-/// where a seek lands a few entries on: as [`scan_options`], but the
+/// Read options of a walk that only moves forward (through `versions`, or
+/// through the log), where a seek lands a few entries on: as [`scan_options`], but the
 /// read-ahead is a fixed size instead of one trimmed to the upper bound.
 /// Trimming looks ahead in a file's index, and an iterator whose index is
 /// ahead of its block compares every key with the bound, where otherwise it

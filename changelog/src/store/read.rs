@@ -282,7 +282,7 @@ impl Store {
         if from > to {
             return Ok(());
         }
-        let mut ro = crate::mvcc::scan_options();
+        let mut ro = crate::mvcc::walk_options();
         ro.set_iterate_upper_bound(keys::encode_log_key(to.next(), 0).to_vec());
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG)?, ro);
         it.seek(keys::encode_log_key(from, 0));
