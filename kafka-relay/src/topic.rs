@@ -231,12 +231,13 @@ impl Target {
     }
 
     /// The partition's first and next offsets. A broker learns of a topic
-    /// created elsewhere a moment after the one that answered its creation:
-    /// until `timeout`, an unknown topic is asked about again.
+    /// created elsewhere a moment after the one that answered its creation,
+    /// and a partition's leadership is settled a moment after its creation
+    /// or its leader's loss: until `timeout`, the brokers are asked again.
     fn watermarks(&self, consumer: &BaseConsumer<Quiet>, timeout: Duration) -> Result<(i64, i64)> {
         let started = Instant::now();
         loop {
-            match consumer.fetch_watermarks(&self.topic, PARTITION, timeout) {
+            let source = match consumer.fetch_watermarks(&self.topic, PARTITION, timeout) {
                 Ok(w) => return Ok(w),
                 Err(KafkaError::MetadataFetch(
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownPartition,
@@ -248,9 +249,14 @@ impl Target {
                         });
                     }
                     std::thread::sleep(Duration::from_millis(100));
+                    continue;
                 }
-                Err(source) => return Err(self.unreachable(timeout, source)),
+                Err(source) => source,
+            };
+            if !leadership_moving(&source) || started.elapsed() >= timeout {
+                return Err(self.unreachable(timeout, source));
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -322,6 +328,16 @@ impl Target {
             source,
         }
     }
+}
+
+/// Whether a broker answered that the partition has no leader it knows
+/// of yet, or that it is not the leader any more: true for a moment after
+/// a topic is created and after a leader is lost.
+fn leadership_moving(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MetadataFetch(RDKafkaErrorCode::NotLeaderForPartition | RDKafkaErrorCode::LeaderNotAvailable)
+    )
 }
 
 /// The record as the format sees it.
