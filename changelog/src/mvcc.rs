@@ -121,8 +121,9 @@ pub(crate) fn scan_options() -> ReadOptions {
 }
 
 /// Read options of a walk that only moves forward (through `versions`, or
-/// through the log), where a seek lands a few entries on: as [`scan_options`], but the
-/// read-ahead is a fixed size instead of one trimmed to the upper bound.
+/// through the log), where a seek lands a few entries on: as
+/// [`scan_options`], but the read-ahead is a fixed size instead of one
+/// trimmed to the upper bound.
 /// Trimming looks ahead in a file's index, and an iterator whose index is
 /// ahead of its block compares every key with the bound, where otherwise it
 /// compares once per block: 6% of the CPU of a GROUP BY at a past cut.

@@ -239,21 +239,21 @@ impl Target {
         loop {
             let source = match consumer.fetch_watermarks(&self.topic, PARTITION, timeout) {
                 Ok(w) => return Ok(w),
-                Err(KafkaError::MetadataFetch(
-                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownPartition,
-                )) => {
-                    if started.elapsed() >= timeout {
-                        return Err(RelayError::NoTopic {
-                            brokers: self.brokers.clone(),
-                            topic: self.topic.clone(),
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
                 Err(source) => source,
             };
-            if !leadership_moving(&source) || started.elapsed() >= timeout {
+            let unknown = matches!(
+                source,
+                KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownPartition
+                )
+            );
+            if unknown && started.elapsed() >= timeout {
+                return Err(RelayError::NoTopic {
+                    brokers: self.brokers.clone(),
+                    topic: self.topic.clone(),
+                });
+            }
+            if !unknown && (!leadership_moving(&source) || started.elapsed() >= timeout) {
                 return Err(self.unreachable(timeout, source));
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -385,8 +385,9 @@ impl Store {
         // Room for the piece's changes up front: grown by doubling, the
         // list was copied and its new pages faulted in at each step (5% of
         // a read one round of updates past an image). Untouched room costs
-        // address space only.
-        let guess = (to.0.saturating_sub(from.0) / WAL_BYTES_PER_CHANGE).min(MAX_WINDOW_RECORDS);
+        // address space only, and all pieces together reserve no more than
+        // the largest window holds.
+        let guess = (to.0.saturating_sub(from.0) / WAL_BYTES_PER_CHANGE).min(MAX_WINDOW_RECORDS / MAX_PIECES);
         reader.window.changes.reserve(usize::try_from(guess).unwrap_or(0));
         let mut usable = true;
         self.for_each_raw_log_value::<StoreError>(from, to, |lsn, v| {
