@@ -364,12 +364,13 @@ impl Store {
         range: &KeyRange,
         cut: Lsn,
         dead_before: Option<Lsn>,
+        through_versions: bool,
         mut f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
         let mut stats = ScanStats::default();
         let mut spare: Vec<DatumRef<'static>> = Vec::with_capacity(16);
         let mut rows = 0;
-        let walked = self.visit_visible::<E>(table, range, cut, dead_before, |uk, lsn, v| {
+        let walked = self.visit_visible::<E>(table, range, cut, dead_before, through_versions, |uk, lsn, v| {
             let flow = hand_row(cf::VERSIONS, uk, lsn, v, &mut spare, &mut f)?;
             rows += u64::from(flow.is_some());
             Ok(flow.unwrap_or(ControlFlow::Continue(())))
@@ -383,16 +384,19 @@ impl Store {
 
     /// Calls `f` with the user key, LSN and stored bytes of the version of
     /// each key in `range` visible at `cut` (a row or a deletion), unless a
-    /// reset hides it, in key order.
+    /// reset hides it, in key order: through `versions` alone when
+    /// `through_versions` (as [`Store::walks_versions`] decided for the
+    /// whole read), else through `latest`.
     pub(crate) fn visit_visible<E: From<StoreError>>(
         &self,
         table: TableId,
         range: &KeyRange,
         cut: Lsn,
         dead_before: Option<Lsn>,
+        through_versions: bool,
         f: impl FnMut(&[u8], Lsn, &[u8]) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
-        if self.walks_versions(table, cut)? {
+        if through_versions {
             self.visit_through_versions(table, range, cut, dead_before, f)
         } else {
             self.visit_through_latest(table, range, cut, dead_before, f)

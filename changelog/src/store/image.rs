@@ -116,17 +116,25 @@ impl Store {
         writer.open(&path)?;
         let mut rows = 0u64;
         let (mut key, mut value) = (Vec::new(), Vec::new());
-        let written = self.visit_visible::<StoreError>(table, &KeyRange::ALL, at, dead_before, |uk, lsn, v| {
-            if decode_head(v)?.is_some() {
-                key.clear();
-                key.extend_from_slice(&prefix);
-                key.extend_from_slice(uk);
-                codec::encode_latest_into(&mut value, lsn, v);
-                writer.put(&key, &value)?;
-                rows += 1;
-            }
-            Ok(ControlFlow::Continue(()))
-        });
+        let through_versions = self.walks_versions(table, at)?;
+        let written = self.visit_visible::<StoreError>(
+            table,
+            &KeyRange::ALL,
+            at,
+            dead_before,
+            through_versions,
+            |uk, lsn, v| {
+                if decode_head(v)?.is_some() {
+                    key.clear();
+                    key.extend_from_slice(&prefix);
+                    key.extend_from_slice(uk);
+                    codec::encode_latest_into(&mut value, lsn, v);
+                    writer.put(&key, &value)?;
+                    rows += 1;
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        );
         let landed = written.and_then(|_| {
             if rows == 0 {
                 return Ok(());

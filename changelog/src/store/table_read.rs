@@ -1,7 +1,9 @@
 //! A read of one table at one cut, planned once for all the parts of a
 //! split read: whether it goes through a base image, and then the log's
 //! changes since that image, read by the first part that needs them and
-//! shared with the others, rather than read again for every part.
+//! shared with the others, rather than read again for every part; and
+//! otherwise how it walks the history, decided once from one sample of
+//! the table's keys rather than by every part.
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,6 +23,8 @@ pub struct TableRead {
     cut: Lsn,
     dead_before: Option<Lsn>,
     image: Option<ImageRead>,
+    /// Whether the walk goes through `versions` alone, once decided.
+    through_versions: Mutex<Option<bool>>,
 }
 
 impl std::fmt::Debug for TableRead {
@@ -68,6 +72,7 @@ impl Store {
             cut,
             dead_before,
             image,
+            through_versions: Mutex::new(None),
         })
     }
 
@@ -84,7 +89,20 @@ impl Store {
                 return self.scan_from_image(&image.plan, &window, range, f);
             }
         }
-        self.scan_walking_history(read.table, range, read.cut, read.dead_before, f)
+        let through_versions = self.walk_of(read)?;
+        self.scan_walking_history(read.table, range, read.cut, read.dead_before, through_versions, f)
+    }
+
+    /// How `read` walks the history, decided by the first part to ask; the
+    /// others wait for its answer rather than sample the keys again.
+    fn walk_of(&self, read: &TableRead) -> Result<bool> {
+        let mut decided = read.through_versions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(through_versions) = *decided {
+            return Ok(through_versions);
+        }
+        let through_versions = self.walks_versions(read.table, read.cut)?;
+        *decided = Some(through_versions);
+        Ok(through_versions)
     }
 
     /// The changes since `image`, read by the first part to ask; the others
