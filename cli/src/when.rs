@@ -13,7 +13,11 @@ pub fn resolve(store: &Store, when: When, label: &str) -> Result<Resolved> {
 
 /// Prints `as of <time> (lsn X/Y, xid N)` and any edge note to stderr.
 pub fn note(label: &str, r: &Resolved) {
-    eprintln!("{label}{}", r.cut);
+    // One write: stderr is unbuffered, and the moment's parts would each
+    // be a write of their own (thirty of them), interleaving with anything
+    // else written to stderr.
+    let line = format!("{label}{}\n", r.cut);
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     if let Some(reach) = r.beyond_log {
         eprintln!("note: that is the latest captured state; the log is complete through lsn {reach}");
     }
