@@ -75,7 +75,7 @@ impl Store {
         let (lo, hi) = keys::image_marker_range(table);
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_iterate_upper_bound(hi);
-        let mut it = self.db.raw_iterator_cf_opt(images, ro);
+        let mut it = self.iter_opt(images, ro);
         it.seek(lo);
         let mut out = Vec::new();
         while let Some((k, v)) = it.item() {
@@ -277,7 +277,7 @@ impl Store {
         let mut ro = scan_options();
         ro.set_iterate_lower_bound(lo.clone());
         ro.set_iterate_upper_bound(hi);
-        let mut image = self.db.raw_iterator_cf_opt(self.cf(cf::IMAGES)?, ro);
+        let mut image = self.iter_opt(self.cf(cf::IMAGES)?, ro);
         image.seek(&lo);
         let mut stats = ScanStats {
             seeks: 1,

@@ -221,14 +221,29 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
         return Err(no_store(path));
     }
     let scratch = ReaderDir::create()?;
-    integrity::check_reader(path, scratch.path())?;
     let mut o = db_options(opts);
     o.create_if_missing(false);
     o.create_missing_column_families(false);
     // Required for secondary instances: keep every file open.
     o.set_max_open_files(-1);
-    let db = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), existing_descriptors(path, opts))
-        .map_err(|e| map_open_error(path, e))?;
+    // The strict check and the reader's own open each read the manifest and
+    // open every table file; they run side by side, and nothing is read
+    // through the reader until the check has passed. A damaged store is
+    // reported as damaged whatever the reader's open said.
+    let (checked, opened) = std::thread::scope(|s| {
+        let check = std::thread::Builder::new()
+            .name("asof-check".into())
+            .spawn_scoped(s, || integrity::check_reader(path, scratch.path()));
+        let opened = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), existing_descriptors(path, opts));
+        let checked = match check {
+            Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            // No thread to spare: check on this one.
+            Err(_) => integrity::check_reader(path, scratch.path()),
+        };
+        (checked, opened)
+    });
+    checked?;
+    let db = opened.map_err(|e| map_open_error(path, e))?;
     let mut store = new_store(db, path, Access::ReadOnly, opts, Some(scratch));
     if store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.is_none() {
         return Err(StoreError::NotAStore {
