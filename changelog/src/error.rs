@@ -43,6 +43,10 @@ pub enum StoreError {
     /// A write was attempted on a store opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
+    /// A handle that reads the store as it was when opened was asked to
+    /// follow the writer.
+    #[error("this handle reads the store as it was when opened and cannot follow its writer")]
+    Fixed,
     /// An earlier write failed to reach disk; the store refuses further
     /// writes rather than guess what is durable. Reopen it to recover.
     #[error("an earlier write failed; the store refuses further writes until it is reopened")]

@@ -5,11 +5,13 @@
 //! writer deletes files under it as it compacts, so it silently settles on
 //! the newest state whose files it can all open, however old. Left alone, a
 //! store that lost a file would answer as if the rows in it had never
-//! existed. So a reader first opens the store strictly (a plain read-only
-//! open, which verifies the manifest against the files) and checks that each
-//! live table file is on disk at its recorded size; a writer does the same
-//! on its own handle; and a directory that has the engine's files but no
-//! `CURRENT` pointer is damage, not "not a store".
+//! existed. So a reader opens the store strictly (a plain read-only open,
+//! which verifies the manifest against the files) and checks that each live
+//! table file is on disk at its recorded size: a reader that follows the
+//! writer does so before its secondary open, a reader of the store as it
+//! stands reads through that strict handle itself. A writer checks its own
+//! handle; and a directory that has the engine's files but no `CURRENT`
+//! pointer is damage, not "not a store".
 
 use std::path::Path;
 use std::time::Duration;
@@ -65,30 +67,35 @@ pub(super) fn check_writer(db: &DB, path: &Path) -> Result<()> {
     Err(damaged(path, last))
 }
 
-/// Checks the store as a reader sees it, strictly: the files the manifest
-/// names are all present at their sizes. A writer compacting at the same
-/// moment can delete a file between the manifest read and the check, so a
-/// failure is retried before it is called damage.
-/// The engine's info log goes to `log_dir`, never beside the writer's.
-pub(super) fn check_reader(path: &Path, log_dir: &Path) -> Result<()> {
-    let mut o = rocksdb::Options::default();
-    o.set_db_log_dir(log_dir);
-    o.set_max_file_opening_threads(super::open::FILE_OPENING_THREADS);
+/// Opens the store read-only and strictly: the engine checks the manifest
+/// against the files as it opens, and every live table file must then be
+/// on disk at its recorded size. A writer compacting at the same moment
+/// can delete a file between the manifest read and the check, so a failure
+/// is retried before it is called damage.
+///
+/// A read-only instance makes no info log and opens every table file as it
+/// opens (`max_open_files` is -1 in `options`), so it reads the files it
+/// listed even if the writer deletes them later.
+pub(super) fn open_strict(
+    path: &Path,
+    options: &rocksdb::Options,
+    families: impl Fn() -> Vec<rocksdb::ColumnFamilyDescriptor>,
+) -> Result<DB> {
     let mut last = String::new();
     for attempt in 0..=RACE_RETRIES {
         if attempt > 0 {
             std::thread::sleep(RACE_PAUSE);
         }
-        let db = match DB::open_cf_for_read_only(&o, path, super::open::present_families(path), false) {
+        let db = match DB::open_cf_descriptors_read_only(options, path, families(), false) {
             Ok(db) => db,
             Err(e) if is_engine_damage(&e) => {
                 last = e.to_string();
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(super::open::map_open_error(path, e)),
         };
         match first_bad_file(&db, path)? {
-            None => return Ok(()),
+            None => return Ok(db),
             Some(detail) => last = detail,
         }
     }

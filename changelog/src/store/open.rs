@@ -216,16 +216,24 @@ pub(super) fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Store> {
     Ok(store)
 }
 
+/// Engine options of a reader: it opens every table file at start-up
+/// (required for a secondary instance, and what keeps a read-only one
+/// reading files the writer deletes later).
+fn reader_options(opts: &StoreOptions) -> Options {
+    let mut o = db_options(opts);
+    o.create_if_missing(false);
+    o.create_missing_column_families(false);
+    o.set_max_open_files(-1);
+    o
+}
+
 pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     if !looks_like_rocksdb(path)? {
         return Err(no_store(path));
     }
     let scratch = ReaderDir::create()?;
-    let mut o = db_options(opts);
-    o.create_if_missing(false);
-    o.create_missing_column_families(false);
-    // Required for secondary instances: keep every file open.
-    o.set_max_open_files(-1);
+    let o = reader_options(opts);
+    let families = || existing_descriptors(path, opts);
     // The strict check and the reader's own open each read the manifest and
     // open every table file; they run side by side, and nothing is read
     // through the reader until the check has passed. A damaged store is
@@ -233,18 +241,39 @@ pub(super) fn open_reader(path: &Path, opts: &StoreOptions) -> Result<Store> {
     let (checked, opened) = std::thread::scope(|s| {
         let check = std::thread::Builder::new()
             .name("asof-check".into())
-            .spawn_scoped(s, || integrity::check_reader(path, scratch.path()));
-        let opened = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), existing_descriptors(path, opts));
+            .spawn_scoped(s, || integrity::open_strict(path, &o, families).map(drop));
+        let opened = DB::open_cf_descriptors_as_secondary(&o, path, scratch.path(), families());
         let checked = match check {
             Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             // No thread to spare: check on this one.
-            Err(_) => integrity::check_reader(path, scratch.path()),
+            Err(_) => integrity::open_strict(path, &o, families).map(drop),
         };
         (checked, opened)
     });
     checked?;
     let db = opened.map_err(|e| map_open_error(path, e))?;
-    let mut store = new_store(db, path, Access::ReadOnly, opts, Some(scratch));
+    finish_reader(db, path, Access::ReadOnly, opts, Some(scratch))
+}
+
+/// A reader of the store as it stands: the strict read-only handle itself,
+/// with no secondary instance and no directory of its own. Half the work of
+/// [`open_reader`] at start-up; it never sees what the writer adds later.
+pub(super) fn open_fixed(path: &Path, opts: &StoreOptions) -> Result<Store> {
+    if !looks_like_rocksdb(path)? {
+        return Err(no_store(path));
+    }
+    let db = integrity::open_strict(path, &reader_options(opts), || existing_descriptors(path, opts))?;
+    finish_reader(db, path, Access::Fixed, opts, None)
+}
+
+fn finish_reader(
+    db: DB,
+    path: &Path,
+    access: Access,
+    opts: &StoreOptions,
+    scratch: Option<ReaderDir>,
+) -> Result<Store> {
+    let mut store = new_store(db, path, access, opts, scratch);
     if store.db.get_cf(store.cf(cf::META)?, keys::meta::FORMAT)?.is_none() {
         return Err(StoreError::NotAStore {
             path: path.to_path_buf(),
@@ -273,7 +302,7 @@ fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: 
     }
 }
 
-fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
+pub(super) fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
     let msg = e.to_string();
     if msg.contains("lock") || msg.contains("LOCK") {
         StoreError::InUse {

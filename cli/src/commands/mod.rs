@@ -51,8 +51,15 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Opens the store for reading beside a possibly running `asof tail`.
+/// Opens the store for one read, as it stands, beside a possibly running
+/// `asof tail`.
 pub fn open_reader(path: &Path) -> Result<Store> {
+    Store::open_fixed(path).with_context(|| format!("cannot open the store at {}", path.display()))
+}
+
+/// Opens the store for reading beside a possibly running `asof tail`, able
+/// to follow what it adds.
+pub fn open_follower(path: &Path) -> Result<Store> {
     Store::open_read_only(path).with_context(|| format!("cannot open the store at {}", path.display()))
 }
 

@@ -8,10 +8,10 @@ use anyhow::{bail, Result};
 use verify::{Outcome, TableReport, VerifyOptions};
 
 use crate::args::VerifyArgs;
-use crate::commands::{open_reader, stdout};
+use crate::commands::{open_follower, stdout};
 
 pub fn run(store_path: &Path, a: VerifyArgs) -> Result<()> {
-    let mut store = open_reader(store_path)?;
+    let mut store = open_follower(store_path)?;
     let options = VerifyOptions {
         conninfo: a.conninfo,
         tables: a.tables,
