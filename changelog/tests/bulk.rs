@@ -15,13 +15,13 @@ use changelog::{
     Store, StoreError, TableId, Transaction,
 };
 use proptest::prelude::*;
-use support::{commit_info, log_of, open, snapshot};
+use support::{commit_info, engine_read_only, log_of, open, snapshot};
 
 /// Every entry of every family, by family.
 type Engine = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
 
 fn engine(path: &Path) -> Engine {
-    let db = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), path, cf::ALL, false).unwrap();
+    let db = engine_read_only(path);
     cf::ALL
         .iter()
         .map(|name| {
@@ -398,7 +398,7 @@ fn a_table_loaded_in_bulk_cannot_change_again_in_its_transaction() {
 
 /// The format number the engine holds.
 fn format_on_disk(path: &Path) -> u32 {
-    let db = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), path, cf::ALL, false).unwrap();
+    let db = engine_read_only(path);
     let v = db.get_cf(db.cf_handle(cf::META).unwrap(), b"format").unwrap().unwrap();
     u32::from_be_bytes(v.try_into().unwrap())
 }

@@ -23,6 +23,20 @@ pub fn open(dir: &Path, durability: Durability) -> Store {
     .unwrap_or_else(|e| panic!("opening {}: {e:?}", dir.display()))
 }
 
+/// The engine opened read-only beside a writer that may still be open and
+/// compacting: a file it deletes while this opens is looked for again, as
+/// a reader of the store does.
+pub fn engine_read_only(path: &Path) -> rocksdb::DB {
+    let open = || rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), path, keys::cf::ALL, false);
+    (0..50)
+        .find_map(|_| {
+            open()
+                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .ok()
+        })
+        .unwrap_or_else(|| open().unwrap())
+}
+
 /// Rows of a table in key order: (encoded key, values).
 pub type Rows = Vec<(Vec<u8>, Vec<Datum>)>;
 
@@ -430,7 +444,7 @@ pub fn leftovers(dir: &Path, store_catalog: &changelog::Catalog, watermark: Opti
             }
         }
     }
-    let db = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), dir, cf::ALL, false).unwrap();
+    let db = engine_read_only(dir);
     let mut count_beyond = |name: &'static str, lsn_of: &dyn Fn(&[u8]) -> Lsn| {
         let mut n = 0;
         for item in db.iterator_cf(db.cf_handle(name).unwrap(), rocksdb::IteratorMode::Start) {
