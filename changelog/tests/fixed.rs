@@ -7,8 +7,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use changelog::{AppendOutcome, Durability, Lsn, Store, StoreError, TableName, Transaction};
-use support::{history, open, snapshot};
+use changelog::{Durability, Lsn, Store, StoreError, TableName};
+use support::{append_all, history, open, snapshot};
 
 fn table_files(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
@@ -16,15 +16,6 @@ fn table_files(dir: &Path) -> BTreeSet<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".sst"))
         .collect()
-}
-
-fn append_all(store: &mut Store, txns: &[Transaction]) {
-    for t in txns {
-        assert_eq!(
-            store.append(std::slice::from_ref(t)).unwrap(),
-            vec![AppendOutcome::Appended]
-        );
-    }
 }
 
 #[test]

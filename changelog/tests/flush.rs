@@ -4,8 +4,8 @@
 
 mod support;
 
-use changelog::{AppendOutcome, Durability, Lsn, Store, TableId, TableName, Transaction};
-use support::{history, open, snapshot};
+use changelog::{Durability, Lsn, Store, TableId, TableName};
+use support::{append_all, history, open, snapshot};
 
 /// Bytes of the store's write-ahead log files.
 fn wal_bytes(dir: &std::path::Path) -> u64 {
@@ -15,15 +15,6 @@ fn wal_bytes(dir: &std::path::Path) -> u64 {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         .map(|e| e.metadata().unwrap().len())
         .sum()
-}
-
-fn append_all(store: &mut Store, txns: &[Transaction]) {
-    for t in txns {
-        assert_eq!(
-            store.append(std::slice::from_ref(t)).unwrap(),
-            vec![AppendOutcome::Appended]
-        );
-    }
 }
 
 /// What a reader opened now shows of `table` at each of `cuts`.

@@ -37,6 +37,16 @@ pub fn engine_read_only(path: &Path) -> rocksdb::DB {
         .unwrap_or_else(|| open().unwrap())
 }
 
+/// Appends `txns` one by one, each appended anew.
+pub fn append_all(store: &mut Store, txns: &[changelog::Transaction]) {
+    for t in txns {
+        assert_eq!(
+            store.append(std::slice::from_ref(t)).unwrap(),
+            vec![changelog::AppendOutcome::Appended]
+        );
+    }
+}
+
 /// Rows of a table in key order: (encoded key, values).
 pub type Rows = Vec<(Vec<u8>, Vec<Datum>)>;
 
