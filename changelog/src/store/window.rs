@@ -262,9 +262,8 @@ fn head(key: &[u8]) -> (u64, u64) {
     for (d, k) in b.iter_mut().zip(key) {
         *d = *k;
     }
-    let word = |w: &[u8]| u64::from_be_bytes(w.try_into().unwrap_or_default());
-    let (hi, lo) = b.split_at(8);
-    (word(hi), word(lo))
+    let v = u128::from_be_bytes(b);
+    ((v >> 64) as u64, v as u64)
 }
 
 /// Reads one piece of the window into its own buffers.
