@@ -19,6 +19,9 @@
 //! cf "latest"    table_id:u32 user_key                         -> commit_lsn:u64 tag [copies] schema_version row
 //! cf "images"    0x00 table_id:u32 image_lsn:u64               -> rows:u64 (the image is complete)
 //!                0x01 table_id:u32 image_lsn:u64 user_key      -> commit_lsn:u64 tag [copies] schema_version row
+//!                0x02 table_id:u32 image_lsn:u64               -> end_lsn:u64 versions:u64 (the run is complete)
+//!                0x03 table_id:u32 image_lsn:u64 user_key !commit_lsn:u64
+//!                                                              -> tag [copies] schema_version row
 //! ```
 //!
 //! `user_key` is a memcomparable, prefix-free encoding of the row's key
@@ -225,11 +228,7 @@ pub fn decode_image_marker(k: &[u8]) -> Result<(TableId, Lsn), CorruptEncoding> 
 /// The prefix of the rows of `table`'s image at `at`; a row's key is the
 /// prefix followed by its user key.
 pub fn image_row_prefix(table: TableId, at: Lsn) -> [u8; 13] {
-    let mut k = encode_image_marker(table, at);
-    if let Some(tag) = k.first_mut() {
-        *tag = IMAGE_ROW;
-    }
-    k
+    image_head(IMAGE_ROW, table, at)
 }
 
 /// The first and one-past-last keys of the rows of `table`'s image at `at`
@@ -242,6 +241,66 @@ pub fn image_row_range(table: TableId, at: Lsn, range: &KeyRange) -> (Vec<u8>, V
         bound(range.start.as_deref().unwrap_or(&table_lo)),
         bound(range.end.as_deref().unwrap_or(&table_hi)),
     )
+}
+
+/// Tag of a run's completion marker in the `images` family.
+const RUN_MARKER: u8 = 0x02;
+/// Tag of a run's versions in the `images` family.
+const RUN_VERSION: u8 = 0x03;
+
+/// `tag table at`: the head every key of one image or run starts with.
+fn image_head(tag: u8, table: TableId, at: Lsn) -> [u8; 13] {
+    let mut k = encode_image_marker(table, at);
+    if let Some(t) = k.first_mut() {
+        *t = tag;
+    }
+    k
+}
+
+/// The completion marker of the run of `table`'s versions that follows its
+/// image at `from`: every version after `from` up to the run's end, keyed
+/// as in `versions` after [`run_version_prefix`].
+pub fn encode_run_marker(table: TableId, from: Lsn) -> [u8; 13] {
+    image_head(RUN_MARKER, table, from)
+}
+
+/// The prefix of the versions of the run after `table`'s image at `from`.
+pub fn run_version_prefix(table: TableId, from: Lsn) -> [u8; 13] {
+    image_head(RUN_VERSION, table, from)
+}
+
+/// The first and one-past-last keys of the versions of the run after
+/// `table`'s image at `from`, from the first key of `range` on (its end
+/// cannot bound version keys: a user key before it can be a prefix of it).
+pub fn run_version_range(table: TableId, from: Lsn, range: &KeyRange) -> (Vec<u8>, Vec<u8>) {
+    let prefix = run_version_prefix(table, from);
+    let (table_lo, table_hi) = table_range(table);
+    let bound = |suffix: &[u8]| [prefix.as_slice(), suffix].concat();
+    (bound(range.start.as_deref().unwrap_or(&table_lo)), bound(&table_hi))
+}
+
+/// The value of a run's marker: where it ends and how many versions it
+/// holds.
+pub fn encode_run_extent(end: Lsn, versions: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    let (e, n) = v.split_at_mut(8);
+    e.copy_from_slice(&end.0.to_be_bytes());
+    n.copy_from_slice(&versions.to_be_bytes());
+    v
+}
+
+/// Decodes the value of a run's marker into its end and its versions.
+pub fn decode_run_extent(v: &[u8]) -> Result<(Lsn, u64), CorruptEncoding> {
+    if v.len() != 16 {
+        return Err(CorruptEncoding {
+            offset: v.len().min(16),
+            what: "run extent of 16 bytes",
+        });
+    }
+    Ok((
+        Lsn(u64::from_be_bytes(take::<8>(v, 0, "run end")?)),
+        u64::from_be_bytes(take::<8>(v, 8, "run versions")?),
+    ))
 }
 
 /// The value of an image's marker: its row count.
@@ -391,6 +450,12 @@ pub fn encode_version_key(user_key: &[u8], lsn: Lsn) -> VersionKey {
 /// [`encode_version_key`] into a reused buffer (cleared first).
 pub fn encode_version_key_into(out: &mut Vec<u8>, user_key: &[u8], lsn: Lsn) {
     out.clear();
+    extend_version_key(out, user_key, lsn);
+}
+
+/// Appends the `versions` key of `user_key` at `lsn` to `out` (after a
+/// prefix, as an image's run of versions keys them).
+pub fn extend_version_key(out: &mut Vec<u8>, user_key: &[u8], lsn: Lsn) {
     out.extend_from_slice(user_key);
     out.extend_from_slice(&(!lsn.0).to_be_bytes());
 }

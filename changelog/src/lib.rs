@@ -78,8 +78,8 @@ pub use schema::{
 #[cfg(feature = "store")]
 pub use store::{
     Access, AppendOutcome, BuiltRows, BulkRows, Catalog, CommitEntry, CompactStats, Durability, FollowPosition,
-    HistoryWalk, ImageInfo, LogEntry, ResetKind, RowBlock, SourceInfo, SpillTxn, Store, StoreOptions, StoredVersion,
-    TableEntry, TableRead, VersionState, Watermark, FORMAT_VERSION, OLDEST_FORMAT,
+    HistoryWalk, ImageInfo, LogEntry, ResetKind, RowBlock, RunInfo, SourceInfo, SpillTxn, Store, StoreOptions,
+    StoredVersion, TableEntry, TableRead, VersionState, Watermark, FORMAT_VERSION, OLDEST_FORMAT,
 };
 pub use time::CommitTime;
 pub use value::{Datum, DatumRef, RowImage};

@@ -44,6 +44,9 @@ pub struct ScanStats {
     pub rows: u64,
     /// The base image the scan read from, if it read from one.
     pub image: Option<Lsn>,
+    /// Whether, reading from an image, it walked the image's run of
+    /// versions beside it rather than the changes since it in the log.
+    pub run: bool,
     /// Whether it read `versions` alone rather than `latest` and the
     /// histories of the keys changed after the cut.
     pub through_versions: bool,

@@ -55,9 +55,10 @@ fn disagreements(store: &changelog::Store, model: &Reference, cuts: &[Lsn]) -> V
     out
 }
 
-/// Scans of every table at every cut, and how many read from an image.
-fn image_reads(store: &changelog::Store, cuts: &[Lsn]) -> usize {
-    let mut from_image = 0;
+/// Scans of every table at every cut: how many read from an image, and
+/// how many of those with its run of versions.
+fn image_reads(store: &changelog::Store, cuts: &[Lsn]) -> (usize, usize) {
+    let (mut from_image, mut runs) = (0, 0);
     for (table, entry) in store.catalog().tables() {
         for cut in cuts {
             let dead_before = entry.last_reset_at(*cut);
@@ -65,9 +66,10 @@ fn image_reads(store: &changelog::Store, cuts: &[Lsn]) -> usize {
                 .scan_as_of::<StoreError>(table, *cut, dead_before, |_| Ok(ControlFlow::Continue(())))
                 .unwrap();
             from_image += usize::from(stats.image.is_some());
+            runs += usize::from(stats.run);
         }
     }
-    from_image
+    (from_image, runs)
 }
 
 proptest! {
@@ -92,9 +94,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// The same transactions and images, every read at a past cut forced
-    /// through the newest usable image (its log window read in pieces on
-    /// every core), and split into parts that share one plan: the parts
-    /// joined are the fold's rows, and a cut at an image reads it.
+    /// through the newest usable image, once overlaid with its run of
+    /// versions wherever one reaches the cut and once with the log since
+    /// it (read in pieces on every core), and split into parts that share
+    /// one plan: the parts joined are the fold's rows, a cut at an image
+    /// reads it, and a cut between two images of a table whose keys allow
+    /// it reads the run.
     #[test]
     fn split_reads_forced_through_images_match_the_fold(
         seed in any::<u64>(),
@@ -107,32 +112,42 @@ proptest! {
         let model = Reference::of(&txns);
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = store_with_images(dir.path(), &txns, |i| i % every == every / 2);
-        store.set_history_walk(HistoryWalk::Image);
         let cuts: Vec<Lsn> = txns.iter().map(|t| t.commit.commit_lsn).collect();
         let top = cuts.last().copied().unwrap_or(Lsn::ZERO);
         let tables: Vec<TableId> = store.catalog().tables().map(|(t, _)| t).collect();
-        for table in tables {
-            let latest = snapshot(&store, table, top).unwrap_or_default();
-            let ranges = match (latest.first(), latest.last()) {
-                (Some((first, _)), Some((last, _))) => split_range(first, last, parts),
-                _ => vec![KeyRange::ALL],
-            };
-            let images = store.images(table).unwrap();
-            for cut in &cuts {
-                let got = snapshot_in_parts(&store, table, *cut, &ranges);
-                let counts_copies = store
-                    .catalog()
-                    .table(table)
-                    .and_then(|e| e.history.at(*cut))
-                    .and_then(|v| v.schema())
-                    .is_some_and(|s| s.counts_copies());
-                if let Some((_, image)) = &got {
-                    if *cut < top && !counts_copies && images.iter().any(|i| i.at == *cut) {
-                        prop_assert_eq!(*image, Some(*cut), "table {} at its image", table);
+        for walk in [HistoryWalk::Image, HistoryWalk::ImageLog] {
+            store.set_history_walk(walk);
+            for table in &tables {
+                let table = *table;
+                let latest = snapshot(&store, table, top).unwrap_or_default();
+                let ranges = match (latest.first(), latest.last()) {
+                    (Some((first, _)), Some((last, _))) => split_range(first, last, parts),
+                    _ => vec![KeyRange::ALL],
+                };
+                let images = store.images(table).unwrap();
+                for cut in &cuts {
+                    let got = snapshot_in_parts(&store, table, *cut, &ranges);
+                    if let Some((_, used)) = &got {
+                        let counts_copies = store
+                            .catalog()
+                            .table(table)
+                            .and_then(|e| e.history.at(*cut))
+                            .and_then(|v| v.schema())
+                            .is_some_and(|s| s.counts_copies());
+                        if *cut < top && !counts_copies && images.iter().any(|i| i.at == *cut) {
+                            prop_assert_eq!(used.image, Some(*cut), "table {} at its image", table);
+                        }
+                        let run = used.image.and_then(|at| store.image_run(table, at).unwrap());
+                        let reaches = run.is_some_and(|r| *cut <= r.end);
+                        prop_assert_eq!(
+                            used.run,
+                            walk == HistoryWalk::Image && reaches,
+                            "table {} at {}: {:?} {:?}", table, cut, used, run
+                        );
                     }
+                    let got = got.map(|(rows, _)| rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
+                    prop_assert_eq!(got, model.snapshot(table, *cut), "table {} at {} in {:?} ({:?})", table, cut, ranges, walk);
                 }
-                let got = got.map(|(rows, _)| rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
-                prop_assert_eq!(got, model.snapshot(table, *cut), "table {} at {} in {:?}", table, cut, ranges);
             }
         }
     }
@@ -164,12 +179,23 @@ fn past_cuts_read_from_images_and_retention_drops_the_old_ones() {
     }
     let cuts: Vec<Lsn> = txns.iter().map(|t| t.commit.commit_lsn).collect();
     assert!(differences(&store, &model, txns.len()).is_empty());
-    let read = image_reads(&store, &cuts);
+    let (read, runs) = image_reads(&store, &cuts);
     assert!(
         read >= round_ends.len(),
         "only {read} of {} scans read from an image",
         cuts.len()
     );
+    // Each image but the last is followed by the run of versions up to the
+    // next one: one version a key a round, some deletions among them.
+    for pair in round_ends.windows(2) {
+        let (from, end) = (cuts[pair[0]], cuts[pair[1]]);
+        let run = store.image_run(table, from).unwrap().expect("a run after each image");
+        assert_eq!((run.from, run.end), (from, end));
+        assert!(run.versions >= keys as u64 - 4, "{run:?}");
+    }
+    assert_eq!(store.image_run(table, cuts[*round_ends.last().unwrap()]).unwrap(), None);
+    // Late in a round every key changed since the image: the run is read.
+    assert!(runs > 0, "no scan read a run ({read} read an image)");
 
     // Retention at the sixth image: images before it go with the log.
     let horizon = cuts[round_ends[5]];
@@ -182,7 +208,15 @@ fn past_cuts_read_from_images_and_retention_drops_the_old_ones() {
     let kept = cuts.iter().position(|c| *c == horizon).unwrap();
     let found = disagreements(&store, &model, &cuts[kept..]);
     assert!(found.is_empty(), "after retention: {}", found.join("\n"));
-    assert!(image_reads(&store, &cuts[kept..]) > 0);
+    assert!(image_reads(&store, &cuts[kept..]).1 > 0);
+    for &i in &round_ends[..5] {
+        assert_eq!(
+            store.image_run(table, cuts[i]).unwrap(),
+            None,
+            "the run after {}",
+            cuts[i]
+        );
+    }
 
     // Writing an image again is a no-op; one before the horizon is refused.
     assert_eq!(store.write_image(table, images[0].at).unwrap(), images[0]);
@@ -219,4 +253,39 @@ fn a_store_without_images_is_read_and_gains_them_when_written() {
     let at = txns[10].commit.commit_lsn;
     assert_eq!(writer.write_image(table, at).unwrap().at, at);
     assert!(differences(&writer, &model, txns.len()).is_empty());
+}
+
+/// A table changed between two cuts when one of its versions, a reset of
+/// it or a new shape lies between them; other tables' changes do not count.
+#[test]
+fn a_table_changes_between_cuts_by_its_own_versions_and_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), Durability::Buffered);
+    let busy = store.table_id_for(&TableName::new("public", "busy"));
+    let idle = store.table_id_for(&TableName::new("public", "idle"));
+    let mut txns = history(idle, &[1; 20], &[false], 30);
+    txns.extend(history(busy, &[3; 20], &[false], 10));
+    txns.push(Transaction {
+        commit: txns[0].commit,
+        records: vec![changelog::ChangeRecord::Truncate { tables: vec![idle] }],
+    });
+    for (i, t) in txns.iter_mut().enumerate() {
+        t.commit = support::commit_info(
+            0x0100_0000 + 0x100 * i as u64,
+            1_700_000_000_000_000 + i as i64,
+            700 + i as u32,
+        );
+        assert_eq!(
+            store.append(std::slice::from_ref(t)).unwrap(),
+            vec![AppendOutcome::Appended]
+        );
+    }
+    let cut = |i: usize| txns[i].commit.commit_lsn;
+    let (copied, last) = (cut(0), txns.len() - 1);
+    assert!(store.changed_between(busy, copied, cut(1)).unwrap());
+    assert!(store.changed_between(busy, cut(3), cut(last - 1)).unwrap());
+    assert!(!store.changed_between(busy, cut(last - 1), cut(last)).unwrap());
+    assert!(!store.changed_between(idle, copied, cut(last - 1)).unwrap());
+    assert!(store.changed_between(idle, copied, cut(last)).unwrap(), "the truncate");
+    assert!(store.changed_between(idle, Lsn::ZERO, copied).unwrap(), "its rows");
 }

@@ -92,7 +92,7 @@ proptest! {
                         match walk {
                             HistoryWalk::Latest => prop_assert!(!stats.through_versions),
                             HistoryWalk::Versions => prop_assert_eq!(stats.through_versions, store.watermark().is_some()),
-                            HistoryWalk::Estimate | HistoryWalk::Image => {}
+                            HistoryWalk::Estimate | HistoryWalk::Image | HistoryWalk::ImageLog => {}
                         }
                     }
                     let keys: Vec<Vec<u8>> = whole.unwrap_or_default().into_iter().map(|(k, _)| k).collect();

@@ -8,7 +8,7 @@ pub mod catalog;
 mod compact;
 mod image;
 pub use compact::CompactStats;
-pub use image::ImageInfo;
+pub use image::{ImageInfo, RunInfo};
 mod integrity;
 mod log_rows;
 pub mod meta;

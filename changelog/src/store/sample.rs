@@ -10,7 +10,8 @@
 //!   than the versions in between when they are few;
 //! - through `versions` alone, `R d`;
 //! - from a base image of `R` rows, `R + LOG W` for the `W` log records
-//!   (of every table) after it.
+//!   (of every table) after it, or `R + RUN V` for the `V` versions of the
+//!   run that follows it.
 
 use crate::codec;
 use crate::error::{Result, StoreError};
@@ -26,6 +27,10 @@ pub(crate) const SEEK: u64 = 6;
 /// log's blocks, finding each record's table and key, keeping the last
 /// change per key, sorting them by key), read once for the whole scan.
 pub(crate) const LOG: u64 = 2;
+
+/// What one version of an image's run costs, in steps of a walk: a step,
+/// its row decoded when it decides its key (the image's row then is not).
+pub(crate) const RUN: u64 = 1;
 
 /// Keys sampled.
 pub(crate) const SAMPLES: u64 = 64;

@@ -13,7 +13,7 @@ use crate::ids::TableId;
 use crate::keys::KeyRange;
 use crate::lsn::Lsn;
 use crate::mvcc::{ScanRow, ScanStats};
-use crate::store::image::ImagePlan;
+use crate::store::image::{ImagePlan, Overlay};
 use crate::store::window::Window;
 use crate::store::Store;
 
@@ -85,6 +85,9 @@ impl Store {
         f: impl FnMut(ScanRow<'_>) -> std::result::Result<ControlFlow<()>, E>,
     ) -> std::result::Result<ScanStats, E> {
         if let Some(image) = &read.image {
+            if let Overlay::Run(run) = image.plan.overlay() {
+                return self.scan_from_run(&image.plan, &run, read.cut, range, f);
+            }
             if let Some(window) = self.window_of(image, read.cut)? {
                 return self.scan_from_image(&image.plan, &window, range, f);
             }

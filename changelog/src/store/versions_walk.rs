@@ -26,9 +26,11 @@ use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
 use crate::mvcc::{walk_options, ScanStats, SEEK_AFTER_NEXTS};
 use crate::store::Store;
+use rocksdb::DBRawIterator;
 
 /// How a read at a past cut reaches each key's visible version. Only
-/// [`HistoryWalk::Estimate`] and [`HistoryWalk::Image`] read base images.
+/// [`HistoryWalk::Estimate`], [`HistoryWalk::Image`] and
+/// [`HistoryWalk::ImageLog`] read base images.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HistoryWalk {
     /// Whichever the sampled keys say costs less.
@@ -38,10 +40,14 @@ pub enum HistoryWalk {
     Latest,
     /// Through `versions` alone, wherever the table's keys allow it.
     Versions,
-    /// Through the newest usable base image wherever there is one, its log
-    /// window read in as many pieces as the machine has cores however
-    /// short it is; as [`HistoryWalk::Estimate`] elsewhere.
+    /// Through the newest usable base image wherever there is one, with
+    /// its run of versions where one reaches the cut, else its log window
+    /// read in as many pieces as the machine has cores however short it
+    /// is; as [`HistoryWalk::Estimate`] elsewhere.
     Image,
+    /// As [`HistoryWalk::Image`], but always with the log window, never a
+    /// run.
+    ImageLog,
 }
 
 impl Store {
@@ -83,6 +89,36 @@ impl Store {
         widths.len() <= 1
     }
 
+    /// Whether anything of `table` changed after `after` and at or before
+    /// `upto`: its shape, a reset (truncate, re-read), or a version (a row
+    /// or a deletion; a walk of its keys that stops at the first).
+    pub fn changed_between(&self, table: TableId, after: Lsn, upto: Lsn) -> Result<bool> {
+        let Some(entry) = self.catalog.table(table) else {
+            return Ok(false);
+        };
+        let shape = |at: Lsn| entry.history.at(at).map(|v| v.version);
+        if shape(after) != shape(upto) || entry.last_reset_at(upto).is_some_and(|r| r > after) {
+            return Ok(true);
+        }
+        if !self.keys_never_extend_each_other(table) {
+            // Interleaved versions would not be walked in order: assume so.
+            return Ok(true);
+        }
+        let mut it = self.table_iter(cf::VERSIONS, table, walk_options())?;
+        let walk = VersionWalk {
+            prefix: &[],
+            range: &KeyRange::ALL,
+            upto,
+            take: Take::After(after),
+        };
+        let mut changed = false;
+        walk.run::<StoreError>(&mut it, cf::VERSIONS, &mut ScanStats::default(), |_, _, _| {
+            changed = true;
+            Ok(ControlFlow::Break(()))
+        })?;
+        Ok(changed)
+    }
+
     /// [`Store::visit_visible`] through `versions` alone.
     pub(crate) fn visit_through_versions<E: From<StoreError>>(
         &self,
@@ -104,42 +140,103 @@ impl Store {
             it.seek(start);
             stats.seeks += 1;
         }
+        let walk = VersionWalk {
+            prefix: &[],
+            range,
+            upto: cut,
+            take: Take::First,
+        };
+        walk.run(&mut it, cf::VERSIONS, &mut stats, |uk, lsn, v| {
+            if dead_before.is_none_or(|r| lsn >= r) {
+                f(uk, lsn, v)
+            } else {
+                Ok(ControlFlow::Continue(()))
+            }
+        })?;
+        Ok(stats)
+    }
+}
+
+/// Which versions of each key a [`VersionWalk`] hands on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Take {
+    /// The newest at or before the walk's `upto`: the key's visible one.
+    First,
+    /// Every one after this LSN and at or before `upto`, newest first.
+    After(Lsn),
+}
+
+/// A walk in key order over version keys (`prefix`, then a user key and
+/// its inverted LSN, as in `versions`), of keys that never extend each
+/// other: a key's versions sit together, newest first. Versions it does
+/// not hand on are stepped over, or sought past after
+/// [`SEEK_AFTER_NEXTS`] steps.
+pub(crate) struct VersionWalk<'a> {
+    /// What every key walked starts with before its user key.
+    pub prefix: &'a [u8],
+    /// The user keys walked; the iterator starts at or before the first.
+    pub range: &'a KeyRange,
+    pub upto: Lsn,
+    pub take: Take,
+}
+
+impl VersionWalk<'_> {
+    /// Walks `it` from where it stands, handing `f` each version taken
+    /// (its user key, LSN and value), until `f` breaks or the range ends.
+    pub(crate) fn run<E: From<StoreError>>(
+        &self,
+        it: &mut DBRawIterator<'_>,
+        family: &'static str,
+        stats: &mut ScanStats,
+        mut f: impl FnMut(&[u8], Lsn, &[u8]) -> std::result::Result<ControlFlow<()>, E>,
+    ) -> std::result::Result<(), E> {
         let mut key: Vec<u8> = Vec::new();
         let mut target: Vec<u8> = Vec::new();
         let mut started = false;
-        // Whether the current key's visible version is behind us.
+        // Whether the current key has nothing more to hand on.
         let mut done = false;
         let mut steps = 0;
         while let Some((k, v)) = it.item() {
-            let (uk, lsn) = keys::split_version_key(k).map_err(StoreError::corrupt(cf::VERSIONS))?;
+            let version = k.get(self.prefix.len()..).unwrap_or_default();
+            let (uk, lsn) = keys::split_version_key(version).map_err(StoreError::corrupt(family))?;
             if !started || uk != key.as_slice() {
-                if range.start.as_deref().is_some_and(|s| uk < s) {
+                if self.range.start.as_deref().is_some_and(|s| uk < s) {
                     // A key before the range whose versions sort after its start.
                     it.next();
                     stats.nexts += 1;
                     continue;
                 }
-                if range.end.as_deref().is_some_and(|e| uk >= e) {
+                if self.range.end.as_deref().is_some_and(|e| uk >= e) {
                     break;
                 }
                 key.clear();
                 key.extend_from_slice(uk);
                 (started, done, steps) = (true, false, 0);
             }
-            if !done && lsn <= cut {
-                done = true;
+            if !done && lsn <= self.upto {
                 steps = 0;
-                if dead_before.is_none_or(|r| lsn >= r) && f(uk, lsn, v)?.is_break() {
-                    return Ok(stats);
+                let taken = match self.take {
+                    Take::First => {
+                        done = true;
+                        true
+                    }
+                    Take::After(after) => {
+                        done = lsn <= after;
+                        !done
+                    }
+                };
+                if taken && f(uk, lsn, v)?.is_break() {
+                    return Ok(());
                 }
             }
             if steps == SEEK_AFTER_NEXTS {
                 // A deep history: seek past what is left of it.
+                target.clear();
+                target.extend_from_slice(self.prefix);
                 if done {
-                    target.clear();
                     target.extend_from_slice(&keys::after_all_versions(&key));
                 } else {
-                    keys::encode_version_key_into(&mut target, &key, cut);
+                    keys::extend_version_key(&mut target, &key, self.upto);
                 }
                 it.seek(&target);
                 stats.seeks += 1;
@@ -151,6 +248,6 @@ impl Store {
             steps += 1;
         }
         it.status().map_err(StoreError::from)?;
-        Ok(stats)
+        Ok(())
     }
 }

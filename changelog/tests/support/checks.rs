@@ -61,20 +61,16 @@ pub fn snapshot(store: &Store, t: TableId, cut: Lsn) -> Option<Rows> {
 
 /// [`snapshot`] read as a split read does: one plan, then each of `ranges`
 /// in turn under it; with the base image the plan read through, if any.
-pub fn snapshot_in_parts(
-    store: &Store,
-    t: TableId,
-    cut: Lsn,
-    ranges: &[keys::KeyRange],
-) -> Option<(Rows, Option<Lsn>)> {
+pub fn snapshot_in_parts(store: &Store, t: TableId, cut: Lsn, ranges: &[keys::KeyRange]) -> Option<(Rows, ImageUse)> {
     let entry = store.catalog().table(t)?;
     let target = entry.history.at(cut)?;
     target.schema()?;
     let mut projections = HashMap::new();
     let mut out = Vec::new();
     let plan = store.plan_table_read(t, cut, entry.last_reset_at(cut)).unwrap();
+    let mut run = false;
     for range in ranges {
-        store
+        let stats = store
             .scan_planned::<StoreError>(&plan, range, |row| {
                 assert!(range.contains(row.key), "{:?} outside {range:?}", row.key);
                 let p = projections
@@ -89,8 +85,22 @@ pub fn snapshot_in_parts(
                 Ok(ControlFlow::Continue(()))
             })
             .unwrap();
+        run |= stats.run;
     }
-    Some((out, plan.image()))
+    Some((
+        out,
+        ImageUse {
+            image: plan.image(),
+            run,
+        },
+    ))
+}
+
+/// Which image a read went through, and whether with its run of versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageUse {
+    pub image: Option<Lsn>,
+    pub run: bool,
 }
 
 /// Everything a store exposes, for comparing two stores that should be equal.

@@ -14,7 +14,7 @@ use crate::pg::{current_lsn, insert_sql, orders_ddl, psql};
 use crate::probe::{probe, Walk};
 use crate::report::{mib, report_pairs, tail_summary, walls};
 
-pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
+pub fn run(ctx: &Ctx, versions: u32, image_every: Option<u64>) -> Result<()> {
     let (cl, conn, dir) = ctx.step(
         &format!("3. As-of snapshot, 1 and {versions} versions per key"),
         "asof_snapshot",
@@ -185,12 +185,13 @@ pub fn run(ctx: &Ctx, versions: u32) -> Result<()> {
     // Base images, one per round of updates (`asof image --every` the
     // table's size): the same past cut, at an image, and half a round
     // past one (the image plus 400,000 changes of the log).
+    let every = image_every.unwrap_or(rows);
     let s = timed(
-        ctx.asof(&store).args(["image", "--every", &rows.to_string()]),
+        ctx.asof(&store).args(["image", "--every", &every.to_string()]),
         &dir.join("image.log"),
     )?;
     println!(
-        "\nasof image --every {rows}: {:.1} s (asof CPU {:.1} s); store now {:.1} MiB",
+        "\nasof image --every {every}: {:.1} s (asof CPU {:.1} s); store now {:.1} MiB",
         s.wall,
         s.cpu,
         mib(dir_size(&store)?)

@@ -84,6 +84,10 @@ enum Step {
         /// Versions per key of the deep table.
         #[arg(long, default_value_t = 20)]
         versions: u32,
+        /// Changes between two base images (`asof image --every`); the
+        /// default is the table's rows, an image per round of updates.
+        #[arg(long)]
+        image_every: Option<u64>,
     },
     /// 4. Commit-to-queryable latency under steady load.
     Freshness {
@@ -184,7 +188,7 @@ fn main() -> Result<()> {
     match cli.step {
         Step::Capture => capture::run(&ctx),
         Step::InitialSnapshot => initial_snapshot::run(&ctx),
-        Step::AsofSnapshot { versions } => asof_snapshot::run(&ctx, versions),
+        Step::AsofSnapshot { versions, image_every } => asof_snapshot::run(&ctx, versions, image_every),
         Step::Freshness { rate, seconds } => freshness::run(&ctx, rate, seconds),
         Step::Kafka => kafka::run(&ctx),
         Step::SqlExport => sql_export::run(&ctx),
@@ -203,7 +207,7 @@ fn main() -> Result<()> {
         Step::All => {
             capture::run(&ctx)?;
             initial_snapshot::run(&ctx)?;
-            asof_snapshot::run(&ctx, 20)?;
+            asof_snapshot::run(&ctx, 20, None)?;
             freshness::run(&ctx, 500, 20)?;
             kafka::run(&ctx)
         }

@@ -47,8 +47,11 @@ pub enum Walk {
     Latest,
     /// Through `versions` alone, where the table allows it.
     Versions,
-    /// Through the newest usable base image wherever there is one.
+    /// Through the newest usable base image wherever there is one, and
+    /// its run of versions where one reaches the cut.
     Image,
+    /// Through the newest usable base image and the log since it.
+    ImageLog,
     /// Each of the three in turn.
     Each,
 }
@@ -78,6 +81,7 @@ pub fn probe(store_path: &Path, at: When, walk: Walk, compact_files: bool, table
         Walk::Latest => vec![HistoryWalk::Latest],
         Walk::Versions => vec![HistoryWalk::Versions],
         Walk::Image => vec![HistoryWalk::Image],
+        Walk::ImageLog => vec![HistoryWalk::ImageLog],
         Walk::Each => vec![HistoryWalk::Latest, HistoryWalk::Versions, HistoryWalk::Estimate],
     };
     for walk in walks {
