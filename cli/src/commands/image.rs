@@ -40,13 +40,39 @@ pub fn run(store_path: &Path, a: ImageArgs) -> Result<()> {
             .map(|t| (t.id, t.schema.name.clone()))
             .collect();
         for (id, name) in tables {
+            // Periodic images skip a table unchanged since its last one:
+            // that image reads the same.
+            let last = store.images(id)?.into_iter().rev().find(|i| i.at < lsn);
+            if let Some(last) = last.filter(|_| a.every.is_some()) {
+                if !store.changed_between(id, last.at, lsn)? {
+                    eprintln!("image of {name} at {cut}: unchanged since its image at {}", last.at);
+                    continue;
+                }
+            }
             let image = store.write_image(id, lsn)?;
-            eprintln!("image of {name} at {}: {} rows", cut, image.rows);
+            let run = run_into(&store, id, lsn)?;
+            match run {
+                Some(run) => eprintln!(
+                    "image of {name} at {cut}: {} rows; {} versions since the image at {}",
+                    image.rows, run.versions, run.from
+                ),
+                None => eprintln!("image of {name} at {cut}: {} rows", image.rows),
+            }
             written += 1;
         }
     }
     eprintln!("{written} images written");
     Ok(())
+}
+
+/// The run of `table`'s versions that ends at its image at `at`.
+fn run_into(store: &Store, table: changelog::TableId, at: Lsn) -> Result<Option<changelog::RunInfo>> {
+    for image in store.images(table)?.iter().rev().filter(|i| i.at < at) {
+        if let Some(run) = store.image_run(table, image.at)?.filter(|r| r.end == at) {
+            return Ok(Some(run));
+        }
+    }
+    Ok(None)
 }
 
 /// The commits that end each run of `n` changes of the log, counted from

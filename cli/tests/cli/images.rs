@@ -34,8 +34,11 @@ fn snapshots_through_images_are_what_postgres_showed() {
     sql(
         &pg,
         "CREATE TABLE t (id int PRIMARY KEY, v int, note text);
-         INSERT INTO t SELECT g, 0, 'copied' FROM generate_series(1, 300) g;",
+         INSERT INTO t SELECT g, 0, 'copied' FROM generate_series(1, 300) g;
+         CREATE TABLE idle (id int PRIMARY KEY, note text);
+         INSERT INTO idle SELECT g, 'never changed' FROM generate_series(1, 50) g;",
     );
+    let idle = copy_csv(&pg, "SELECT * FROM idle ORDER BY id");
     let dir = scratch();
     let a = Asof::new(store_in(dir.path()));
     a.catch_up(&pg.conninfo());
@@ -46,12 +49,30 @@ fn snapshots_through_images_are_what_postgres_showed() {
             .ok()
             .stdout
     };
-    // An image about every other pass.
+    // An image about every other pass; each after the first carries the
+    // versions since the one before; a table that did not change keeps its
+    // first image.
     let out = a.run(&["image", "--every", "500"]).ok();
     assert!(out.stderr.contains("images written"), "{}", out.stderr);
     assert!(!out.stderr.starts_with("0 images"), "{}", out.stderr);
+    assert!(out.stderr.contains("versions since the image at"), "{}", out.stderr);
+    let idle_lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains("public.idle")).collect();
+    assert!(idle_lines.len() > 1, "{}", out.stderr);
+    assert!(idle_lines[0].ends_with(" rows"), "{}", out.stderr);
+    assert!(
+        idle_lines[1..]
+            .iter()
+            .all(|l| l.contains("unchanged since its image at")),
+        "{}",
+        out.stderr
+    );
     for (m, want) in &seen {
         assert_bytes_eq(&snapshot(m), want, &m.at_lsn());
+        let got = a
+            .run(&["snapshot", "idle", "--at", &m.at_lsn(), "--format", "csv"])
+            .ok()
+            .stdout;
+        assert_bytes_eq(&got, &idle, &m.at_lsn());
     }
     // Once more at the last moment, and for one table by name.
     a.run(&["image", "--tables", "public.t"]).ok();
