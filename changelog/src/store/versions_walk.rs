@@ -24,7 +24,7 @@ use crate::error::{Result, StoreError};
 use crate::ids::TableId;
 use crate::keys::{self, cf, KeyRange};
 use crate::lsn::Lsn;
-use crate::mvcc::{walk_options, ScanStats, SEEK_AFTER_NEXTS};
+use crate::mvcc::{walk_options, ScanStats, SEEKS_BEFORE_RETRY, SEEK_AFTER_NEXTS};
 use crate::store::Store;
 use rocksdb::DBRawIterator;
 
@@ -196,6 +196,13 @@ impl VersionWalk<'_> {
         // Whether the current key has nothing more to hand on.
         let mut done = false;
         let mut steps = 0;
+        // Copying a run walks every key's whole history: after stepping
+        // failed to get past one key's newer (or older) versions, the next
+        // keys seek past theirs at once, as a scan does.
+        let direct = matches!(self.take, Take::After(_));
+        let (mut seek_newer, mut seek_older) = (0, 0);
+        // Whether to seek now rather than step.
+        let mut at_once = false;
         while let Some((k, v)) = it.item() {
             let version = k.get(self.prefix.len()..).unwrap_or_default();
             let (uk, lsn) = keys::split_version_key(version).map_err(StoreError::corrupt(family))?;
@@ -212,6 +219,10 @@ impl VersionWalk<'_> {
                 key.clear();
                 key.extend_from_slice(uk);
                 (started, done, steps) = (true, false, 0);
+                if seek_newer > 0 && lsn > self.upto {
+                    seek_newer -= 1;
+                    at_once = true;
+                }
             }
             if !done && lsn <= self.upto {
                 steps = 0;
@@ -222,6 +233,10 @@ impl VersionWalk<'_> {
                     }
                     Take::After(after) => {
                         done = lsn <= after;
+                        if done && seek_older > 0 {
+                            seek_older -= 1;
+                            at_once = true;
+                        }
                         !done
                     }
                 };
@@ -229,7 +244,16 @@ impl VersionWalk<'_> {
                     return Ok(());
                 }
             }
-            if steps == SEEK_AFTER_NEXTS {
+            if at_once || steps == SEEK_AFTER_NEXTS {
+                if direct && !at_once {
+                    // Stepping failed: seek at once for the next keys.
+                    if done {
+                        seek_older = SEEKS_BEFORE_RETRY;
+                    } else {
+                        seek_newer = SEEKS_BEFORE_RETRY;
+                    }
+                }
+                at_once = false;
                 // A deep history: seek past what is left of it.
                 target.clear();
                 target.extend_from_slice(self.prefix);
