@@ -46,7 +46,7 @@ use crate::lsn::Lsn;
 use crate::mvcc::{decode_head, hand_row, park, recycle, scan_options, walk_options, ScanRow, ScanStats};
 use crate::schema::{SchemaVersionNo, TableSchema};
 use crate::store::open::cf_options;
-use crate::store::sample::{LOG, RUN, SEEK};
+use crate::store::sample::{LOG, RUN_PER_STEP, SEEK};
 use crate::store::versions_walk::{Take, VersionWalk};
 use crate::store::window::{Window, MAX_WINDOW_RECORDS, MIN_PIECE_LSNS};
 use crate::store::{HistoryWalk, Store};
@@ -358,8 +358,9 @@ impl Store {
         // Even with every key changed, a walk costs no more than this much
         // more than reading every row once; and the log is read only when
         // it costs less than the run.
+        let run_cost = |r: RunInfo| r.versions.div_ceil(RUN_PER_STEP);
         let budget = (rows.saturating_mul(SEEK) / LOG).min(MAX_WINDOW_RECORDS);
-        let budget = run.map_or(budget, |r| budget.min(r.versions.saturating_mul(RUN).div_ceil(LOG)));
+        let budget = run.map_or(budget, |r| budget.min(run_cost(r).div_ceil(LOG)));
         let mut records = 0u64;
         let mut from = image.at.next();
         while records < budget {
@@ -370,7 +371,7 @@ impl Store {
         }
         let (overlay, cost) = match run {
             _ if records < budget => (Overlay::Log, LOG.saturating_mul(records)),
-            Some(r) => (Overlay::Run(r), RUN.saturating_mul(r.versions)),
+            Some(r) => (Overlay::Run(r), run_cost(r)),
             None => return Ok(None),
         };
         let sample = self.sample_keys(table, cut)?;
