@@ -182,10 +182,10 @@ pub fn run(ctx: &Ctx, versions: u32, image_every: Option<u64>) -> Result<()> {
     let r = run(ctx, "compacted-mid", &at)?;
     summarize(&r, "after flush + compact_files", &at);
 
-    // Base images, one per round of updates (`asof image --every` the
-    // table's size): the same past cut, at an image, and half a round
-    // past one (the image plus 400,000 changes of the log).
-    let every = image_every.unwrap_or(rows);
+    // Base images, by default two per round of updates (`asof image
+    // --every` half the table's size): the same past cut, at an image, half
+    // a round past it and one chunk before the round's end.
+    let every = image_every.unwrap_or(rows.div_ceil(2));
     let s = timed(
         ctx.asof(&store).args(["image", "--every", &every.to_string()]),
         &dir.join("image.log"),
@@ -197,12 +197,24 @@ pub fn run(ctx: &Ctx, versions: u32, image_every: Option<u64>) -> Result<()> {
         mib(dir_size(&store)?)
     );
     let r = run(ctx, "images-mid", &at)?;
-    summarize(&r, "with an image per round (cut at an image)", &at);
+    summarize(
+        &r,
+        &format!("with images every {every} changes (cut at a round's end)"),
+        &at,
+    );
     let at = format!("lsn:{mid_round}");
     let r = run(ctx, "images-mid-round", &at)?;
-    summarize(&r, "with an image per round (cut half a round past one)", &at);
+    summarize(
+        &r,
+        &format!("with images every {every} changes (cut half a round past its end)"),
+        &at,
+    );
     let at = format!("lsn:{late_round}");
     let r = run(ctx, "images-late-round", &at)?;
-    summarize(&r, "with an image per round (cut one chunk before the next)", &at);
+    summarize(
+        &r,
+        &format!("with images every {every} changes (cut one chunk before the next round's end)"),
+        &at,
+    );
     Ok(())
 }

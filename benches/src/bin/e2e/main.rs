@@ -85,7 +85,9 @@ enum Step {
         #[arg(long, default_value_t = 20)]
         versions: u32,
         /// Changes between two base images (`asof image --every`); the
-        /// default is the table's rows, an image per round of updates.
+        /// default is half the table's rows, two images per round of
+        /// updates, which bounds a read anywhere to one and a half
+        /// tables' worth of rows and versions.
         #[arg(long)]
         image_every: Option<u64>,
     },
