@@ -234,13 +234,20 @@ pub fn image_row_prefix(table: TableId, at: Lsn) -> [u8; 13] {
 /// The first and one-past-last keys of the rows of `table`'s image at `at`
 /// whose user keys lie in `range`.
 pub fn image_row_range(table: TableId, at: Lsn, range: &KeyRange) -> (Vec<u8>, Vec<u8>) {
-    let prefix = image_row_prefix(table, at);
-    let (table_lo, table_hi) = table_range(table);
-    let bound = |suffix: &[u8]| [prefix.as_slice(), suffix].concat();
-    (
-        bound(range.start.as_deref().unwrap_or(&table_lo)),
-        bound(range.end.as_deref().unwrap_or(&table_hi)),
+    head_range(
+        image_row_prefix(table, at),
+        table,
+        range.start.as_deref(),
+        range.end.as_deref(),
     )
+}
+
+/// `head` followed by `start` and by `end`, each the table's own bound
+/// when `None`.
+fn head_range(head: [u8; 13], table: TableId, start: Option<&[u8]>, end: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) {
+    let (table_lo, table_hi) = table_range(table);
+    let bound = |suffix: &[u8]| [head.as_slice(), suffix].concat();
+    (bound(start.unwrap_or(&table_lo)), bound(end.unwrap_or(&table_hi)))
 }
 
 /// Tag of a run's completion marker in the `images` family.
@@ -273,20 +280,13 @@ pub fn run_version_prefix(table: TableId, from: Lsn) -> [u8; 13] {
 /// `table`'s image at `from`, from the first key of `range` on (its end
 /// cannot bound version keys: a user key before it can be a prefix of it).
 pub fn run_version_range(table: TableId, from: Lsn, range: &KeyRange) -> (Vec<u8>, Vec<u8>) {
-    let prefix = run_version_prefix(table, from);
-    let (table_lo, table_hi) = table_range(table);
-    let bound = |suffix: &[u8]| [prefix.as_slice(), suffix].concat();
-    (bound(range.start.as_deref().unwrap_or(&table_lo)), bound(&table_hi))
+    head_range(run_version_prefix(table, from), table, range.start.as_deref(), None)
 }
 
 /// The value of a run's marker: where it ends and how many versions it
 /// holds.
 pub fn encode_run_extent(end: Lsn, versions: u64) -> [u8; 16] {
-    let mut v = [0u8; 16];
-    let (e, n) = v.split_at_mut(8);
-    e.copy_from_slice(&end.0.to_be_bytes());
-    n.copy_from_slice(&versions.to_be_bytes());
-    v
+    (u128::from(end.0) << 64 | u128::from(versions)).to_be_bytes()
 }
 
 /// Decodes the value of a run's marker into its end and its versions.

@@ -409,12 +409,7 @@ impl Store {
         let mut image = self.image_rows(plan, range)?;
         let image_prefix = keys::image_row_prefix(plan.table, plan.at).len();
         let run_prefix = keys::run_version_prefix(plan.table, run.from);
-        let (lo, hi) = keys::run_version_range(plan.table, run.from, range);
-        let mut ro = walk_options();
-        ro.set_iterate_lower_bound(lo.clone());
-        ro.set_iterate_upper_bound(hi);
-        let mut versions = self.iter_opt(self.cf(cf::IMAGES)?, ro);
-        versions.seek(&lo);
+        let mut versions = self.images_iter(keys::run_version_range(plan.table, run.from, range), walk_options())?;
         let mut stats = ScanStats {
             seeks: 2,
             image: Some(plan.at),
@@ -467,13 +462,20 @@ impl Store {
 
     /// An iterator over the rows of `plan`'s image in `range`, at the first.
     fn image_rows(&self, plan: &ImagePlan, range: &KeyRange) -> Result<rocksdb::DBRawIterator<'_>> {
-        let (lo, hi) = keys::image_row_range(plan.table, plan.at, range);
-        let mut ro = scan_options();
+        self.images_iter(keys::image_row_range(plan.table, plan.at, range), scan_options())
+    }
+
+    /// An iterator over the `images` family from `lo` to `hi`, at `lo`.
+    fn images_iter(
+        &self,
+        (lo, hi): (Vec<u8>, Vec<u8>),
+        mut ro: rocksdb::ReadOptions,
+    ) -> Result<rocksdb::DBRawIterator<'_>> {
         ro.set_iterate_lower_bound(lo.clone());
         ro.set_iterate_upper_bound(hi);
-        let mut image = self.iter_opt(self.cf(cf::IMAGES)?, ro);
-        image.seek(&lo);
-        Ok(image)
+        let mut it = self.iter_opt(self.cf(cf::IMAGES)?, ro);
+        it.seek(&lo);
+        Ok(it)
     }
 
     /// [`Store::scan_range_as_of`] through `plan`'s image and `window`,
