@@ -290,7 +290,8 @@ pub struct ImageArgs {
     #[arg(long, value_name = "WHEN", default_value = "now", allow_hyphen_values = true, value_parser = values::when, conflicts_with = "every")]
     pub at: When,
     /// Instead, write images through the whole log, one every N changes (counted over every table),
-    /// after the last image already written.
+    /// after the last image already written, skipping a table unchanged since its last image. A read
+    /// between two images costs about the table's rows plus N versions.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub every: Option<u64>,
     /// Only these tables (schema.name, comma separated; default: every table at each moment).
