@@ -260,8 +260,28 @@ impl Store {
         open::load_state(self)
     }
 
-    /// Flushes memtables to disk (used before measuring size).
+    /// Flushes memtables to disk (used before measuring size), and lets
+    /// the write-ahead log files they came from go.
     pub fn flush(&self) -> Result<()> {
+        self.flush_families()?;
+        if self.wal_bytes()? == 0 || self.check_writable().is_err() {
+            return Ok(());
+        }
+        // A family whose last flush the engine finished after it had begun
+        // a newer log file, and which has had nothing written since, still
+        // holds the older log alive, so a flush of everything can leave tens
+        // of megabytes of log behind. Beginning a new log file moves every
+        // empty family past the old ones: write one value back unchanged and
+        // flush its family.
+        let cf = self.cf(crate::keys::cf::META)?;
+        if let Some(format) = self.db.get_cf(cf, crate::keys::meta::FORMAT)? {
+            self.db.put_cf(cf, crate::keys::meta::FORMAT, format)?;
+            self.db.flush_cf(cf)?;
+        }
+        Ok(())
+    }
+
+    fn flush_families(&self) -> Result<()> {
         for (_, cf) in self.families() {
             self.db.flush_cf(cf)?;
         }
