@@ -79,7 +79,7 @@ pub use schema::{
 pub use store::{
     Access, AppendOutcome, BuiltRows, BulkRows, Catalog, CommitEntry, CompactStats, Durability, FollowPosition,
     HistoryWalk, ImageInfo, LogEntry, ResetKind, RowBlock, RunInfo, SourceInfo, SpillTxn, Store, StoreOptions,
-    StoredVersion, TableEntry, TableRead, VersionState, Watermark, FORMAT_VERSION, OLDEST_FORMAT,
+    StoredVersion, TableEntry, TableRead, VersionState, Watermark, WrittenImage, FORMAT_VERSION, OLDEST_FORMAT,
 };
 pub use time::CommitTime;
 pub use value::{Datum, DatumRef, RowImage};

@@ -174,8 +174,9 @@ fn past_cuts_read_from_images_and_retention_drops_the_old_ones() {
     }
     // The schema record, then `keys` records a round.
     let round_ends: Vec<usize> = (1..12).map(|r| (1 + r * keys) / per_txn - 1).collect();
+    let mut runs_written = Vec::new();
     for &i in &round_ends {
-        store.write_image(table, txns[i].commit.commit_lsn).unwrap();
+        runs_written.push(store.write_image(table, txns[i].commit.commit_lsn).unwrap().run);
     }
     let cuts: Vec<Lsn> = txns.iter().map(|t| t.commit.commit_lsn).collect();
     assert!(differences(&store, &model, txns.len()).is_empty());
@@ -193,6 +194,11 @@ fn past_cuts_read_from_images_and_retention_drops_the_old_ones() {
         let run = store.image_run(table, from).unwrap().expect("a run after each image");
         assert_eq!((run.from, run.end), (from, end));
         assert_eq!(run.versions, keys as u64, "{run:?}");
+    }
+    // Each image but the first reports the run it ended, as stored.
+    assert_eq!(runs_written[0], None);
+    for (w, pair) in runs_written[1..].iter().zip(round_ends.windows(2)) {
+        assert_eq!(*w, store.image_run(table, cuts[pair[0]]).unwrap());
     }
     assert_eq!(store.image_run(table, cuts[*round_ends.last().unwrap()]).unwrap(), None);
     // Late in a round every key changed since the image: the run is read.
@@ -220,7 +226,12 @@ fn past_cuts_read_from_images_and_retention_drops_the_old_ones() {
     }
 
     // Writing an image again is a no-op; one before the horizon is refused.
-    assert_eq!(store.write_image(table, images[0].at).unwrap(), images[0]);
+    // It reports the run into it while the image before it is kept.
+    let again = store.write_image(table, images[0].at).unwrap();
+    assert_eq!((again.image, again.run), (images[0], None));
+    let again = store.write_image(table, images[1].at).unwrap();
+    assert_eq!(again.image, images[1]);
+    assert_eq!(again.run.map(|r| (r.from, r.end)), Some((images[0].at, images[1].at)));
     assert!(matches!(
         store.write_image(table, cuts[1]),
         Err(StoreError::NoCommitAt { .. })
@@ -252,7 +263,7 @@ fn a_store_without_images_is_read_and_gains_them_when_written() {
     drop(reader);
     let mut writer = open(dir.path(), Durability::Buffered);
     let at = txns[10].commit.commit_lsn;
-    assert_eq!(writer.write_image(table, at).unwrap().at, at);
+    assert_eq!(writer.write_image(table, at).unwrap().image.at, at);
     assert!(differences(&writer, &model, txns.len()).is_empty());
 }
 

@@ -409,6 +409,7 @@ fn open(dir: &std::path::Path) -> Store {
             create_if_missing: true,
             durability: Durability::Buffered,
             cache_bytes: 8 << 20,
+            ..Default::default()
         },
     )
     .unwrap()

@@ -19,6 +19,7 @@ fn store_with_orders(dir: &std::path::Path) -> (Store, Cut) {
             create_if_missing: true,
             durability: Durability::Buffered,
             cache_bytes: 8 << 20,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -76,6 +76,16 @@ pub struct RunInfo {
     pub versions: u64,
 }
 
+/// What writing an image left: the image, and the run of versions it
+/// ended (from the image before it), if it wrote or already had one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrittenImage {
+    /// The image.
+    pub image: ImageInfo,
+    /// The run of versions that ends at it.
+    pub run: Option<RunInfo>,
+}
+
 /// What a read through an image overlays on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Overlay {
@@ -130,14 +140,16 @@ impl Store {
     }
 
     /// Writes the image of `table` at `at` (a stored commit at or after the
-    /// horizon), unless it exists. The rows are those a scan at `at` reads.
-    pub fn write_image(&mut self, table: TableId, at: Lsn) -> Result<ImageInfo> {
+    /// horizon), unless it exists. The rows are those a scan at `at` reads;
+    /// the run of versions since the image before it goes with them.
+    pub fn write_image(&mut self, table: TableId, at: Lsn) -> Result<WrittenImage> {
         self.check_writable()?;
         if self.commit(at)?.is_none() || self.horizon.is_some_and(|h| at < h) {
             return Err(StoreError::NoCommitAt { lsn: at });
         }
         if let Some(done) = self.images(table)?.into_iter().find(|i| i.at == at) {
-            return Ok(done);
+            let run = self.run_into(table, at)?;
+            return Ok(WrittenImage { image: done, run });
         }
         let dead_before = self.catalog.table(table).and_then(|e| e.last_reset_at(at));
         let prefix = keys::image_row_prefix(table, at);
@@ -223,17 +235,35 @@ impl Store {
             keys::encode_image_marker(table, at),
             keys::encode_image_rows(rows),
         );
-        if let Some(from) = run_from {
+        let run = run_from.map(|from| RunInfo {
+            from,
+            end: at,
+            versions,
+        });
+        if let Some(run) = run {
             batch.put_cf(
                 images,
-                keys::encode_run_marker(table, from),
-                keys::encode_run_extent(at, versions),
+                keys::encode_run_marker(table, run.from),
+                keys::encode_run_extent(run.end, run.versions),
             );
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
-        Ok(ImageInfo { table, at, rows })
+        Ok(WrittenImage {
+            image: ImageInfo { table, at, rows },
+            run,
+        })
+    }
+
+    /// The run of `table`'s versions that ends at its image at `at`.
+    fn run_into(&self, table: TableId, at: Lsn) -> Result<Option<RunInfo>> {
+        for image in self.images(table)?.iter().rev().filter(|i| i.at < at) {
+            if let Some(run) = self.image_run(table, image.at)?.filter(|r| r.end == at) {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
     }
 
     /// The image of `table` before `at` whose run of versions an image at

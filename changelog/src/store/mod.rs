@@ -8,7 +8,7 @@ pub mod catalog;
 mod compact;
 mod image;
 pub use compact::CompactStats;
-pub use image::{ImageInfo, RunInfo};
+pub use image::{ImageInfo, RunInfo, WrittenImage};
 mod integrity;
 mod log_rows;
 pub mod meta;
@@ -64,6 +64,10 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// Block cache size in bytes (shared by all families).
     pub cache_bytes: usize,
+    /// Write-ahead log bytes past which the engine flushes the memtables
+    /// that hold its oldest file. It bounds what recovery after a crash, and
+    /// a reader opening beside the writer, replays.
+    pub wal_limit_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -72,6 +76,7 @@ impl Default for StoreOptions {
             create_if_missing: false,
             durability: Durability::Sync,
             cache_bytes: 256 << 20,
+            wal_limit_bytes: 128 << 20,
         }
     }
 }

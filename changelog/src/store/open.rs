@@ -27,10 +27,7 @@ fn db_options(opts: &StoreOptions) -> Options {
     // Many small sync writes: let RocksDB batch concurrent writers.
     o.set_enable_pipelined_write(true);
     o.set_keep_log_file_num(4);
-    // Bounds the write-ahead log a reader opening beside a running writer
-    // must replay (and recovery after a crash): memtables are flushed once
-    // the log passes this.
-    o.set_max_total_wal_size(128 << 20);
+    o.set_max_total_wal_size(opts.wal_limit_bytes);
     o.set_max_file_opening_threads(FILE_OPENING_THREADS);
     o
 }

@@ -18,6 +18,7 @@ pub fn open(dir: &Path, durability: Durability) -> Store {
             create_if_missing: true,
             durability,
             cache_bytes: 8 << 20,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("opening {}: {e:?}", dir.display()))

@@ -49,30 +49,19 @@ pub fn run(store_path: &Path, a: ImageArgs) -> Result<()> {
                     continue;
                 }
             }
-            let image = store.write_image(id, lsn)?;
-            let run = run_into(&store, id, lsn)?;
-            match run {
+            let new = store.write_image(id, lsn)?;
+            match new.run {
                 Some(run) => eprintln!(
                     "image of {name} at {cut}: {} rows; {} versions since the image at {}",
-                    image.rows, run.versions, run.from
+                    new.image.rows, run.versions, run.from
                 ),
-                None => eprintln!("image of {name} at {cut}: {} rows", image.rows),
+                None => eprintln!("image of {name} at {cut}: {} rows", new.image.rows),
             }
             written += 1;
         }
     }
     eprintln!("{written} images written");
     Ok(())
-}
-
-/// The run of `table`'s versions that ends at its image at `at`.
-fn run_into(store: &Store, table: changelog::TableId, at: Lsn) -> Result<Option<changelog::RunInfo>> {
-    for image in store.images(table)?.iter().rev().filter(|i| i.at < at) {
-        if let Some(run) = store.image_run(table, image.at)?.filter(|r| r.end == at) {
-            return Ok(Some(run));
-        }
-    }
-    Ok(None)
 }
 
 /// The commits that end each run of `n` changes of the log, counted from
