@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing asof needs, when it is missing:
 # a C/C++ toolchain and libclang (RocksDB's bindings), OpenSSL headers,
-# PostgreSQL server binaries (the private test/demo cluster), a Java
+# PostgreSQL server binaries (the private test/demo cluster) and the
+# `periods` extension (the as-of benchmark compares with it), a Java
 # runtime, Maven and Apache Kafka's jars (kafka-fixture's test brokers),
 # and a Python venv with pyarrow and duckdb (the Parquet tests' readers)
 # and psycopg (the wire-protocol tests' client).
@@ -28,6 +29,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The `periods` extension (system-versioned tables, the in-Postgres way to
+# keep history that the as-of benchmark compares with), for the newest
+# Debian-style server, the one pg-fixture picks.
+pg_major="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | cut -d/ -f5 | sort -n | tail -n 1)"
+if [ -n "$pg_major" ] && [ ! -f "/usr/share/postgresql/$pg_major/extension/periods.control" ]; then
+  echo "setup: installing postgresql-$pg_major-periods" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "postgresql-$pg_major-periods" >/dev/null
 fi
 
 # Apache Kafka for kafka-fixture: the jars of kafka-fixture/maven/pom.xml

@@ -1,5 +1,5 @@
 //! Step 3: an as-of snapshot of a table with 1 and with many versions per
-//! key, against `COPY (FORMAT csv)`.
+//! key, against `COPY (FORMAT csv)`, and against a system-versioned table.
 
 use std::process::Stdio;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use crate::measure::{count_stdout, timed, Run};
 use crate::pg::{current_lsn, insert_sql, orders_ddl, psql};
 use crate::probe::{probe, Walk};
 use crate::report::{mib, report_pairs, tail_summary, walls};
+use crate::versioned::Versioned;
 
 pub fn run(ctx: &Ctx, versions: u32, image_every: Option<u64>) -> Result<()> {
     let (cl, conn, dir) = ctx.step(
@@ -182,6 +183,11 @@ pub fn run(ctx: &Ctx, versions: u32, image_every: Option<u64>) -> Result<()> {
     let r = run(ctx, "compacted-mid", &at)?;
     summarize(&r, "after flush + compact_files", &at);
 
+    // What a user would otherwise build inside Postgres: a system-versioned
+    // twin of the deep table, read at the same depth of its history.
+    let twin = Versioned::build(&cl, versions, half)?;
+    twin.compare(ctx, &cl, &store, &dir, &at, "compacted")?;
+
     // Base images, by default two per round of updates (`asof image
     // --every` half the table's size): the same past cut, at an image, half
     // a round past it and one chunk before the round's end.
@@ -216,5 +222,6 @@ pub fn run(ctx: &Ctx, versions: u32, image_every: Option<u64>) -> Result<()> {
         &format!("with images every {every} changes (cut one chunk before the next round's end)"),
         &at,
     );
-    Ok(())
+    twin.compare(ctx, &cl, &store, &dir, &format!("lsn:{mid}"), "with-images")?;
+    twin.write_cost(ctx, &cl, &dir)
 }

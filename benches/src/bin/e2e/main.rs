@@ -45,6 +45,7 @@ mod report;
 mod runtimes;
 mod serve_lookup;
 mod sql_export;
+mod versioned;
 mod workloads;
 
 use std::path::PathBuf;
