@@ -78,7 +78,7 @@ pub use schema::{
 #[cfg(feature = "store")]
 pub use store::{
     Access, AppendOutcome, BuiltRows, BulkRows, Catalog, CommitEntry, CompactStats, Durability, FollowPosition,
-    HistoryWalk, ImageInfo, LogEntry, ResetKind, RowBlock, RunInfo, SourceInfo, SpillTxn, Store, StoreOptions,
+    HistoryWalk, ImageInfo, LogEntry, ResetKind, RowBlock, RunInfo, Settled, SourceInfo, SpillTxn, Store, StoreOptions,
     StoredVersion, TableEntry, TableRead, VersionState, Watermark, WrittenImage, FORMAT_VERSION, OLDEST_FORMAT,
 };
 pub use time::CommitTime;

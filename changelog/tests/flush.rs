@@ -88,3 +88,57 @@ fn a_flush_leaves_no_log_behind_the_engine_s_own_flushes() {
     let expected: Vec<_> = cuts.iter().map(|&c| snapshot(&store, table, c)).collect();
     assert_eq!(read_back(dir.path(), table, &cuts), expected);
 }
+
+/// Appends `txns` as a long catch-up leaves them: all but the last
+/// `last` transactions merged into one run of table files, those in a
+/// newer run over it (fewer files than make the engine merge them itself).
+fn append_in_two_runs(store: &mut Store, txns: &[changelog::Transaction], last: usize) {
+    let (older, newer) = txns.split_at(txns.len() - last);
+    append_all(store, older);
+    store.flush().unwrap();
+    store.compact_files().unwrap();
+    append_all(store, newer);
+    store.flush().unwrap();
+}
+
+/// A writer that overwrote every key many times leaves the newest versions
+/// in one run; reads see the same before and after.
+#[test]
+fn a_stopping_writer_merges_the_newest_versions_after_many_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), Durability::Buffered);
+    let table = store.table_id_for(&TableName::new("public", "orders"));
+    // 20 rounds over 4,000 keys; the last round is the newer run.
+    let txns = history(table, &vec![20; 4_000], &[false], 200);
+    append_in_two_runs(&mut store, &txns, 20);
+    let now = txns.last().unwrap().commit.commit_lsn;
+    let before = snapshot(&store, table, now);
+    let settled = store.settle_latest().unwrap();
+    assert_eq!(settled.runs, 2, "{settled:?}");
+    assert!(settled.bytes * 20 <= settled.written, "{settled:?}");
+    assert!(settled.merged_in.is_some(), "{settled:?}");
+    let after = store.settle_latest().unwrap();
+    assert_eq!((after.runs, after.merged_in), (1, None), "{after:?}");
+    assert_eq!(snapshot(&store, table, now), before);
+    drop(store);
+    assert_eq!(read_back(dir.path(), table, &[now]), vec![before]);
+}
+
+/// A writer that wrote each key about once leaves `latest` to the engine:
+/// merging it would cost a large share of what it wrote.
+#[test]
+fn a_stopping_writer_leaves_the_newest_versions_after_one_write_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), Durability::Buffered);
+    let table = store.table_id_for(&TableName::new("public", "orders"));
+    let txns = history(table, &vec![1; 20_000], &[false], 200);
+    append_in_two_runs(&mut store, &txns, 50);
+    let settled = store.settle_latest().unwrap();
+    assert_eq!(settled.runs, 2, "{settled:?}");
+    assert!(settled.bytes * 20 > settled.written, "{settled:?}");
+    assert_eq!(settled.merged_in, None, "{settled:?}");
+    // A reader's handle never merges.
+    drop(store);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert!(reader.settle_latest().is_err());
+}

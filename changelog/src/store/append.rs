@@ -120,11 +120,13 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.durability == Durability::Sync);
+        let bytes = batch.size_in_bytes() as u64;
         if let Err(e) = self.db.write_opt(batch, &wo) {
             // What reached disk is unknown; refuse to guess (fsyncgate).
             self.poisoned = true;
             return Err(e.into());
         }
+        self.written += bytes;
         // Durable from here: the watermark may now be acknowledged.
         debug_assert!(self.watermark.is_none_or(|w| w.commit_lsn < mark.commit_lsn));
         self.watermark = Some(mark);

@@ -17,6 +17,8 @@ mod read;
 mod reader_dir;
 mod sample;
 mod scratch;
+mod settle;
+pub use settle::Settled;
 mod spill;
 mod table_read;
 pub use table_read::TableRead;
@@ -109,6 +111,9 @@ pub struct Store {
     first_commit: Option<Lsn>,
     poisoned: bool,
     history_walk: HistoryWalk,
+    /// Bytes of change batches this handle has written: what a stopping
+    /// writer weighs tidying `latest` against.
+    written: u64,
     /// A secondary instance's own directory, kept while it lives.
     _reader_dir: Option<reader_dir::ReaderDir>,
 }

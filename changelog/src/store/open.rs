@@ -301,6 +301,7 @@ fn new_store(db: DB, path: &Path, access: Access, opts: &StoreOptions, scratch: 
         horizon: None,
         compacted: None,
         scanned: Lsn::ZERO,
+        written: 0,
         first_commit: None,
         poisoned: false,
         history_walk: HistoryWalk::default(),

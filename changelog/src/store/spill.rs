@@ -97,10 +97,12 @@ impl Store {
         if before != sp.inflight.tables.len() || sp.next_ordinal as usize == records.len() {
             batch.put_cf(self.cf(cf::META)?, keys::meta::INFLIGHT, meta::encode(&sp.inflight));
         }
+        let bytes = batch.size_in_bytes() as u64;
         if let Err(e) = self.db.write(batch) {
             self.poisoned = true;
             return Err(e.into());
         }
+        self.written += bytes;
         Ok(())
     }
 
